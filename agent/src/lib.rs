@@ -1,0 +1,16 @@
+//! xvrrp: a VRRP router that runs keepalived.conf, with an XDP fast path.
+//!
+//! Module map (after holo-vrrp):
+//! - [`packet`]: VRRPv2/v3 wire codec, checksums, PASS authentication, typed decode errors.
+//! - [`vrrp`]: the sans-IO protocol core (`Instance`: events in, actions out).
+//! - [`sim`]: a deterministic simulator of many instances on a lossy segment in virtual time.
+//! - [`config`]: keepalived.conf lexer, parser, model and semantic validation.
+//! - [`dataplane`]: loading and attaching the embedded eBPF programs.
+//! - [`cli`]: the `xvrrp` command line.
+
+pub mod cli;
+pub mod config;
+pub mod dataplane;
+pub mod packet;
+pub mod sim;
+pub mod vrrp;

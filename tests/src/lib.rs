@@ -1,0 +1,1 @@
+//! Test labs: network namespaces, veth pairs and bridges, torn down by guards.
