@@ -1,1 +1,389 @@
-fn main() {}
+//! Developer and CI entry points: `cargo xtask setup | build-ebpf | build | test | lint | fuzz`.
+//!
+//! Everything the build and the test suite need on a fresh Debian 12 machine is installed by
+//! `setup`, idempotently: a second run only checks and returns in about a second.
+
+use std::{
+    env,
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Debian packages the build and the full test suite need.
+const APT_PACKAGES: &[&str] = &[
+    // eBPF build: bpf-linker is built against LLVM 22.
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "build-essential",
+    "pkg-config",
+    // Network-namespace labs and real peers.
+    "iproute2",
+    "nftables",
+    "iputils-ping",
+    "curl",
+    "nginx-light",
+    "keepalived",
+    "python3",
+    // Packet tools for tests and floods.
+    "tcpdump",
+    "netsniff-ng",
+    "bpftool",
+];
+
+/// bpf-linker version known to work with LLVM 22 and aya 0.14 (see shared/docs/toolchain.md).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const EBPF_TARGET: &str = "bpfel-unknown-none";
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "xvrrp developer and CI tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install everything the build and the tests need (Debian packages, bpf-linker, a `core`
+    /// for bpfel-unknown-none). Idempotent and quick when already done.
+    Setup,
+    /// Build the eBPF programs (agent-ebpf) for bpfel-unknown-none.
+    BuildEbpf,
+    /// Build the eBPF programs, then the agent (which embeds them).
+    Build {
+        /// Build the agent in release mode.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up if needed, build everything and run every test (unit, simulator, namespace labs).
+    /// Must run as root (namespace tests). Extra arguments go to `cargo test`.
+    Test {
+        /// Arguments passed to `cargo test` after `--`, e.g. a test name filter.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
+    Lint,
+    /// Run the packet decoder fuzz target for a while (installs cargo-fuzz if missing).
+    Fuzz {
+        /// How long to fuzz, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    env::set_current_dir(&root).context("entering the workspace root")?;
+    match cli.cmd {
+        Cmd::Setup => setup(),
+        Cmd::BuildEbpf => build_ebpf(&root),
+        Cmd::Build { release } => {
+            build_ebpf(&root)?;
+            let mut args = vec!["build", "--workspace", "--bins"];
+            if release {
+                args.push("--release");
+            }
+            run(Command::new(cargo()).args(args))
+        }
+        Cmd::Test { args } => test(&root, &args),
+        Cmd::Lint => lint(),
+        Cmd::Fuzz { seconds } => fuzz(&root, seconds),
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .context("run this through `cargo xtask`")?;
+    Ok(dir
+        .parent()
+        .context("xtask has a parent directory")?
+        .to_path_buf())
+}
+
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Runs a command, echoing it, and fails with its exit status.
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", show(cmd)))?;
+    if !status.success() {
+        bail!("{} failed with {status}", show(cmd));
+    }
+    Ok(())
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+fn setup() -> Result<()> {
+    let t = Instant::now();
+    apt_packages()?;
+    bpf_linker()?;
+    ebpf_core()?;
+    mount_tracefs();
+    eprintln!("xtask: setup complete in {:.1}s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn apt_packages() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${db:Status-Status}", p]))
+                .is_none_or(|s| s.trim() != "installed")
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "Debian packages missing ({}); run `cargo xtask setup` as root",
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    // Debian starts daemons on install where it can; the suite runs its own per namespace.
+    let _ = Command::new("pkill").args(["-x", "nginx"]).status();
+    let _ = Command::new("pkill").args(["-x", "keepalived"]).status();
+    Ok(())
+}
+
+fn bpf_linker() -> Result<()> {
+    let have = output(Command::new("bpf-linker").arg("--version"));
+    if have
+        .as_deref()
+        .is_some_and(|v| v.contains(BPF_LINKER_VERSION))
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22");
+    let path = format!("{LLVM_PREFIX}/bin:{}", env::var("PATH").unwrap_or_default());
+    run(Command::new(cargo())
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--force",
+        ])
+        .args(["--no-default-features", "--features", "llvm-22"])
+        .env("LLVM_PREFIX", LLVM_PREFIX)
+        .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+        .env("PATH", path))
+}
+
+/// How `core` for bpfel-unknown-none is obtained (see shared/docs/toolchain.md).
+enum CoreSource {
+    /// rustup nightly with rust-src: `-Z build-std=core`.
+    NightlyBuildStd,
+    /// Debian's rustc-web with a prebuilt bpfel `core`.
+    DebianPrebuilt,
+}
+
+fn nightly_has_rust_src() -> bool {
+    output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src")))
+}
+
+fn debian_core_present() -> bool {
+    Path::new("/usr/bin/rustc").exists()
+        && Path::new("/usr/lib/rustlib")
+            .join(EBPF_TARGET)
+            .join("lib")
+            .exists()
+}
+
+fn core_source() -> Option<CoreSource> {
+    if nightly_has_rust_src() {
+        Some(CoreSource::NightlyBuildStd)
+    } else if debian_core_present() {
+        Some(CoreSource::DebianPrebuilt)
+    } else {
+        None
+    }
+}
+
+fn ebpf_core() -> Result<()> {
+    if core_source().is_some() {
+        return Ok(());
+    }
+    eprintln!("xtask: adding rust-src to the nightly toolchain");
+    if run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+        .is_ok()
+        && nightly_has_rust_src()
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: rust-src unavailable; falling back to Debian's prebuilt bpfel core");
+    run(Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-q",
+            "rustc-web",
+            "libstd-rust-web-dev-bpf",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    if !debian_core_present() {
+        bail!("no core for {EBPF_TARGET}: neither nightly rust-src nor Debian's libstd-rust-web-dev-bpf");
+    }
+    Ok(())
+}
+
+fn mount_tracefs() {
+    if Path::new("/sys/kernel/tracing/events").exists() || !is_root() {
+        return;
+    }
+    let _ = Command::new("mount")
+        .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+        .status();
+}
+
+fn build_ebpf(root: &Path) -> Result<()> {
+    let target_dir = root.join("target");
+    let crate_dir = root.join("agent-ebpf");
+    let mut cmd = match core_source() {
+        Some(CoreSource::NightlyBuildStd) => {
+            let mut c = Command::new("cargo");
+            c.args(["+nightly", "build", "--release", "-Z", "build-std=core"]);
+            c
+        }
+        Some(CoreSource::DebianPrebuilt) => {
+            let mut c = Command::new("cargo");
+            c.args(["build", "--release"])
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("RUSTC", "/usr/bin/rustc");
+            c
+        }
+        None => bail!("no core for {EBPF_TARGET}: run `cargo xtask setup`"),
+    };
+    // The outer `cargo xtask` sets variables that would leak into the inner, different toolchain.
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "RUSTC",
+        "RUSTDOC",
+        "CARGO_MANIFEST_DIR",
+    ] {
+        if !(var == "RUSTC" && matches!(core_source(), Some(CoreSource::DebianPrebuilt))) {
+            cmd.env_remove(var);
+        }
+    }
+    cmd.args(["--target", EBPF_TARGET, "--locked", "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(&crate_dir);
+    run(&mut cmd)?;
+    let obj = target_dir
+        .join(EBPF_TARGET)
+        .join("release")
+        .join("xvrrp-ebpf");
+    if !obj.exists() {
+        bail!("eBPF build succeeded but {} is missing", obj.display());
+    }
+    Ok(())
+}
+
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    if !is_root() {
+        bail!("`cargo xtask test` runs network-namespace tests and must run as root");
+    }
+    let t = Instant::now();
+    setup()?;
+    build_ebpf(root)?;
+    run(Command::new(cargo()).args(["build", "--workspace", "--all-targets"]))?;
+    let bin = root.join("target").join("debug").join("xvrrp");
+    let mut cmd = Command::new(cargo());
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .env("XVRRP_BIN", &bin);
+    if !args.is_empty() {
+        cmd.arg("--").args(args.iter().map(OsStr::new));
+    }
+    run(&mut cmd)?;
+    eprintln!(
+        "xtask: test suite finished in {:.0}s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn lint() -> Result<()> {
+    run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
+    run(Command::new(cargo()).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn fuzz(root: &Path, seconds: u64) -> Result<()> {
+    if !succeeds(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let mut cmd = Command::new("cargo");
+    for var in ["RUSTUP_TOOLCHAIN", "CARGO", "RUSTC", "RUSTDOC"] {
+        cmd.env_remove(var);
+    }
+    run(cmd
+        .args([
+            "+nightly",
+            "fuzz",
+            "run",
+            "decode",
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ])
+        .current_dir(root))
+}
