@@ -243,7 +243,13 @@ fn debian_core_present() -> bool {
             .exists()
 }
 
+/// `XVRRP_EBPF_CORE=debian` forces the Debian route (to test the fallback); `nightly` forces rustup.
 fn core_source() -> Option<CoreSource> {
+    match env::var("XVRRP_EBPF_CORE").as_deref() {
+        Ok("debian") => return debian_core_present().then_some(CoreSource::DebianPrebuilt),
+        Ok("nightly") => return nightly_has_rust_src().then_some(CoreSource::NightlyBuildStd),
+        _ => {}
+    }
     if nightly_has_rust_src() {
         Some(CoreSource::NightlyBuildStd)
     } else if debian_core_present() {
