@@ -6,11 +6,15 @@
 //! - [`sim`]: a deterministic simulator of many instances on a lossy segment in virtual time.
 //! - [`config`]: keepalived.conf lexer, parser, model and semantic validation.
 //! - [`dataplane`]: loading and attaching the embedded eBPF programs.
+//! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
+//! - [`logging`]: the stderr logger.
 //! - [`cli`]: the `xvrrp` command line.
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dataplane;
+pub mod logging;
 pub mod packet;
 pub mod sim;
 pub mod vrrp;

@@ -1,0 +1,282 @@
+//! The control socket: how `xvrrp status` and `xvrrp counters` talk to a running agent.
+//!
+//! A Unix stream socket (default [`DEFAULT_SOCKET`], mode 0600 in a 0700 directory: root only).
+//! One request per connection: the client writes one JSON line (`{"cmd":"status"}`), the agent
+//! answers one JSON line and closes. Binding refuses to start a second agent on the same path
+//! (a live agent answers on it); a stale socket file left by a killed agent is replaced.
+
+use std::{
+    io::{self, BufRead, BufReader, Write},
+    os::unix::{fs::PermissionsExt, net::UnixStream as StdUnixStream},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader},
+    net::{UnixListener, UnixStream},
+};
+
+/// Default control socket path.
+pub const DEFAULT_SOCKET: &str = "/run/xvrrp/xvrrp.sock";
+
+/// Requests are bounded so a stuck or hostile client cannot hold memory.
+const MAX_REQUEST: usize = 4096;
+
+/// Control socket errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another agent answers on the socket.
+    #[error("another xvrrp agent is already running with control socket {0} (use --control-socket PATH for a second agent)")]
+    InUse(PathBuf),
+    /// No agent answers.
+    #[error(
+        "no xvrrp agent answers on {path}: {source} (is it running? is --control-socket right?)"
+    )]
+    NotRunning {
+        /// Socket path.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Any other I/O failure on the socket.
+    #[error("control socket {path}: {source}")]
+    Io {
+        /// Socket path.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The agent's answer was not JSON, or reported an error.
+    #[error("control socket {path}: {message}")]
+    Protocol {
+        /// Socket path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A request from a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The command: `status` or `counters`.
+    pub cmd: String,
+}
+
+/// The agent's side of the socket.
+#[derive(Debug)]
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Binds the control socket, creating its directory (0700) and refusing if another agent is
+    /// live on it. Must be called inside a tokio runtime.
+    pub fn bind(path: &Path) -> Result<Self, ControlError> {
+        let io_err = |source| ControlError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(io_err)?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io_err)?;
+            }
+        }
+        if path.exists() {
+            match StdUnixStream::connect(path) {
+                Ok(_) => return Err(ControlError::InUse(path.to_owned())),
+                Err(_) => std::fs::remove_file(path).map_err(io_err)?,
+            }
+        }
+        let listener = UnixListener::bind(path).map_err(io_err)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for the next client and reads its request. A malformed request is answered with an
+    /// error right here and `None` is returned.
+    pub async fn next(&self) -> Option<(Request, Responder)> {
+        let (stream, _) = self.listener.accept().await.ok()?;
+        let mut reader = TokioBufReader::new(stream);
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut limited = (&mut reader).take(MAX_REQUEST as u64);
+            limited.read_line(&mut line).await
+        })
+        .await;
+        let mut responder = Responder {
+            stream: reader.into_inner(),
+        };
+        match read {
+            Ok(Ok(n)) if n > 0 => match serde_json::from_str::<Request>(line.trim()) {
+                Ok(req) => Some((req, responder)),
+                Err(e) => {
+                    responder.error(&format!("bad request: {e}")).await;
+                    None
+                }
+            },
+            _ => None,
+        }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Answers one request.
+#[derive(Debug)]
+pub struct Responder {
+    stream: UnixStream,
+}
+
+impl Responder {
+    /// Sends `value` as the answer and closes the connection.
+    pub async fn reply(mut self, value: &serde_json::Value) {
+        let mut line = value.to_string();
+        line.push('\n');
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.stream.write_all(line.as_bytes()),
+        )
+        .await;
+    }
+
+    /// Sends `{"error": message}` and closes the connection.
+    pub async fn error(&mut self, message: &str) {
+        let mut line = serde_json::json!({ "error": message }).to_string();
+        line.push('\n');
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.stream.write_all(line.as_bytes()),
+        )
+        .await;
+    }
+}
+
+/// Client side: sends `cmd` to the agent at `path` and returns its JSON answer.
+pub fn query(path: &Path, cmd: &str) -> Result<serde_json::Value, ControlError> {
+    let mut stream = StdUnixStream::connect(path).map_err(|source| ControlError::NotRunning {
+        path: path.to_owned(),
+        source,
+    })?;
+    let io_err = |source| ControlError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io_err)?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .map_err(io_err)?;
+    let mut req = serde_json::to_string(&Request {
+        cmd: cmd.to_owned(),
+    })
+    .map_err(|e| ControlError::Protocol {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    req.push('\n');
+    stream.write_all(req.as_bytes()).map_err(io_err)?;
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(io_err)?;
+    let value: serde_json::Value =
+        serde_json::from_str(line.trim()).map_err(|e| ControlError::Protocol {
+            path: path.to_owned(),
+            message: format!("unreadable answer: {e}"),
+        })?;
+    if let Some(msg) = value.get("error").and_then(|m| m.as_str()) {
+        return Err(ControlError::Protocol {
+            path: path.to_owned(),
+            message: msg.to_owned(),
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn temp_sock(tag: &str) -> PathBuf {
+        std::env::temp_dir()
+            .join(format!("xvrrp-ctl-{tag}-{}", std::process::id()))
+            .join("x.sock")
+    }
+
+    #[test]
+    fn answers_requests_and_refuses_a_second_agent() {
+        let path = temp_sock("a");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = ControlServer::bind(&path).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "socket is root only");
+            let p2 = path.clone();
+            let client = tokio::task::spawn_blocking(move || query(&p2, "status"));
+            let (req, resp) = server.next().await.unwrap();
+            assert_eq!(req.cmd, "status");
+            resp.reply(&serde_json::json!({"instances": []})).await;
+            let got = client.await.unwrap().unwrap();
+            assert_eq!(got, serde_json::json!({"instances": []}));
+
+            let p3 = path.clone();
+            let second = tokio::task::spawn_blocking(move || {
+                let rt2 = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt2.block_on(async { ControlServer::bind(&p3).map(|_| ()) })
+            });
+            // The first server must be accepting for the liveness probe to connect; the probe's
+            // connection is answered by nothing, which is fine: connect() alone proves liveness.
+            let err = second.await.unwrap().unwrap_err();
+            assert!(matches!(err, ControlError::InUse(_)), "{err}");
+            drop(server);
+        });
+        assert!(!path.exists(), "socket removed on drop");
+        let _ = std::fs::remove_dir(path.parent().unwrap());
+    }
+
+    #[test]
+    fn stale_socket_is_replaced_and_missing_agent_is_reported() {
+        let path = temp_sock("b");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // leaves a stale file
+        let err = query(&path, "status").unwrap_err();
+        assert!(matches!(err, ControlError::NotRunning { .. }), "{err}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = ControlServer::bind(&path).unwrap();
+            drop(server);
+        });
+        let _ = std::fs::remove_dir(path.parent().unwrap());
+    }
+}
