@@ -7,12 +7,16 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let default = manifest.join("../target/bpfel-unknown-none/release/xvrrp-ebpf");
-    let src = env::var_os("XVRRP_EBPF_OBJ").map(PathBuf::from).unwrap_or(default);
+    let src = env::var_os("XVRRP_EBPF_OBJ")
+        .map(PathBuf::from)
+        .unwrap_or(default);
     println!("cargo:rerun-if-env-changed=XVRRP_EBPF_OBJ");
     println!("cargo:rerun-if-changed={}", src.display());
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("xvrrp-ebpf.o");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("xvrrp-ebpf.o");
     match fs::read(&src) {
         Ok(bytes) => fs::write(&out, bytes).expect("write embedded eBPF object"),
         Err(_) => {
