@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use xvrrp::config::{self, AuthType, Family, InitialState, TrackRef, UnicastPeer};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/config").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/config")
+        .join(name)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -51,7 +53,10 @@ fn check_common(c: &config::Config) {
     );
     assert!(i.virtual_ipaddress.is_empty());
     assert_eq!((i.garp_master_delay, i.garp_master_repeat), (5, 5));
-    assert_eq!((i.garp_master_refresh, i.garp_master_refresh_repeat), (0, 1));
+    assert_eq!(
+        (i.garp_master_refresh, i.garp_master_refresh_repeat),
+        (0, 1)
+    );
     assert!(i.accept);
     assert!(i.digitalocean.is_none());
 }
@@ -89,7 +94,11 @@ fn secondary_parses_unchanged() {
 
 #[test]
 fn tutorial_render_reparses_to_same_model() {
-    for f in ["tutorial-primary.conf", "tutorial-secondary.conf", "full.conf"] {
+    for f in [
+        "tutorial-primary.conf",
+        "tutorial-secondary.conf",
+        "full.conf",
+    ] {
         let l = config::load(&data(f)).unwrap();
         let text = l.config.render_with_secrets();
         let again = config::parse_str("rendered.conf", &text, Path::new("/"))
@@ -130,30 +139,53 @@ fn full_example_model() {
     let kws: Vec<&str> = l.warnings.iter().map(|w| w.keyword.as_str()).collect();
     assert_eq!(
         kws,
-        vec!["notification_email", "smtp_server", "smtp_alert", "preempt_delay"],
+        vec![
+            "notification_email",
+            "smtp_server",
+            "smtp_alert",
+            "preempt_delay"
+        ],
         "{:#?}",
         l.warnings
     );
     let g = &c.global_defs;
     assert_eq!(g.router_id.as_deref(), Some("lb-1"));
-    assert_eq!(g.script_user.as_ref().unwrap().group.as_deref(), Some("nogroup"));
+    assert_eq!(
+        g.script_user.as_ref().unwrap().group.as_deref(),
+        Some("nogroup")
+    );
     assert!(g.enable_script_security && g.vrrp_skip_check_adv_addr);
     assert_eq!(g.vrrp_garp_interval, 0.001);
     assert_eq!(g.vrrp_gna_interval, 0.000001);
     let f = g.notify_fifo.as_ref().unwrap();
-    assert_eq!(f.script.as_deref(), Some("/usr/local/bin/fifo-reader --verbose"));
+    assert_eq!(
+        f.script.as_deref(),
+        Some("/usr/local/bin/fifo-reader --verbose")
+    );
 
     let s = &c.vrrp_scripts[0];
-    assert_eq!((s.interval, s.timeout, s.weight, s.rise, s.fall), (0.5, 3.0, -20, 2, 3));
+    assert_eq!(
+        (s.interval, s.timeout, s.weight, s.rise, s.fall),
+        (0.5, 3.0, -20, 2, 3)
+    );
     assert!(s.init_fail);
     let p = &c.track_processes[0];
     assert_eq!(p.process, "nginx");
     assert_eq!(p.params.as_deref(), Some("-g daemon"));
     assert_eq!(p.param_match, config::ParamMatch::Partial);
-    assert_eq!((p.weight, p.reverse, p.quorum, p.quorum_max), (10, true, 2, Some(8)));
+    assert_eq!(
+        (p.weight, p.reverse, p.quorum, p.quorum_max),
+        (10, true, 2, Some(8))
+    );
     assert_eq!((p.terminate_delay, p.fork_delay), (0.5, 1.0));
     let tf = &c.track_files[0];
-    assert_eq!(tf.init_file, Some(config::InitFile { value: 0, overwrite: true }));
+    assert_eq!(
+        tf.init_file,
+        Some(config::InitFile {
+            value: 0,
+            overwrite: true
+        })
+    );
     let tl = &c.track_listens[0];
     assert_eq!(tl.ports, vec![80, 443]);
     assert_eq!(tl.stall, Some(5.0));
@@ -171,12 +203,31 @@ fn full_example_model() {
     assert_eq!(i.track_script[0].weight, -30);
     assert_eq!(i.track_interface[0].weight, -5);
     assert_eq!(i.track_interface[1].weight, 0);
-    assert_eq!(i.track_file[0].weight, -10, "inherits the track_file weight");
-    assert_eq!((i.track_process[0].weight, i.track_process[0].reverse), (10, true));
+    assert_eq!(
+        i.track_file[0].weight, -10,
+        "inherits the track_file weight"
+    );
+    assert_eq!(
+        (i.track_process[0].weight, i.track_process[0].reverse),
+        (10, true)
+    );
     assert_eq!(i.track_listen[0].weight, -40);
-    assert_eq!(i.notify_master.as_deref(), Some("/etc/xvrrp/notify.sh master"));
-    assert_eq!(i.notify_backup.as_deref(), Some("/etc/xvrrp/notify.sh backup"));
-    assert_eq!((i.garp_master_delay, i.garp_master_repeat, i.garp_master_refresh), (1, 2, 30));
+    assert_eq!(
+        i.notify_master.as_deref(),
+        Some("/etc/xvrrp/notify.sh master")
+    );
+    assert_eq!(
+        i.notify_backup.as_deref(),
+        Some("/etc/xvrrp/notify.sh backup")
+    );
+    assert_eq!(
+        (
+            i.garp_master_delay,
+            i.garp_master_repeat,
+            i.garp_master_refresh
+        ),
+        (1, 2, 30)
+    );
     assert!(i.check_unicast_src);
 
     let v6 = &c.instances[1];

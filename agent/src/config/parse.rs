@@ -164,6 +164,9 @@ pub(crate) struct RawInstance {
     pub lower_prio_no_advert: Option<bool>,
     pub higher_prio_send_advert: Option<bool>,
     pub digitalocean: Option<RawDo>,
+    /// Keywords present in the block (valid or not), so that a bad value is not also reported
+    /// as a missing one.
+    pub seen: std::collections::HashSet<String>,
 }
 
 impl RawInstance {
@@ -210,6 +213,7 @@ impl RawInstance {
             lower_prio_no_advert: None,
             higher_prio_send_advert: None,
             digitalocean: None,
+            seen: std::collections::HashSet::new(),
         }
     }
 }
@@ -278,7 +282,9 @@ impl Parser<'_> {
                     self.global(body, &mut raw.global);
                 }
                 "vrrp_script" => {
-                    if let Some((name, pos)) = self.block_name(s) {
+                    if s.block.is_none() {
+                        let _ = self.block(s);
+                    } else if let Some((name, pos)) = self.block_name(s) {
                         self.block_at = pos.clone();
                         let body = self.block(s);
                         let item = self.script(name, body);
@@ -286,28 +292,36 @@ impl Parser<'_> {
                     }
                 }
                 "vrrp_track_process" => {
-                    if let Some((name, pos)) = self.block_name(s) {
+                    if s.block.is_none() {
+                        let _ = self.block(s);
+                    } else if let Some((name, pos)) = self.block_name(s) {
                         let body = self.block(s);
                         let item = self.process(name, s.pos(), body);
                         raw.processes.push(Named { item, pos });
                     }
                 }
                 "track_file" | "vrrp_track_file" => {
-                    if let Some((name, pos)) = self.block_name(s) {
+                    if s.block.is_none() {
+                        let _ = self.block(s);
+                    } else if let Some((name, pos)) = self.block_name(s) {
                         let body = self.block(s);
                         let item = self.file(name, s.pos(), body);
                         raw.files.push(Named { item, pos });
                     }
                 }
                 "vrrp_track_listen" => {
-                    if let Some((name, pos)) = self.block_name(s) {
+                    if s.block.is_none() {
+                        let _ = self.block(s);
+                    } else if let Some((name, pos)) = self.block_name(s) {
                         let body = self.block(s);
                         let item = self.listen(name, s.pos(), body);
                         raw.listens.push(Named { item, pos });
                     }
                 }
                 "vrrp_instance" => {
-                    if let Some((name, pos)) = self.block_name(s) {
+                    if s.block.is_none() {
+                        let _ = self.block(s);
+                    } else if let Some((name, pos)) = self.block_name(s) {
                         let mut inst = RawInstance::new(name, pos);
                         let body = self.block(s);
                         self.instance(body, &mut inst);
@@ -1113,6 +1127,7 @@ impl Parser<'_> {
         let mut seen = HashMap::new();
         for s in body {
             self.dup(&mut seen, s);
+            v.seen.insert(s.name().to_string());
             let here = s.pos().clone();
             match s.name() {
                 "state" => {

@@ -263,11 +263,13 @@ fn instance(
     let (vrid, vrid_pos) = match &r.vrid {
         Some((v, p)) => (*v, p.clone()),
         None => {
-            d.error(
-                &at,
-                "virtual_router_id",
-                format!("vrrp_instance '{name}' has no 'virtual_router_id' (required, 1..255)"),
-            );
+            if !r.seen.contains("virtual_router_id") {
+                d.error(
+                    &at,
+                    "virtual_router_id",
+                    format!("vrrp_instance '{name}' has no 'virtual_router_id' (required, 1..255)"),
+                );
+            }
             ok = false;
             (0, at.clone())
         }
