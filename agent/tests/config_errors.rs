@@ -358,3 +358,17 @@ fn one_line_blocks_and_loose_syntax() {
     assert_eq!(i.track_script[0].name, "chk");
     assert_eq!(i.virtual_ipaddress[0].prefix_len, 24);
 }
+
+#[test]
+fn absurd_nesting_is_an_error_not_a_crash() {
+    let text = format!("{}{}", "a {\n".repeat(100_000), "}\n".repeat(100_000));
+    let e = errs(&text);
+    assert!(
+        e.errors
+            .iter()
+            .any(|d| d.message.starts_with("blocks nested deeper than 16 levels")),
+        "{e}"
+    );
+    let text = "{".repeat(200_000);
+    let _ = errs(&text);
+}
