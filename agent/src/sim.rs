@@ -382,7 +382,7 @@ impl Sim {
     /// A failure report: seed, node parameters summary, transitions and the trace (the last
     /// `tail` entries, or all with `None`).
     pub fn report(&self, tail: Option<usize>) -> String {
-        let mut s = format!("seed={:#x} now={}\nnodes:\n", self.seed, self.now);
+        let mut s = format!("sim rng seed={:#x} now={}\nnodes:\n", self.seed, self.now);
         for (i, n) in self.nodes.iter().enumerate() {
             let p = n.inst.params();
             let _ = writeln!(
