@@ -1,0 +1,702 @@
+//! The VRRP state machine of one virtual router: events in, actions out.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::params::{InitialState, Params, ParamsError, TrackerId, Version};
+use super::time::{master_down_interval, micros, skew_time, skew_time_min, Time};
+
+/// Priority of the address owner.
+pub const PRIORITY_OWNER: u8 = 255;
+/// Priority carried by an advert that says "the master is leaving".
+pub const PRIORITY_STOP: u8 = 0;
+
+/// Protocol state (RFC 5798 section 6.4 plus keepalived's FAULT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum State {
+    /// Not running (before [`Event::Startup`], after [`Event::Shutdown`]).
+    Initialize,
+    /// Listening to a master; Master_Down_Timer running.
+    Backup,
+    /// Forwarding for the virtual addresses; Adver_Timer running.
+    Master,
+    /// A weight-0 tracker is down: silent, no timers, addresses not held.
+    Fault,
+}
+
+/// Why a transition happened (for logs, status and keepalived's SNMP-like "master reason").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Reason {
+    /// [`Event::Startup`] of a non-owner: Initialize -> Backup.
+    Startup,
+    /// [`Event::Startup`] (or leaving Fault) with priority 255: straight to Master.
+    AddressOwner,
+    /// Master_Down_Timer expired after the master's adverts stopped.
+    MasterNoResponse,
+    /// Master_Down_Timer (set to Skew_Time) expired after a priority-0 advert.
+    MasterLeft,
+    /// Master_Down_Timer expired while lower-priority adverts were being discarded (preemption),
+    /// or at the end of the short initial timer of `state MASTER`.
+    Preempted,
+    /// Master stepped down: an advert with higher priority, or equal priority from a greater
+    /// primary address.
+    HigherPriorityAdvert {
+        /// Sender of the advert.
+        from: IpAddr,
+        /// Its priority.
+        priority: u8,
+    },
+    /// A weight-0 tracker went (effectively) down.
+    TrackerFault(TrackerId),
+    /// All weight-0 trackers are (effectively) up again.
+    TrackersRecovered,
+    /// [`Event::Shutdown`].
+    Shutdown,
+}
+
+/// Input to [`Instance::handle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Event {
+    /// Start the instance (Initialize -> Backup/Master/Fault). Ignored unless in Initialize.
+    Startup,
+    /// An advert for this VRID that passed every receive check (see vrrp.md).
+    AdvertReceived {
+        /// Source address (the sender's primary address).
+        src: IpAddr,
+        /// Priority field.
+        priority: u8,
+        /// Interval field converted to time (v2: seconds, v3: centiseconds on the wire).
+        max_advert_interval: Duration,
+    },
+    /// The deadline last requested with [`Action::ArmTimer`] may have passed. Early or stale
+    /// firings (now < current deadline, or no deadline) are ignored, so the driver may call this
+    /// whenever it likes.
+    TimerFired,
+    /// A tracked object changed status. Unknown ids are ignored.
+    TrackerChanged {
+        /// Which tracker.
+        id: TrackerId,
+        /// Its new status (before `reverse` is applied).
+        up: bool,
+    },
+    /// Stop the instance (-> Initialize). From Master a priority-0 advert is sent first.
+    Shutdown,
+}
+
+/// Output of [`Instance::handle`]. Carry out in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Action {
+    /// Send an advert with this priority (the interval is the configured Advert_Interval).
+    SendAdvert {
+        /// Priority field: the effective priority, or 0 when leaving Master.
+        priority: u8,
+    },
+    /// (Re)arm the single instance timer: deliver [`Event::TimerFired`] at or after `at`.
+    /// Replaces any earlier deadline.
+    ArmTimer {
+        /// Absolute deadline.
+        at: Time,
+    },
+    /// No timer is needed any more (Fault, Initialize).
+    CancelTimer,
+    /// The protocol state changed.
+    StateChanged {
+        /// Previous state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// Install the virtual addresses (owned by the driver).
+    AddAddresses,
+    /// Remove the virtual addresses. Also a cue to cancel any address-moving task in flight.
+    RemoveAddresses,
+    /// Announce the virtual addresses: gratuitous ARP / unsolicited NA (the driver owns
+    /// repetition and timing).
+    SendGratuitous,
+    /// Run the notify script for the new state; [`State::Initialize`] means keepalived's STOP.
+    Notify(State),
+}
+
+/// A recorded transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    /// Previous state.
+    pub from: State,
+    /// New state.
+    pub to: State,
+    /// Why.
+    pub reason: Reason,
+    /// When.
+    pub at: Time,
+}
+
+/// Counters in keepalived's spirit (names from its source where one exists).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Adverts handed to [`Instance::handle`] while Backup or Master.
+    pub advert_rcvd: u64,
+    /// [`Action::SendAdvert`] emitted.
+    pub advert_sent: u64,
+    /// Transitions to Master.
+    pub become_master: u64,
+    /// Transitions out of Master.
+    pub release_master: u64,
+    /// Priority-0 adverts received.
+    pub pri_zero_rcvd: u64,
+    /// Priority-0 adverts sent.
+    pub pri_zero_sent: u64,
+    /// v2 interval mismatches / v3 zero intervals dropped here (defensive; normally caught by
+    /// the receive checks).
+    pub advert_interval_err: u64,
+}
+
+/// Read-only snapshot for status output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Current state.
+    pub state: State,
+    /// Configured priority.
+    pub base_priority: u8,
+    /// Priority after tracker weights.
+    pub effective_priority: u8,
+    /// Source of the last advert accepted as the master's (our own address while Master).
+    pub master_address: Option<IpAddr>,
+    /// Master_Adver_Interval in use.
+    pub master_adver_interval: Duration,
+    /// Master_Down_Interval computed from it and the effective priority.
+    pub master_down_interval: Duration,
+    /// Current deadline of the instance timer.
+    pub deadline: Option<Time>,
+    /// Last transition.
+    pub last_transition: Option<Transition>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// One VRRP virtual router (sans-IO).
+///
+/// Feed it [`Event`]s with the current time through [`Instance::handle`]; carry out the returned
+/// [`Action`]s in order. It keeps one timer (Adver_Timer while Master, Master_Down_Timer while
+/// Backup) and asks for it with [`Action::ArmTimer`]; [`Instance::deadline`] reads it too.
+///
+/// # Choices (where the RFCs or keepalived leave room)
+///
+/// - **Initial state MASTER** follows keepalived 2.x (`vrrp_init_state`): with priority 255 the
+///   instance goes straight to Master. With a lower priority it enters Backup with a *short*
+///   Master_Down_Timer of `Master_Adver_Interval + interval/256` (keepalived's
+///   `VRRP_TIMER_SKEW_MIN`): if no higher (or equal) priority master is heard within about one
+///   interval it takes over, otherwise the normal election applies. (keepalived 1.x became
+///   Master outright; 2.x does not, to avoid disturbing a running higher-priority master.) The
+///   same short timer is used when leaving Fault. `nopreempt` and `preempt_delay` are ignored
+///   with initial state MASTER, as keepalived does.
+/// - **preempt_delay** follows keepalived 2.x (`vrrp_state_backup`): a Backup with preempt on
+///   keeps *accepting* lower-priority adverts (treating their sender as the master) until the
+///   preempt time has passed; after that it discards them and takes over when
+///   Master_Down_Timer fires. The preempt time is set to `startup + preempt_delay` (and
+///   `leaving Fault + preempt_delay`); an advert with priority >= ours clears it; a
+///   lower-priority advert with no preempt time set starts it at `now + preempt_delay`. With no
+///   master at all, the delay does not hold back becoming Master.
+/// - **Fault**: entered when any weight-0 tracker is effectively down (also straight from
+///   Initialize at startup). From Master: priority-0 advert, addresses removed. Leaving Fault
+///   (all weight-0 trackers up) goes to Backup (keepalived `try_up_instance`), with the full
+///   Master_Down_Timer for initial BACKUP and the short one for initial MASTER; the owner (255)
+///   goes straight to Master.
+/// - **Owner (255)** ignores every received advert (the receive checks drop them anyway).
+///   Tracker weights never apply to the owner, and never move a priority to 255: the
+///   effective priority of a non-owner is clamped to 1..=254.
+/// - **Equal priority in Backup** is accepted (no address tie-break there, per RFC).
+/// - **Adverts from our own primary address** are ignored (a looped-back copy).
+/// - **Lower-priority advert to Master**: with `advert_on_lower_priority` an advert is sent at
+///   once; the Adver_Timer is *not* reset (keepalived). A priority-0 advert always triggers an
+///   advert and resets the Adver_Timer (RFC).
+/// - **Priority changes** (trackers) take effect in the next advert sent and in the next
+///   Master_Down_Timer computed; a running timer is not re-armed (keepalived).
+/// - **v2 interval mismatch** is dropped and counted; **v3 interval 0** likewise.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    params: Params,
+    state: State,
+    tracker_up: Vec<bool>,
+    effective_priority: u8,
+    /// Master_Adver_Interval, µs.
+    master_adver_interval: u64,
+    deadline: Option<Time>,
+    master_address: Option<IpAddr>,
+    /// keepalived's `preempt_time` (None = its `tv_sec == 0`).
+    preempt_time: Option<Time>,
+    /// Reason reported when Master_Down_Timer fires.
+    next_master_reason: Reason,
+    last_transition: Option<Transition>,
+    counters: Counters,
+}
+
+impl Instance {
+    /// A new instance in [`State::Initialize`]; validates `params`.
+    pub fn new(params: Params) -> Result<Instance, ParamsError> {
+        params.validate()?;
+        let tracker_up = params.trackers.iter().map(|t| t.initially_up).collect();
+        let mut inst = Instance {
+            master_adver_interval: micros(params.advert_interval),
+            params,
+            state: State::Initialize,
+            tracker_up,
+            effective_priority: 0,
+            deadline: None,
+            master_address: None,
+            preempt_time: None,
+            next_master_reason: Reason::MasterNoResponse,
+            last_transition: None,
+            counters: Counters::default(),
+        };
+        inst.effective_priority = inst.compute_priority();
+        Ok(inst)
+    }
+
+    /// The parameters this instance was built with.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Configured priority.
+    pub fn base_priority(&self) -> u8 {
+        self.params.priority
+    }
+
+    /// Priority after tracker weights (what adverts carry and skew uses).
+    pub fn effective_priority(&self) -> u8 {
+        self.effective_priority
+    }
+
+    /// Whether a weight-0 tracker currently forces FAULT.
+    pub fn is_faulted(&self) -> bool {
+        self.fault_tracker().is_some()
+    }
+
+    /// Source of the last advert accepted as the master's (our own address while Master).
+    pub fn master_address(&self) -> Option<IpAddr> {
+        self.master_address
+    }
+
+    /// Master_Adver_Interval currently in use.
+    pub fn master_adver_interval(&self) -> Duration {
+        Duration::from_micros(self.master_adver_interval)
+    }
+
+    /// Skew_Time for the effective priority and current Master_Adver_Interval.
+    pub fn skew_time(&self) -> Duration {
+        Duration::from_micros(self.skew_us())
+    }
+
+    /// Master_Down_Interval for the effective priority and current Master_Adver_Interval.
+    pub fn master_down_interval(&self) -> Duration {
+        Duration::from_micros(self.mdi_us())
+    }
+
+    /// The instance timer's deadline, if armed.
+    pub fn deadline(&self) -> Option<Time> {
+        self.deadline
+    }
+
+    /// Last transition, if any.
+    pub fn last_transition(&self) -> Option<Transition> {
+        self.last_transition
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Snapshot for status output.
+    pub fn status(&self) -> Status {
+        Status {
+            state: self.state,
+            base_priority: self.params.priority,
+            effective_priority: self.effective_priority,
+            master_address: self.master_address,
+            master_adver_interval: self.master_adver_interval(),
+            master_down_interval: self.master_down_interval(),
+            deadline: self.deadline,
+            last_transition: self.last_transition,
+            counters: self.counters,
+        }
+    }
+
+    /// Handles one event at time `now`; returns the actions to carry out, in order.
+    ///
+    /// `now` must not go backwards between calls.
+    pub fn handle(&mut self, now: Time, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Startup => {
+                if self.state == State::Initialize {
+                    self.start(now, &mut out);
+                }
+            }
+            Event::Shutdown => self.shutdown(now, &mut out),
+            Event::TimerFired => self.timer_fired(now, &mut out),
+            Event::TrackerChanged { id, up } => self.tracker_changed(now, id, up, &mut out),
+            Event::AdvertReceived {
+                src,
+                priority,
+                max_advert_interval,
+            } => self.advert(now, src, priority, micros(max_advert_interval), &mut out),
+        }
+        out
+    }
+
+    // ---- helpers -------------------------------------------------------------------------
+
+    fn is_owner(&self) -> bool {
+        self.params.priority == PRIORITY_OWNER
+    }
+
+    fn skew_us(&self) -> u64 {
+        skew_time(
+            self.params.version,
+            self.effective_priority,
+            self.master_adver_interval,
+        )
+    }
+
+    fn mdi_us(&self) -> u64 {
+        master_down_interval(
+            self.params.version,
+            self.effective_priority,
+            self.master_adver_interval,
+        )
+    }
+
+    fn advert_interval_us(&self) -> u64 {
+        micros(self.params.advert_interval)
+    }
+
+    /// Effective priority: owner stays 255; otherwise base + applicable weights, clamped to
+    /// 1..=254 (never to 255, never to 0).
+    fn compute_priority(&self) -> u8 {
+        if self.is_owner() {
+            return PRIORITY_OWNER;
+        }
+        let mut p = i32::from(self.params.priority);
+        for (t, &up) in self.params.trackers.iter().zip(&self.tracker_up) {
+            let applies = match t.weight {
+                w if w > 0 => up,
+                w if w < 0 => !up,
+                _ => false,
+            };
+            if applies {
+                let sign = if t.reverse { -1 } else { 1 };
+                p += sign * i32::from(t.weight);
+            }
+        }
+        // Clamped to 1..=254, so the conversion cannot fail.
+        u8::try_from(p.clamp(1, 254)).unwrap_or(254)
+    }
+
+    /// The first weight-0 tracker that forces FAULT, if any.
+    fn fault_tracker(&self) -> Option<TrackerId> {
+        self.params
+            .trackers
+            .iter()
+            .zip(&self.tracker_up)
+            .find(|(t, &up)| t.weight == 0 && up == t.reverse)
+            .map(|(t, _)| t.id)
+    }
+
+    fn arm(&mut self, at: Time, out: &mut Vec<Action>) {
+        self.deadline = Some(at);
+        out.push(Action::ArmTimer { at });
+    }
+
+    fn cancel(&mut self, out: &mut Vec<Action>) {
+        if self.deadline.take().is_some() {
+            out.push(Action::CancelTimer);
+        }
+    }
+
+    fn send(&mut self, priority: u8, out: &mut Vec<Action>) {
+        self.counters.advert_sent += 1;
+        if priority == PRIORITY_STOP {
+            self.counters.pri_zero_sent += 1;
+        }
+        out.push(Action::SendAdvert { priority });
+    }
+
+    fn transition(&mut self, now: Time, to: State, reason: Reason, out: &mut Vec<Action>) {
+        let from = self.state;
+        if from == State::Master {
+            self.counters.release_master += 1;
+        }
+        if to == State::Master {
+            self.counters.become_master += 1;
+        }
+        self.state = to;
+        self.last_transition = Some(Transition {
+            from,
+            to,
+            reason,
+            at: now,
+        });
+        out.push(Action::StateChanged { from, to, reason });
+    }
+
+    // ---- transitions ---------------------------------------------------------------------
+
+    /// From Initialize (Startup) or Fault (trackers recovered).
+    fn start(&mut self, now: Time, out: &mut Vec<Action>) {
+        let from_fault = self.state == State::Fault;
+        if let Some(id) = self.fault_tracker() {
+            if self.state != State::Fault {
+                self.cancel(out);
+                self.transition(now, State::Fault, Reason::TrackerFault(id), out);
+                out.push(Action::Notify(State::Fault));
+            }
+            return;
+        }
+        self.master_adver_interval = self.advert_interval_us();
+        if self.is_owner() {
+            // RFC 5798 6.4.1: priority 255 -> advert, announce, Adver_Timer, Master.
+            self.become_master(now, Reason::AddressOwner, out);
+            return;
+        }
+        let reason = if from_fault {
+            Reason::TrackersRecovered
+        } else {
+            Reason::Startup
+        };
+        self.master_address = None;
+        let down = match self.params.initial_state {
+            // keepalived 2.x: `state MASTER` below 255 waits one interval + SKEW_MIN.
+            InitialState::Master => {
+                self.next_master_reason = Reason::Preempted;
+                self.master_adver_interval
+                    + skew_time_min(self.params.version, self.master_adver_interval)
+            }
+            InitialState::Backup => {
+                self.next_master_reason = Reason::MasterNoResponse;
+                self.mdi_us()
+            }
+        };
+        let delay = micros(self.params.effective_preempt_delay());
+        self.preempt_time = (delay > 0).then(|| now.add_micros(delay));
+        self.transition(now, State::Backup, reason, out);
+        self.arm(now.add_micros(down), out);
+        out.push(Action::Notify(State::Backup));
+    }
+
+    fn become_master(&mut self, now: Time, reason: Reason, out: &mut Vec<Action>) {
+        self.transition(now, State::Master, reason, out);
+        // Advert first, so the old master (if any) releases before our GARPs (keepalived).
+        self.send(self.effective_priority, out);
+        out.push(Action::AddAddresses);
+        out.push(Action::SendGratuitous);
+        self.master_adver_interval = self.advert_interval_us();
+        self.master_address = Some(self.params.primary_address);
+        self.preempt_time = None;
+        self.arm(now.add_micros(self.advert_interval_us()), out);
+        out.push(Action::Notify(State::Master));
+    }
+
+    fn shutdown(&mut self, now: Time, out: &mut Vec<Action>) {
+        let was = self.state;
+        if was == State::Initialize {
+            return;
+        }
+        self.transition(now, State::Initialize, Reason::Shutdown, out);
+        if was == State::Master {
+            // RFC 5798 6.4.3: Shutdown in Master -> advert with priority 0.
+            self.send(PRIORITY_STOP, out);
+            out.push(Action::RemoveAddresses);
+        }
+        self.cancel(out);
+        self.master_address = None;
+        self.preempt_time = None;
+        self.master_adver_interval = self.advert_interval_us();
+        out.push(Action::Notify(State::Initialize));
+    }
+
+    fn timer_fired(&mut self, now: Time, out: &mut Vec<Action>) {
+        let Some(deadline) = self.deadline else {
+            return; // stale: nothing armed
+        };
+        if now < deadline {
+            return; // early or stale firing
+        }
+        match self.state {
+            State::Master => {
+                // Adver_Timer: send advert, re-arm.
+                self.send(self.effective_priority, out);
+                self.arm(now.add_micros(self.advert_interval_us()), out);
+            }
+            State::Backup => {
+                // Master_Down_Timer: send advert, announce, go Master.
+                let reason = self.next_master_reason;
+                self.become_master(now, reason, out);
+            }
+            State::Initialize | State::Fault => {
+                self.deadline = None;
+            }
+        }
+    }
+
+    fn tracker_changed(&mut self, now: Time, id: TrackerId, up: bool, out: &mut Vec<Action>) {
+        let Some(idx) = self.params.trackers.iter().position(|t| t.id == id) else {
+            return;
+        };
+        let was_faulted = self.fault_tracker().is_some();
+        self.tracker_up[idx] = up;
+        self.effective_priority = self.compute_priority();
+        let fault = self.fault_tracker();
+        match (self.state, fault) {
+            (State::Master, Some(id)) => {
+                // Master entering Fault: priority-0 advert so backups take over after Skew_Time.
+                self.transition(now, State::Fault, Reason::TrackerFault(id), out);
+                self.send(PRIORITY_STOP, out);
+                out.push(Action::RemoveAddresses);
+                self.cancel(out);
+                self.master_adver_interval = self.advert_interval_us();
+                self.master_address = None;
+                out.push(Action::Notify(State::Fault));
+            }
+            (State::Backup, Some(id)) => {
+                self.transition(now, State::Fault, Reason::TrackerFault(id), out);
+                self.cancel(out);
+                self.master_address = None;
+                out.push(Action::Notify(State::Fault));
+            }
+            (State::Fault, None) if was_faulted => self.start(now, out),
+            _ => {}
+        }
+    }
+
+    fn advert(
+        &mut self,
+        now: Time,
+        src: IpAddr,
+        priority: u8,
+        interval: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if !matches!(self.state, State::Backup | State::Master) {
+            return;
+        }
+        if self.is_owner() || src == self.params.primary_address {
+            return; // owner ignores adverts; our own looped-back advert
+        }
+        match self.params.version {
+            // RFC 3768: the interval must match ours, else discard.
+            Version::V2 if interval != self.advert_interval_us() => {
+                self.counters.advert_interval_err += 1;
+                return;
+            }
+            Version::V3 if interval == 0 => {
+                self.counters.advert_interval_err += 1;
+                return;
+            }
+            _ => {}
+        }
+        self.counters.advert_rcvd += 1;
+        if priority == PRIORITY_STOP {
+            self.counters.pri_zero_rcvd += 1;
+        }
+        match self.state {
+            State::Backup => self.backup_advert(now, src, priority, interval, out),
+            State::Master => self.master_advert(now, src, priority, interval, out),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn backup_advert(
+        &mut self,
+        now: Time,
+        src: IpAddr,
+        priority: u8,
+        interval: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let ours = self.effective_priority;
+        if priority == PRIORITY_STOP {
+            // Master leaving: Master_Down_Timer := Skew_Time.
+            self.next_master_reason = Reason::MasterLeft;
+            self.arm(now.add_micros(self.skew_us()), out);
+            return;
+        }
+        let delay_holds = self.params.effective_preempt_delay() > Duration::ZERO
+            && self.preempt_time.is_none_or(|t| t > now);
+        if !self.params.effective_preempt() || priority >= ours || delay_holds {
+            // Accept as the master's advert.
+            if self.params.version == Version::V3 {
+                self.master_adver_interval = interval;
+            }
+            self.master_address = Some(src);
+            self.next_master_reason = Reason::MasterNoResponse;
+            if self.params.effective_preempt_delay() > Duration::ZERO {
+                if priority >= ours {
+                    self.preempt_time = None;
+                } else if self.preempt_time.is_none() {
+                    self.preempt_time = Some(now + self.params.effective_preempt_delay());
+                }
+            }
+            self.arm(now.add_micros(self.mdi_us()), out);
+        } else {
+            // Preempt on, lower priority: discard; the running timer decides.
+            self.master_address = Some(src);
+            self.next_master_reason = Reason::Preempted;
+        }
+    }
+
+    fn master_advert(
+        &mut self,
+        now: Time,
+        src: IpAddr,
+        priority: u8,
+        interval: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let ours = self.effective_priority;
+        if priority == PRIORITY_STOP {
+            // Another router thinks it was master and is leaving: assert ourselves now.
+            self.send(ours, out);
+            self.arm(now.add_micros(self.advert_interval_us()), out);
+            return;
+        }
+        // Unsigned network byte order comparison: Ipv4Addr/Ipv6Addr order is exactly that.
+        let higher = priority > ours || (priority == ours && src > self.params.primary_address);
+        if higher {
+            self.transition(
+                now,
+                State::Backup,
+                Reason::HigherPriorityAdvert {
+                    from: src,
+                    priority,
+                },
+                out,
+            );
+            out.push(Action::RemoveAddresses);
+            if self.params.version == Version::V3 {
+                self.master_adver_interval = interval;
+            }
+            self.master_address = Some(src);
+            self.next_master_reason = Reason::MasterNoResponse;
+            self.preempt_time = None;
+            self.arm(now.add_micros(self.mdi_us()), out);
+            out.push(Action::Notify(State::Backup));
+        } else {
+            if self.params.advert_on_lower_priority {
+                self.send(ours, out);
+            }
+            if self.params.announce_on_lower_priority {
+                out.push(Action::SendGratuitous);
+            }
+        }
+    }
+}
