@@ -75,9 +75,33 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn check(_config: &std::path::Path, _json: bool) -> ExitCode {
-    eprintln!("xvrrp check: configuration support is being merged");
-    ExitCode::from(3)
+fn check(path: &std::path::Path, json: bool) -> ExitCode {
+    match crate::config::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                println!("{}", loaded.config.to_json());
+            } else {
+                print!("{}", loaded.config.render());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            // One line per problem, FILE:LINE:COLUMN first, so editors and scripts can jump there.
+            eprint!("{errors}");
+            if !errors.to_string().ends_with('\n') {
+                eprintln!();
+            }
+            eprintln!(
+                "xvrrp: {} error(s) in {}; nothing was applied",
+                errors.errors.len(),
+                path.display()
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64) -> ExitCode {

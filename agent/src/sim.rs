@@ -8,7 +8,11 @@
 //! The network model: an advert sent by one node is delivered to every other node after a delay
 //! drawn uniformly from `[delay_min, delay_max]`, unless lost (drawn at send time) or the two
 //! nodes are in different partition groups *at delivery time*, or the receiver is crashed. Nodes
-//! do not hear their own adverts. Crashed nodes stop silently (their timers are dropped);
+//! do not hear their own adverts. Each (sender, receiver) link is **FIFO**, as on one L2
+//! segment: a packet is never delivered before an earlier packet on the same link (this never
+//! pushes a delivery past `delay_max`). Independent reordering would let the departing master's
+//! last regular advert overtake its priority-0 advert and undo the Skew_Time takeover (the RFC
+//! has no defence against that), which the property tests first found. Crashed nodes stop silently (their timers are dropped);
 //! restarted nodes are a fresh [`Instance`] given [`Event::Startup`].
 
 use std::cmp::Reverse;
@@ -218,6 +222,8 @@ pub struct Sim {
     /// Partition group per node; `None` = no partition.
     groups: Option<Vec<usize>>,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// Latest scheduled delivery per link `from * n + to` (FIFO links).
+    link_last: Vec<Time>,
     trace: Vec<TraceEntry>,
     transitions: Vec<TransitionRecord>,
 }
@@ -235,6 +241,7 @@ impl Sim {
                 })
             })
             .collect::<Result<Vec<_>, ParamsError>>()?;
+        let n = nodes.len();
         Ok(Sim {
             seed,
             now: Time::ZERO,
@@ -244,6 +251,7 @@ impl Sim {
             nodes,
             groups: None,
             queue: BinaryHeap::new(),
+            link_last: vec![Time::ZERO; n * n],
             trace: Vec::new(),
             transitions: Vec::new(),
         })
@@ -374,7 +382,7 @@ impl Sim {
     /// A failure report: seed, node parameters summary, transitions and the trace (the last
     /// `tail` entries, or all with `None`).
     pub fn report(&self, tail: Option<usize>) -> String {
-        let mut s = format!("seed={:#x} now={}\nnodes:\n", self.seed, self.now);
+        let mut s = format!("sim rng seed={:#x} now={}\nnodes:\n", self.seed, self.now);
         for (i, n) in self.nodes.iter().enumerate() {
             let p = n.inst.params();
             let _ = writeln!(
@@ -557,10 +565,10 @@ impl Sim {
                 continue;
             }
             let delay = self.rng.range(lo, hi);
-            self.push(
-                self.now.add_micros(delay),
-                Kind::Deliver { from, to, event },
-            );
+            let link = from * self.nodes.len() + to;
+            let at = self.now.add_micros(delay).max(self.link_last[link]);
+            self.link_last[link] = at;
+            self.push(at, Kind::Deliver { from, to, event });
         }
     }
 }

@@ -358,3 +358,43 @@ fn one_line_blocks_and_loose_syntax() {
     assert_eq!(i.track_script[0].name, "chk");
     assert_eq!(i.virtual_ipaddress[0].prefix_len, 24);
 }
+
+#[test]
+fn absurd_nesting_is_an_error_not_a_crash() {
+    let text = format!("{}{}", "a {\n".repeat(100_000), "}\n".repeat(100_000));
+    let e = errs(&text);
+    assert!(
+        e.errors
+            .iter()
+            .any(|d| d.message.starts_with("blocks nested deeper than 16 levels")),
+        "{e}"
+    );
+    let text = "{".repeat(200_000);
+    let _ = errs(&text);
+}
+
+#[test]
+fn repeated_keyword_warns_and_last_wins() {
+    let l = ok(&inst("    priority 10\n    priority 20\n"));
+    assert_eq!(l.config.instances[0].priority, 20);
+    assert_eq!(
+        l.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["keepalived.conf:5:5: priority: 'priority' is given more than once in this block (first at line 4); the last one is used"]
+    );
+}
+
+#[test]
+fn json_shape() {
+    let l = ok(&inst(
+        "    state MASTER\n    virtual_ipaddress {\n        10.0.0.5/24\n    }\n",
+    ));
+    let v: serde_json::Value = serde_json::from_str(&l.config.to_json()).unwrap();
+    let i = &v["instances"][0];
+    assert_eq!(i["state"], "MASTER");
+    assert_eq!(i["priority"], 255);
+    assert_eq!(i["family"], "ipv4");
+    assert_eq!(i["advert_int"], 1.0);
+    assert_eq!(i["virtual_ipaddress"][0]["address"], "10.0.0.5");
+    assert_eq!(i["virtual_ipaddress"][0]["dev"], "eth0");
+    assert_eq!(v["global_defs"]["vrrp_mcast_group4"], "224.0.0.18");
+}

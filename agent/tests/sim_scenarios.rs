@@ -8,11 +8,7 @@ use xvrrp::sim::{Net, Op, Scenario, Sim, TransitionRecord};
 use xvrrp::vrrp::{InitialState, Params, Reason, State, Time, Version};
 
 fn node(version: Version, interval_ms: u64, priority: u8, last: u8) -> Params {
-    let mut p = Params::new(
-        1,
-        version,
-        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
-    );
+    let mut p = Params::new(1, version, IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)));
     p.priority = priority;
     p.advert_interval = Duration::from_millis(interval_ms);
     p
@@ -258,4 +254,30 @@ fn replay_is_exactly_reproducible_with_loss_and_jitter() {
     let b = Sim::replay(&scenario).unwrap();
     assert_eq!(a.format_trace(), b.format_trace());
     assert!(a.trace().len() > 100);
+}
+
+#[test]
+fn after_a_heal_the_master_answers_a_lower_priority_advert_at_once() {
+    // Heal at 20.5 s: the stale master n0 sends at 20.828125 s, before n1's next regular advert
+    // (21.21875 s); n1 answers immediately (RFC 9568 / keepalived), so n0 steps down at once.
+    let mut ops = start_all(2);
+    ops.push((t(10_000_000), Op::Partition(vec![vec![0], vec![1]])));
+    ops.push((t(20_500_000), Op::Heal));
+    let sim = Sim::replay(&Scenario {
+        seed: 7,
+        nodes: vec![
+            node(Version::V3, 1000, 100, 1),
+            node(Version::V3, 1000, 200, 2),
+        ],
+        net: Net::PERFECT,
+        ops,
+        until: t(30_000_000),
+    })
+    .unwrap();
+    assert_eq!(
+        summary(&sim)[4..],
+        [(20_828_125, 0, State::Backup)],
+        "{}",
+        sim.report(Some(50))
+    );
 }

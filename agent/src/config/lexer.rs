@@ -176,6 +176,6 @@ mod tests {
         assert_eq!(toks[0].text, "a\"b\\c");
         assert_eq!(toks[1].text, "open");
         assert_eq!(d.errors.len(), 1);
-        assert_eq!(d.errors[0].pos.column, 12);
+        assert_eq!(d.errors[0].pos.column, 11);
     }
 }

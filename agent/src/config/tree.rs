@@ -20,6 +20,9 @@ use super::lexer::{lex, Kind, Token};
 /// Deepest include nesting accepted.
 pub(crate) const MAX_INCLUDE_DEPTH: usize = 32;
 
+/// Deepest `{ }` nesting accepted (keepalived's deepest real block is 3 levels).
+pub(crate) const MAX_BLOCK_DEPTH: usize = 16;
+
 /// One statement: `keyword args... [{ block }]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Stmt {
@@ -45,6 +48,8 @@ pub(crate) struct TreeBuilder<'d> {
     pub diags: &'d mut Diags,
     /// Canonical paths of the files being read, outermost first (for loop detection).
     stack: Vec<PathBuf>,
+    /// Current `{ }` nesting depth.
+    depth: usize,
 }
 
 impl<'d> TreeBuilder<'d> {
@@ -52,6 +57,7 @@ impl<'d> TreeBuilder<'d> {
         Self {
             diags,
             stack: Vec::new(),
+            depth: 0,
         }
     }
 
@@ -106,7 +112,7 @@ impl<'d> TreeBuilder<'d> {
                     self.diags
                         .error(&t.pos, "{", "unexpected '{' without a keyword before it");
                     let pos = t.pos.clone();
-                    let _ = self.seq(toks, i, Some(&pos), base);
+                    let _ = self.nested(toks, i, &pos, base);
                 }
                 Kind::Newline => {}
                 Kind::Word | Kind::Quoted => {
@@ -127,7 +133,7 @@ impl<'d> TreeBuilder<'d> {
                         Some(Kind::Open) => {
                             let p = toks[*i].pos.clone();
                             *i += 1;
-                            block = Some(self.seq(toks, i, Some(&p), base));
+                            block = Some(self.nested(toks, i, &p, base));
                         }
                         Some(Kind::Newline) => {
                             // A block may open on the next line.
@@ -138,7 +144,7 @@ impl<'d> TreeBuilder<'d> {
                             if let Some(o) = toks.get(j).filter(|t| t.kind == Kind::Open) {
                                 let p = o.pos.clone();
                                 *i = j + 1;
-                                block = Some(self.seq(toks, i, Some(&p), base));
+                                block = Some(self.nested(toks, i, &p, base));
                             }
                         }
                         _ => {}
@@ -152,6 +158,37 @@ impl<'d> TreeBuilder<'d> {
                 }
             }
         }
+    }
+
+    /// Parses a block whose `{` (at `open`) was just consumed, refusing absurd nesting.
+    fn nested(&mut self, toks: &[Token], i: &mut usize, open: &Pos, base: &Path) -> Vec<Stmt> {
+        if self.depth >= MAX_BLOCK_DEPTH {
+            self.diags.error(
+                open,
+                "{",
+                format!("blocks nested deeper than {MAX_BLOCK_DEPTH} levels; skipping this block"),
+            );
+            // Skip to the matching '}' without recursing.
+            let mut level = 1usize;
+            while let Some(t) = toks.get(*i) {
+                *i += 1;
+                match t.kind {
+                    Kind::Open => level += 1,
+                    Kind::Close => {
+                        level -= 1;
+                        if level == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            return Vec::new();
+        }
+        self.depth += 1;
+        let out = self.seq(toks, i, Some(open), base);
+        self.depth -= 1;
+        out
     }
 
     fn include(&mut self, stmt: &Stmt, base: &Path, out: &mut Vec<Stmt>) {
