@@ -1,0 +1,6 @@
+//! The running agent (`xvrrp run`): configuration in, a VRRP router on the network out.
+
+pub mod command;
+pub mod notify;
+pub mod plan;
+pub mod scripts;

@@ -1,0 +1,136 @@
+//! Notify scripts, keepalived style, but ordered: per instance, transitions are notified strictly
+//! in the order they happened, one script at a time, each with a timeout. The queue runs in its
+//! own task, so a slow script never delays an advert.
+//!
+//! For a transition to STATE, `notify_STATE` runs (no arguments), then `notify` with keepalived's
+//! four arguments: `INSTANCE <name> <MASTER|BACKUP|FAULT|STOP> <priority>`.
+
+use std::{cell::RefCell, rc::Rc, time::Duration};
+
+use log::{info, warn};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{command, plan::NotifyPlan};
+use crate::vrrp::State;
+
+/// Default limit on one notify script's run time.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// keepalived's name of a state in notify arguments.
+pub fn state_word(state: State) -> &'static str {
+    match state {
+        State::Master => "MASTER",
+        State::Backup => "BACKUP",
+        State::Fault => "FAULT",
+        State::Initialize => "STOP",
+    }
+}
+
+/// One finished notify run, for `xvrrp status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NotifyRecord {
+    /// The state notified.
+    pub state: &'static str,
+    /// The script (its configured command line).
+    pub script: String,
+    /// How it ended.
+    pub outcome: String,
+    /// Sequence number of the transition (1 = first).
+    pub seq: u64,
+}
+
+struct Job {
+    state: State,
+    priority: u8,
+    seq: u64,
+}
+
+/// The notify queue of one instance.
+pub struct NotifyQueue {
+    tx: mpsc::UnboundedSender<Job>,
+    seq: u64,
+    /// Finished runs (most recent last, bounded).
+    pub done: Rc<RefCell<Vec<NotifyRecord>>>,
+    /// Jobs queued and not yet finished.
+    pub pending: Rc<RefCell<u64>>,
+}
+
+impl NotifyQueue {
+    /// Starts the queue's task on the current `LocalSet`.
+    pub fn spawn(instance: String, plan: NotifyPlan, timeout: Duration) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let pending = Rc::new(RefCell::new(0u64));
+        let (done2, pending2) = (done.clone(), pending.clone());
+        tokio::task::spawn_local(async move {
+            while let Some(job) = rx.recv().await {
+                let specific = match job.state {
+                    State::Master => plan.master.as_deref(),
+                    State::Backup => plan.backup.as_deref(),
+                    State::Fault => plan.fault.as_deref(),
+                    State::Initialize => plan.stop.as_deref(),
+                };
+                let word = state_word(job.state);
+                let mut runs: Vec<(&str, Vec<String>)> = Vec::new();
+                if let Some(s) = specific {
+                    runs.push((s, Vec::new()));
+                }
+                if let Some(s) = plan.generic.as_deref() {
+                    let args = vec![
+                        "INSTANCE".to_owned(),
+                        instance.clone(),
+                        word.to_owned(),
+                        job.priority.to_string(),
+                    ];
+                    runs.push((s, args));
+                }
+                for (script, args) in runs {
+                    let outcome = match command::split_words(script) {
+                        Some(words) => command::run(&words, &args, timeout, None).await,
+                        None => command::Outcome::SpawnFailed("unterminated quote".to_owned()),
+                    };
+                    if outcome.success() {
+                        info!("{instance}: notify {word} script {script:?} finished");
+                    } else {
+                        warn!("{instance}: notify {word} script {script:?} {outcome}");
+                    }
+                    let mut d = done2.borrow_mut();
+                    if d.len() >= 32 {
+                        d.remove(0);
+                    }
+                    d.push(NotifyRecord {
+                        state: word,
+                        script: script.to_owned(),
+                        outcome: outcome.to_string(),
+                        seq: job.seq,
+                    });
+                }
+                *pending2.borrow_mut() -= 1;
+            }
+        });
+        Self {
+            tx,
+            seq: 0,
+            done,
+            pending,
+        }
+    }
+
+    /// Queues the notification of a transition to `state` at `priority`.
+    pub fn push(&mut self, state: State, priority: u8) {
+        self.seq += 1;
+        *self.pending.borrow_mut() += 1;
+        if self
+            .tx
+            .send(Job {
+                state,
+                priority,
+                seq: self.seq,
+            })
+            .is_err()
+        {
+            *self.pending.borrow_mut() -= 1;
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! From configuration to what the runtime needs for each instance: the core's [`Params`], the
+//! receive policy, the transmit plan, the addresses to move, GARP timing and notify scripts.
+//!
+//! Pure: interface addresses are looked up through a closure, so this is unit-tested without a
+//! network.
+
+use std::{net::IpAddr, time::Duration};
+
+use crate::{
+    config::{self, Config, VrrpInstance},
+    packet::{
+        self, Auth, RxAuth, RxPolicy, SourcePolicy, TtlCheck, UnicastPeer, V3Ipv4Checksum,
+        VersionPolicy, VRRP_GROUP_V4, VRRP_GROUP_V6,
+    },
+    vrrp::{self, InitialState, Params, Tracker, TrackerId},
+};
+
+/// Why an instance cannot be planned (configuration passed validation but the host disagrees).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    /// No source address: no `unicast_src_ip`/`mcast_src_ip` and none on the interface.
+    #[error("vrrp_instance {instance}: interface {interface} has no {family} address to send adverts from (set unicast_src_ip or mcast_src_ip, or add an address)")]
+    NoSourceAddress {
+        /// Instance name.
+        instance: String,
+        /// Interface.
+        interface: String,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+    },
+    /// The core refused the parameters.
+    #[error("vrrp_instance {instance}: {source}")]
+    Params {
+        /// Instance name.
+        instance: String,
+        /// The core's reason.
+        #[source]
+        source: vrrp::ParamsError,
+    },
+}
+
+/// What kind of object a tracker watches, and how to run it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrackerSource {
+    /// A `vrrp_script`.
+    Script(config::VrrpScript),
+    /// A `track_interface` entry: the link's state.
+    Interface(String),
+    /// A `track_file` entry.
+    File(config::TrackFile),
+    /// A `vrrp_track_process`.
+    Process(config::TrackProcess),
+    /// A `vrrp_track_listen` (xvrrp extension).
+    Listen(config::TrackListen),
+}
+
+/// One tracker of one instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackerPlan {
+    /// Id used in the core's events.
+    pub id: TrackerId,
+    /// A name for logs and status (`script chk_nginx`, `interface eth1`...).
+    pub label: String,
+    /// What it watches.
+    pub source: TrackerSource,
+}
+
+/// How adverts are sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxPlan {
+    /// Source address of our adverts (also the core's primary address).
+    pub src: IpAddr,
+    /// Destinations: the unicast peers, or the VRRP group.
+    pub dsts: Vec<IpAddr>,
+    /// Unicast mode (sockets bind to `src`).
+    pub unicast: bool,
+    /// The advert's address list (virtual_ipaddress only, not the excluded ones).
+    pub addresses: Vec<IpAddr>,
+    /// v2 authentication.
+    pub auth: Auth,
+    /// v2: seconds; v3: centiseconds.
+    pub interval_v2_secs: u8,
+    /// v3 interval in centiseconds.
+    pub interval_v3_cs: u16,
+    /// v3/IPv4 checksum form on transmit (keepalived's pseudo-header form by default).
+    pub v3_ipv4_checksum: V3Ipv4Checksum,
+    /// TTL of unicast adverts (`unicast_ttl`; multicast always 255).
+    pub unicast_ttl: u8,
+}
+
+/// keepalived's gratuitous ARP / NA timing for one instance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GarpPlan {
+    /// Second burst this long after becoming Master (`garp_master_delay`, 0 = none).
+    pub delay: Duration,
+    /// Packets per burst (`garp_master_repeat`).
+    pub repeat: u32,
+    /// Refresh period while Master (`garp_master_refresh`, zero = off).
+    pub refresh: Duration,
+    /// Packets per refresh (`garp_master_refresh_repeat`).
+    pub refresh_repeat: u32,
+    /// Gap between ARP packets (`garp_interval`).
+    pub arp_gap: Duration,
+    /// Gap between NA packets (`gna_interval`).
+    pub na_gap: Duration,
+}
+
+/// Notify scripts of one instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifyPlan {
+    /// `notify_master`.
+    pub master: Option<String>,
+    /// `notify_backup`.
+    pub backup: Option<String>,
+    /// `notify_fault`.
+    pub fault: Option<String>,
+    /// `notify_stop`.
+    pub stop: Option<String>,
+    /// `notify` (called with keepalived's four arguments).
+    pub generic: Option<String>,
+}
+
+/// Everything the runtime needs for one `vrrp_instance`.
+#[derive(Clone, Debug)]
+pub struct InstancePlan {
+    /// Instance name.
+    pub name: String,
+    /// Interface adverts are sent and received on.
+    pub interface: String,
+    /// Core parameters.
+    pub params: Params,
+    /// Receive checks.
+    pub rx: RxPolicy,
+    /// Transmit plan.
+    pub tx: TxPlan,
+    /// Addresses installed while Master (virtual_ipaddress and virtual_ipaddress_excluded).
+    pub vips: Vec<config::VirtualAddress>,
+    /// GARP timing.
+    pub garp: GarpPlan,
+    /// Notify scripts.
+    pub notify: NotifyPlan,
+    /// Trackers, in id order.
+    pub trackers: Vec<TrackerPlan>,
+    /// DigitalOcean reserved-IP settings, when configured.
+    pub digitalocean: Option<config::DigitalOcean>,
+}
+
+fn secs(f: f64) -> Duration {
+    if f.is_finite() && f > 0.0 {
+        Duration::from_secs_f64(f.min(1e9))
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Plans every instance. `iface_addr(interface, want_ipv6)` returns the interface's primary
+/// address of that family (IPv4: the first global address; IPv6: the link-local one, which is
+/// what VRRPv3 over IPv6 sends from).
+pub fn plan(
+    cfg: &Config,
+    iface_addr: &dyn Fn(&str, bool) -> Option<IpAddr>,
+) -> Result<Vec<InstancePlan>, Vec<PlanError>> {
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for inst in &cfg.instances {
+        match plan_instance(cfg, inst, iface_addr) {
+            Ok(p) => out.push(p),
+            Err(e) => errs.push(e),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+fn plan_instance(
+    cfg: &Config,
+    inst: &VrrpInstance,
+    iface_addr: &dyn Fn(&str, bool) -> Option<IpAddr>,
+) -> Result<InstancePlan, PlanError> {
+    let v6 = inst.family == config::Family::Ipv6;
+    let version = if inst.version == 3 {
+        vrrp::Version::V3
+    } else {
+        vrrp::Version::V2
+    };
+    let unicast = !inst.unicast_peers.is_empty();
+    let src = inst
+        .unicast_src_ip
+        .filter(|_| unicast)
+        .or(inst.mcast_src_ip)
+        .or_else(|| iface_addr(&inst.interface, v6))
+        .ok_or_else(|| PlanError::NoSourceAddress {
+            instance: inst.name.clone(),
+            interface: inst.interface.clone(),
+            family: if v6 { "IPv6" } else { "IPv4" },
+        })?;
+
+    let interval = secs(inst.advert_int);
+    let trackers = trackers_of(cfg, inst);
+    let mut params = Params::new(inst.virtual_router_id, version, src);
+    params.priority = inst.priority;
+    params.advert_interval = interval;
+    params.initial_state = match inst.state {
+        config::InitialState::Master => InitialState::Master,
+        config::InitialState::Backup => InitialState::Backup,
+    };
+    params.preempt = !inst.nopreempt;
+    params.preempt_delay = secs(inst.preempt_delay);
+    params.advert_on_lower_priority = !cfg.global_defs.vrrp_lower_prio_no_advert;
+    params.trackers = trackers
+        .iter()
+        .map(|(t, weight, reverse, initially_up)| Tracker {
+            id: t.id,
+            weight: (*weight).clamp(-254, 254) as i16,
+            reverse: *reverse,
+            initially_up: *initially_up,
+        })
+        .collect();
+    let params_checked = vrrp::Instance::new(params.clone())
+        .map(|_| params)
+        .map_err(|source| PlanError::Params {
+            instance: inst.name.clone(),
+            source,
+        })?;
+
+    let pass = inst
+        .authentication
+        .as_ref()
+        .map(|a| a.auth_pass.expose().to_owned());
+    let (rx_version, auth) = match version {
+        vrrp::Version::V2 => {
+            let secs_u8 = u8::try_from(interval.as_secs().max(1)).unwrap_or(u8::MAX);
+            let (rx_auth, auth) = match &pass {
+                Some(p) => (RxAuth::pass(p), Auth::pass(p)),
+                None => (RxAuth::None, Auth::None),
+            };
+            (
+                VersionPolicy::V2 {
+                    auth: rx_auth,
+                    advert_interval_secs: secs_u8,
+                },
+                auth,
+            )
+        }
+        vrrp::Version::V3 => (VersionPolicy::V3, Auth::None),
+    };
+    let source = if unicast {
+        // keepalived does not check the TTL of unicast adverts (they may be routed); a peer's
+        // `min_ttl`/`max_ttl` options are honoured when given.
+        SourcePolicy::Unicast {
+            peers: inst
+                .unicast_peers
+                .iter()
+                .map(|p| UnicastPeer {
+                    addr: p.address,
+                    ttl: if p.min_ttl == Some(255) {
+                        TtlCheck::Require255
+                    } else {
+                        TtlCheck::Skip
+                    },
+                })
+                .collect(),
+        }
+    } else {
+        SourcePolicy::Multicast {
+            ttl: TtlCheck::Require255,
+        }
+    };
+    let rx = RxPolicy {
+        vrid: inst.virtual_router_id,
+        family: if v6 {
+            packet::Family::V6
+        } else {
+            packet::Family::V4
+        },
+        version: rx_version,
+        owner: inst.priority == vrrp::PRIORITY_OWNER,
+        source,
+    };
+    let dsts = if unicast {
+        inst.unicast_peers.iter().map(|p| p.address).collect()
+    } else if v6 {
+        vec![IpAddr::V6(VRRP_GROUP_V6)]
+    } else {
+        vec![IpAddr::V4(VRRP_GROUP_V4)]
+    };
+    let tx = TxPlan {
+        src,
+        dsts,
+        unicast,
+        addresses: inst.virtual_ipaddress.iter().map(|v| v.address).collect(),
+        auth,
+        interval_v2_secs: u8::try_from(interval.as_secs().max(1)).unwrap_or(u8::MAX),
+        interval_v3_cs: u16::try_from(interval.as_millis() / 10)
+            .unwrap_or(0x0fff)
+            .clamp(1, 0x0fff),
+        v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
+        unicast_ttl: inst.unicast_ttl,
+    };
+    let vips = inst
+        .virtual_ipaddress
+        .iter()
+        .chain(inst.virtual_ipaddress_excluded.iter())
+        .cloned()
+        .collect();
+    let garp = GarpPlan {
+        delay: Duration::from_secs(u64::from(inst.garp_master_delay)),
+        repeat: inst.garp_master_repeat,
+        refresh: Duration::from_secs(u64::from(inst.garp_master_refresh)),
+        refresh_repeat: inst.garp_master_refresh_repeat,
+        arp_gap: secs(inst.garp_interval),
+        na_gap: secs(inst.gna_interval),
+    };
+    let notify = NotifyPlan {
+        master: inst.notify_master.clone(),
+        backup: inst.notify_backup.clone(),
+        fault: inst.notify_fault.clone(),
+        stop: inst.notify_stop.clone(),
+        generic: inst.notify.clone(),
+    };
+    Ok(InstancePlan {
+        name: inst.name.clone(),
+        interface: inst.interface.clone(),
+        params: params_checked,
+        rx,
+        tx,
+        vips,
+        garp,
+        notify,
+        trackers: trackers.into_iter().map(|(t, ..)| t).collect(),
+        digitalocean: inst.digitalocean.clone(),
+    })
+}
+
+/// Resolves the instance's track_* references. Returns (plan, weight, reverse, initially_up).
+fn trackers_of(cfg: &Config, inst: &VrrpInstance) -> Vec<(TrackerPlan, i32, bool, bool)> {
+    let mut out = Vec::new();
+    let mut next = 0u32;
+    let mut push = |label: String, source: TrackerSource, weight: i32, reverse: bool, up: bool| {
+        out.push((
+            TrackerPlan {
+                id: TrackerId(next),
+                label,
+                source,
+            },
+            weight,
+            reverse,
+            up,
+        ));
+        next += 1;
+    };
+    for r in &inst.track_script {
+        if let Some(s) = cfg.vrrp_scripts.iter().find(|s| s.name == r.name) {
+            // keepalived: a script counts as up until proven otherwise, unless `init_fail`.
+            push(
+                format!("script {}", s.name),
+                TrackerSource::Script(s.clone()),
+                r.weight,
+                r.reverse,
+                !s.init_fail,
+            );
+        }
+    }
+    for t in &inst.track_interface {
+        push(
+            format!("interface {}", t.name),
+            TrackerSource::Interface(t.name.clone()),
+            t.weight,
+            t.reverse,
+            true,
+        );
+    }
+    for r in &inst.track_file {
+        if let Some(f) = cfg.track_files.iter().find(|f| f.name == r.name) {
+            push(
+                format!("file {}", f.name),
+                TrackerSource::File(f.clone()),
+                r.weight,
+                r.reverse,
+                true,
+            );
+        }
+    }
+    for r in &inst.track_process {
+        if let Some(p) = cfg.track_processes.iter().find(|p| p.name == r.name) {
+            push(
+                format!("process {}", p.name),
+                TrackerSource::Process(p.clone()),
+                r.weight,
+                r.reverse,
+                true,
+            );
+        }
+    }
+    for r in &inst.track_listen {
+        if let Some(l) = cfg.track_listens.iter().find(|l| l.name == r.name) {
+            push(
+                format!("listen {}", l.name),
+                TrackerSource::Listen(l.clone()),
+                r.weight,
+                r.reverse,
+                true,
+            );
+        }
+    }
+    out
+}
