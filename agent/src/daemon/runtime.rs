@@ -1,0 +1,566 @@
+//! The event loop: one current-thread tokio runtime drives every instance.
+//!
+//! Inputs (accepted adverts from the receivers, tracker changes, signals, control requests and
+//! the instances' own timers) are turned into core events; the core's actions are carried out at
+//! the edge. Nothing slow runs inline: advert sends are single non-blocking `sendto`s, address
+//! changes single netlink round trips; GARP bursts, notify scripts and track scripts run in their
+//! own tasks.
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    net::IpAddr,
+    os::fd::AsRawFd,
+    path::PathBuf,
+    rc::Rc,
+    time::{Duration, SystemTime},
+};
+
+use log::{debug, error, info, warn};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+    task::JoinHandle,
+    time::Instant,
+};
+
+use super::{
+    counters::CounterTable,
+    notify::{self, NotifyQueue},
+    plan::{InstancePlan, TrackerSource},
+    scripts,
+};
+use crate::{
+    config::Config,
+    control::{ControlServer, Responder},
+    net::{self, Mode, VrrpSocket},
+    packet::{self, Advert, Counter, RxPolicy, TxMeta},
+    vrrp::{self, Action, Event, Instance, State, Time},
+};
+
+/// How adverts are received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RxMode {
+    /// XDP when it attaches (native, then generic), else a raw socket.
+    Auto,
+    /// XDP only (native, then generic); fail if it cannot attach.
+    Xdp,
+    /// A raw socket, with the same checks in userspace.
+    Socket,
+}
+
+/// Options of `xvrrp run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Receive path.
+    pub rx: RxMode,
+    /// Control socket path.
+    pub control_socket: PathBuf,
+}
+
+/// Errors that stop the agent at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An instance could not be planned.
+    #[error("{0}")]
+    Plan(String),
+    /// A socket could not be opened.
+    #[error("vrrp_instance {instance}: {source}")]
+    Socket {
+        /// Instance.
+        instance: String,
+        /// Cause.
+        #[source]
+        source: net::NetError,
+    },
+    /// The control socket could not be bound.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// Signals could not be set up.
+    #[error("signal handling: {0}")]
+    Signals(std::io::Error),
+    /// `--rx xdp` was asked for but XDP is not available yet for this configuration.
+    #[error("{0}")]
+    Rx(String),
+}
+
+/// An accepted advert handed from a receiver to the event loop.
+#[derive(Debug)]
+struct RxAdvert {
+    instance: usize,
+    src: IpAddr,
+    priority: u8,
+    interval: Duration,
+}
+
+/// A status snapshot of one tracker.
+#[derive(Clone, Debug, serde::Serialize)]
+struct TrackerStatus {
+    label: String,
+    up: bool,
+    since: Option<String>,
+}
+
+/// The last transition, with wall-clock time.
+#[derive(Clone, Debug, serde::Serialize)]
+struct TransitionRecord {
+    from: State,
+    to: State,
+    reason: String,
+    at: String,
+}
+
+struct InstanceRt {
+    plan: InstancePlan,
+    core: Instance,
+    sock: Rc<VrrpSocket>,
+    notify: NotifyQueue,
+    garp: Option<JoinHandle<()>>,
+    trackers: Vec<TrackerStatus>,
+    last: Option<TransitionRecord>,
+    send_errors: u64,
+}
+
+/// A receive socket shared by the instances on one interface, family and mode.
+struct Receiver {
+    sock: Rc<VrrpSocket>,
+    interface: String,
+    /// (instance index, its policy)
+    members: Vec<(usize, RxPolicy)>,
+    multicast: bool,
+}
+
+/// Builds the runtime from plans and runs it until SIGTERM/SIGINT.
+pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Result<(), StartError> {
+    if opts.rx == RxMode::Xdp {
+        return Err(StartError::Rx(
+            "--rx xdp: the XDP advert filter is not in this build yet; use --rx socket or --rx auto".to_owned(),
+        ));
+    }
+    let control = ControlServer::bind(&opts.control_socket)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+
+    // Sockets: one per (interface, family, mode), shared by the instances that use it.
+    let mut receivers: Vec<Receiver> = Vec::new();
+    let mut instances: Vec<InstanceRt> = Vec::new();
+    for (idx, plan) in plans.into_iter().enumerate() {
+        let family = net::Family::of(plan.tx.src);
+        let mode = if plan.tx.unicast { Mode::Unicast { source: plan.tx.src } } else { Mode::Multicast };
+        let existing = receivers
+            .iter()
+            .position(|r| r.interface == plan.interface && r.sock.family() == family && r.sock.mode() == mode);
+        let r = match existing {
+            Some(r) => r,
+            None => {
+                let sock = VrrpSocket::open(&plan.interface, family, mode)
+                    .map_err(|source| StartError::Socket { instance: plan.name.clone(), source })?;
+                receivers.push(Receiver {
+                    sock: Rc::new(sock),
+                    interface: plan.interface.clone(),
+                    members: Vec::new(),
+                    multicast: mode == Mode::Multicast,
+                });
+                receivers.len() - 1
+            }
+        };
+        receivers[r].members.push((idx, plan.rx.clone()));
+        let core = Instance::new(plan.params.clone()).map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
+        let notify = NotifyQueue::spawn(plan.name.clone(), plan.notify.clone(), notify::NOTIFY_TIMEOUT);
+        let trackers = plan
+            .trackers
+            .iter()
+            .zip(plan.params.trackers.iter())
+            .map(|(t, p)| TrackerStatus { label: t.label.clone(), up: p.initially_up, since: None })
+            .collect();
+        instances.push(InstanceRt {
+            sock: receivers[r].sock.clone(),
+            plan,
+            core,
+            notify,
+            garp: None,
+            trackers,
+            last: None,
+            send_errors: 0,
+        });
+    }
+
+    let counters = Rc::new(RefCell::new(CounterTable::default()));
+    let (adv_tx, mut adv_rx) = mpsc::channel::<RxAdvert>(1024);
+    for r in receivers {
+        spawn_receiver(r, counters.clone(), adv_tx.clone())?;
+    }
+
+    // Track scripts: one runner per vrrp_script used by some instance.
+    let (script_tx, mut script_rx) = mpsc::unbounded_channel::<scripts::ScriptChange>();
+    let mut script_users: HashMap<usize, Vec<(usize, vrrp::TrackerId)>> = HashMap::new();
+    for (i, inst) in instances.iter().enumerate() {
+        for t in &inst.plan.trackers {
+            if let TrackerSource::Script(s) = &t.source {
+                if let Some(si) = cfg.vrrp_scripts.iter().position(|x| x.name == s.name) {
+                    script_users.entry(si).or_default().push((i, t.id));
+                }
+            } else {
+                warn!("{}: tracker {} is not supported by this build and stays up", inst.plan.name, t.label);
+            }
+        }
+    }
+    for &si in script_users.keys() {
+        if let Some(s) = cfg.vrrp_scripts.get(si) {
+            scripts::spawn(si, s.clone(), script_tx.clone());
+        }
+    }
+
+    let epoch = Instant::now();
+    let now = || Time::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX));
+    let mut d = Daemon { instances, counters, epoch };
+
+    // Addresses left behind by an agent that was killed are removed before anything starts.
+    for i in 0..d.instances.len() {
+        if d.instances[i].core.base_priority() != vrrp::PRIORITY_OWNER {
+            d.remove_addresses(i, true);
+        }
+    }
+    for i in 0..d.instances.len() {
+        d.handle(i, now(), Event::Startup);
+    }
+    info!("xvrrp running: {} instance(s); control socket {}", d.instances.len(), control.path().display());
+
+    loop {
+        let deadline = d.instances.iter().filter_map(|i| i.core.deadline()).min();
+        let sleep_until = deadline
+            .map(|t| epoch + Duration::from_micros(t.as_micros()))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sighup.recv() => {
+                warn!("SIGHUP: configuration reload is not supported yet; restart xvrrp to apply changes");
+            }
+            _ = tokio::time::sleep_until(sleep_until) => {
+                let t = now();
+                for i in 0..d.instances.len() {
+                    if d.instances[i].core.deadline().is_some_and(|dl| dl <= t) {
+                        d.handle(i, t, Event::TimerFired);
+                    }
+                }
+            }
+            Some(a) = adv_rx.recv() => {
+                let ev = Event::AdvertReceived { src: a.src, priority: a.priority, max_advert_interval: a.interval };
+                d.handle(a.instance, now(), ev);
+            }
+            Some(ch) = script_rx.recv() => {
+                for &(i, id) in script_users.get(&ch.script).map(Vec::as_slice).unwrap_or(&[]) {
+                    if let Some(ts) = d.instances.get_mut(i).and_then(|inst| inst.trackers.get_mut(id.0 as usize)) {
+                        ts.up = ch.up;
+                        ts.since = Some(crate::logging::utc_now());
+                    }
+                    d.handle(i, now(), Event::TrackerChanged { id, up: ch.up });
+                }
+            }
+            Some((req, resp)) = control.next() => {
+                d.answer(&req.cmd, resp).await;
+            }
+        }
+    }
+
+    // Shutdown: priority 0 from Masters, addresses removed, STOP notified.
+    for i in 0..d.instances.len() {
+        d.handle(i, now(), Event::Shutdown);
+    }
+    // Give the notify queues a bounded time to finish (keepalived waits for its scripts too).
+    let until = Instant::now() + Duration::from_secs(10);
+    while d.instances.iter().any(|i| *i.notify.pending.borrow() > 0) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    info!("xvrrp stopped");
+    Ok(())
+}
+
+fn spawn_receiver(r: Receiver, counters: Rc<RefCell<CounterTable>>, tx: mpsc::Sender<RxAdvert>) -> Result<(), StartError> {
+    let fd = AsyncFd::new(r.sock.as_raw_fd()).map_err(|e| StartError::Socket {
+        instance: r.interface.clone(),
+        source: net::NetError::io("AsyncFd", &r.interface, e),
+    })?;
+    tokio::task::spawn_local(async move {
+        let policies: Vec<RxPolicy> = r.members.iter().map(|(_, p)| p.clone()).collect();
+        loop {
+            let Ok(mut guard) = fd.readable().await else { return };
+            loop {
+                match r.sock.recv() {
+                    Ok(pkt) => {
+                        if r.multicast && !pkt.dst.is_multicast() {
+                            // A unicast advert for a unicast instance; that instance's own
+                            // (bound) socket receives it.
+                            continue;
+                        }
+                        let meta = packet::IpMeta { src: pkt.src, dst: pkt.dst, ttl_or_hop_limit: pkt.ttl };
+                        let vrid = pkt.payload.get(1).copied().unwrap_or(0);
+                        let known = policies.iter().any(|p| match &p.source {
+                            packet::SourcePolicy::Unicast { peers } => peers.iter().any(|x| x.addr == pkt.src),
+                            packet::SourcePolicy::Multicast { .. } => false,
+                        });
+                        match packet::receive_vrrp(&pkt.payload, &meta, &policies) {
+                            Ok(rx) => {
+                                let a = &rx.advert;
+                                let Some(&(instance, _)) = r.members.iter().find(|(_, p)| p.vrid == a.vrid) else {
+                                    continue;
+                                };
+                                let interval = Duration::from_micros(a.interval_us());
+                                counters.borrow_mut().accept(&r.interface, a.vrid, pkt.src, a.priority, (a.interval_us() / 10_000) as u32);
+                                let msg = RxAdvert { instance, src: pkt.src, priority: a.priority, interval };
+                                if tx.try_send(msg).is_err() {
+                                    debug!("{}: event queue full, advert dropped", r.interface);
+                                }
+                            }
+                            Err(e) => {
+                                let c = e.counter();
+                                if c != Counter::NotVrrp {
+                                    counters.borrow_mut().drop_packet(&r.interface, vrid, pkt.src, known, c);
+                                    debug!("{}: dropped advert from {}: {e}", r.interface, pkt.src);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) if e.is_would_block() => {
+                        guard.clear_ready();
+                        break;
+                    }
+                    Err(e) => {
+                        warn!("{}: receive error: {e}", r.interface);
+                        guard.clear_ready();
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+struct Daemon {
+    instances: Vec<InstanceRt>,
+    counters: Rc<RefCell<CounterTable>>,
+    epoch: Instant,
+}
+
+impl Daemon {
+    fn handle(&mut self, i: usize, now: Time, ev: Event) {
+        let actions = match self.instances.get_mut(i) {
+            Some(inst) => inst.core.handle(now, ev),
+            None => return,
+        };
+        for a in actions {
+            self.act(i, a);
+        }
+    }
+
+    fn act(&mut self, i: usize, action: Action) {
+        let Some(inst) = self.instances.get_mut(i) else { return };
+        match action {
+            Action::SendAdvert { priority } => send_advert(inst, priority),
+            Action::ArmTimer { .. } | Action::CancelTimer => {}
+            Action::StateChanged { from, to, reason } => {
+                info!("{}: {from:?} -> {to:?} ({reason:?})", inst.plan.name);
+                inst.last = Some(TransitionRecord {
+                    from,
+                    to,
+                    reason: format!("{reason:?}"),
+                    at: crate::logging::utc_now(),
+                });
+                if to != State::Master {
+                    if let Some(g) = inst.garp.take() {
+                        g.abort();
+                    }
+                }
+            }
+            Action::AddAddresses => self.add_addresses(i),
+            Action::RemoveAddresses => {
+                if let Some(g) = inst.garp.take() {
+                    g.abort();
+                }
+                self.remove_addresses(i, false);
+            }
+            Action::SendGratuitous => {
+                if let Some(g) = inst.garp.take() {
+                    g.abort();
+                }
+                inst.garp = Some(spawn_garp(inst.plan.clone()));
+            }
+            Action::Notify(state) => {
+                let prio = inst.core.effective_priority();
+                inst.notify.push(state, prio);
+            }
+        }
+    }
+
+    fn add_addresses(&mut self, i: usize) {
+        let Some(inst) = self.instances.get(i) else { return };
+        for v in &inst.plan.vips {
+            let res = net::ifindex(&v.dev)
+                .and_then(|ifx| net::add_address(ifx, v.address, v.prefix_len, v.label.as_deref()));
+            match res {
+                Ok(()) => info!("{}: added {}/{} on {}", inst.plan.name, v.address, v.prefix_len, v.dev),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => error!("{}: cannot add {}/{} on {}: {e}", inst.plan.name, v.address, v.prefix_len, v.dev),
+            }
+        }
+    }
+
+    fn remove_addresses(&mut self, i: usize, at_start: bool) {
+        let Some(inst) = self.instances.get(i) else { return };
+        for v in &inst.plan.vips {
+            let res = net::ifindex(&v.dev).and_then(|ifx| net::del_address(ifx, v.address, v.prefix_len));
+            match res {
+                Ok(()) if at_start => warn!(
+                    "{}: removed {}/{} from {}, left behind by an earlier run",
+                    inst.plan.name, v.address, v.prefix_len, v.dev
+                ),
+                Ok(()) => info!("{}: removed {}/{} from {}", inst.plan.name, v.address, v.prefix_len, v.dev),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)) => {}
+                Err(e) => error!("{}: cannot remove {}/{} from {}: {e}", inst.plan.name, v.address, v.prefix_len, v.dev),
+            }
+        }
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let list: Vec<_> = self
+            .instances
+            .iter()
+            .map(|inst| {
+                let st = inst.core.status();
+                serde_json::json!({
+                    "name": inst.plan.name,
+                    "interface": inst.plan.interface,
+                    "vrid": inst.plan.params.vrid,
+                    "version": if inst.plan.params.version == vrrp::Version::V3 { 3 } else { 2 },
+                    "state": st.state,
+                    "base_priority": st.base_priority,
+                    "effective_priority": st.effective_priority,
+                    "master_address": st.master_address,
+                    "source_address": inst.plan.tx.src,
+                    "advert_interval_ms": inst.plan.params.advert_interval.as_millis() as u64,
+                    "master_adver_interval_ms": st.master_adver_interval.as_millis() as u64,
+                    "master_down_interval_ms": st.master_down_interval.as_millis() as u64,
+                    "last_transition": inst.last,
+                    "counters": st.counters,
+                    "advert_send_errors": inst.send_errors,
+                    "trackers": inst.trackers,
+                    "virtual_addresses": inst.plan.vips.iter().map(|v| format!("{}/{} dev {}", v.address, v.prefix_len, v.dev)).collect::<Vec<_>>(),
+                    "notify": { "pending": *inst.notify.pending.borrow(), "recent": *inst.notify.done.borrow() },
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "uptime_ms": self.epoch.elapsed().as_millis() as u64,
+            "rx": "socket",
+            "instances": list,
+        })
+    }
+
+    fn counters_json(&self) -> serde_json::Value {
+        let table = self.counters.borrow();
+        let rows: Vec<_> = table
+            .rows()
+            .into_iter()
+            .map(|(k, c)| {
+                let mut counts = serde_json::Map::new();
+                for ctr in Counter::ALL {
+                    if ctr == Counter::NotVrrp {
+                        continue;
+                    }
+                    counts.insert(ctr.as_str().to_owned(), c.counts.get(ctr.index() as usize).copied().unwrap_or(0).into());
+                }
+                serde_json::json!({
+                    "interface": k.interface,
+                    "vrid": k.vrid,
+                    "peer": k.src.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+                    "counters": counts,
+                    "last_priority": c.last_priority,
+                    "last_interval_cs": c.last_interval_cs,
+                    "last_seen": c.last_seen.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                        .map(|d| crate::logging::format_utc(d.as_secs(), d.subsec_millis())),
+                })
+            })
+            .collect();
+        serde_json::json!({ "rx": "socket", "peers": rows })
+    }
+
+    async fn answer(&self, cmd: &str, mut resp: Responder) {
+        match cmd {
+            "status" => resp.reply(&self.status_json()).await,
+            "counters" => resp.reply(&self.counters_json()).await,
+            other => resp.error(&format!("unknown command {other:?}")).await,
+        }
+    }
+}
+
+fn send_advert(inst: &mut InstanceRt, priority: u8) {
+    let tx = &inst.plan.tx;
+    let advert = match inst.plan.params.version {
+        vrrp::Version::V2 => Advert::v2(inst.plan.params.vrid, priority, tx.addresses.clone(), tx.interval_v2_secs, tx.auth),
+        vrrp::Version::V3 => Advert::v3(inst.plan.params.vrid, priority, tx.addresses.clone(), tx.interval_v3_cs),
+    };
+    for &dst in &tx.dsts {
+        let mut meta = TxMeta::new(tx.src, dst);
+        meta.v3_ipv4_checksum = tx.v3_ipv4_checksum;
+        let bytes = match packet::encode_vrrp(&advert, &meta) {
+            Ok(b) => b,
+            Err(e) => {
+                inst.send_errors += 1;
+                error!("{}: cannot encode advert: {e}", inst.plan.name);
+                continue;
+            }
+        };
+        if let Err(e) = inst.sock.send_to(&bytes, dst) {
+            inst.send_errors += 1;
+            if inst.send_errors < 10 || inst.send_errors.is_power_of_two() {
+                warn!("{}: advert to {dst} not sent: {e} ({} so far)", inst.plan.name, inst.send_errors);
+            }
+        }
+    }
+}
+
+/// keepalived's GARP schedule on becoming Master: a burst of `repeat` at once, another burst
+/// `delay` later, then `refresh_repeat` every `refresh` while Master. Aborted on leaving Master.
+fn spawn_garp(plan: InstancePlan) -> JoinHandle<()> {
+    tokio::task::spawn_local(async move {
+        let burst = |count: u32| {
+            let plan = &plan;
+            async move {
+                for n in 0..count.max(1) {
+                    for v in &plan.vips {
+                        let res = match v.address {
+                            IpAddr::V4(a) => net::send_garp(&v.dev, a),
+                            IpAddr::V6(a) => net::send_unsolicited_na(&v.dev, a),
+                        };
+                        if let Err(e) = res {
+                            debug!("{}: announcing {} on {}: {e}", plan.name, v.address, v.dev);
+                        }
+                    }
+                    let gap = plan.garp.arp_gap.max(plan.garp.na_gap);
+                    if n + 1 < count && !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                }
+            }
+        };
+        burst(plan.garp.repeat).await;
+        if !plan.garp.delay.is_zero() {
+            tokio::time::sleep(plan.garp.delay).await;
+            burst(plan.garp.repeat).await;
+        }
+        if !plan.garp.refresh.is_zero() {
+            loop {
+                tokio::time::sleep(plan.garp.refresh).await;
+                burst(plan.garp.refresh_repeat).await;
+            }
+        }
+    })
+}
