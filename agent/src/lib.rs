@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod config;
 pub mod dataplane;
+pub mod net;
 pub mod packet;
 pub mod sim;
 pub mod vrrp;
