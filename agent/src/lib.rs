@@ -8,6 +8,8 @@
 //! - [`dataplane`]: loading and attaching the embedded eBPF programs.
 //! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
 //! - [`logging`]: the stderr logger.
+//! - [`net`]: raw VRRP sockets, netlink addresses and link events, GARP / unsolicited NA.
+//! - [`daemon`]: the running agent (`xvrrp run`).
 //! - [`cli`]: the `xvrrp` command line.
 
 pub mod cli;
@@ -16,6 +18,7 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod logging;
+pub mod net;
 pub mod packet;
 pub mod sim;
 pub mod vrrp;

@@ -5,3 +5,4 @@ pub mod counters;
 pub mod notify;
 pub mod plan;
 pub mod scripts;
+pub mod runtime;

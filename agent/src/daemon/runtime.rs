@@ -286,7 +286,7 @@ pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Res
 fn spawn_receiver(r: Receiver, counters: Rc<RefCell<CounterTable>>, tx: mpsc::Sender<RxAdvert>) -> Result<(), StartError> {
     let fd = AsyncFd::new(r.sock.as_raw_fd()).map_err(|e| StartError::Socket {
         instance: r.interface.clone(),
-        source: net::NetError::io("AsyncFd", &r.interface, e),
+        source: net::NetError::Sys { syscall: "epoll_ctl(AsyncFd)", target: r.interface.clone(), source: e },
     })?;
     tokio::task::spawn_local(async move {
         let policies: Vec<RxPolicy> = r.members.iter().map(|(_, p)| p.clone()).collect();
