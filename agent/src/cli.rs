@@ -17,6 +17,9 @@ pub const DEFAULT_CONFIG: &str = "/etc/xvrrp/xvrrp.conf";
 #[derive(Debug, Parser)]
 #[command(name = "xvrrp", version, about, long_about = None)]
 pub struct Cli {
+    /// Control socket of the agent (so several agents can run on one host).
+    #[arg(long, global = true, default_value = crate::control::DEFAULT_SOCKET)]
+    pub control_socket: PathBuf,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -25,6 +28,36 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the VRRP router: load the configuration, take part in elections, move the addresses.
+    /// Stops on SIGTERM/SIGINT, sending priority 0 first when Master.
+    Run {
+        /// Configuration file (keepalived.conf syntax).
+        #[arg(short = 'f', long = "config-file", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// How adverts are received: XDP (native, then generic) falling back to a raw socket,
+        /// XDP only, or a raw socket only.
+        #[arg(long, value_enum, default_value_t = RxArg::Auto)]
+        rx: RxArg,
+        /// More logging (-v debug, -vv trace).
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+        /// Only warnings and errors.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show each instance of the running agent: state, priorities, master, last transition,
+    /// trackers.
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running agent's receive counters per interface, VRID and peer.
+    Counters {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a configuration: print the effective configuration (defaults filled in) and exit 0,
     /// or print every error as FILE:LINE:COLUMN and exit 1.
     Check {
@@ -51,6 +84,17 @@ pub enum Command {
     },
 }
 
+/// Receive path for `run`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum RxArg {
+    /// XDP, else a raw socket.
+    Auto,
+    /// XDP only.
+    Xdp,
+    /// Raw socket only.
+    Socket,
+}
+
 /// Attach mode for `xdp-probe`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ProbeMode {
@@ -66,6 +110,26 @@ pub enum ProbeMode {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            config,
+            rx,
+            verbose,
+            quiet,
+        } => {
+            crate::logging::init(verbose, quiet);
+            let rx = match rx {
+                RxArg::Auto => crate::daemon::runtime::RxMode::Auto,
+                RxArg::Xdp => crate::daemon::runtime::RxMode::Xdp,
+                RxArg::Socket => crate::daemon::runtime::RxMode::Socket,
+            };
+            crate::daemon::run(crate::daemon::runtime::RunOptions {
+                config,
+                rx,
+                control_socket: cli.control_socket,
+            })
+        }
+        Command::Status { json } => show(&cli.control_socket, "status", json, print_status),
+        Command::Counters { json } => show(&cli.control_socket, "counters", json, print_counters),
         Command::Check { config, json } => check(&config, json),
         Command::XdpProbe {
             interface,
@@ -100,6 +164,105 @@ fn check(path: &std::path::Path, json: bool) -> ExitCode {
                 path.display()
             );
             ExitCode::from(1)
+        }
+    }
+}
+
+fn show(
+    socket: &std::path::Path,
+    cmd: &str,
+    json: bool,
+    table: fn(&serde_json::Value),
+) -> ExitCode {
+    match crate::control::query(socket, cmd) {
+        Ok(v) if json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            table(&v);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xvrrp: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn s(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn print_status(v: &serde_json::Value) {
+    let empty = Vec::new();
+    for i in v["instances"].as_array().unwrap_or(&empty) {
+        println!(
+            "{} (VRID {} on {}, VRRPv{}): {}",
+            s(&i["name"]),
+            s(&i["vrid"]),
+            s(&i["interface"]),
+            s(&i["version"]),
+            s(&i["state"])
+        );
+        println!(
+            "  priority {} (base {}), master {}, advert interval {} ms",
+            s(&i["effective_priority"]),
+            s(&i["base_priority"]),
+            s(&i["master_address"]),
+            s(&i["master_adver_interval_ms"])
+        );
+        let t = &i["last_transition"];
+        if !t.is_null() {
+            println!(
+                "  last transition {} -> {} at {} ({})",
+                s(&t["from"]),
+                s(&t["to"]),
+                s(&t["at"]),
+                s(&t["reason"])
+            );
+        }
+        for tr in i["trackers"].as_array().unwrap_or(&empty) {
+            let up = tr["up"].as_bool().unwrap_or(false);
+            println!(
+                "  tracker {}: {}",
+                s(&tr["label"]),
+                if up { "up" } else { "DOWN" }
+            );
+        }
+    }
+}
+
+fn print_counters(v: &serde_json::Value) {
+    let empty = Vec::new();
+    for p in v["peers"].as_array().unwrap_or(&empty) {
+        println!(
+            "{} VRID {} peer {}: last priority {}, last interval {} cs, last seen {}",
+            s(&p["interface"]),
+            s(&p["vrid"]),
+            s(&p["peer"]),
+            s(&p["last_priority"]),
+            s(&p["last_interval_cs"]),
+            s(&p["last_seen"])
+        );
+        if let Some(m) = p["counters"].as_object() {
+            let nonzero: Vec<String> = m
+                .iter()
+                .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            println!(
+                "  {}",
+                if nonzero.is_empty() {
+                    "(no packets)".to_owned()
+                } else {
+                    nonzero.join(" ")
+                }
+            );
         }
     }
 }

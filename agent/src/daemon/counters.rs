@@ -45,9 +45,19 @@ pub struct CounterTable {
 }
 
 impl CounterTable {
-    fn row(&mut self, interface: &str, vrid: u8, src: Option<IpAddr>, known: bool) -> &mut PeerCounters {
+    fn row(
+        &mut self,
+        interface: &str,
+        vrid: u8,
+        src: Option<IpAddr>,
+        known: bool,
+    ) -> &mut PeerCounters {
         let n = self.per_iface.get(interface).copied().unwrap_or(0);
-        let mut key = Key { interface: interface.to_owned(), vrid, src };
+        let mut key = Key {
+            interface: interface.to_owned(),
+            vrid,
+            src,
+        };
         if !self.rows.contains_key(&key) && (!known || n >= MAX_PEERS_PER_INTERFACE) {
             key.src = None;
             key.vrid = 0;
@@ -64,7 +74,14 @@ impl CounterTable {
 
     /// Counts a dropped packet. `known` says whether `src` may get a row of its own (a
     /// configured unicast peer); unknown sources only count in an existing row or the bucket.
-    pub fn drop_packet(&mut self, interface: &str, vrid: u8, src: IpAddr, known: bool, reason: Counter) {
+    pub fn drop_packet(
+        &mut self,
+        interface: &str,
+        vrid: u8,
+        src: IpAddr,
+        known: bool,
+        reason: Counter,
+    ) {
         let row = self.row(interface, vrid, Some(src), known);
         if let Some(c) = row.counts.get_mut(reason.index() as usize) {
             *c += 1;
@@ -73,7 +90,14 @@ impl CounterTable {
     }
 
     /// Counts an accepted advert.
-    pub fn accept(&mut self, interface: &str, vrid: u8, src: IpAddr, priority: u8, interval_cs: u32) {
+    pub fn accept(
+        &mut self,
+        interface: &str,
+        vrid: u8,
+        src: IpAddr,
+        priority: u8,
+        interval_cs: u32,
+    ) {
         let row = self.row(interface, vrid, Some(src), true);
         let mut bump = |c: Counter| {
             if let Some(v) = row.counts.get_mut(c.index() as usize) {
@@ -111,7 +135,10 @@ mod tests {
         let rows = t.rows();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].0.src, None);
-        assert_eq!(rows[0].1.counts[Counter::AuthFailure.index() as usize], 10_000);
+        assert_eq!(
+            rows[0].1.counts[Counter::AuthFailure.index() as usize],
+            10_000
+        );
     }
 
     #[test]

@@ -4,5 +4,76 @@ pub mod command;
 pub mod counters;
 pub mod notify;
 pub mod plan;
-pub mod scripts;
 pub mod runtime;
+pub mod scripts;
+
+use std::process::ExitCode;
+
+use log::error;
+
+/// `xvrrp run`: loads and checks the configuration (nothing is applied when it has errors),
+/// plans every instance, and runs until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 1 for a
+/// configuration error, 3 when the network could not be set up.
+pub fn run(opts: runtime::RunOptions) -> ExitCode {
+    let loaded = match crate::config::load(&opts.config) {
+        Ok(l) => l,
+        Err(errors) => {
+            for line in errors.to_string().lines() {
+                error!("{line}");
+            }
+            error!(
+                "{} error(s) in {}; nothing was applied",
+                errors.errors.len(),
+                opts.config.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    let cfg = loaded.config;
+    let lookup = |ifname: &str, v6: bool| interface_address(ifname, v6);
+    let plans = match plan::plan(&cfg, &lookup) {
+        Ok(p) => p,
+        Err(errs) => {
+            for e in errs {
+                error!("{e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&rt, runtime::run(cfg, plans, opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// The interface's primary address of a family: IPv4, the first non-secondary address; IPv6,
+/// the link-local address (what VRRPv3 over IPv6 sends from).
+fn interface_address(ifname: &str, v6: bool) -> Option<std::net::IpAddr> {
+    let idx = crate::net::ifindex(ifname).ok()?;
+    let addrs = crate::net::list_addresses(idx).ok()?;
+    addrs
+        .iter()
+        .filter(|a| !a.is_secondary())
+        .map(|a| a.addr)
+        .find(|a| match a {
+            std::net::IpAddr::V4(_) => !v6,
+            std::net::IpAddr::V6(x) => v6 && (x.segments()[0] & 0xffc0) == 0xfe80,
+        })
+}

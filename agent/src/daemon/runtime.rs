@@ -18,7 +18,7 @@ use std::{
 
 use log::{debug, error, info, warn};
 use tokio::{
-    io::unix::AsyncFd,
+    io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
     sync::mpsc,
     task::JoinHandle,
@@ -135,7 +135,11 @@ struct Receiver {
 }
 
 /// Builds the runtime from plans and runs it until SIGTERM/SIGINT.
-pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Result<(), StartError> {
+pub async fn run(
+    cfg: Config,
+    plans: Vec<InstancePlan>,
+    opts: RunOptions,
+) -> Result<(), StartError> {
     if opts.rx == RxMode::Xdp {
         return Err(StartError::Rx(
             "--rx xdp: the XDP advert filter is not in this build yet; use --rx socket or --rx auto".to_owned(),
@@ -151,15 +155,25 @@ pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Res
     let mut instances: Vec<InstanceRt> = Vec::new();
     for (idx, plan) in plans.into_iter().enumerate() {
         let family = net::Family::of(plan.tx.src);
-        let mode = if plan.tx.unicast { Mode::Unicast { source: plan.tx.src } } else { Mode::Multicast };
-        let existing = receivers
-            .iter()
-            .position(|r| r.interface == plan.interface && r.sock.family() == family && r.sock.mode() == mode);
+        let mode = if plan.tx.unicast {
+            Mode::Unicast {
+                source: plan.tx.src,
+            }
+        } else {
+            Mode::Multicast
+        };
+        let existing = receivers.iter().position(|r| {
+            r.interface == plan.interface && r.sock.family() == family && r.sock.mode() == mode
+        });
         let r = match existing {
             Some(r) => r,
             None => {
-                let sock = VrrpSocket::open(&plan.interface, family, mode)
-                    .map_err(|source| StartError::Socket { instance: plan.name.clone(), source })?;
+                let sock = VrrpSocket::open(&plan.interface, family, mode).map_err(|source| {
+                    StartError::Socket {
+                        instance: plan.name.clone(),
+                        source,
+                    }
+                })?;
                 receivers.push(Receiver {
                     sock: Rc::new(sock),
                     interface: plan.interface.clone(),
@@ -170,13 +184,22 @@ pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Res
             }
         };
         receivers[r].members.push((idx, plan.rx.clone()));
-        let core = Instance::new(plan.params.clone()).map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
-        let notify = NotifyQueue::spawn(plan.name.clone(), plan.notify.clone(), notify::NOTIFY_TIMEOUT);
+        let core = Instance::new(plan.params.clone())
+            .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
+        let notify = NotifyQueue::spawn(
+            plan.name.clone(),
+            plan.notify.clone(),
+            notify::NOTIFY_TIMEOUT,
+        );
         let trackers = plan
             .trackers
             .iter()
             .zip(plan.params.trackers.iter())
-            .map(|(t, p)| TrackerStatus { label: t.label.clone(), up: p.initially_up, since: None })
+            .map(|(t, p)| TrackerStatus {
+                label: t.label.clone(),
+                up: p.initially_up,
+                since: None,
+            })
             .collect();
         instances.push(InstanceRt {
             sock: receivers[r].sock.clone(),
@@ -206,7 +229,10 @@ pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Res
                     script_users.entry(si).or_default().push((i, t.id));
                 }
             } else {
-                warn!("{}: tracker {} is not supported by this build and stays up", inst.plan.name, t.label);
+                warn!(
+                    "{}: tracker {} is not supported by this build and stays up",
+                    inst.plan.name, t.label
+                );
             }
         }
     }
@@ -218,7 +244,11 @@ pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Res
 
     let epoch = Instant::now();
     let now = || Time::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX));
-    let mut d = Daemon { instances, counters, epoch };
+    let mut d = Daemon {
+        instances,
+        counters,
+        epoch,
+    };
 
     // Addresses left behind by an agent that was killed are removed before anything starts.
     for i in 0..d.instances.len() {
@@ -229,7 +259,11 @@ pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Res
     for i in 0..d.instances.len() {
         d.handle(i, now(), Event::Startup);
     }
-    info!("xvrrp running: {} instance(s); control socket {}", d.instances.len(), control.path().display());
+    info!(
+        "xvrrp running: {} instance(s); control socket {}",
+        d.instances.len(),
+        control.path().display()
+    );
 
     loop {
         let deadline = d.instances.iter().filter_map(|i| i.core.deadline()).min();
@@ -283,15 +317,38 @@ pub async fn run(cfg: Config, plans: Vec<InstancePlan>, opts: RunOptions) -> Res
     Ok(())
 }
 
-fn spawn_receiver(r: Receiver, counters: Rc<RefCell<CounterTable>>, tx: mpsc::Sender<RxAdvert>) -> Result<(), StartError> {
-    let fd = AsyncFd::new(r.sock.as_raw_fd()).map_err(|e| StartError::Socket {
-        instance: r.interface.clone(),
-        source: net::NetError::Sys { syscall: "epoll_ctl(AsyncFd)", target: r.interface.clone(), source: e },
-    })?;
+/// A socket shared with the instances that send on it, registered with the reactor.
+struct SharedSock(Rc<VrrpSocket>);
+
+impl AsRawFd for SharedSock {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn spawn_receiver(
+    r: Receiver,
+    counters: Rc<RefCell<CounterTable>>,
+    tx: mpsc::Sender<RxAdvert>,
+) -> Result<(), StartError> {
+    // SAFETY: `SharedSock` owns an `Rc` of the socket, so the fd stays open and the same for as
+    // long as the `AsyncFd` exists.
+    let fd =
+        unsafe { AsyncFd::register_with_interest(SharedSock(r.sock.clone()), Interest::READABLE) }
+            .map_err(|e| StartError::Socket {
+                instance: r.interface.clone(),
+                source: net::NetError::Sys {
+                    syscall: "epoll_ctl(AsyncFd)",
+                    target: r.interface.clone(),
+                    source: e.into(),
+                },
+            })?;
     tokio::task::spawn_local(async move {
         let policies: Vec<RxPolicy> = r.members.iter().map(|(_, p)| p.clone()).collect();
         loop {
-            let Ok(mut guard) = fd.readable().await else { return };
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
             loop {
                 match r.sock.recv() {
                     Ok(pkt) => {
@@ -300,21 +357,40 @@ fn spawn_receiver(r: Receiver, counters: Rc<RefCell<CounterTable>>, tx: mpsc::Se
                             // (bound) socket receives it.
                             continue;
                         }
-                        let meta = packet::IpMeta { src: pkt.src, dst: pkt.dst, ttl_or_hop_limit: pkt.ttl };
+                        let meta = packet::IpMeta {
+                            src: pkt.src,
+                            dst: pkt.dst,
+                            ttl_or_hop_limit: pkt.ttl,
+                        };
                         let vrid = pkt.payload.get(1).copied().unwrap_or(0);
                         let known = policies.iter().any(|p| match &p.source {
-                            packet::SourcePolicy::Unicast { peers } => peers.iter().any(|x| x.addr == pkt.src),
+                            packet::SourcePolicy::Unicast { peers } => {
+                                peers.iter().any(|x| x.addr == pkt.src)
+                            }
                             packet::SourcePolicy::Multicast { .. } => false,
                         });
                         match packet::receive_vrrp(&pkt.payload, &meta, &policies) {
                             Ok(rx) => {
                                 let a = &rx.advert;
-                                let Some(&(instance, _)) = r.members.iter().find(|(_, p)| p.vrid == a.vrid) else {
+                                let Some(&(instance, _)) =
+                                    r.members.iter().find(|(_, p)| p.vrid == a.vrid)
+                                else {
                                     continue;
                                 };
                                 let interval = Duration::from_micros(a.interval_us());
-                                counters.borrow_mut().accept(&r.interface, a.vrid, pkt.src, a.priority, (a.interval_us() / 10_000) as u32);
-                                let msg = RxAdvert { instance, src: pkt.src, priority: a.priority, interval };
+                                counters.borrow_mut().accept(
+                                    &r.interface,
+                                    a.vrid,
+                                    pkt.src,
+                                    a.priority,
+                                    (a.interval_us() / 10_000) as u32,
+                                );
+                                let msg = RxAdvert {
+                                    instance,
+                                    src: pkt.src,
+                                    priority: a.priority,
+                                    interval,
+                                };
                                 if tx.try_send(msg).is_err() {
                                     debug!("{}: event queue full, advert dropped", r.interface);
                                 }
@@ -322,7 +398,13 @@ fn spawn_receiver(r: Receiver, counters: Rc<RefCell<CounterTable>>, tx: mpsc::Se
                             Err(e) => {
                                 let c = e.counter();
                                 if c != Counter::NotVrrp {
-                                    counters.borrow_mut().drop_packet(&r.interface, vrid, pkt.src, known, c);
+                                    counters.borrow_mut().drop_packet(
+                                        &r.interface,
+                                        vrid,
+                                        pkt.src,
+                                        known,
+                                        c,
+                                    );
                                     debug!("{}: dropped advert from {}: {e}", r.interface, pkt.src);
                                 }
                             }
@@ -362,7 +444,9 @@ impl Daemon {
     }
 
     fn act(&mut self, i: usize, action: Action) {
-        let Some(inst) = self.instances.get_mut(i) else { return };
+        let Some(inst) = self.instances.get_mut(i) else {
+            return;
+        };
         match action {
             Action::SendAdvert { priority } => send_advert(inst, priority),
             Action::ArmTimer { .. } | Action::CancelTimer => {}
@@ -401,30 +485,51 @@ impl Daemon {
     }
 
     fn add_addresses(&mut self, i: usize) {
-        let Some(inst) = self.instances.get(i) else { return };
+        let Some(inst) = self.instances.get(i) else {
+            return;
+        };
         for v in &inst.plan.vips {
             let res = net::ifindex(&v.dev)
                 .and_then(|ifx| net::add_address(ifx, v.address, v.prefix_len, v.label.as_deref()));
             match res {
-                Ok(()) => info!("{}: added {}/{} on {}", inst.plan.name, v.address, v.prefix_len, v.dev),
+                Ok(()) => info!(
+                    "{}: added {}/{} on {}",
+                    inst.plan.name, v.address, v.prefix_len, v.dev
+                ),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => error!("{}: cannot add {}/{} on {}: {e}", inst.plan.name, v.address, v.prefix_len, v.dev),
+                Err(e) => error!(
+                    "{}: cannot add {}/{} on {}: {e}",
+                    inst.plan.name, v.address, v.prefix_len, v.dev
+                ),
             }
         }
     }
 
     fn remove_addresses(&mut self, i: usize, at_start: bool) {
-        let Some(inst) = self.instances.get(i) else { return };
+        let Some(inst) = self.instances.get(i) else {
+            return;
+        };
         for v in &inst.plan.vips {
-            let res = net::ifindex(&v.dev).and_then(|ifx| net::del_address(ifx, v.address, v.prefix_len));
+            let res =
+                net::ifindex(&v.dev).and_then(|ifx| net::del_address(ifx, v.address, v.prefix_len));
             match res {
                 Ok(()) if at_start => warn!(
                     "{}: removed {}/{} from {}, left behind by an earlier run",
                     inst.plan.name, v.address, v.prefix_len, v.dev
                 ),
-                Ok(()) => info!("{}: removed {}/{} from {}", inst.plan.name, v.address, v.prefix_len, v.dev),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)) => {}
-                Err(e) => error!("{}: cannot remove {}/{} from {}: {e}", inst.plan.name, v.address, v.prefix_len, v.dev),
+                Ok(()) => info!(
+                    "{}: removed {}/{} from {}",
+                    inst.plan.name, v.address, v.prefix_len, v.dev
+                ),
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)
+                    ) => {}
+                Err(e) => error!(
+                    "{}: cannot remove {}/{} from {}: {e}",
+                    inst.plan.name, v.address, v.prefix_len, v.dev
+                ),
             }
         }
     }
@@ -504,8 +609,19 @@ impl Daemon {
 fn send_advert(inst: &mut InstanceRt, priority: u8) {
     let tx = &inst.plan.tx;
     let advert = match inst.plan.params.version {
-        vrrp::Version::V2 => Advert::v2(inst.plan.params.vrid, priority, tx.addresses.clone(), tx.interval_v2_secs, tx.auth),
-        vrrp::Version::V3 => Advert::v3(inst.plan.params.vrid, priority, tx.addresses.clone(), tx.interval_v3_cs),
+        vrrp::Version::V2 => Advert::v2(
+            inst.plan.params.vrid,
+            priority,
+            tx.addresses.clone(),
+            tx.interval_v2_secs,
+            tx.auth,
+        ),
+        vrrp::Version::V3 => Advert::v3(
+            inst.plan.params.vrid,
+            priority,
+            tx.addresses.clone(),
+            tx.interval_v3_cs,
+        ),
     };
     for &dst in &tx.dsts {
         let mut meta = TxMeta::new(tx.src, dst);
@@ -521,7 +637,10 @@ fn send_advert(inst: &mut InstanceRt, priority: u8) {
         if let Err(e) = inst.sock.send_to(&bytes, dst) {
             inst.send_errors += 1;
             if inst.send_errors < 10 || inst.send_errors.is_power_of_two() {
-                warn!("{}: advert to {dst} not sent: {e} ({} so far)", inst.plan.name, inst.send_errors);
+                warn!(
+                    "{}: advert to {dst} not sent: {e} ({} so far)",
+                    inst.plan.name, inst.send_errors
+                );
             }
         }
     }
