@@ -19,6 +19,7 @@
 //! Choices where the doc says "(inferred)" are in [`Inferred`] and can be switched.
 
 mod api;
+pub mod client;
 mod http;
 
 use std::{
@@ -456,6 +457,7 @@ struct MetadataListener {
 pub struct DoDouble {
     inner: Arc<Inner>,
     api: Option<http::Server>,
+    extra_api: Mutex<Vec<http::Server>>,
     metadata: Mutex<Vec<MetadataListener>>,
     clock: Option<JoinHandle<()>>,
 }
@@ -514,6 +516,7 @@ impl DoDouble {
         Ok(Self {
             inner,
             api: Some(api),
+            extra_api: Mutex::new(Vec::new()),
             metadata: Mutex::new(Vec::new()),
             clock: Some(clock),
         })
@@ -533,6 +536,19 @@ impl DoDouble {
     /// The API base URL, e.g. `http://127.0.0.1:41234` (append `/v2/...`).
     pub fn api_url(&self) -> String {
         format!("http://{}", self.api_addr())
+    }
+
+    /// Starts one more API listener, on `addr` inside `netns`, sharing this double's state (so
+    /// each lab namespace can reach the API at an address of its own).
+    pub fn serve_api_in(&self, netns: &Netns, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let l = netns.run(move || TcpListener::bind(addr))?;
+        let server = http::Server::spawn(l, Arc::new(api::ApiHandler(Arc::clone(&self.inner))))?;
+        let addr = server.addr();
+        self.extra_api
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(server);
+        Ok(addr)
     }
 
     // ---- setup ----
@@ -826,6 +842,10 @@ impl Drop for DoDouble {
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_all();
         self.api.take();
+        self.extra_api
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.metadata
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
