@@ -3,7 +3,6 @@
 use std::{
     net::Ipv4Addr,
     sync::Arc,
-    thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -213,9 +212,7 @@ impl Handler for ApiHandler {
             let st = inner.lock();
             (st.faults.outage(), st.faults.latency)
         };
-        if !latency.is_zero() {
-            thread::sleep(latency);
-        }
+        inner.pause(latency);
         let auth = req.header("authorization");
         let mut rec = RecordedRequest {
             at: SystemTime::now(),
@@ -692,9 +689,7 @@ impl Handler for MetadataHandler {
     fn handle(&self, req: &Request) -> Reply {
         let inner = &*self.inner;
         let latency = inner.lock().faults.metadata_latency;
-        if !latency.is_zero() {
-            thread::sleep(latency);
-        }
+        inner.pause(latency);
         let mut st = inner.lock();
         let mut rec = RecordedRequest {
             at: SystemTime::now(),

@@ -401,6 +401,18 @@ impl Inner {
         st.log.push(rec);
     }
 
+    /// Sleeps `d` (an injected latency), cut short when the double is dropped.
+    fn pause(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.stop.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            thread::sleep(left.min(Duration::from_millis(10)));
+        }
+    }
+
     /// A fresh UUID-shaped request id.
     fn request_id(&self) -> String {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
