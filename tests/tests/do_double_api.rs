@@ -131,7 +131,7 @@ fn reserved_ip_body_has_the_documented_shape() {
 
 #[test]
 fn assign_runs_as_a_locked_action_then_moves_the_ip_and_fires_the_hook_once() {
-    let d = lab(250);
+    let d = lab(400);
     let seen: Arc<Mutex<Vec<IpMove>>> = Arc::default();
     let s2 = Arc::clone(&seen);
     d.on_assign(move |m| s2.lock().unwrap().push(*m));
@@ -293,7 +293,7 @@ fn unassign_and_zero_delay_and_switchable_inferred_choices() {
 
 #[test]
 fn old_floating_ip_path_and_string_droplet_id() {
-    let d = lab(60);
+    let d = lab(150);
     let r = get(&d, &format!("/v2/floating_ips/{IP}"), Some(RW));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["floating_ip"]["droplet"]["id"], A);
@@ -384,7 +384,7 @@ fn rate_limit_headers_count_down_then_429_with_retry_after() {
             per_hour: 5,
             per_minute: 3,
             hour: Duration::from_secs(3600),
-            minute: Duration::from_millis(700),
+            minute: Duration::from_millis(1200),
         },
         ..Config::default()
     });
@@ -394,6 +394,7 @@ fn rate_limit_headers_count_down_then_429_with_retry_after() {
         .unwrap()
         .as_secs();
     let mut remaining = Vec::new();
+    let first = Instant::now();
     for _ in 0..3 {
         let r = get(&d, &path, Some(RW));
         assert_eq!(r.status, 200);
@@ -409,14 +410,15 @@ fn rate_limit_headers_count_down_then_429_with_retry_after() {
     // Per-minute burst: 429 with retry-after; the rejected call is not counted.
     let r = get(&d, &path, Some(RW));
     assert_error(&r, 429, "too_many_requests", "API rate limit exceeded.");
-    assert_eq!(r.header("retry-after"), Some("1"));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
     assert_eq!(r.header("ratelimit-remaining"), Some("2"));
     // Counters are per token.
     assert_eq!(
         get(&d, &path, Some(RO)).header("ratelimit-remaining"),
         Some("4")
     );
-    std::thread::sleep(Duration::from_millis(750));
+    std::thread::sleep(Duration::from_millis(1250).saturating_sub(first.elapsed()));
     assert_eq!(
         get(&d, &path, Some(RW)).header("ratelimit-remaining"),
         Some("1")
@@ -530,7 +532,7 @@ fn fault_switches() {
 
 #[test]
 fn metadata_answers_per_droplet_and_follows_assignments() {
-    let d = lab(40);
+    let d = lab(150);
     let ma = d.serve_metadata(A).unwrap();
     let mb = d.serve_metadata(B).unwrap();
     assert_ne!(ma, mb);

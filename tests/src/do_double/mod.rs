@@ -17,6 +17,49 @@
 //! Everything stops on drop (accept loops, connections, the action clock), also on panic.
 //!
 //! Choices where the doc says "(inferred)" are in [`Inferred`] and can be switched.
+//!
+//! # API behaviour
+//!
+//! Every API answer is JSON and carries `x-request-id`, `ratelimit-limit` (the hourly limit),
+//! `ratelimit-remaining` and `ratelimit-reset` (Unix seconds when the oldest counted request
+//! leaves the hourly window). Errors are `{"id","message","request_id"}`. Order of checks:
+//! outage, auth (401), rate limit (429), `rate_limit_next` (429), `fail_5xx` (500), routing.
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | no / unknown bearer token, or `unauthorized(true)` | 401 `unauthorized` "Unable to authenticate you." |
+//! | POST with a [`Scope::ReadOnly`] token | 403 `forbidden` "You do not have access for the attempted action." |
+//! | over the per-minute limit | 429 `too_many_requests` "API rate limit exceeded." + `retry-after` (s until a slot frees); not counted |
+//! | over the hourly limit | 429 as above, without `retry-after` |
+//! | GET `/v2/reserved_ips` (`/v2/floating_ips`) | 200 `{"reserved_ips":[...],"links":{},"meta":{"total"}}` |
+//! | GET `/v2/reserved_ips/{ip}` | 200 `{"reserved_ip":{"ip","region":{"name","slug",...},"droplet":{full droplet}\|null,"locked","project_id"}}`; unknown IP 404 `not_found` |
+//! | POST `.../{ip}/actions` `{"type":"assign","droplet_id":N or "N"}` | 201 `{"action":{"id","status":"in-progress","type":"assign_ip","started_at","completed_at":null,"resource_id","resource_type","region","region_slug"}}` |
+//! | POST `{"type":"unassign"}` | 201, `type: "unassign_ip"` |
+//! | assign/unassign while an action on the IP runs (or `pending_event_for`) | 422 `unprocessable_entity` "The reserved IP already has a pending event." / "The floating IP already has a pending event." |
+//! | assign to the holder, or to a droplet holding another IP | 422 "The Droplet is already assigned a reserved IP." (inferred) |
+//! | assign to a droplet with an action in progress | 422 "Droplet already has a pending event." |
+//! | assign to an unknown droplet | 422 "The Droplet you specified could not be found." (or 404, switchable) |
+//! | assign to a droplet in another region | 422 "The Droplet and the reserved IP must be in the same region." |
+//! | unassign of an unheld IP | 422 "The reserved IP is not assigned to a Droplet." (inferred) |
+//! | missing/invalid `droplet_id`, missing/unknown `type` | 422 |
+//! | body not JSON; malformed HTTP | 400 `bad_request` |
+//! | GET `.../{ip}/actions`, `.../{ip}/actions/{id}`, `/v2/actions/{id}` | 200 list / `{"action":{...}}`; 404 while younger than `action_404_for` |
+//! | GET `/v2/droplets/{id}` | 200 `{"droplet":{...}}` |
+//! | other paths / methods | 404 `not_found` / 405 `method_not_allowed` |
+//!
+//! Actions complete on the double's clock thread after [`Config::action_delay`]: the hook runs
+//! first, then the holder changes, the lock is released and the action reads `completed` with a
+//! `completed_at`. Action ids start at 1000001; times are ISO 8601 UTC (`...Z`).
+//!
+//! # Metadata behaviour
+//!
+//! Plain text without trailing newline, no auth, no rate limits: `/metadata/v1/id`, `hostname`,
+//! `region`, `interfaces/{private,public}/0/ipv4/{address,netmask,gateway}`, `mac`, `type`,
+//! `interfaces/public/0/anchor_ipv4/...`, `{reserved_ip,floating_ip}/ipv4/active` (`true` /
+//! `false`: whether this droplet holds any reserved IP now), `.../ipv4/ip_address` (404 when none,
+//! inferred), `/metadata/v1.json`. `/metadata/v1/` and other index paths with a trailing slash
+//! list their children one per line; without it they answer 301 to the slash form; anything else
+//! 404.
 
 mod api;
 pub mod client;
@@ -103,7 +146,7 @@ impl Default for Inferred {
     fn default() -> Self {
         Self {
             pending_event_reserved: "The reserved IP already has a pending event.".into(),
-            already_assigned: "The Droplet already has a {kind} already assigned to it.".into(),
+            already_assigned: "The Droplet is already assigned a {kind}.".into(),
             not_assigned: "The {kind} is not assigned to a Droplet.".into(),
             same_holder: SameHolder::Reject,
             unknown_droplet_status: 422,
