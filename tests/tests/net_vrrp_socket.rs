@@ -325,6 +325,17 @@ fn errors_name_the_interface_and_call() {
             "{e}"
         );
         let s = VrrpSocket::open("va", Family::V4, Mode::Multicast).unwrap();
+        // Non-blocking and close-on-exec, ready for an event loop.
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on a live fd.
+        let (fl, fdfl) = unsafe {
+            (
+                libc::fcntl(s.as_raw_fd(), libc::F_GETFL),
+                libc::fcntl(s.as_raw_fd(), libc::F_GETFD),
+            )
+        };
+        assert_ne!(fl & libc::O_NONBLOCK, 0);
+        assert_ne!(fdfl & libc::FD_CLOEXEC, 0);
         let e = s.send_to(&[0; 8], "ff02::12".parse().unwrap()).unwrap_err();
         assert!(matches!(e, NetError::InvalidArgument { .. }), "{e}");
         let e = s.recv().unwrap_err();
@@ -342,4 +353,24 @@ fn errors_name_the_interface_and_call() {
         let e = VrrpSocket::open("d0", Family::V4, Mode::Multicast).unwrap_err();
         assert!(matches!(e, NetError::NoSourceAddress { .. }), "{e}");
     });
+}
+
+#[test]
+fn ipv6_unicast_socket_ignores_group_adverts() {
+    let (a, b) = lab();
+    let ip_b: Ipv6Addr = "fd00::2".parse().unwrap();
+    let sb = open_in(
+        &b,
+        "vb",
+        Family::V6,
+        Mode::Unicast {
+            source: ip_b.into(),
+        },
+    );
+    let mc_rx = open_in(&b, "vb", Family::V6, Mode::Multicast);
+    let mc = open_in(&a, "va", Family::V6, Mode::Multicast);
+    mc.send_to(&v3_advert("fd00::100".parse().unwrap()), mc.group())
+        .unwrap();
+    recv_one(&mc_rx);
+    assert_nothing_queued(&sb);
 }

@@ -874,6 +874,15 @@ mod tests {
         assert_eq!(a.flags, IFA_F_NODAD);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn netlink_parsers_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_link_events(&bytes);
+            let _ = parse_address(&bytes);
+            let _ = parse_link(&bytes);
+        }
+    }
+
     /// Every truncation and every single-byte corruption of valid messages parses or errors, and
     /// never panics.
     #[test]
