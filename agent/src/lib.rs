@@ -8,6 +8,7 @@
 //! - [`dataplane`]: loading and attaching the embedded eBPF programs.
 //! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
 //! - [`logging`]: the stderr logger.
+//! - [`net`]: raw VRRP sockets, netlink addresses and link events, GARP / unsolicited NA.
 //! - [`cli`]: the `xvrrp` command line.
 
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod logging;
+pub mod net;
 pub mod packet;
 pub mod sim;
 pub mod vrrp;
