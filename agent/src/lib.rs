@@ -6,10 +6,10 @@
 //! - [`sim`]: a deterministic simulator of many instances on a lossy segment in virtual time.
 //! - [`config`]: keepalived.conf lexer, parser, model and semantic validation.
 //! - [`dataplane`]: loading and attaching the embedded eBPF programs.
-//! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
-//! - [`logging`]: the stderr logger.
 //! - [`net`]: raw VRRP sockets, netlink addresses and link events, GARP / unsolicited NA.
 //! - [`daemon`]: the running agent (`xvrrp run`).
+//! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
+//! - [`logging`]: the stderr logger.
 //! - [`cli`]: the `xvrrp` command line.
 
 pub mod cli;

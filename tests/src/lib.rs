@@ -8,6 +8,8 @@
     reason = "test support code: a failed setup step should panic the test"
 )]
 
+pub mod do_double;
+
 use std::{
     fs::File,
     io,
@@ -247,4 +249,118 @@ pub fn send_raw_ipv4(dst: std::net::Ipv4Addr, proto: i32, payload: &[u8], count:
     }
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
+}
+
+impl Netns {
+    /// Writes `value` to `/proc/sys/{key}` (slash-separated) as seen from inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let path = format!("/proc/sys/{key}");
+        let value = value.to_owned();
+        self.run(move || {
+            std::fs::write(&path, &value).unwrap_or_else(|e| panic!("write {path}: {e}"));
+        });
+    }
+
+    /// Turns IPv6 duplicate address detection off for interfaces created from now on, so
+    /// link-local and test addresses are usable at once.
+    pub fn disable_dad(&self) {
+        self.sysctl("net/ipv6/conf/all/accept_dad", "0");
+        self.sysctl("net/ipv6/conf/default/accept_dad", "0");
+    }
+
+    /// The Ethernet address of `ifname`, from `ip link show`.
+    pub fn mac(&self, ifname: &str) -> [u8; 6] {
+        let out = self.ip(&["link", "show", ifname]);
+        let hex = out
+            .split("link/ether ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no link/ether in {out}"));
+        let v: Vec<u8> = hex
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        v.try_into().unwrap()
+    }
+}
+
+/// An `AF_PACKET` capture of every frame (both directions) on one interface of a namespace.
+#[derive(Debug)]
+pub struct Capture {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Capture {
+    /// Starts capturing on `ifname` inside `ns`.
+    pub fn open(ns: &Netns, ifname: &str) -> Self {
+        let ifname = ifname.to_owned();
+        ns.run(move || {
+            use std::os::fd::FromRawFd;
+            let c = std::ffi::CString::new(ifname.clone()).unwrap();
+            // SAFETY: valid C string.
+            let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+            assert_ne!(ifindex, 0, "no interface {ifname}");
+            let proto = (libc::ETH_P_ALL as u16).to_be();
+            // SAFETY: plain socket(2); ownership taken at once.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    i32::from(proto),
+                )
+            };
+            assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
+            // SAFETY: fd is new and ours.
+            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+            // SAFETY: sockaddr_ll is plain old data.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = ifindex as i32;
+            // SAFETY: valid sockaddr_ll of the stated size.
+            let rc = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "bind AF_PACKET: {}", io::Error::last_os_error());
+            Self { fd }
+        })
+    }
+
+    /// The first frame (Ethernet header included) within `timeout` for which `pred` holds.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&[u8]) -> bool,
+    ) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            let mut p = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut p, 1, 50) } <= 0 {
+                continue;
+            }
+            // SAFETY: valid writable buffer of the stated length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 && pred(&buf[..n as usize]) {
+                return Some(buf[..n as usize].to_vec());
+            }
+        }
+        None
+    }
 }

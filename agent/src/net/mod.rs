@@ -26,7 +26,8 @@ use std::{fmt, io, net::IpAddr};
 pub use announce::{build_garp_frame, build_unsolicited_na, send_garp, send_unsolicited_na};
 pub use netlink::{
     add_address, del_address, ifindex, link, list_addresses, parse_link_events, AddressInfo,
-    LinkEvent, LinkInfo, LinkMonitor, Rtnl,
+    LinkEvent, LinkInfo, LinkMonitor, Rtnl, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY,
+    IFA_F_TENTATIVE,
 };
 pub use socket::{parse_ipv4_header, Ipv4Header, Mode, Received, VrrpSocket};
 

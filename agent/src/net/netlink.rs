@@ -323,6 +323,7 @@ impl Rtnl {
 
         let mut buf = vec![0u8; RECV_BUF];
         let mut out = Vec::new();
+        let mut interrupted = false;
         loop {
             let n = recv_kernel(&self.fd, &mut buf, 0, op, target)?;
             let Some(chunk) = buf.get(..n) else {
@@ -335,6 +336,7 @@ impl Rtnl {
                 if msg.seq != seq {
                     continue; // a stale reply to an earlier, timed-out request
                 }
+                interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
                 match msg.ty {
                     NLMSG_ERROR => {
                         let errno = read_i32(msg.payload, 0).ok_or_else(|| {
@@ -360,7 +362,8 @@ impl Rtnl {
                                 source: std::io::Error::from_raw_os_error(-errno),
                             });
                         }
-                        if msg.flags & NLM_F_DUMP_INTR != 0 {
+                        if interrupted {
+                            // The table changed mid-dump: the caller retries.
                             return Err(NetError::Sys {
                                 syscall: op,
                                 target: target.to_owned(),
@@ -872,6 +875,15 @@ mod tests {
             .unwrap();
         assert_eq!(a.addr, "fd00::5".parse::<IpAddr>().unwrap());
         assert_eq!(a.flags, IFA_F_NODAD);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn netlink_parsers_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_link_events(&bytes);
+            let _ = parse_address(&bytes);
+            let _ = parse_link(&bytes);
+        }
     }
 
     /// Every truncation and every single-byte corruption of valid messages parses or errors, and

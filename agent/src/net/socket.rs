@@ -25,7 +25,8 @@ pub enum Mode {
     /// IPv4 address or its IPv6 link-local address, looked up once at open.
     Multicast,
     /// Adverts go to configured peers from `source` (keepalived's `unicast_src_ip`). The socket
-    /// is bound to `source`, so it only receives packets addressed to it.
+    /// is bound to `source` and only delivers packets addressed to it (the group is still
+    /// joined, for the NIC filter).
     Unicast {
         /// The local source address; must be configured on the interface.
         source: IpAddr,
@@ -294,7 +295,21 @@ impl VrrpSocket {
     /// Receives one packet without blocking. Nothing queued is an error with
     /// [`NetError::is_would_block`]; a truncated or malformed packet is [`NetError::BadPacket`]
     /// (it has been consumed: count it and read on).
+    ///
+    /// In unicast mode only packets addressed to the source address are returned: the kernel
+    /// already filters bound IPv4 raw sockets so, but delivers IPv6 group packets to a bound
+    /// socket that joined the group, so those are read and discarded here.
     pub fn recv(&self) -> Result<Received> {
+        loop {
+            let r = self.recv_any()?;
+            match self.mode {
+                Mode::Unicast { source } if r.dst != source => continue,
+                _ => return Ok(r),
+            }
+        }
+    }
+
+    fn recv_any(&self) -> Result<Received> {
         let mut buf = [0u8; RECV_BUF];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -718,6 +733,17 @@ mod tests {
         assert_eq!(h.header_len, 24);
         assert_eq!(h.payload(&p).len(), 8);
         assert_eq!(h.ttl, 64);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_header_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
+            if let Ok(h) = parse_ipv4_header(&bytes) {
+                proptest::prop_assert!(h.header_len >= 20 && h.header_len <= h.total_len);
+                proptest::prop_assert!(h.total_len <= bytes.len());
+                let _ = h.payload(&bytes);
+            }
+        }
     }
 
     #[test]
