@@ -843,3 +843,26 @@ fn test_vector_table_agrees_with_raw_socket_path() {
         assert_eq!(v, case.expected, "{}", case.name);
     }
 }
+
+#[test]
+fn test_vector_table_checksum_forms() {
+    let policies = testvectors::policies();
+    let cases = testvectors::cases();
+    let form = |name: &str| {
+        let case = cases.iter().find(|c| c.name == name).unwrap();
+        receive_frame(&case.frame, &policies)
+            .unwrap()
+            .packet
+            .checksum
+    };
+    assert_eq!(form("accept_v2_pass"), ChecksumForm::V2);
+    assert_eq!(
+        form("accept_v3_ipv4_pseudo_header_checksum"),
+        ChecksumForm::PseudoHeader
+    );
+    assert_eq!(
+        form("accept_v3_ipv4_rfc9568_checksum"),
+        ChecksumForm::Rfc9568
+    );
+    assert_eq!(form("accept_v3_ipv6"), ChecksumForm::PseudoHeader);
+}
