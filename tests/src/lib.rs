@@ -10,6 +10,8 @@
 
 pub mod do_double;
 
+pub mod agent;
+
 use std::{
     fs::File,
     io,

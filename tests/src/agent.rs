@@ -1,0 +1,208 @@
+//! `xvrrp run` inside a test namespace: its own config file, control socket and log file in a
+//! private temp dir, killed on drop. Status is read through the real CLI (`xvrrp status --json`).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support code: a failed setup step should panic the test"
+)]
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{unique, wait_until, xvrrp_bin, Netns};
+
+/// A private temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `/tmp/{prefix}{pid}x{n}`.
+    pub fn new(prefix: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(prefix));
+        fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One running `xvrrp run` in a namespace.
+#[derive(Debug)]
+pub struct Agent {
+    ns_name: String,
+    dir: TempDir,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl Agent {
+    /// Writes `config` and starts `xvrrp run -f CONFIG --control-socket SOCK EXTRA...` in `ns`.
+    pub fn start(ns: &Netns, config: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new("xagent");
+        fs::write(dir.path().join("xvrrp.conf"), config).unwrap();
+        let mut a = Self {
+            ns_name: ns.name().to_owned(),
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns_name])
+            .arg(xvrrp_bin())
+            .arg("run")
+            .arg("-f")
+            .arg(self.dir.path().join("xvrrp.conf"))
+            .arg("--control-socket")
+            .arg(self.socket())
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let sock = self.socket();
+        assert!(
+            wait_until(Duration::from_secs(10), || sock.exists() || !self.running()),
+            "xvrrp did not come up; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Starts it again with the same config (after a kill or stop).
+    pub fn restart(&mut self) {
+        self.stop_with(libc::SIGKILL);
+        self.spawn();
+    }
+
+    /// Replaces the config file (takes effect at the next restart).
+    pub fn set_config(&self, config: &str) {
+        fs::write(self.dir.path().join("xvrrp.conf"), config).unwrap();
+    }
+
+    /// The control socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("xvrrp.sock")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("xvrrp.log")
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// `xvrrp status --json`, or `None` when it does not answer.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        self.query("status")
+    }
+
+    /// `xvrrp counters --json`, or `None` when it does not answer.
+    pub fn counters(&self) -> Option<serde_json::Value> {
+        self.query("counters")
+    }
+
+    fn query(&self, what: &str) -> Option<serde_json::Value> {
+        let out = Command::new(xvrrp_bin())
+            .arg(what)
+            .arg("--json")
+            .arg("--control-socket")
+            .arg(self.socket())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    /// State of the first instance (`"Master"`, `"Backup"`, ...), if it answers.
+    pub fn state(&self) -> Option<String> {
+        self.status()?["instances"][0]["state"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Waits until the first instance is in `state`; returns how long it took.
+    pub fn wait_state(&self, state: &str, timeout: Duration) -> Option<Duration> {
+        let t = Instant::now();
+        wait_until(timeout, || self.state().as_deref() == Some(state)).then(|| t.elapsed())
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit code.
+    pub fn stop_with(&mut self, signal: i32) -> Option<i32> {
+        let mut child = self.child.take()?;
+        // `ip netns exec` execs the program, so the child's pid is xvrrp's.
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(pid, signal) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "xvrrp did not exit after signal {signal}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether `addr` (e.g. `"10.1.0.100"`) is configured on `ifname` in `ns`.
+pub fn has_addr(ns: &Netns, ifname: &str, addr: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "-o", "addr", "show", "dev", ifname])
+        .output();
+    out.is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(addr))
+    })
+}

@@ -1,0 +1,288 @@
+//! `xvrrp run` between two namespaces: who is Master, who holds the virtual address, and how
+//! fast it moves when the Master stops (SIGTERM: priority 0, Skew_Time) or dies (SIGKILL:
+//! Master_Down_Interval). Timing bounds are generous: the figures are printed, the benchmarks
+//! measure them properly.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::time::{Duration, Instant};
+
+use xvrrp_tests::{
+    agent::{has_addr, Agent},
+    veth, wait_until, Netns,
+};
+
+const VIP: &str = "10.60.0.100";
+
+fn pair() -> (Netns, Netns) {
+    let a = Netns::new("rba");
+    let b = Netns::new("rbb");
+    veth(&a, "eth1", &b, "eth1");
+    a.ip(&["addr", "add", "10.60.0.1/24", "dev", "eth1"]);
+    b.ip(&["addr", "add", "10.60.0.2/24", "dev", "eth1"]);
+    (a, b)
+}
+
+/// The tutorial's keepalived.conf for one server, plus a LAN virtual address.
+fn tutorial(state: &str, prio: u8, src: &str, peer: &str, extra: &str) -> String {
+    format!(
+        r#"vrrp_instance VI_1 {{
+    interface eth1
+    state {state}
+    priority {prio}
+
+    virtual_router_id 33
+    unicast_src_ip {src}
+    unicast_peer {{
+        {peer}
+    }}
+
+    authentication {{
+        auth_type PASS
+        auth_pass password
+    }}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+{extra}}}
+"#
+    )
+}
+
+fn v3_multicast(prio: u8, extra: &str) -> String {
+    format!(
+        r#"vrrp_instance VI_6 {{
+    interface eth1
+    state BACKUP
+    priority {prio}
+    virtual_router_id 51
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+{extra}}}
+"#
+    )
+}
+
+fn holder(a: &Netns, b: &Netns) -> (bool, bool) {
+    (has_addr(a, "eth1", VIP), has_addr(b, "eth1", VIP))
+}
+
+#[test]
+fn tutorial_unicast_pass_master_election_sigterm_handover_and_preemption() {
+    let (a, b) = pair();
+    let mut pa = Agent::start(
+        &a,
+        &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
+        &["--rx", "socket"],
+    );
+    let pb = Agent::start(
+        &b,
+        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", ""),
+        &["--rx", "socket"],
+    );
+
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || holder(&a, &b) == (true, false)),
+        "VIP only on the primary"
+    );
+    let st = pb.status().unwrap();
+    assert_eq!(st["instances"][0]["master_address"], "10.60.0.1");
+
+    // SIGTERM: the Master sends priority 0; the Backup takes over after Skew_Time (0.609 s).
+    let t = Instant::now();
+    assert_eq!(
+        pa.stop_with(libc::SIGTERM),
+        Some(0),
+        "clean exit; log:\n{}",
+        pa.log()
+    );
+    let took = pb
+        .wait_state("Master", Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("{}", pb.log()));
+    eprintln!(
+        "SIGTERM handover took {:?} (Skew_Time 0.609 s)",
+        t.elapsed()
+    );
+    assert!(took < Duration::from_secs(3));
+    assert!(
+        wait_until(Duration::from_secs(3), || holder(&a, &b) == (false, true)),
+        "VIP moved to the secondary"
+    );
+    let c = pb.counters().unwrap();
+    let peer = c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == "10.60.0.1")
+        .unwrap();
+    assert!(
+        peer["counters"]["pri_zero_rcvd"].as_u64().unwrap() >= 1,
+        "priority 0 seen: {c}"
+    );
+
+    // The primary comes back and preempts.
+    pa.restart();
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    assert!(wait_until(Duration::from_secs(5), || holder(&a, &b) == (true, false)));
+}
+
+#[test]
+fn sigkill_of_master_fails_over_within_master_down_interval_and_stale_vip_is_cleaned_at_start() {
+    let (a, b) = pair();
+    let mut pa = Agent::start(
+        &a,
+        &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
+        &["--rx", "socket"],
+    );
+    let pb = Agent::start(
+        &b,
+        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", ""),
+        &["--rx", "socket"],
+    );
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(wait_until(Duration::from_secs(5), || holder(&a, &b) == (true, false)));
+
+    let t = Instant::now();
+    pa.stop_with(libc::SIGKILL);
+    assert!(
+        pb.wait_state("Master", Duration::from_secs(8)).is_some(),
+        "{}",
+        pb.log()
+    );
+    let took = t.elapsed();
+    eprintln!("SIGKILL failover took {took:?} (Master_Down_Interval 3.609 s)");
+    assert!(
+        took > Duration::from_millis(2500),
+        "not before the master is declared down: {took:?}"
+    );
+    assert!(has_addr(&b, "eth1", VIP));
+    assert!(
+        has_addr(&a, "eth1", VIP),
+        "a killed agent cannot clean up: the VIP is left behind"
+    );
+
+    // Restart the old primary with a lower priority: it removes the stale VIP at start and
+    // stays Backup.
+    pa.set_config(&tutorial("BACKUP", 50, "10.60.0.1", "10.60.0.2", ""));
+    pa.restart();
+    assert!(
+        pa.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(!has_addr(&a, "eth1", VIP), "stale VIP removed at start");
+    assert!(pa.log().contains("left behind"), "{}", pa.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(holder(&a, &b), (false, true));
+}
+
+#[test]
+fn nopreempt_backup_does_not_take_back_mastership() {
+    let (a, b) = pair();
+    let extra = "    nopreempt\n";
+    let mut pa = Agent::start(
+        &a,
+        &tutorial("BACKUP", 200, "10.60.0.1", "10.60.0.2", extra),
+        &["--rx", "socket"],
+    );
+    let pb = Agent::start(
+        &b,
+        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", extra),
+        &["--rx", "socket"],
+    );
+    // With both nopreempt, the first to time out wins; the higher priority times out first.
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    pa.stop_with(libc::SIGTERM);
+    assert!(pb.wait_state("Master", Duration::from_secs(3)).is_some());
+    pa.restart();
+    assert!(pa.wait_state("Backup", Duration::from_secs(5)).is_some());
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        pa.state().as_deref(),
+        Some("Backup"),
+        "nopreempt: the higher priority stays Backup"
+    );
+    assert_eq!(pb.state().as_deref(), Some("Master"));
+    assert_eq!(holder(&a, &b), (false, true));
+}
+
+#[test]
+fn v3_multicast_tenth_second_adverts_fail_over_fast() {
+    let (a, b) = pair();
+    let mut pa = Agent::start(&a, &v3_multicast(200, ""), &["--rx", "socket"]);
+    let pb = Agent::start(&b, &v3_multicast(100, ""), &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(wait_until(Duration::from_secs(3), || holder(&a, &b) == (true, false)));
+    let st = pb.status().unwrap();
+    assert_eq!(
+        st["instances"][0]["master_adver_interval_ms"], 100,
+        "backup adopted the master's interval"
+    );
+
+    let t = Instant::now();
+    pa.stop_with(libc::SIGKILL);
+    assert!(
+        pb.wait_state("Master", Duration::from_secs(3)).is_some(),
+        "{}",
+        pb.log()
+    );
+    let took = t.elapsed();
+    eprintln!("v3 0.1 s SIGKILL failover took {took:?} (Master_Down_Interval 0.361 s)");
+    assert!(wait_until(Duration::from_secs(2), || has_addr(
+        &b, "eth1", VIP
+    )));
+}
+
+#[test]
+fn a_second_agent_on_the_same_control_socket_is_refused() {
+    let (a, _b) = pair();
+    let pa = Agent::start(&a, &v3_multicast(100, ""), &["--rx", "socket"]);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", a.name()])
+        .arg(xvrrp_tests::xvrrp_bin())
+        .args(["run", "-f", "/dev/null", "--control-socket"])
+        .arg(pa.socket())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert_eq!(
+        pa.state().as_deref(),
+        Some("Master"),
+        "the first agent is unaffected"
+    );
+}
