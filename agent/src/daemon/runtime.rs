@@ -8,7 +8,6 @@
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
     net::IpAddr,
     os::fd::AsRawFd,
     path::PathBuf,
@@ -28,8 +27,8 @@ use tokio::{
 use super::{
     counters::CounterTable,
     notify::{self, NotifyQueue},
-    plan::{InstancePlan, TrackerSource},
-    scripts,
+    plan::InstancePlan,
+    trackers::{Registry, TrackerUpdate},
 };
 use crate::{
     config::Config,
@@ -103,6 +102,7 @@ struct TrackerStatus {
     label: String,
     up: bool,
     since: Option<String>,
+    reason: Option<String>,
 }
 
 /// The last transition, with wall-clock time.
@@ -151,6 +151,7 @@ pub async fn run(
     let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
 
     // Sockets: one per (interface, family, mode), shared by the instances that use it.
+    let registry = Registry::build(&plans);
     let mut receivers: Vec<Receiver> = Vec::new();
     let mut instances: Vec<InstanceRt> = Vec::new();
     for (idx, plan) in plans.into_iter().enumerate() {
@@ -199,6 +200,7 @@ pub async fn run(
                 label: t.label.clone(),
                 up: p.initially_up,
                 since: None,
+                reason: None,
             })
             .collect();
         instances.push(InstanceRt {
@@ -219,28 +221,9 @@ pub async fn run(
         spawn_receiver(r, counters.clone(), adv_tx.clone())?;
     }
 
-    // Track scripts: one runner per vrrp_script used by some instance.
-    let (script_tx, mut script_rx) = mpsc::unbounded_channel::<scripts::ScriptChange>();
-    let mut script_users: HashMap<usize, Vec<(usize, vrrp::TrackerId)>> = HashMap::new();
-    for (i, inst) in instances.iter().enumerate() {
-        for t in &inst.plan.trackers {
-            if let TrackerSource::Script(s) = &t.source {
-                if let Some(si) = cfg.vrrp_scripts.iter().position(|x| x.name == s.name) {
-                    script_users.entry(si).or_default().push((i, t.id));
-                }
-            } else {
-                warn!(
-                    "{}: tracker {} is not supported by this build and stays up",
-                    inst.plan.name, t.label
-                );
-            }
-        }
-    }
-    for &si in script_users.keys() {
-        if let Some(s) = cfg.vrrp_scripts.get(si) {
-            scripts::spawn(si, s.clone(), script_tx.clone());
-        }
-    }
+    // Trackers: one watcher per tracked object, shared by the instances that track it.
+    let (trk_tx, mut trk_rx) = mpsc::unbounded_channel::<TrackerUpdate>();
+    registry.spawn_all(&trk_tx);
 
     let epoch = Instant::now();
     let now = || Time::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -260,7 +243,8 @@ pub async fn run(
         d.handle(i, now(), Event::Startup);
     }
     info!(
-        "xvrrp running: {} instance(s); control socket {}",
+        "xvrrp running (router_id {}): {} instance(s); control socket {}",
+        cfg.global_defs.router_id.as_deref().unwrap_or("-"),
         d.instances.len(),
         control.path().display()
     );
@@ -289,13 +273,19 @@ pub async fn run(
                 let ev = Event::AdvertReceived { src: a.src, priority: a.priority, max_advert_interval: a.interval };
                 d.handle(a.instance, now(), ev);
             }
-            Some(ch) = script_rx.recv() => {
-                for &(i, id) in script_users.get(&ch.script).map(Vec::as_slice).unwrap_or(&[]) {
-                    if let Some(ts) = d.instances.get_mut(i).and_then(|inst| inst.trackers.get_mut(id.0 as usize)) {
-                        ts.up = ch.up;
-                        ts.since = Some(crate::logging::utc_now());
+            Some(u) = trk_rx.recv() => {
+                for &(i, id) in registry.users(u.object) {
+                    if let Some(inst) = d.instances.get_mut(i) {
+                        info!("{}: tracker {} is {} ({})", inst.plan.name,
+                            inst.trackers.get(id.0 as usize).map_or("?", |t| t.label.as_str()),
+                            if u.up { "up" } else { "DOWN" }, u.reason);
+                        if let Some(ts) = inst.trackers.get_mut(id.0 as usize) {
+                            ts.up = u.up;
+                            ts.since = Some(crate::logging::utc_now());
+                            ts.reason = Some(u.reason.clone());
+                        }
                     }
-                    d.handle(i, now(), Event::TrackerChanged { id, up: ch.up });
+                    d.handle(i, now(), Event::TrackerChanged { id, up: u.up });
                 }
             }
             Some((req, resp)) = control.next() => {

@@ -7,17 +7,8 @@ use std::time::Duration;
 use log::{info, warn};
 use tokio::sync::mpsc;
 
-use super::command;
+use super::{command, trackers::TrackerUpdate};
 use crate::config::VrrpScript;
-
-/// A change of one script's status.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScriptChange {
-    /// Index of the script in the configuration.
-    pub script: usize,
-    /// New status.
-    pub up: bool,
-}
 
 /// Counts runs of a script's results into a status with keepalived's rise/fall hysteresis.
 #[derive(Clone, Debug)]
@@ -70,8 +61,8 @@ fn secs(f: f64, min: f64) -> Duration {
     })
 }
 
-/// Starts the runner of script `index` on the current `LocalSet`.
-pub fn spawn(index: usize, script: VrrpScript, tx: mpsc::UnboundedSender<ScriptChange>) {
+/// Starts the runner of the script registered as object `index` on the current `LocalSet`.
+pub fn spawn(index: usize, script: VrrpScript, tx: mpsc::UnboundedSender<TrackerUpdate>) {
     tokio::task::spawn_local(async move {
         let interval = secs(script.interval, 0.01);
         let timeout = secs(script.timeout, 0.01);
@@ -80,9 +71,11 @@ pub fn spawn(index: usize, script: VrrpScript, tx: mpsc::UnboundedSender<ScriptC
                 "vrrp_script {}: cannot parse command {:?}; it counts as failing",
                 script.name, script.script
             );
-            let _ = tx.send(ScriptChange {
-                script: index,
+            let reason = "command cannot be parsed".to_owned();
+            let _ = tx.send(TrackerUpdate {
+                object: index,
                 up: false,
+                reason,
             });
             return;
         };
@@ -101,7 +94,15 @@ pub fn spawn(index: usize, script: VrrpScript, tx: mpsc::UnboundedSender<ScriptC
                     script.name,
                     if up { "succeeding" } else { "failing" }
                 );
-                if tx.send(ScriptChange { script: index, up }).is_err() {
+                let reason = outcome.to_string();
+                if tx
+                    .send(TrackerUpdate {
+                        object: index,
+                        up,
+                        reason,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }
