@@ -8,6 +8,8 @@
     reason = "test support code: a failed setup step should panic the test"
 )]
 
+pub mod lab;
+
 use std::{
     fs::File,
     io,
