@@ -8,9 +8,9 @@
     reason = "test support code: a failed setup step should panic the test"
 )]
 
-pub mod do_double;
-
 pub mod agent;
+pub mod do_double;
+pub mod lab;
 
 use std::{
     fs::File,
