@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod do_double;
+pub mod forge;
 pub mod lab;
 
 use std::{
