@@ -17,6 +17,21 @@
 //! * Names (namespaces, temp dirs) come from [`unique`], so tests can run in parallel threads.
 //! * Nothing is configured in the root namespace: addresses, routes and nftables rules live only
 //!   in namespaces the lab created, and all traffic stays between them.
+//!
+//! keepalived 2.2.7 in the lab (observed):
+//! * Runs as `keepalived --dont-fork --log-console --log-detail --no-syslog --vrrp` with private
+//!   `--pid/--vrrp_pid/--checkers_pid/--bfd_pid`; "Startup complete" marks readiness.
+//! * Without `enable_script_security` it runs scripts as root and logs "Script user
+//!   'keepalived_script' does not exist" + "SECURITY VIOLATION - scripts are being executed but
+//!   script_security not enabled."; `--config-test` then exits 6, but the daemon runs fine.
+//!   A bare `pidof` is found by PATH search with a warning asking for a full path.
+//! * `state MASTER` with priority < 255 still starts in BACKUP and takes over only after
+//!   Master_Down_Interval (about 3.2 s at priority 200).
+//! * SIGKILL of the parent alone is not a crash: the VRRP child sees its parent die and shuts
+//!   down cleanly (priority 0, VIPs removed). [`Keepalived::kill`] kills the whole group, which
+//!   leaves the VIPs on the interface.
+//! * Orphaned zombies (nginx workers after a SIGKILL) are reaped by this machine's init with a
+//!   delay, so `pgrep nginx` may briefly list `<defunct>` entries; see [`alive`].
 #![allow(
     clippy::unwrap_used,
     reason = "test support code: a failed setup step should panic the test"
