@@ -879,9 +879,17 @@ impl Keepalived {
     /// whole service or a crash): nothing is cleaned up, the VIPs stay on the interface.
     /// (SIGKILL of the parent alone is *not* a hard kill: the VRRP child notices its parent's
     /// death and shuts down cleanly, removing the VIPs.)
+    ///
+    /// Its pid files are removed afterwards: the killed VRRP child can linger as an unreaped
+    /// zombie on this machine, and keepalived refuses to start ("daemon is already running")
+    /// while a pid file names a pid that still exists. After a real crash and reboot they would
+    /// not matter.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_group(&mut child);
+        }
+        for f in ["keepalived.pid", "vrrp.pid", "checkers.pid", "bfd.pid"] {
+            let _ = fs::remove_file(self.dir.join(f));
         }
     }
 
