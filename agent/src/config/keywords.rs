@@ -50,6 +50,7 @@ pub const GLOBAL: &[&str] = &[
     "vrrp_skip_check_adv_addr",
     "vrrp_check_unicast_src",
     "vrrp_lower_prio_no_advert",
+    "vrrp_v3_checksum_rfc9568",
     "vrrp_higher_prio_send_advert",
     "vrrp_mcast_group4",
     "vrrp_mcast_group6",
@@ -152,6 +153,7 @@ pub const INSTANCE: &[&str] = &[
     "no_accept",
     "dont_track_primary",
     "lower_prio_no_advert",
+    "v3_checksum_rfc9568",
     "higher_prio_send_advert",
     "digitalocean",
 ];

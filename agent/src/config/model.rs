@@ -119,6 +119,11 @@ pub struct GlobalDefs {
     pub vrrp_check_unicast_src: bool,
     /// `vrrp_lower_prio_no_advert` (default for instances); default false.
     pub vrrp_lower_prio_no_advert: bool,
+    /// `vrrp_v3_checksum_rfc9568` (xvrrp extension, default for instances): send VRRPv3 over
+    /// IPv4 with the RFC 9568 checksum (no pseudo-header, as Cisco, Juniper and Arista do)
+    /// instead of keepalived's RFC 5798 pseudo-header form; default false. Both forms are
+    /// always accepted on receive.
+    pub vrrp_v3_checksum_rfc9568: bool,
     /// `vrrp_higher_prio_send_advert` (default for instances); default false.
     pub vrrp_higher_prio_send_advert: bool,
     /// `vrrp_mcast_group4`; default 224.0.0.18.
@@ -150,6 +155,7 @@ impl Default for GlobalDefs {
             vrrp_skip_check_adv_addr: false,
             vrrp_check_unicast_src: false,
             vrrp_lower_prio_no_advert: false,
+            vrrp_v3_checksum_rfc9568: false,
             vrrp_higher_prio_send_advert: false,
             vrrp_mcast_group4: Ipv4Addr::new(224, 0, 0, 18),
             vrrp_mcast_group6: Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12),
@@ -511,6 +517,8 @@ pub struct VrrpInstance {
     pub dont_track_primary: bool,
     /// `lower_prio_no_advert`; default: global `vrrp_lower_prio_no_advert`.
     pub lower_prio_no_advert: bool,
+    /// `v3_checksum_rfc9568` (xvrrp extension); default: global `vrrp_v3_checksum_rfc9568`.
+    pub v3_checksum_rfc9568: bool,
     /// `higher_prio_send_advert`; default: global `vrrp_higher_prio_send_advert`.
     pub higher_prio_send_advert: bool,
     /// `digitalocean { }` (xvrrp extension); default none.

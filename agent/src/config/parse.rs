@@ -71,6 +71,7 @@ pub(crate) struct RawGlobal {
     pub skip_check_adv_addr: Option<bool>,
     pub check_unicast_src: Option<bool>,
     pub lower_prio_no_advert: Option<bool>,
+    pub v3_checksum_rfc9568: Option<bool>,
     pub higher_prio_send_advert: Option<bool>,
     pub mcast_group4: Option<Ipv4Addr>,
     pub mcast_group6: Option<Ipv6Addr>,
@@ -162,6 +163,7 @@ pub(crate) struct RawInstance {
     pub accept: Option<bool>,
     pub dont_track_primary: bool,
     pub lower_prio_no_advert: Option<bool>,
+    pub v3_checksum_rfc9568: Option<bool>,
     pub higher_prio_send_advert: Option<bool>,
     pub digitalocean: Option<RawDo>,
     /// Keywords present in the block (valid or not), so that a bad value is not also reported
@@ -211,6 +213,7 @@ impl RawInstance {
             accept: None,
             dont_track_primary: false,
             lower_prio_no_advert: None,
+            v3_checksum_rfc9568: None,
             higher_prio_send_advert: None,
             digitalocean: None,
             seen: std::collections::HashSet::new(),
@@ -750,6 +753,7 @@ impl Parser<'_> {
                     }
                 }
                 "vrrp_lower_prio_no_advert" => put(&mut g.lower_prio_no_advert, self.flag(s)),
+                "vrrp_v3_checksum_rfc9568" => put(&mut g.v3_checksum_rfc9568, self.flag(s)),
                 "vrrp_higher_prio_send_advert" => put(&mut g.higher_prio_send_advert, self.flag(s)),
                 "vrrp_mcast_group4" => match self.ip(s) {
                     Some(IpAddr::V4(a)) if a.is_multicast() => g.mcast_group4 = Some(a),
@@ -1300,6 +1304,7 @@ impl Parser<'_> {
                     }
                 }
                 "lower_prio_no_advert" => put(&mut v.lower_prio_no_advert, self.flag(s)),
+                "v3_checksum_rfc9568" => put(&mut v.v3_checksum_rfc9568, self.flag(s)),
                 "higher_prio_send_advert" => put(&mut v.higher_prio_send_advert, self.flag(s)),
                 "digitalocean" => {
                     if !s.args.is_empty() {

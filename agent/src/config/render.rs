@@ -209,6 +209,7 @@ impl W {
         self.line(1, if i.accept { "accept" } else { "no_accept" });
         self.flag(1, "dont_track_primary", i.dont_track_primary);
         self.bool(1, "lower_prio_no_advert", i.lower_prio_no_advert);
+        self.bool(1, "v3_checksum_rfc9568", i.v3_checksum_rfc9568);
         self.bool(1, "higher_prio_send_advert", i.higher_prio_send_advert);
         if let Some(d) = &i.digitalocean {
             self.line(1, "digitalocean {");
@@ -284,6 +285,7 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
     w.bool(1, "vrrp_skip_check_adv_addr", g.vrrp_skip_check_adv_addr);
     w.flag(1, "vrrp_check_unicast_src", g.vrrp_check_unicast_src);
     w.bool(1, "vrrp_lower_prio_no_advert", g.vrrp_lower_prio_no_advert);
+    w.bool(1, "vrrp_v3_checksum_rfc9568", g.vrrp_v3_checksum_rfc9568);
     w.bool(
         1,
         "vrrp_higher_prio_send_advert",

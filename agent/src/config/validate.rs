@@ -77,6 +77,7 @@ pub(crate) fn finish(raw: Raw, d: &mut Diags, env: EnvLookup<'_>) -> Config {
         vrrp_skip_check_adv_addr: g.skip_check_adv_addr.unwrap_or(false),
         vrrp_check_unicast_src: g.check_unicast_src.unwrap_or(false),
         vrrp_lower_prio_no_advert: g.lower_prio_no_advert.unwrap_or(false),
+        vrrp_v3_checksum_rfc9568: g.v3_checksum_rfc9568.unwrap_or(false),
         vrrp_higher_prio_send_advert: g.higher_prio_send_advert.unwrap_or(false),
         vrrp_mcast_group4: g.mcast_group4.unwrap_or(defaults.vrrp_mcast_group4),
         vrrp_mcast_group6: g.mcast_group6.unwrap_or(defaults.vrrp_mcast_group6),
@@ -569,6 +570,7 @@ fn instance(
         lower_prio_no_advert: r
             .lower_prio_no_advert
             .unwrap_or(g.vrrp_lower_prio_no_advert),
+        v3_checksum_rfc9568: r.v3_checksum_rfc9568.unwrap_or(g.vrrp_v3_checksum_rfc9568),
         higher_prio_send_advert: r
             .higher_prio_send_advert
             .unwrap_or(g.vrrp_higher_prio_send_advert),
