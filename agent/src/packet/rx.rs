@@ -1,0 +1,399 @@
+//! Receive checks against local configuration (RFC 3768 section 7.1, RFC 9568 section 7.1, and
+//! keepalived's `vrrp_check_packet`), after structural decoding.
+//!
+//! The order is documented in the [module](super) docs (steps 16 to 23) and is deterministic:
+//! the XDP program reproduces it.
+
+use std::net::IpAddr;
+
+use super::{
+    decode_frame, decode_vrrp, Advert, AdvertKind, Auth, Counter, DecodeError, Family, Frame,
+    IpMeta, Received, Version, AUTH_DATA_LEN, VRRP_TTL,
+};
+
+/// Whether TTL / Hop Limit 255 is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TtlCheck {
+    /// Drop unless TTL / Hop Limit is 255 (RFC; the multicast default).
+    #[default]
+    Require255,
+    /// Do not look at TTL / Hop Limit (keepalived's behaviour for unicast peers, which may be
+    /// routed).
+    Skip,
+}
+
+/// A configured unicast peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnicastPeer {
+    /// The peer's source address.
+    pub addr: IpAddr,
+    /// TTL policy for this peer.
+    pub ttl: TtlCheck,
+}
+
+impl UnicastPeer {
+    /// A peer with keepalived's unicast default: TTL not checked.
+    pub fn new(addr: IpAddr) -> Self {
+        UnicastPeer {
+            addr,
+            ttl: TtlCheck::Skip,
+        }
+    }
+}
+
+/// Where adverts may come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SourcePolicy {
+    /// Multicast mode: any source; TTL policy for all.
+    Multicast {
+        /// TTL policy.
+        ttl: TtlCheck,
+    },
+    /// Unicast mode: only these sources.
+    Unicast {
+        /// The configured peers.
+        peers: Vec<UnicastPeer>,
+    },
+}
+
+impl Default for SourcePolicy {
+    fn default() -> Self {
+        SourcePolicy::Multicast {
+            ttl: TtlCheck::Require255,
+        }
+    }
+}
+
+/// Configured v2 authentication. AH is not supported by xvrrp, so an AH advert never matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RxAuth {
+    /// No authentication (type 0).
+    None,
+    /// Simple text password (type 1): the 8 bytes on the wire.
+    Pass([u8; AUTH_DATA_LEN]),
+}
+
+impl RxAuth {
+    /// PASS from a configured `auth_pass`: only its first 8 bytes count, zero padded.
+    pub fn pass(password: &str) -> Self {
+        RxAuth::Pass(super::pass_data(password))
+    }
+
+    /// The auth type number.
+    pub fn type_number(&self) -> u8 {
+        match self {
+            RxAuth::None => 0,
+            RxAuth::Pass(_) => 1,
+        }
+    }
+}
+
+/// Configured version and its version specific settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VersionPolicy {
+    /// VRRPv2: authentication and the local advert interval, which received adverts must equal.
+    V2 {
+        /// Authentication.
+        auth: RxAuth,
+        /// Local advert interval in seconds.
+        advert_interval_secs: u8,
+    },
+    /// VRRPv3: no authentication; the interval is adopted from the master, not compared.
+    V3,
+}
+
+/// What is configured for one VRID on one interface and address family.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RxPolicy {
+    /// The VRID.
+    pub vrid: u8,
+    /// The address family of the instance (IPv4 and IPv6 instances may share a VRID).
+    pub family: Family,
+    /// Version and its settings.
+    pub version: VersionPolicy,
+    /// We are the address owner (priority 255): adverts for this VRID are discarded.
+    pub owner: bool,
+    /// Multicast or unicast, and the TTL policy.
+    pub source: SourcePolicy,
+}
+
+impl RxPolicy {
+    /// A v2 (IPv4, multicast, TTL 255 required, not owner) policy.
+    pub fn v2(vrid: u8, auth: RxAuth, advert_interval_secs: u8) -> Self {
+        RxPolicy {
+            vrid,
+            family: Family::V4,
+            version: VersionPolicy::V2 {
+                auth,
+                advert_interval_secs,
+            },
+            owner: false,
+            source: SourcePolicy::default(),
+        }
+    }
+
+    /// A v3 (multicast, TTL 255 required, not owner) policy.
+    pub fn v3(vrid: u8, family: Family) -> Self {
+        RxPolicy {
+            vrid,
+            family,
+            version: VersionPolicy::V3,
+            owner: false,
+            source: SourcePolicy::default(),
+        }
+    }
+
+    /// The configured version.
+    pub fn version(&self) -> Version {
+        match self.version {
+            VersionPolicy::V2 { .. } => Version::V2,
+            VersionPolicy::V3 => Version::V3,
+        }
+    }
+}
+
+/// Why a structurally valid advert is dropped by local policy. Each maps to one [`Counter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum CheckError {
+    /// No instance for this VRID (and family) on the interface.
+    #[error("VRID {vrid} is not configured here")]
+    VridNotConfigured {
+        /// The advert's VRID.
+        vrid: u8,
+    },
+    /// Unicast mode, source not a configured peer.
+    #[error("{src} is not a configured unicast peer")]
+    UnknownPeer {
+        /// The source address.
+        src: IpAddr,
+    },
+    /// TTL / Hop Limit not 255 where required.
+    #[error("TTL/hop limit {ttl}, expected 255")]
+    Ttl {
+        /// The received TTL / Hop Limit.
+        ttl: u8,
+    },
+    /// Version differs from the configured one.
+    #[error("version {received:?} received, {expected:?} configured")]
+    VersionMismatch {
+        /// Received version.
+        received: Version,
+        /// Configured version.
+        expected: Version,
+    },
+    /// We own the addresses of this VRID (priority 255).
+    #[error("advert for VRID {vrid}, which we own")]
+    Owner {
+        /// The VRID.
+        vrid: u8,
+    },
+    /// v2 auth type differs from the configured one.
+    #[error("auth type {received} received, {expected} configured")]
+    AuthTypeMismatch {
+        /// Received auth type.
+        received: u8,
+        /// Configured auth type.
+        expected: u8,
+    },
+    /// v2 PASS data differs.
+    #[error("authentication data mismatch")]
+    AuthFailure,
+    /// v2 interval differs from ours.
+    #[error("advert interval {received_secs} s received, {expected_secs} s configured")]
+    AdvertIntervalMismatch {
+        /// Received interval.
+        received_secs: u8,
+        /// Configured interval.
+        expected_secs: u8,
+    },
+}
+
+impl CheckError {
+    /// The counter this error increments.
+    pub fn counter(&self) -> Counter {
+        match self {
+            CheckError::VridNotConfigured { .. } => Counter::VridErr,
+            CheckError::UnknownPeer { .. } => Counter::UnknownPeer,
+            CheckError::Ttl { .. } => Counter::IpTtlErr,
+            CheckError::VersionMismatch { .. } => Counter::VersionErr,
+            CheckError::Owner { .. } => Counter::OwnerDrop,
+            CheckError::AuthTypeMismatch { .. } => Counter::AuthtypeMismatch,
+            CheckError::AuthFailure => Counter::AuthFailure,
+            CheckError::AdvertIntervalMismatch { .. } => Counter::AdvertIntervalErr,
+        }
+    }
+}
+
+/// A decode or a check error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum RxError {
+    /// Structural.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Local policy.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+}
+
+impl RxError {
+    /// The counter this error increments.
+    pub fn counter(&self) -> Counter {
+        match self {
+            RxError::Decode(e) => e.counter(),
+            RxError::Check(e) => e.counter(),
+        }
+    }
+}
+
+/// Runs every local receive check of one policy, in the documented order (steps 16 to 23).
+pub fn check(rx: &Received, policy: &RxPolicy) -> Result<(), CheckError> {
+    let advert = &rx.advert;
+    // 16. VRID (and family) configured.
+    if advert.vrid != policy.vrid || Family::of(&rx.meta.src) != policy.family {
+        return Err(CheckError::VridNotConfigured { vrid: advert.vrid });
+    }
+    // 17. Unicast: known peer; its TTL policy applies.
+    let ttl = match &policy.source {
+        SourcePolicy::Multicast { ttl } => *ttl,
+        SourcePolicy::Unicast { peers } => {
+            peers
+                .iter()
+                .find(|p| p.addr == rx.meta.src)
+                .ok_or(CheckError::UnknownPeer { src: rx.meta.src })?
+                .ttl
+        }
+    };
+    // 18. TTL / Hop Limit.
+    if ttl == TtlCheck::Require255 && rx.meta.ttl_or_hop_limit != VRRP_TTL {
+        return Err(CheckError::Ttl {
+            ttl: rx.meta.ttl_or_hop_limit,
+        });
+    }
+    // 19. Version.
+    if advert.version() != policy.version() {
+        return Err(CheckError::VersionMismatch {
+            received: advert.version(),
+            expected: policy.version(),
+        });
+    }
+    // 20. Owner.
+    if policy.owner {
+        return Err(CheckError::Owner { vrid: advert.vrid });
+    }
+    // 21-23. v2 auth type, PASS data, interval.
+    if let (
+        VersionPolicy::V2 {
+            auth,
+            advert_interval_secs,
+        },
+        AdvertKind::V2 {
+            interval_secs,
+            auth: got,
+        },
+    ) = (&policy.version, &advert.kind)
+    {
+        if got.type_number() != auth.type_number() {
+            return Err(CheckError::AuthTypeMismatch {
+                received: got.type_number(),
+                expected: auth.type_number(),
+            });
+        }
+        if let (RxAuth::Pass(want), Auth::Pass(data)) = (auth, got) {
+            if want != data {
+                return Err(CheckError::AuthFailure);
+            }
+        }
+        if interval_secs != advert_interval_secs {
+            return Err(CheckError::AdvertIntervalMismatch {
+                received_secs: *interval_secs,
+                expected_secs: *advert_interval_secs,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Selects the policy for the advert's VRID and family among those of an interface and runs
+/// [`check`] with it. The first matching policy wins.
+pub fn check_any<'p>(rx: &Received, policies: &'p [RxPolicy]) -> Result<&'p RxPolicy, CheckError> {
+    let family = Family::of(&rx.meta.src);
+    let policy = policies
+        .iter()
+        .find(|p| p.vrid == rx.advert.vrid && p.family == family)
+        .ok_or(CheckError::VridNotConfigured {
+            vrid: rx.advert.vrid,
+        })?;
+    check(rx, policy).map(|()| policy)
+}
+
+/// Decodes a VRRP message from a raw socket and checks it against an interface's policies.
+pub fn receive_vrrp(
+    payload: &[u8],
+    meta: &IpMeta,
+    policies: &[RxPolicy],
+) -> Result<Received, RxError> {
+    let rx = decode_vrrp(payload, meta)?;
+    check_any(&rx, policies)?;
+    Ok(rx)
+}
+
+/// Decodes an Ethernet frame and checks it against an interface's policies.
+pub fn receive_frame(bytes: &[u8], policies: &[RxPolicy]) -> Result<Frame, RxError> {
+    let frame = decode_frame(bytes)?;
+    check_any(&frame.packet, policies)?;
+    Ok(frame)
+}
+
+/// The outcome of receiving a frame, as the XDP program reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// A valid advert for a configured instance.
+    Accept {
+        /// Its priority was 0 (the master is leaving).
+        priority_zero: bool,
+    },
+    /// Not VRRP: passed on untouched.
+    NotVrrp,
+    /// Dropped, counting this counter.
+    Drop(Counter),
+}
+
+impl Verdict {
+    /// The verdict of a receive result.
+    pub fn of(result: &Result<Frame, RxError>) -> Self {
+        match result {
+            Ok(frame) => Verdict::accepted(&frame.packet.advert),
+            Err(RxError::Decode(DecodeError::NotVrrp(_))) => Verdict::NotVrrp,
+            Err(e) => Verdict::Drop(e.counter()),
+        }
+    }
+
+    /// The verdict for an accepted advert.
+    pub fn accepted(advert: &Advert) -> Self {
+        Verdict::Accept {
+            priority_zero: advert.priority == 0,
+        }
+    }
+
+    /// The counters this verdict increments: `advert_rcvd` (and `pri_zero_rcvd`) for an accepted
+    /// advert, `not_vrrp` for a pass, the error's counter for a drop.
+    pub fn counters(&self) -> Vec<Counter> {
+        match self {
+            Verdict::Accept {
+                priority_zero: false,
+            } => vec![Counter::AdvertRcvd],
+            Verdict::Accept {
+                priority_zero: true,
+            } => {
+                vec![Counter::AdvertRcvd, Counter::PriZeroRcvd]
+            }
+            Verdict::NotVrrp => vec![Counter::NotVrrp],
+            Verdict::Drop(c) => vec![*c],
+        }
+    }
+}
+
+/// Receives a frame and returns only its verdict.
+pub fn verdict(bytes: &[u8], policies: &[RxPolicy]) -> Verdict {
+    Verdict::of(&receive_frame(bytes, policies))
+}
