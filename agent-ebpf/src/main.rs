@@ -1,63 +1,648 @@
-//! xvrrp kernel programs.
+//! xvrrp kernel programs: the XDP advert filter.
 //!
-//! Foundation stage: a minimal XDP program that proves the build, load and attach pipeline end
-//! to end. It counts every frame and the VRRP (IP protocol 112) frames among them, and passes
-//! everything. The real advert filter replaces the body in the data-plane work.
+//! `xvrrp_xdp` validates VRRP adverts in the kernel, in exactly the order of the userspace
+//! validator (`xvrrp::packet`, module docs, steps 1 to 23), keeps per-peer counters, and queues
+//! valid adverts on a ring buffer for the agent. Everything that is not IPv4/IPv6 protocol 112 is
+//! passed after the fewest checks that keep the verdict identical to the userspace codec:
+//! EtherType (after at most one 802.1Q tag), the fixed IP header being present, its version
+//! nibble, and the protocol byte.
+//!
+//! `xvrrp_xdp_pass` is a trivial `XDP_PASS` program, the benchmark's baseline.
+//!
+//! Checksums are summed as little-endian 32-bit words (every length summed here is a multiple of
+//! 4: IPv4 headers by construction, VRRP messages once the length-vs-count check has passed). One's
+//! complement sums commute with byte swapping (RFC 1071), and a sum that folds to 0xffff does so
+//! in either byte order, so no byte swap is needed.
 #![no_std]
 #![no_main]
+#![expect(
+    unstable_features,
+    reason = "inline assembly on BPF (asm_experimental_arch) for unaligned packet loads"
+)]
+#![feature(asm_experimental_arch)]
+
+use core::{arch::asm, mem, ptr};
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{xdp_action, BPF_NOEXIST},
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::PerCpuArray,
+    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 
-use agent_common::xdp_stats;
+use agent_common::{
+    checksum_form, counter_index as ci, family, iface_flags, ttl_check, xdp_stats, AdvertEvent,
+    IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyKey, COUNTER_SLOTS,
+    EVENTS_RING_BYTES, MAX_COUNTER_ENTRIES, MAX_IFACES, MAX_PEERS, MAX_POLICIES,
+};
 
 #[map(name = "XVRRP_STATS")]
 static XVRRP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(xdp_stats::LEN, 0);
 
+#[map(name = "XVRRP_POLICY")]
+static XVRRP_POLICY: HashMap<PolicyKey, Policy> = HashMap::with_max_entries(MAX_POLICIES, 0);
+
+#[map(name = "XVRRP_PEERS")]
+static XVRRP_PEERS: HashMap<PeerKey, PeerPolicy> = HashMap::with_max_entries(MAX_PEERS, 0);
+
+#[map(name = "XVRRP_IFACE")]
+static XVRRP_IFACE: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(MAX_IFACES, 0);
+
+#[map(name = "XVRRP_COUNTERS")]
+static XVRRP_COUNTERS: LruPerCpuHashMap<PeerKey, PeerCounters> =
+    LruPerCpuHashMap::with_max_entries(MAX_COUNTER_ENTRIES, 0);
+
+/// An all-zero [`PeerCounters`], the template new counter entries are copied from.
+#[map(name = "XVRRP_ZERO")]
+static XVRRP_ZERO: Array<PeerCounters> = Array::with_max_entries(1, 0);
+
+#[map(name = "XVRRP_EVENTS")]
+static XVRRP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+
 const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
+const VLAN_HLEN: usize = 4;
+/// EtherTypes as they sit in memory (network order loaded as a little-endian `u16`).
+const ETH_P_IP: u16 = 0x0800u16.to_be();
+const ETH_P_IPV6: u16 = 0x86DDu16.to_be();
+const ETH_P_8021Q: u16 = 0x8100u16.to_be();
 const IPPROTO_VRRP: u8 = 112;
+const IPV4_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
+const VRRP_HLEN: usize = 8;
+const AUTH_LEN: usize = 8;
+/// Longest VRRP message in 32-bit words: v3 over IPv6 with 255 addresses, 8 + 255 * 16 bytes.
+/// Longer messages never pass the length-vs-count check, so the checksum loop never stops early.
+const MAX_VRRP_WORDS: usize = (VRRP_HLEN + 255 * 16) / 4;
+/// Most IPv4 option words (IHL 15 minus the 5 fixed words).
+const MAX_IPV4_OPTION_WORDS: usize = 10;
+
+/// Why a VRRP frame is dropped: the counter, and whether the source / VRID key was known yet
+/// (failures found before the VRRP header is readable count in the unknown-source bucket).
+#[derive(Clone, Copy)]
+struct Fail {
+    counter: usize,
+    keyed: bool,
+}
+
+const fn early(counter: usize) -> Fail {
+    Fail {
+        counter,
+        keyed: false,
+    }
+}
+
+const fn keyed(counter: usize) -> Fail {
+    Fail {
+        counter,
+        keyed: true,
+    }
+}
+
+/// What a valid advert tells the agent, besides the key (source, VRID, family, ifindex).
+struct Accepted {
+    dst: [u8; 16],
+    version: u8,
+    priority: u8,
+    interval_cs: u16,
+    addr_count: u8,
+    ttl: u8,
+    checksum_form: u8,
+}
+
+/// The end of the frame, read afresh (volatile) for every bounds check.
+///
+/// LLVM otherwise proves later checks redundant from earlier ones over a variable offset (e.g.
+/// the IPv4 option words from the IHL check) and drops them, but the verifier only learns a
+/// range from a check on the very pointer it is about, so it would reject the loads.
+#[inline(always)]
+fn data_end(ctx: &XdpContext) -> usize {
+    // SAFETY: `ctx.ctx` is the program's context pointer; `data_end` is a readable field.
+    unsafe { ptr::read_volatile(ptr::addr_of!((*ctx.ctx).data_end)) as usize }
+}
+
+/// A bounds-checked pointer to a `T` at `off` bytes into the frame.
+#[inline(always)]
+fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*const T> {
+    let start = ctx.data();
+    let end = data_end(ctx);
+    if start + off + mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + off) as *const T)
+}
+
+/// Loads 2 bytes at `p` as they sit in memory (network order read little-endian).
+///
+/// # Safety
+///
+/// `p..p + 2` must be inside the frame (checked against `data_end` so the verifier knows too).
+/// Packet data is not aligned; Rust loads of a `u16` would either assume alignment or, through
+/// `read_unaligned`, be split into byte loads by LLVM's BPF backend. The kernel allows unaligned
+/// packet loads (it does not set strict alignment for this program), so one `ldxh` is used.
+#[inline(always)]
+unsafe fn raw16(p: usize) -> u16 {
+    let v: u64;
+    // SAFETY: the caller guarantees the 2 bytes are readable; the instruction only reads them.
+    unsafe {
+        asm!("{v} = *(u16 *)({p} + 0)", p = in(reg) p, v = lateout(reg) v,
+             options(pure, readonly, nostack, preserves_flags));
+    }
+    v as u16
+}
+
+/// Loads 4 bytes at `p` as they sit in memory (see [`raw16`]).
+///
+/// # Safety
+///
+/// `p..p + 4` must be inside the frame.
+#[inline(always)]
+unsafe fn raw32(p: usize) -> u32 {
+    let v: u64;
+    // SAFETY: the caller guarantees the 4 bytes are readable; the instruction only reads them.
+    unsafe {
+        asm!("{v} = *(u32 *)({p} + 0)", p = in(reg) p, v = lateout(reg) v,
+             options(pure, readonly, nostack, preserves_flags));
+    }
+    v as u32
+}
+
+/// `x`, but opaque to LLVM (so it cannot rewrite how a packet offset is computed).
+#[inline(always)]
+fn opaque(mut x: usize) -> usize {
+    // SAFETY: an empty instruction sequence; `x` passes through a register unchanged.
+    unsafe { asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    x
+}
+
+/// A bounds-checked [`raw16`] at `off`.
+#[inline(always)]
+fn ld16(ctx: &XdpContext, off: usize) -> Option<u16> {
+    let p = ptr_at::<u16>(ctx, off)?;
+    // SAFETY: `ptr_at` checked the 2 bytes are inside the frame.
+    Some(unsafe { raw16(p as usize) })
+}
+
+/// A bounds-checked [`raw32`] at `off`.
+#[inline(always)]
+fn ld32(ctx: &XdpContext, off: usize) -> Option<u32> {
+    let p = ptr_at::<u32>(ctx, off)?;
+    // SAFETY: `ptr_at` checked the 4 bytes are inside the frame.
+    Some(unsafe { raw32(p as usize) })
+}
+
+/// Folds a sum of 32-bit words to 16 bits (one's complement).
+#[inline(always)]
+fn fold(mut sum: u64) -> u64 {
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    (sum & 0xffff) + (sum >> 16)
+}
+
+/// Sums `words` 32-bit words starting at `off`, at most `MAX` of them. `None` when the frame
+/// ends first (the callers checked the length, so only the verifier needs this).
+#[inline(always)]
+fn sum_words<const MAX: usize>(ctx: &XdpContext, off: usize, words: usize) -> Option<u64> {
+    let mut sum: u64 = 0;
+    let mut i = 0;
+    while i < MAX {
+        if i >= words {
+            break;
+        }
+        sum += u64::from(ld32(ctx, off + i * 4)?);
+        i += 1;
+    }
+    Some(sum)
+}
 
 #[inline(always)]
-fn bump(idx: u32) {
+fn bump_stat(idx: u32) {
     if let Some(slot) = XVRRP_STATS.get_ptr_mut(idx) {
-        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        // SAFETY: a per-CPU slot: only this CPU writes it, and not concurrently (XDP runs with
+        // preemption / migration disabled).
         unsafe { *slot += 1 };
     }
 }
 
+/// Adds one to `counter` (and to `pri_zero_rcvd` when `pri_zero`) in the entry of `key`,
+/// creating the entry when it is missing.
 #[inline(always)]
-fn byte_at(ctx: &XdpContext, off: usize) -> Option<u8> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + off + 1 > end {
-        return None;
+fn bump_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
+    if let Some(c) = XVRRP_COUNTERS.get_ptr_mut(key) {
+        // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
+        let counts = unsafe { &mut (*c).counts };
+        bump_slots(counts, counter, pri_zero);
+        return;
     }
-    // SAFETY: bounds checked against data_end just above.
-    Some(unsafe { *((start + off) as *const u8) })
+    create_entry(key, counter, pri_zero);
+}
+
+/// The slow path of [`bump_entry`], a separate BPF function: inserts a zeroed entry (copied from
+/// the never-written [`XVRRP_ZERO`] template, so no 136-byte value is built on the stack), then
+/// counts in it.
+#[inline(never)]
+fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
+    if let Some(zero) = XVRRP_ZERO.get(0) {
+        // Fails when another CPU created it in between: then count in theirs.
+        let _ = XVRRP_COUNTERS.insert(key, zero, u64::from(BPF_NOEXIST));
+    }
+    if let Some(c) = XVRRP_COUNTERS.get_ptr_mut(key) {
+        // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
+        let counts = unsafe { &mut (*c).counts };
+        bump_slots(counts, counter, pri_zero);
+    }
+}
+
+#[inline(always)]
+fn bump_slots(counts: &mut [u64; COUNTER_SLOTS], counter: usize, pri_zero: bool) {
+    if let Some(slot) = counts.get_mut(counter) {
+        *slot += 1;
+    }
+    if pri_zero {
+        counts[ci::PRI_ZERO_RCVD] += 1;
+    }
+}
+
+/// Counts a failure: in the entry of the source when it exists (it sent a valid advert before)
+/// or is a configured unicast peer, else in the interface's unknown-source bucket. A failing
+/// packet never creates an entry for an unknown source, so spoofed floods cannot grow the map.
+#[inline(always)]
+fn count_failure(key: &PeerKey, fail: Fail) {
+    if fail.keyed {
+        if let Some(c) = XVRRP_COUNTERS.get_ptr_mut(key) {
+            // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
+            let counts = unsafe { &mut (*c).counts };
+            bump_slots(counts, fail.counter, false);
+            return;
+        }
+        if XVRRP_PEERS.get_ptr(key).is_some() {
+            bump_entry(key, fail.counter, false);
+            return;
+        }
+    }
+    bump_entry(&PeerKey::unknown_bucket(key.ifindex), fail.counter, false);
+}
+
+#[xdp]
+pub fn xvrrp_xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
 }
 
 #[xdp]
 pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
-    bump(xdp_stats::SEEN);
-    let proto = match (byte_at(&ctx, 12), byte_at(&ctx, 13)) {
-        (Some(hi), Some(lo)) => u16::from_be_bytes([hi, lo]),
-        _ => return xdp_action::XDP_PASS,
+    // Steps 1 to 5, with the non-VRRP fast path.
+    let Some(mut ethertype) = ld16(&ctx, 12) else {
+        return drop_early(&ctx, ci::PACKET_LEN_ERR);
     };
-    let l4 = match proto {
-        ETH_P_IP => byte_at(&ctx, ETH_HLEN + 9),
-        ETH_P_IPV6 => byte_at(&ctx, ETH_HLEN + 6),
-        _ => None,
-    };
-    if l4 == Some(IPPROTO_VRRP) {
-        bump(xdp_stats::VRRP);
+    let mut l3 = ETH_HLEN;
+    if ethertype == ETH_P_8021Q {
+        let Some(inner) = ld16(&ctx, ETH_HLEN + 2) else {
+            return drop_early(&ctx, ci::PACKET_LEN_ERR);
+        };
+        ethertype = inner;
+        l3 = ETH_HLEN + VLAN_HLEN;
     }
-    xdp_action::XDP_PASS
+    if ethertype == ETH_P_IP {
+        // The verdict order checks the whole fixed header is present before the version.
+        let Some(h) = ptr_at::<[u8; IPV4_HLEN]>(&ctx, l3) else {
+            return drop_early(&ctx, ci::PACKET_LEN_ERR);
+        };
+        // SAFETY: `ptr_at` checked the 20 bytes are inside the frame; `u8` has no alignment.
+        let (vihl, proto) = unsafe { ((*h)[0], (*h)[9]) };
+        if vihl >> 4 != 4 {
+            return drop_early(&ctx, ci::IP_HEADER_ERR);
+        }
+        if proto != IPPROTO_VRRP {
+            return xdp_action::XDP_PASS;
+        }
+        bump_stat(xdp_stats::VRRP);
+        // SAFETY: inside the 20 bytes checked above.
+        let src = unsafe { raw32(h as usize + 12) };
+        let mut key = PeerKey {
+            ifindex: ctx.ingress_ifindex() as u32,
+            vrid: 0,
+            family: family::V4,
+            _pad: [0; 2],
+            addr: words_to_addr([src, 0, 0, 0]),
+        };
+        let res = ipv4(&ctx, h as usize, l3, &mut key);
+        finish(&key, res)
+    } else if ethertype == ETH_P_IPV6 {
+        let Some(h) = ptr_at::<[u8; IPV6_HLEN]>(&ctx, l3) else {
+            return drop_early(&ctx, ci::PACKET_LEN_ERR);
+        };
+        // SAFETY: as above, 40 bytes.
+        let (ver, next_header) = unsafe { ((*h)[0], (*h)[6]) };
+        if ver >> 4 != 6 {
+            return drop_early(&ctx, ci::IP_HEADER_ERR);
+        }
+        if next_header != IPPROTO_VRRP {
+            return xdp_action::XDP_PASS;
+        }
+        bump_stat(xdp_stats::VRRP);
+        let p = h as usize;
+        // SAFETY: inside the 40 bytes checked above.
+        let src = unsafe { [raw32(p + 8), raw32(p + 12), raw32(p + 16), raw32(p + 20)] };
+        let mut key = PeerKey {
+            ifindex: ctx.ingress_ifindex() as u32,
+            vrid: 0,
+            family: family::V6,
+            _pad: [0; 2],
+            addr: words_to_addr(src),
+        };
+        let res = ipv6(&ctx, p, l3, src, &mut key);
+        finish(&key, res)
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+/// Four words as loaded from the packet back to the 16 address bytes.
+#[inline(always)]
+fn words_to_addr(w: [u32; 4]) -> [u8; 16] {
+    let [a, b, c, d] = [
+        w[0].to_ne_bytes(),
+        w[1].to_ne_bytes(),
+        w[2].to_ne_bytes(),
+        w[3].to_ne_bytes(),
+    ];
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2],
+        d[3],
+    ]
+}
+
+/// Drops a frame that failed before its source and VRID are known.
+#[inline(always)]
+fn drop_early(ctx: &XdpContext, counter: usize) -> u32 {
+    bump_entry(
+        &PeerKey::unknown_bucket(ctx.ingress_ifindex() as u32),
+        counter,
+        false,
+    );
+    xdp_action::XDP_DROP
+}
+
+/// Counts the verdict of a VRRP frame, queues the event of a valid advert, returns the action.
+#[inline(always)]
+fn finish(key: &PeerKey, res: Result<Accepted, Fail>) -> u32 {
+    let acc = match res {
+        Ok(acc) => acc,
+        Err(fail) => {
+            count_failure(key, fail);
+            return xdp_action::XDP_DROP;
+        }
+    };
+    bump_entry(key, ci::ADVERT_RCVD, acc.priority == 0);
+    match XVRRP_EVENTS.reserve::<AdvertEvent>(0) {
+        Some(mut slot) => {
+            slot.write(AdvertEvent {
+                // SAFETY: bpf_ktime_get_ns has no preconditions.
+                timestamp_ns: unsafe { bpf_ktime_get_ns() },
+                ifindex: key.ifindex,
+                family: key.family,
+                version: acc.version,
+                vrid: key.vrid,
+                priority: acc.priority,
+                src: key.addr,
+                dst: acc.dst,
+                interval_cs: acc.interval_cs,
+                addr_count: acc.addr_count,
+                ttl: acc.ttl,
+                checksum_form: acc.checksum_form,
+                _pad: [0; 11],
+            });
+            slot.submit(0);
+        }
+        None => bump_stat(xdp_stats::RING_FULL),
+    }
+    let pass = XVRRP_IFACE
+        .get_ptr(key.ifindex)
+        // SAFETY: a plain read of a map value that only the agent writes.
+        .is_some_and(|c| unsafe { (*c).flags } & iface_flags::PASS_TO_STACK != 0);
+    if pass {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_DROP
+    }
+}
+
+/// Step 6 for IPv4 (the fixed header at `h`, frame offset `l3`, is known to be present, version
+/// 4, protocol 112), then the VRRP steps.
+#[inline(always)]
+fn ipv4(ctx: &XdpContext, h: usize, l3: usize, key: &mut PeerKey) -> Result<Accepted, Fail> {
+    // SAFETY (every raw load below): inside the 20 bytes the caller checked.
+    let w0 = unsafe { raw32(h) };
+    let ihl = (w0 & 0x0f) as usize;
+    if ihl < 5 {
+        return Err(early(ci::IP_HEADER_ERR));
+    }
+    let hlen = ihl * 4;
+    if ptr_at::<u8>(ctx, l3 + hlen - 1).is_none() {
+        return Err(early(ci::PACKET_LEN_ERR));
+    }
+    let total = usize::from(u16::from_be((w0 >> 16) as u16));
+    if total < hlen {
+        return Err(early(ci::IP_HEADER_ERR));
+    }
+    if ctx.data() + l3 + total > data_end(ctx) {
+        return Err(early(ci::PACKET_LEN_ERR));
+    }
+    let w1 = unsafe { raw32(h + 4) };
+    if u16::from_be((w1 >> 16) as u16) & 0x3fff != 0 {
+        return Err(early(ci::IP_HEADER_ERR));
+    }
+    // Header checksum: the five fixed words, then the options.
+    let w2 = unsafe { raw32(h + 8) };
+    let src = unsafe { raw32(h + 12) };
+    let dst = unsafe { raw32(h + 16) };
+    let mut sum = u64::from(w0) + u64::from(w1) + u64::from(w2) + u64::from(src) + u64::from(dst);
+    sum += sum_words::<MAX_IPV4_OPTION_WORDS>(ctx, l3 + IPV4_HLEN, ihl - 5)
+        .ok_or(early(ci::PACKET_LEN_ERR))?;
+    if fold(sum) != 0xffff {
+        return Err(early(ci::IP_HEADER_ERR));
+    }
+    let ttl = (w2 & 0xff) as u8;
+    let vlen = total - hlen;
+    // RFC 5798 pseudo-header: src, dst, zero, protocol, VRRP length.
+    let len = (vlen as u16).to_be_bytes();
+    let pseudo = u64::from(src)
+        + u64::from(dst)
+        + u64::from(u32::from_le_bytes([0, IPPROTO_VRRP, len[0], len[1]]));
+    vrrp(ctx, key, l3 + hlen, vlen, ttl, [dst, 0, 0, 0], pseudo)
+}
+
+/// Step 6 for IPv6 (fixed header at `h`, frame offset `l3`, present, version 6, next header
+/// 112; `src` already loaded), then the VRRP steps.
+#[inline(always)]
+fn ipv6(
+    ctx: &XdpContext,
+    h: usize,
+    l3: usize,
+    src: [u32; 4],
+    key: &mut PeerKey,
+) -> Result<Accepted, Fail> {
+    // SAFETY (every raw load below): inside the 40 bytes the caller checked.
+    let w1 = unsafe { raw32(h + 4) };
+    let vlen = usize::from(u16::from_be(w1 as u16));
+    let hop_limit = (w1 >> 24) as u8;
+    if ctx.data() + l3 + IPV6_HLEN + vlen > data_end(ctx) {
+        return Err(early(ci::PACKET_LEN_ERR));
+    }
+    let dst = unsafe { [raw32(h + 24), raw32(h + 28), raw32(h + 32), raw32(h + 36)] };
+    // RFC 8200 pseudo-header: src, dst, 32-bit length, three zero bytes, next header.
+    let mut pseudo: u64 = 0;
+    for w in src {
+        pseudo += u64::from(w);
+    }
+    for w in dst {
+        pseudo += u64::from(w);
+    }
+    pseudo += u64::from(u32::from_le_bytes((vlen as u32).to_be_bytes()));
+    pseudo += u64::from(u32::from_le_bytes([0, 0, 0, IPPROTO_VRRP]));
+    vrrp(ctx, key, l3 + IPV6_HLEN, vlen, hop_limit, dst, pseudo)
+}
+
+/// Steps 8 to 23 on the VRRP message at `off` (`vlen` bytes, inside the frame).
+#[inline(always)]
+fn vrrp(
+    ctx: &XdpContext,
+    key: &mut PeerKey,
+    off: usize,
+    vlen: usize,
+    ttl: u8,
+    dst: [u32; 4],
+    pseudo: u64,
+) -> Result<Accepted, Fail> {
+    let v6 = key.family == family::V6;
+    // 8. Fixed header.
+    if vlen < VRRP_HLEN {
+        return Err(early(ci::PACKET_LEN_ERR));
+    }
+    let h0 = ld32(ctx, off).ok_or(early(ci::PACKET_LEN_ERR))?;
+    let h1 = ld32(ctx, off + 4).ok_or(early(ci::PACKET_LEN_ERR))?;
+    let [vt, vrid, priority, count] = h0.to_ne_bytes();
+    let [b4, b5, _, _] = h1.to_ne_bytes();
+    key.vrid = vrid;
+    // 9. Version (v2 is IPv4 only).
+    let version = vt >> 4;
+    if version != 2 && version != 3 {
+        return Err(keyed(ci::VERSION_ERR));
+    }
+    let v2 = version == 2;
+    if v2 && v6 {
+        return Err(keyed(ci::VERSION_ERR));
+    }
+    // 10. Type.
+    if vt & 0x0f != 1 {
+        return Err(keyed(ci::INVALID_TYPE_RCVD));
+    }
+    // 11. Address count.
+    if count == 0 {
+        return Err(keyed(ci::ADDR_LIST_ERR));
+    }
+    // 12. Length exactly matches the count.
+    let addr_len = if v6 { 16 } else { 4 };
+    let auth_len = if v2 { AUTH_LEN } else { 0 };
+    if vlen != VRRP_HLEN + usize::from(count) * addr_len + auth_len {
+        return Err(keyed(ci::PACKET_LEN_ERR));
+    }
+    // 13. Checksum: v2 over the message; v3 with the pseudo-header, or (IPv4) without.
+    let sum = sum_words::<MAX_VRRP_WORDS>(ctx, off, vlen / 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
+    let form = if v2 {
+        if fold(sum) != 0xffff {
+            return Err(keyed(ci::CHECKSUM_ERR));
+        }
+        checksum_form::V2
+    } else if fold(sum + pseudo) == 0xffff {
+        checksum_form::PSEUDO_HEADER
+    } else if !v6 && fold(sum) == 0xffff {
+        checksum_form::RFC9568
+    } else {
+        return Err(keyed(ci::CHECKSUM_ERR));
+    };
+    // 14. v2 auth type known.
+    if v2 && b4 > 2 {
+        return Err(keyed(ci::INVALID_AUTHTYPE));
+    }
+    // 15. v3 interval non-zero (the top 4 bits are reserved).
+    let interval_cs = if v2 {
+        u16::from(b5) * 100
+    } else {
+        u16::from_be_bytes([b4 & 0x0f, b5])
+    };
+    if !v2 && interval_cs == 0 {
+        return Err(keyed(ci::ADVERT_INTERVAL_ERR));
+    }
+    // 16. VRID configured here for this family.
+    let pkey = PolicyKey {
+        ifindex: key.ifindex,
+        vrid,
+        family: key.family,
+        _pad: [0; 2],
+    };
+    let Some(policy) = XVRRP_POLICY.get_ptr(pkey) else {
+        return Err(keyed(ci::VRID_ERR));
+    };
+    // SAFETY: a map value only the agent writes; copied out at once.
+    let policy: Policy = unsafe { ptr::read(policy) };
+    // 17. Unicast: a configured peer, whose TTL policy applies.
+    let mut ttl_policy = policy.ttl;
+    if policy.unicast != 0 {
+        let peer_key: &PeerKey = key;
+        let Some(peer) = XVRRP_PEERS.get_ptr(peer_key) else {
+            return Err(keyed(ci::UNKNOWN_PEER));
+        };
+        // SAFETY: as above.
+        ttl_policy = unsafe { (*peer).ttl };
+    }
+    // 18. TTL / Hop Limit.
+    if ttl_policy == ttl_check::REQUIRE_255 && ttl != 255 {
+        return Err(keyed(ci::IP_TTL_ERR));
+    }
+    // 19. Version configured.
+    if version != policy.version {
+        return Err(keyed(ci::VERSION_ERR));
+    }
+    // 20. Not the owner.
+    if policy.owner != 0 {
+        return Err(keyed(ci::OWNER_DROP));
+    }
+    if v2 {
+        // 21. Auth type.
+        if b4 != policy.auth_type {
+            return Err(keyed(ci::AUTHTYPE_MISMATCH));
+        }
+        // 22. PASS data.
+        if b4 == 1 {
+            // From the front, and hidden from LLVM: as `off + vlen - 8` it becomes a pointer with
+            // a negative fixed offset, from which the verifier learns no range.
+            let at = opaque(off + VRRP_HLEN + usize::from(count) * 4);
+            let d0 = ld32(ctx, at).ok_or(keyed(ci::PACKET_LEN_ERR))?;
+            let d1 = ld32(ctx, at + 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
+            let [p0, p1, p2, p3, p4, p5, p6, p7] = policy.auth_data;
+            if d0 != u32::from_ne_bytes([p0, p1, p2, p3])
+                || d1 != u32::from_ne_bytes([p4, p5, p6, p7])
+            {
+                return Err(keyed(ci::AUTH_FAILURE));
+            }
+        }
+        // 23. Interval.
+        if b5 != policy.interval_secs {
+            return Err(keyed(ci::ADVERT_INTERVAL_ERR));
+        }
+    }
+    Ok(Accepted {
+        dst: words_to_addr(dst),
+        version,
+        priority,
+        interval_cs,
+        addr_count: count,
+        ttl,
+        checksum_form: form,
+    })
 }
 
 #[cfg(not(test))]

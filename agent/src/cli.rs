@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::dataplane::{AttachMode, XdpAttachment};
+use crate::dataplane::{AttachMode, XdpDataplane};
 
 /// Default configuration path. `-f /etc/keepalived/keepalived.conf` runs an existing keepalived
 /// configuration as it is.
@@ -68,8 +68,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Attach the embedded XDP program to an interface for a while and print its packet counts
-    /// as JSON (a self-test of the eBPF pipeline).
+    /// Attach the embedded XDP program (with no VRRP instance configured) to an interface for a
+    /// while and print its packet counts as JSON (a self-test of the eBPF pipeline).
     #[command(hide = true)]
     XdpProbe {
         /// Interface to attach to.
@@ -273,13 +273,18 @@ fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64) -> ExitCode {
         ProbeMode::Native => AttachMode::Native,
         ProbeMode::Generic => AttachMode::Generic,
     };
-    let att = match XdpAttachment::attach(iface, mode, |why| eprintln!("xvrrp: {why}")) {
+    // No policies: every VRRP frame is dropped and counted (vrid_err or earlier), everything else
+    // passes.
+    let att = match XdpDataplane::attach(iface, mode, &[], false) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("xvrrp: {e}");
             return ExitCode::from(3);
         }
     };
+    if let Some(why) = att.fallback_reason() {
+        eprintln!("xvrrp: {why}");
+    }
     eprintln!(
         "xvrrp: XDP attached to {} in {} mode",
         att.interface(),
@@ -291,14 +296,27 @@ fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64) -> ExitCode {
         0.0
     };
     std::thread::sleep(Duration::from_secs_f64(secs));
-    match att.stats() {
-        Ok(stats) => {
-            let out = serde_json::json!({
-                "interface": att.interface(),
-                "mode": att.mode(),
-                "seen": stats.seen,
-                "vrrp": stats.vrrp,
-            });
+    let report = att.stats().and_then(|stats| {
+        let rows = att.peer_counters()?;
+        let mut totals = serde_json::Map::new();
+        for row in &rows {
+            for (c, n) in row.nonzero() {
+                let t = totals
+                    .entry(c.as_str())
+                    .or_insert(serde_json::Value::from(0u64));
+                *t = serde_json::Value::from(t.as_u64().unwrap_or(0) + n);
+            }
+        }
+        Ok(serde_json::json!({
+            "interface": att.interface(),
+            "mode": att.mode(),
+            "vrrp": stats.vrrp,
+            "ring_full": stats.ring_full,
+            "counters": totals,
+        }))
+    });
+    match report {
+        Ok(out) => {
             println!("{out}");
             ExitCode::SUCCESS
         }

@@ -1,9 +1,9 @@
-//! The embedded XDP program run on synthetic frames with BPF_PROG_TEST_RUN.
+//! The embedded XDP program run on synthetic frames with BPF_PROG_TEST_RUN: it loads (passes the
+//! verifier), passes what is not VRRP, and drops and counts malformed VRRP.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use xvrrp::dataplane::XdpTestProgram;
-
-const XDP_PASS: u32 = 2;
+use xvrrp::dataplane::{PeerSlot, XdpTestProgram, XDP_DROP, XDP_PASS};
+use xvrrp::packet::Counter;
 
 fn ipv4_frame(proto: u8) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 20 + 8];
@@ -18,10 +18,11 @@ fn ipv4_frame(proto: u8) -> Vec<u8> {
 }
 
 #[test]
-fn minimal_program_passes_everything_and_counts_vrrp() {
+fn program_passes_non_vrrp_and_drops_malformed_vrrp() {
     xvrrp_tests::require_root();
     let mut prog = XdpTestProgram::load().unwrap();
-    assert_eq!(prog.run(&ipv4_frame(112), 1).unwrap().action, XDP_PASS);
+    // Protocol 112 with a zero IPv4 header checksum: dropped as a bad IP header.
+    assert_eq!(prog.run(&ipv4_frame(112), 1).unwrap().action, XDP_DROP);
     assert_eq!(prog.run(&ipv4_frame(6), 1).unwrap().action, XDP_PASS);
     // BPF_PROG_TEST_RUN refuses input shorter than an Ethernet header; a bare header with an
     // unknown EtherType is the shortest frame it takes.
@@ -31,7 +32,18 @@ fn minimal_program_passes_everything_and_counts_vrrp() {
         XDP_PASS,
         "a non-IP frame passes"
     );
+    assert_eq!(
+        prog.run_baseline(&ipv4_frame(112), 1).unwrap().action,
+        XDP_PASS,
+        "the baseline program passes everything"
+    );
     let stats = prog.stats().unwrap();
     assert_eq!(stats.vrrp, 1);
-    assert_eq!(stats.seen, 3);
+    let rows = prog.peer_counters().unwrap();
+    let bucket = rows.iter().find(|r| r.slot == PeerSlot::Unknown).unwrap();
+    assert_eq!(
+        bucket.nonzero(),
+        vec![(Counter::IpHeaderErr, 1)],
+        "{rows:?}"
+    );
 }

@@ -1,20 +1,77 @@
-//! Loading and attaching the embedded eBPF programs.
+//! Loading and attaching the embedded eBPF programs: the XDP advert filter and its maps.
 //!
 //! The object built by `cargo xtask build-ebpf` is embedded in the binary at build time (see
-//! `agent/build.rs`), so a built `xvrrp` needs nothing beside it. Programs are detached when the
-//! [`XdpAttachment`] is dropped (aya detaches links it owns on drop).
+//! `agent/build.rs`), so a built `xvrrp` needs nothing beside it.
+//!
+//! - [`XdpDataplane`] attaches the filter to one interface, fills its maps from the interface's
+//!   [`RxPolicy`]s, hands out the valid adverts the program queued ([`XdpDataplane::drain_events`],
+//!   with the ring buffer's fd for `AsyncFd`), and reads the per-peer counters. Dropping it
+//!   detaches the program (aya detaches the links it owns).
+//! - [`XdpTestProgram`] loads the same program without attaching it and runs it on frames with
+//!   `BPF_PROG_TEST_RUN` (the parity tests and the benchmark).
+//!
+//! The map layouts are in `agent_common`; the verdict order is the one of [`crate::packet`].
 
-use std::fmt;
+use std::{
+    collections::HashSet,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+    time::Duration,
+};
 
-use agent_common::{xdp_stats, XDP_PROGRAM, XDP_STATS_MAP};
+use agent_common::{
+    checksum_form, counter_index, family, iface_flags, ttl_check, xdp_stats, AdvertEvent,
+    IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyKey, ADVERT_EVENT_LEN,
+    COUNTER_SLOTS, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM,
+    XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_STATS_MAP,
+};
 use aya::{
-    maps::PerCpuArray,
+    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf,
 };
 
+use crate::packet::{
+    ChecksumForm, Counter, Family, RxAuth, RxPolicy, SourcePolicy, TtlCheck, Version, VersionPolicy,
+};
+
+// The kernel side indexes counters with agent_common's constants: they must be `Counter`'s.
+const _: () = {
+    assert!(Counter::COUNT as usize == COUNTER_SLOTS);
+    assert!(Counter::AdvertRcvd as usize == counter_index::ADVERT_RCVD);
+    assert!(Counter::PacketLenErr as usize == counter_index::PACKET_LEN_ERR);
+    assert!(Counter::AdvertIntervalErr as usize == counter_index::ADVERT_INTERVAL_ERR);
+    assert!(Counter::IpTtlErr as usize == counter_index::IP_TTL_ERR);
+    assert!(Counter::InvalidTypeRcvd as usize == counter_index::INVALID_TYPE_RCVD);
+    assert!(Counter::AddrListErr as usize == counter_index::ADDR_LIST_ERR);
+    assert!(Counter::InvalidAuthtype as usize == counter_index::INVALID_AUTHTYPE);
+    assert!(Counter::AuthtypeMismatch as usize == counter_index::AUTHTYPE_MISMATCH);
+    assert!(Counter::AuthFailure as usize == counter_index::AUTH_FAILURE);
+    assert!(Counter::PriZeroRcvd as usize == counter_index::PRI_ZERO_RCVD);
+    assert!(Counter::ChecksumErr as usize == counter_index::CHECKSUM_ERR);
+    assert!(Counter::VersionErr as usize == counter_index::VERSION_ERR);
+    assert!(Counter::VridErr as usize == counter_index::VRID_ERR);
+    assert!(Counter::UnknownPeer as usize == counter_index::UNKNOWN_PEER);
+    assert!(Counter::IpHeaderErr as usize == counter_index::IP_HEADER_ERR);
+    assert!(Counter::OwnerDrop as usize == counter_index::OWNER_DROP);
+    assert!(std::mem::size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
+};
+
 /// The eBPF object embedded at build time (empty when the agent was built without it).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xvrrp-ebpf.o"));
+
+/// The ifindex `BPF_PROG_TEST_RUN` gives XDP programs: the loopback device of the caller's
+/// network namespace, always 1. [`XdpTestProgram`] fills its maps for it.
+pub const TEST_RUN_IFINDEX: u32 = 1;
+
+/// `BPF_NOEXIST` map update flag: create only.
+const BPF_NOEXIST: u64 = 1;
+
+/// XDP action: drop the frame.
+pub const XDP_DROP: u32 = 1;
+/// XDP action: pass the frame on to the stack.
+pub const XDP_PASS: u32 = 2;
 
 /// Errors from loading or attaching the kernel programs. Each says what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -23,14 +80,31 @@ pub enum DataplaneError {
     #[error("this xvrrp was built without its eBPF object: run `cargo xtask build-ebpf` and rebuild, or use --rx socket")]
     NoObject,
     /// The interface name cannot name an interface (empty, too long, or with a NUL byte).
-    #[error("invalid interface name {0:?}")]
+    #[error("invalid interface name {0:?}; use --rx socket if XDP is not wanted")]
     BadInterface(String),
+    /// No interface of that name exists in this network namespace.
+    #[error("no interface named {0} in this network namespace: check the name (ip link), or use --rx socket")]
+    NoSuchInterface(String),
     /// The embedded object did not load (verifier, permissions, kernel support).
-    #[error("loading the eBPF object failed: {0}")]
+    #[error(
+        "loading the eBPF object failed: {0}; run as root on a kernel with BPF, or use --rx socket"
+    )]
     Load(#[from] aya::EbpfError),
     /// A program or map is missing from the object or has the wrong type.
-    #[error("the eBPF object lacks {0}")]
+    #[error(
+        "the eBPF object lacks {0}: rebuild with `cargo xtask build-ebpf`, or use --rx socket"
+    )]
     Missing(&'static str),
+    /// Another XDP program (another xvrrp agent, or any other XDP user) is attached already.
+    #[error(
+        "another XDP program is already attached to {iface} (a second xvrrp agent on this \
+         interface?): stop it, or detach it with `ip link set dev {iface} xdp off`, or run this \
+         agent with --rx socket"
+    )]
+    AlreadyAttached {
+        /// Interface name.
+        iface: String,
+    },
     /// Loading or attaching a program failed.
     #[error(
         "XDP program on {iface} ({mode}): {source}; try --rx socket to receive adverts without XDP"
@@ -44,18 +118,30 @@ pub enum DataplaneError {
         #[source]
         source: ProgramError,
     },
-    /// Reading a map failed.
-    #[error("reading eBPF map {map}: {source}")]
+    /// Reading or writing a map failed.
+    #[error("eBPF map {map}: {source}")]
     Map {
         /// Map name.
         map: &'static str,
         /// The underlying error.
         #[source]
-        source: aya::maps::MapError,
+        source: MapError,
+    },
+    /// A policy cannot be expressed in the kernel maps.
+    #[error("policy for VRID {vrid} cannot be loaded into the XDP maps: {why}")]
+    Policy {
+        /// The VRID.
+        vrid: u8,
+        /// What is wrong.
+        why: &'static str,
     },
     /// `BPF_PROG_TEST_RUN` failed.
     #[error("BPF_PROG_TEST_RUN failed: {0}")]
     TestRun(#[source] ProgramError),
+}
+
+fn map_err(map: &'static str) -> impl Fn(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map { map, source }
 }
 
 /// How the XDP program should be attached.
@@ -80,13 +166,174 @@ impl fmt::Display for AttachMode {
     }
 }
 
-/// Packet counts kept by the XDP program, summed over CPUs.
+/// Packet counts kept by the XDP program outside the per-peer counters, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct XdpStats {
-    /// Every frame the program saw.
-    pub seen: u64,
-    /// Frames that were IPv4/IPv6 protocol 112.
+    /// Frames that were IPv4/IPv6 protocol 112, whatever their verdict.
     pub vrrp: u64,
+    /// Valid adverts whose event was lost because the ring buffer was full.
+    pub ring_full: u64,
+}
+
+/// A valid advert, as the XDP program reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct XdpAdvert {
+    /// When the program accepted it (CLOCK_MONOTONIC, as `bpf_ktime_get_ns`).
+    pub timestamp: Duration,
+    /// Ingress interface index.
+    pub ifindex: u32,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address (the group, or our address in unicast mode).
+    pub dst: IpAddr,
+    /// VRRP version.
+    pub version: Version,
+    /// Virtual router identifier.
+    pub vrid: u8,
+    /// Advertised priority.
+    pub priority: u8,
+    /// Advert interval in centiseconds (v2: seconds × 100).
+    pub interval_cs: u16,
+    /// Address count.
+    pub addr_count: u8,
+    /// IPv4 TTL / IPv6 Hop Limit.
+    pub ttl: u8,
+    /// Which checksum form matched.
+    pub checksum: ChecksumForm,
+}
+
+impl XdpAdvert {
+    /// Decodes a ring buffer record; `None` when it is not a well-formed [`AdvertEvent`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < ADVERT_EVENT_LEN {
+            return None;
+        }
+        // SAFETY: at least size_of::<AdvertEvent>() bytes; AdvertEvent is plain old data (every
+        // bit pattern valid), read unaligned.
+        let e: AdvertEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        Self::from_event(&e)
+    }
+
+    /// Decodes an [`AdvertEvent`]; `None` when a field is out of range.
+    pub fn from_event(e: &AdvertEvent) -> Option<Self> {
+        let fam = match e.family {
+            family::V4 => Family::V4,
+            family::V6 => Family::V6,
+            _ => return None,
+        };
+        let version = match e.version {
+            2 => Version::V2,
+            3 => Version::V3,
+            _ => return None,
+        };
+        let checksum = match e.checksum_form {
+            checksum_form::V2 => ChecksumForm::V2,
+            checksum_form::PSEUDO_HEADER => ChecksumForm::PseudoHeader,
+            checksum_form::RFC9568 => ChecksumForm::Rfc9568,
+            _ => return None,
+        };
+        Some(XdpAdvert {
+            timestamp: Duration::from_nanos(e.timestamp_ns),
+            ifindex: e.ifindex,
+            src: addr_from(fam, &e.src),
+            dst: addr_from(fam, &e.dst),
+            version,
+            vrid: e.vrid,
+            priority: e.priority,
+            interval_cs: e.interval_cs,
+            addr_count: e.addr_count,
+            ttl: e.ttl,
+            checksum,
+        })
+    }
+}
+
+fn addr_from(fam: Family, bytes: &[u8; 16]) -> IpAddr {
+    match fam {
+        Family::V4 => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(*bytes)),
+    }
+}
+
+fn addr_bytes(addr: &IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            let mut out = [0u8; 16];
+            out[..4].copy_from_slice(&o);
+            out
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+fn family_code(f: Family) -> u8 {
+    match f {
+        Family::V4 => family::V4,
+        Family::V6 => family::V6,
+    }
+}
+
+fn ttl_code(t: TtlCheck) -> u8 {
+    match t {
+        TtlCheck::Require255 => ttl_check::REQUIRE_255,
+        TtlCheck::Skip => ttl_check::SKIP,
+    }
+}
+
+/// Which sender a row of per-peer counters is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerSlot {
+    /// A source address sending for a VRID: a configured unicast peer, or a source that sent a
+    /// valid advert.
+    Peer {
+        /// The VRID.
+        vrid: u8,
+        /// The source address.
+        addr: IpAddr,
+    },
+    /// The interface's unknown-source bucket: failures from any other source, and failures
+    /// found before the VRRP header could be read.
+    Unknown,
+}
+
+impl fmt::Display for PeerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerSlot::Peer { vrid, addr } => write!(f, "vrid {vrid} from {addr}"),
+            PeerSlot::Unknown => f.write_str("unknown sources"),
+        }
+    }
+}
+
+/// One row of per-peer counters, summed over CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCounterRow {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Which sender.
+    pub slot: PeerSlot,
+    /// One count per [`Counter`], indexed by [`Counter::index`].
+    pub counts: [u64; COUNTER_SLOTS],
+}
+
+impl PeerCounterRow {
+    /// The count of one counter.
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.counts
+            .get(counter.index() as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The non-zero counters.
+    pub fn nonzero(&self) -> Vec<(Counter, u64)> {
+        Counter::ALL
+            .iter()
+            .map(|c| (*c, self.get(*c)))
+            .filter(|(_, n)| *n != 0)
+            .collect()
+    }
 }
 
 /// True when the binary carries its eBPF object.
@@ -109,38 +356,318 @@ fn load_object() -> Result<Ebpf, DataplaneError> {
     Ok(Ebpf::load(EBPF_OBJECT)?)
 }
 
-fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, DataplaneError> {
-    ebpf.program_mut(XDP_PROGRAM)
+fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, DataplaneError> {
+    ebpf.program_mut(name)
         .ok_or(DataplaneError::Missing("the XDP program"))?
         .try_into()
         .map_err(|_| DataplaneError::Missing("an XDP program of the right type"))
 }
 
-/// The XDP program attached to one interface. Dropping it detaches the program.
-pub struct XdpAttachment {
-    ebpf: Ebpf,
-    iface: String,
-    mode: AttachMode,
+/// The kernel maps of one loaded object, for one interface index.
+struct Maps;
+
+impl Maps {
+    /// Replaces the policies (and unicast peers) of `ifindex` with `policies`. New entries are
+    /// written before stale ones are removed, so packets never see a gap.
+    fn set_policies(
+        ebpf: &mut Ebpf,
+        ifindex: u32,
+        policies: &[RxPolicy],
+    ) -> Result<(), DataplaneError> {
+        let mut pol_entries: Vec<(PolicyKey, Policy)> = Vec::new();
+        let mut peer_entries: Vec<(PeerKey, PeerPolicy)> = Vec::new();
+        for p in policies {
+            let key = PolicyKey {
+                ifindex,
+                vrid: p.vrid,
+                family: family_code(p.family),
+                _pad: [0; 2],
+            };
+            // Like `check_any`, the first policy for a VRID and family wins.
+            if pol_entries.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let mut value = Policy::default();
+            match p.version {
+                VersionPolicy::V2 {
+                    auth,
+                    advert_interval_secs,
+                } => {
+                    if p.family == Family::V6 {
+                        return Err(DataplaneError::Policy {
+                            vrid: p.vrid,
+                            why: "VRRPv2 is IPv4 only",
+                        });
+                    }
+                    value.version = 2;
+                    value.auth_type = auth.type_number();
+                    value.interval_secs = advert_interval_secs;
+                    if let RxAuth::Pass(data) = auth {
+                        value.auth_data = data;
+                    }
+                }
+                VersionPolicy::V3 => value.version = 3,
+            }
+            value.owner = u8::from(p.owner);
+            match &p.source {
+                SourcePolicy::Multicast { ttl } => value.ttl = ttl_code(*ttl),
+                SourcePolicy::Unicast { peers } => {
+                    value.unicast = 1;
+                    for peer in peers {
+                        // A peer of the other family can never match (as in `check`).
+                        if Family::of(&peer.addr) != p.family {
+                            continue;
+                        }
+                        let pk = PeerKey {
+                            ifindex,
+                            vrid: p.vrid,
+                            family: key.family,
+                            _pad: [0; 2],
+                            addr: addr_bytes(&peer.addr),
+                        };
+                        // Like `check`, the first entry for an address wins.
+                        if !peer_entries.iter().any(|(k, _)| *k == pk) {
+                            peer_entries.push((
+                                pk,
+                                PeerPolicy {
+                                    ttl: ttl_code(peer.ttl),
+                                    _pad: [0; 7],
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            pol_entries.push((key, value));
+        }
+
+        {
+            let mut map: HashMap<_, PolicyKey, Policy> = HashMap::try_from(
+                ebpf.map_mut(XDP_POLICY_MAP)
+                    .ok_or(DataplaneError::Missing("the policy map"))?,
+            )
+            .map_err(map_err(XDP_POLICY_MAP))?;
+            for (k, v) in &pol_entries {
+                map.insert(k, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
+            }
+            let keep: HashSet<PolicyKey> = pol_entries.iter().map(|(k, _)| *k).collect();
+            let stale: Vec<PolicyKey> = map
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| k.ifindex == ifindex && !keep.contains(k))
+                .collect();
+            for k in stale {
+                map.remove(&k).map_err(map_err(XDP_POLICY_MAP))?;
+            }
+        }
+        {
+            let mut map: HashMap<_, PeerKey, PeerPolicy> = HashMap::try_from(
+                ebpf.map_mut(XDP_PEERS_MAP)
+                    .ok_or(DataplaneError::Missing("the peer map"))?,
+            )
+            .map_err(map_err(XDP_PEERS_MAP))?;
+            for (k, v) in &peer_entries {
+                map.insert(k, v, 0).map_err(map_err(XDP_PEERS_MAP))?;
+            }
+            let keep: HashSet<PeerKey> = peer_entries.iter().map(|(k, _)| *k).collect();
+            let stale: Vec<PeerKey> = map
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| k.ifindex == ifindex && !keep.contains(k))
+                .collect();
+            for k in stale {
+                map.remove(&k).map_err(map_err(XDP_PEERS_MAP))?;
+            }
+        }
+        // Counter rows for every configured peer and the unknown-source bucket, so they are
+        // listed (at zero) before the first packet. Existing rows are kept.
+        let mut rows: Vec<PeerKey> = peer_entries.iter().map(|(k, _)| *k).collect();
+        rows.push(PeerKey::unknown_bucket(ifindex));
+        Self::create_counter_rows(ebpf, &rows)
+    }
+
+    fn create_counter_rows(ebpf: &mut Ebpf, keys: &[PeerKey]) -> Result<(), DataplaneError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Map {
+            map: XDP_COUNTERS_MAP,
+            source: MapError::SyscallError(aya::sys::SyscallError {
+                call: "nr_cpus",
+                io_error: e,
+            }),
+        })?;
+        let mut map: PerCpuHashMap<_, PeerKey, PeerCounters> = PerCpuHashMap::try_from(
+            ebpf.map_mut(XDP_COUNTERS_MAP)
+                .ok_or(DataplaneError::Missing("the counter map"))?,
+        )
+        .map_err(map_err(XDP_COUNTERS_MAP))?;
+        for k in keys {
+            let zero = PerCpuValues::try_from(vec![PeerCounters::default(); cpus]).map_err(
+                |io_error| DataplaneError::Map {
+                    map: XDP_COUNTERS_MAP,
+                    source: MapError::SyscallError(aya::sys::SyscallError {
+                        call: "per-CPU values",
+                        io_error,
+                    }),
+                },
+            )?;
+            // BPF_NOEXIST: an existing row (the program counted already) is kept.
+            match map.insert(k, zero, BPF_NOEXIST) {
+                Ok(()) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(map_err(XDP_COUNTERS_MAP)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn set_iface_flags(ebpf: &mut Ebpf, ifindex: u32, flags: u32) -> Result<(), DataplaneError> {
+        let mut map: HashMap<_, u32, IfaceConfig> = HashMap::try_from(
+            ebpf.map_mut(XDP_IFACE_MAP)
+                .ok_or(DataplaneError::Missing("the interface map"))?,
+        )
+        .map_err(map_err(XDP_IFACE_MAP))?;
+        map.insert(ifindex, IfaceConfig { flags }, 0)
+            .map_err(map_err(XDP_IFACE_MAP))
+    }
+
+    fn peer_counters(
+        ebpf: &Ebpf,
+        ifindex: Option<u32>,
+    ) -> Result<Vec<PeerCounterRow>, DataplaneError> {
+        let map: PerCpuHashMap<_, PeerKey, PeerCounters> = PerCpuHashMap::try_from(
+            ebpf.map(XDP_COUNTERS_MAP)
+                .ok_or(DataplaneError::Missing("the counter map"))?,
+        )
+        .map_err(map_err(XDP_COUNTERS_MAP))?;
+        let mut rows = Vec::new();
+        for item in map.iter() {
+            let (key, values) = match item {
+                Ok(kv) => kv,
+                // An entry evicted or deleted while iterating: skip it.
+                Err(MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(XDP_COUNTERS_MAP)(e)),
+            };
+            if ifindex.is_some_and(|i| i != key.ifindex) {
+                continue;
+            }
+            let mut counts = [0u64; COUNTER_SLOTS];
+            for v in values.iter() {
+                for (sum, n) in counts.iter_mut().zip(v.counts.iter()) {
+                    *sum = sum.wrapping_add(*n);
+                }
+            }
+            let slot = if key.is_unknown_bucket() {
+                PeerSlot::Unknown
+            } else {
+                let fam = if key.family == family::V6 {
+                    Family::V6
+                } else {
+                    Family::V4
+                };
+                PeerSlot::Peer {
+                    vrid: key.vrid,
+                    addr: addr_from(fam, &key.addr),
+                }
+            };
+            rows.push(PeerCounterRow {
+                ifindex: key.ifindex,
+                slot,
+                counts,
+            });
+        }
+        rows.sort_by_key(|r| (r.ifindex, r.slot));
+        Ok(rows)
+    }
+
+    fn stats(ebpf: &Ebpf) -> Result<XdpStats, DataplaneError> {
+        let arr = PerCpuArray::<_, u64>::try_from(
+            ebpf.map(XDP_STATS_MAP)
+                .ok_or(DataplaneError::Missing("the stats map"))?,
+        )
+        .map_err(map_err(XDP_STATS_MAP))?;
+        let sum = |idx: u32| -> Result<u64, DataplaneError> {
+            let vals = arr.get(&idx, 0).map_err(map_err(XDP_STATS_MAP))?;
+            Ok(vals.iter().copied().sum())
+        };
+        Ok(XdpStats {
+            vrrp: sum(xdp_stats::VRRP)?,
+            ring_full: sum(xdp_stats::RING_FULL)?,
+        })
+    }
+
+    fn ring(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>, DataplaneError> {
+        RingBuf::try_from(
+            ebpf.take_map(XDP_EVENTS_MAP)
+                .ok_or(DataplaneError::Missing("the event ring buffer"))?,
+        )
+        .map_err(map_err(XDP_EVENTS_MAP))
+    }
 }
 
-impl fmt::Debug for XdpAttachment {
+fn drain(ring: &mut RingBuf<MapData>, max: usize) -> Vec<XdpAdvert> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        let Some(item) = ring.next() else { break };
+        if let Some(a) = XdpAdvert::from_bytes(&item) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn os_error(e: &ProgramError) -> Option<i32> {
+    match e {
+        ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        ProgramError::XdpError(aya::programs::xdp::XdpError::NetlinkError(n)) => n.raw_os_error(),
+        _ => None,
+    }
+}
+
+/// EBUSY from bpf_link_create (a program or link is attached in this mode), EEXIST when the
+/// other mode (native vs generic) has one.
+fn is_busy(e: &ProgramError) -> bool {
+    matches!(os_error(e), Some(libc::EBUSY) | Some(libc::EEXIST))
+}
+
+/// The XDP advert filter attached to one interface, with its maps filled from the interface's
+/// policies. Dropping it detaches the program.
+pub struct XdpDataplane {
+    ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    iface: String,
+    ifindex: u32,
+    mode: AttachMode,
+    fallback: Option<String>,
+}
+
+/// The name used by earlier versions of this module.
+pub type XdpAttachment = XdpDataplane;
+
+impl fmt::Debug for XdpDataplane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XdpAttachment")
+        f.debug_struct("XdpDataplane")
             .field("iface", &self.iface)
+            .field("ifindex", &self.ifindex)
             .field("mode", &self.mode)
+            .field("fallback", &self.fallback)
             .finish()
     }
 }
 
-impl XdpAttachment {
-    /// Loads the embedded object and attaches its XDP program to `iface`.
+impl XdpDataplane {
+    /// Loads the embedded object, fills its maps with `policies` for `iface`, and attaches the
+    /// filter. Valid adverts are dropped after being queued, or passed on to the stack too when
+    /// `pass_to_stack` (so tcpdump and raw sockets still see them).
     ///
-    /// With [`AttachMode::Auto`], native mode is tried first; when the driver refuses it, generic
-    /// mode is tried and `on_fallback` is told why.
+    /// With [`AttachMode::Auto`], native mode is tried first and generic mode when the driver
+    /// refuses; [`XdpDataplane::fallback_reason`] says why. When another XDP program (a second
+    /// agent) is attached to the interface already, this fails with
+    /// [`DataplaneError::AlreadyAttached`], in every mode.
     pub fn attach(
         iface: &str,
         mode: AttachMode,
-        mut on_fallback: impl FnMut(&str),
+        policies: &[RxPolicy],
+        pass_to_stack: bool,
     ) -> Result<Self, DataplaneError> {
         if iface.is_empty()
             || iface.len() >= libc::IFNAMSIZ
@@ -149,52 +676,70 @@ impl XdpAttachment {
         {
             return Err(DataplaneError::BadInterface(iface.to_owned()));
         }
+        let cname = std::ffi::CString::new(iface)
+            .map_err(|_| DataplaneError::BadInterface(iface.to_owned()))?;
+        // SAFETY: a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(DataplaneError::NoSuchInterface(iface.to_owned()));
+        }
         let mut ebpf = load_object()?;
-        let prog = xdp_program(&mut ebpf)?;
+        Maps::set_policies(&mut ebpf, ifindex, policies)?;
+        Maps::set_iface_flags(&mut ebpf, ifindex, pass_flags(pass_to_stack))?;
+        let ring = Maps::ring(&mut ebpf)?;
+        let attach_err = |mode: AttachMode, source: ProgramError| {
+            if is_busy(&source) {
+                DataplaneError::AlreadyAttached {
+                    iface: iface.to_owned(),
+                }
+            } else {
+                DataplaneError::Attach {
+                    iface: iface.to_owned(),
+                    mode,
+                    source,
+                }
+            }
+        };
+        let prog = xdp_program(&mut ebpf, XDP_PROGRAM)?;
         prog.load().map_err(|source| DataplaneError::Attach {
             iface: iface.to_owned(),
             mode,
             source,
         })?;
+        let mut fallback = None;
         let used = match mode {
             AttachMode::Native => {
-                prog.attach(iface, XdpMode::Driver)
-                    .map_err(|source| DataplaneError::Attach {
-                        iface: iface.to_owned(),
-                        mode,
-                        source,
-                    })?;
+                prog.attach_to_if_index(ifindex, XdpMode::Driver)
+                    .map_err(|e| attach_err(mode, e))?;
                 AttachMode::Native
             }
             AttachMode::Generic => {
-                prog.attach(iface, XdpMode::Skb)
-                    .map_err(|source| DataplaneError::Attach {
-                        iface: iface.to_owned(),
-                        mode,
-                        source,
-                    })?;
+                prog.attach_to_if_index(ifindex, XdpMode::Skb)
+                    .map_err(|e| attach_err(mode, e))?;
                 AttachMode::Generic
             }
-            AttachMode::Auto => match prog.attach(iface, XdpMode::Driver) {
+            AttachMode::Auto => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
                 Ok(_) => AttachMode::Native,
+                Err(native) if is_busy(&native) => {
+                    return Err(attach_err(AttachMode::Native, native));
+                }
                 Err(native) => {
-                    on_fallback(&format!(
-                        "native XDP on {iface} refused ({native}); trying generic mode"
+                    fallback = Some(format!(
+                        "native XDP on {iface} refused ({native}); attached in generic mode"
                     ));
-                    prog.attach(iface, XdpMode::Skb)
-                        .map_err(|source| DataplaneError::Attach {
-                            iface: iface.to_owned(),
-                            mode: AttachMode::Generic,
-                            source,
-                        })?;
+                    prog.attach_to_if_index(ifindex, XdpMode::Skb)
+                        .map_err(|e| attach_err(AttachMode::Generic, e))?;
                     AttachMode::Generic
                 }
             },
         };
         Ok(Self {
             ebpf,
+            ring,
             iface: iface.to_owned(),
+            ifindex,
             mode: used,
+            fallback,
         })
     }
 
@@ -203,70 +748,146 @@ impl XdpAttachment {
         &self.iface
     }
 
+    /// The interface's index.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
     /// The mode the program ended up attached in (never `Auto`).
     pub fn mode(&self) -> AttachMode {
         self.mode
     }
 
-    /// Reads the program's packet counters.
+    /// Why [`AttachMode::Auto`] fell back to generic mode, if it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// Replaces the interface's policies (after a reload). Counters are kept.
+    pub fn set_policies(&mut self, policies: &[RxPolicy]) -> Result<(), DataplaneError> {
+        Maps::set_policies(&mut self.ebpf, self.ifindex, policies)
+    }
+
+    /// Switches between dropping valid adverts after queueing them (`false`, the default) and
+    /// passing them on to the stack as well (`true`).
+    pub fn set_pass_to_stack(&mut self, pass: bool) -> Result<(), DataplaneError> {
+        Maps::set_iface_flags(&mut self.ebpf, self.ifindex, pass_flags(pass))
+    }
+
+    /// Takes up to `max` queued adverts without blocking (none when the ring is empty). Wait for
+    /// more with the ring buffer's fd ([`AsFd`]), e.g. in a tokio `AsyncFd`, which becomes
+    /// readable when adverts are queued.
+    pub fn drain_events(&mut self, max: usize) -> Vec<XdpAdvert> {
+        drain(&mut self.ring, max)
+    }
+
+    /// Per-peer counters of this interface (configured unicast peers, sources that sent a valid
+    /// advert, and the unknown-source bucket), sorted.
+    pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
+        Maps::peer_counters(&self.ebpf, Some(self.ifindex))
+    }
+
+    /// The program's other counts.
     pub fn stats(&self) -> Result<XdpStats, DataplaneError> {
-        read_stats(&self.ebpf)
+        Maps::stats(&self.ebpf)
     }
 }
 
-fn read_stats(ebpf: &Ebpf) -> Result<XdpStats, DataplaneError> {
-    let map = ebpf
-        .map(XDP_STATS_MAP)
-        .ok_or(DataplaneError::Missing("the stats map"))?;
-    let arr = PerCpuArray::<_, u64>::try_from(map).map_err(|source| DataplaneError::Map {
-        map: XDP_STATS_MAP,
-        source,
-    })?;
-    let sum = |idx: u32| -> Result<u64, DataplaneError> {
-        let vals = arr.get(&idx, 0).map_err(|source| DataplaneError::Map {
-            map: XDP_STATS_MAP,
-            source,
-        })?;
-        Ok(vals.iter().copied().sum())
-    };
-    Ok(XdpStats {
-        seen: sum(xdp_stats::SEEN)?,
-        vrrp: sum(xdp_stats::VRRP)?,
-    })
+impl AsFd for XdpDataplane {
+    /// The event ring buffer's fd: readable when adverts are queued.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
 }
 
-/// The XDP program loaded but not attached, for running it on test input with
-/// `BPF_PROG_TEST_RUN` (unit tests of the verdicts, and the benchmark).
+impl AsRawFd for XdpDataplane {
+    fn as_raw_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+}
+
+fn pass_flags(pass: bool) -> u32 {
+    if pass {
+        iface_flags::PASS_TO_STACK
+    } else {
+        0
+    }
+}
+
+/// The XDP programs loaded but not attached, for running them on test input with
+/// `BPF_PROG_TEST_RUN` (the parity tests and the benchmark). Maps are filled for
+/// [`TEST_RUN_IFINDEX`], the ifindex test runs see.
 pub struct XdpTestProgram {
     ebpf: Ebpf,
+    ring: RingBuf<MapData>,
 }
 
 /// The result of running the program once (or `repeat` times) on one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TestVerdict {
-    /// The XDP action the program returned (`XDP_PASS` = 2, `XDP_DROP` = 1).
+    /// The XDP action the program returned ([`XDP_PASS`] = 2, [`XDP_DROP`] = 1).
     pub action: u32,
-    /// Average run time per repeat as reported by the kernel.
-    pub duration: std::time::Duration,
+    /// Average run time per repeat as reported by the kernel (whole nanoseconds).
+    pub duration: Duration,
 }
 
 impl XdpTestProgram {
-    /// Loads the embedded XDP program without attaching it.
+    /// Loads the embedded XDP programs (the filter and the trivial `XDP_PASS` baseline) without
+    /// attaching them, with no policies.
     pub fn load() -> Result<Self, DataplaneError> {
         let mut ebpf = load_object()?;
-        xdp_program(&mut ebpf)?
-            .load()
-            .map_err(|source| DataplaneError::Attach {
-                iface: "(test run)".to_owned(),
-                mode: AttachMode::Auto,
-                source,
-            })?;
-        Ok(Self { ebpf })
+        for name in [XDP_PROGRAM, XDP_PASS_PROGRAM] {
+            xdp_program(&mut ebpf, name)?
+                .load()
+                .map_err(|source| DataplaneError::Attach {
+                    iface: "(test run)".to_owned(),
+                    mode: AttachMode::Auto,
+                    source,
+                })?;
+        }
+        Maps::create_counter_rows(&mut ebpf, &[PeerKey::unknown_bucket(TEST_RUN_IFINDEX)])?;
+        let ring = Maps::ring(&mut ebpf)?;
+        Ok(Self { ebpf, ring })
     }
 
-    /// Runs the program on `frame` `repeat` times.
+    /// Loads the programs with `policies` in the maps.
+    pub fn with_policies(policies: &[RxPolicy]) -> Result<Self, DataplaneError> {
+        let mut p = Self::load()?;
+        p.set_policies(policies)?;
+        Ok(p)
+    }
+
+    /// Replaces the policies.
+    pub fn set_policies(&mut self, policies: &[RxPolicy]) -> Result<(), DataplaneError> {
+        Maps::set_policies(&mut self.ebpf, TEST_RUN_IFINDEX, policies)
+    }
+
+    /// Sets the pass-to-stack flag.
+    pub fn set_pass_to_stack(&mut self, pass: bool) -> Result<(), DataplaneError> {
+        Maps::set_iface_flags(&mut self.ebpf, TEST_RUN_IFINDEX, pass_flags(pass))
+    }
+
+    /// Runs the filter on `frame` `repeat` times.
     pub fn run(&mut self, frame: &[u8], repeat: u32) -> Result<TestVerdict, DataplaneError> {
-        let prog = xdp_program(&mut self.ebpf)?;
+        self.run_program(XDP_PROGRAM, frame, repeat)
+    }
+
+    /// Runs the trivial `XDP_PASS` program on `frame` `repeat` times (a baseline for timings).
+    pub fn run_baseline(
+        &mut self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestVerdict, DataplaneError> {
+        self.run_program(XDP_PASS_PROGRAM, frame, repeat)
+    }
+
+    fn run_program(
+        &mut self,
+        name: &str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestVerdict, DataplaneError> {
+        let prog = xdp_program(&mut self.ebpf, name)?;
         let opts = TestRunOptions {
             data_in: Some(frame),
             repeat,
@@ -279,8 +900,18 @@ impl XdpTestProgram {
         })
     }
 
-    /// Reads the program's packet counters.
+    /// Takes up to `max` queued adverts.
+    pub fn drain_events(&mut self, max: usize) -> Vec<XdpAdvert> {
+        drain(&mut self.ring, max)
+    }
+
+    /// Every per-peer counter row.
+    pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
+        Maps::peer_counters(&self.ebpf, None)
+    }
+
+    /// The program's other counts.
     pub fn stats(&self) -> Result<XdpStats, DataplaneError> {
-        read_stats(&self.ebpf)
+        Maps::stats(&self.ebpf)
     }
 }
