@@ -38,6 +38,10 @@ pub enum Command {
         /// XDP only, or a raw socket only.
         #[arg(long, value_enum, default_value_t = RxArg::Auto)]
         rx: RxArg,
+        /// With XDP, also pass valid adverts on to the network stack after handling them, so
+        /// tcpdump and other listeners still see them (default: dropped once handled).
+        #[arg(long)]
+        xdp_pass: bool,
         /// More logging (-v debug, -vv trace).
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
@@ -113,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Run {
             config,
             rx,
+            xdp_pass,
             verbose,
             quiet,
         } => {
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
                 config,
                 rx,
                 control_socket: cli.control_socket,
+                xdp_pass,
             })
         }
         Command::Status { json } => show(&cli.control_socket, "status", json, print_status),

@@ -2,7 +2,7 @@
 //! ("Primary" / "Secondary") and xvrrp, a client requesting the virtual address, and real
 //! keepalived 2.2.7 peers for interop. Each scenario runs with the tutorial's config (VRRPv2,
 //! unicast, PASS) and with a VRRPv3 multicast config with 0.1 s adverts, over the raw-socket
-//! receive path (`--rx socket`); the XDP path runs the same scenarios in `lab_xvrrp_xdp.rs`.
+//! receive path (`--rx socket`) and over the XDP path (`--rx xdp`).
 //!
 //! Timing bounds are generous (a loaded CI machine); the measured figures are printed.
 #![allow(clippy::unwrap_used, reason = "tests")]
@@ -170,6 +170,17 @@ impl Site {
             vrrp,
         };
         site.expect("start", Instant::now(), "Primary", Duration::from_secs(20));
+        for v in &site.vrrp {
+            if let Speaker::X(a) = v {
+                let st = a.status().unwrap();
+                let path = st["rx"][0]["path"].as_str().unwrap_or("").to_owned();
+                assert_eq!(
+                    path.starts_with("xdp"),
+                    rx == "xdp",
+                    "receive path {path} for --rx {rx}: {st}"
+                );
+            }
+        }
         site
     }
 
@@ -524,4 +535,49 @@ fn socket_interop_keepalived_primary_xvrrp_backup_v3() {
 #[test]
 fn socket_forged_adverts_change_nothing_and_are_counted() {
     forged_scenario("socket");
+}
+
+#[test]
+fn xdp_tutorial_v2_failover() {
+    failover_scenarios(Flavour::TutorialV2, "xdp");
+}
+
+#[test]
+fn xdp_v3_fast_failover() {
+    failover_scenarios(Flavour::V3Fast, "xdp");
+}
+
+#[test]
+fn xdp_tutorial_v2_nopreempt() {
+    nopreempt_scenario(Flavour::TutorialV2, "xdp");
+}
+
+#[test]
+fn xdp_v3_fast_nopreempt() {
+    nopreempt_scenario(Flavour::V3Fast, "xdp");
+}
+
+#[test]
+fn xdp_interop_xvrrp_primary_keepalived_backup_v2() {
+    interop_scenario(Flavour::TutorialV2, "xdp", false);
+}
+
+#[test]
+fn xdp_interop_keepalived_primary_xvrrp_backup_v2() {
+    interop_scenario(Flavour::TutorialV2, "xdp", true);
+}
+
+#[test]
+fn xdp_interop_xvrrp_primary_keepalived_backup_v3() {
+    interop_scenario(Flavour::V3Fast, "xdp", false);
+}
+
+#[test]
+fn xdp_interop_keepalived_primary_xvrrp_backup_v3() {
+    interop_scenario(Flavour::V3Fast, "xdp", true);
+}
+
+#[test]
+fn xdp_forged_adverts_change_nothing_and_are_counted() {
+    forged_scenario("xdp");
 }

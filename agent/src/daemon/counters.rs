@@ -113,6 +113,24 @@ impl CounterTable {
         row.last_seen = Some(SystemTime::now());
     }
 
+    /// Records the last priority and interval of an advert accepted elsewhere (by the XDP
+    /// program, which keeps the counts itself).
+    pub fn note(&mut self, interface: &str, vrid: u8, src: IpAddr, priority: u8, interval_cs: u32) {
+        let row = self.row(interface, vrid, Some(src), true);
+        row.last_priority = Some(priority);
+        row.last_interval_cs = Some(interval_cs);
+        row.last_seen = Some(SystemTime::now());
+    }
+
+    /// The row of one peer, if any.
+    pub fn last(&self, interface: &str, vrid: u8, src: IpAddr) -> Option<&PeerCounters> {
+        self.rows.get(&Key {
+            interface: interface.to_owned(),
+            vrid,
+            src: Some(src),
+        })
+    }
+
     /// Every row, sorted.
     pub fn rows(&self) -> Vec<(&Key, &PeerCounters)> {
         let mut v: Vec<_> = self.rows.iter().collect();

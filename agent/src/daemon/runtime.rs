@@ -33,6 +33,7 @@ use super::{
 use crate::{
     config::Config,
     control::{ControlServer, Responder},
+    dataplane::{AttachMode, PeerSlot, XdpDataplane},
     net::{self, Mode, VrrpSocket},
     packet::{self, Advert, Counter, RxPolicy, TxMeta},
     vrrp::{self, Action, Event, Instance, State, Time},
@@ -59,6 +60,8 @@ pub struct RunOptions {
     pub rx: RxMode,
     /// Control socket path.
     pub control_socket: PathBuf,
+    /// XDP: pass valid adverts on to the stack after handling them (so tcpdump sees them).
+    pub xdp_pass: bool,
 }
 
 /// Errors that stop the agent at start-up.
@@ -140,17 +143,61 @@ pub async fn run(
     plans: Vec<InstancePlan>,
     opts: RunOptions,
 ) -> Result<(), StartError> {
-    if opts.rx == RxMode::Xdp {
-        return Err(StartError::Rx(
-            "--rx xdp: the XDP advert filter is not in this build yet; use --rx socket or --rx auto".to_owned(),
-        ));
-    }
     let control = ControlServer::bind(&opts.control_socket)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
 
-    // Sockets: one per (interface, family, mode), shared by the instances that use it.
+    // Receive path per interface: the XDP filter where it attaches (in `auto`, a raw socket
+    // where it does not; in `xdp`, failing to attach is fatal).
+    let mut xdp: Vec<XdpRx> = Vec::new();
+    let mut rx_paths: Vec<serde_json::Value> = Vec::new();
+    let mut ifaces: Vec<&str> = plans.iter().map(|p| p.interface.as_str()).collect();
+    ifaces.sort_unstable();
+    ifaces.dedup();
+    for iface in ifaces {
+        if opts.rx == RxMode::Socket {
+            rx_paths.push(serde_json::json!({ "interface": iface, "path": "socket" }));
+            continue;
+        }
+        let policies: Vec<RxPolicy> = plans
+            .iter()
+            .filter(|p| p.interface == iface)
+            .map(|p| p.rx.clone())
+            .collect();
+        match XdpDataplane::attach(iface, AttachMode::Auto, &policies, opts.xdp_pass) {
+            Ok(dp) => {
+                if let Some(why) = dp.fallback_reason() {
+                    warn!("{iface}: {why}");
+                }
+                let path = format!("xdp-{}", dp.mode());
+                info!(
+                    "{iface}: adverts are received and checked by XDP ({} mode)",
+                    dp.mode()
+                );
+                rx_paths.push(serde_json::json!({
+                    "interface": iface, "path": path, "fallback": dp.fallback_reason(),
+                }));
+                xdp.push(XdpRx {
+                    iface: iface.to_owned(),
+                    dp: Rc::new(RefCell::new(dp)),
+                });
+            }
+            Err(e) if opts.rx == RxMode::Xdp => {
+                return Err(StartError::Rx(format!("{iface}: {e}")))
+            }
+            Err(e) => {
+                warn!("{iface}: XDP unavailable ({e}); receiving adverts on a raw socket instead");
+                rx_paths.push(serde_json::json!({
+                    "interface": iface, "path": "socket", "fallback": e.to_string(),
+                }));
+            }
+        }
+    }
+
+    // Sockets: one per (interface, family, mode), shared by the instances that use it. On an
+    // XDP interface they only send (and keep the multicast group joined, so a real NIC's filter
+    // delivers adverts to XDP).
     let registry = Registry::build(&plans);
     let mut receivers: Vec<Receiver> = Vec::new();
     let mut instances: Vec<InstanceRt> = Vec::new();
@@ -169,11 +216,15 @@ pub async fn run(
         let r = match existing {
             Some(r) => r,
             None => {
-                let sock = VrrpSocket::open(&plan.interface, family, mode).map_err(|source| {
-                    StartError::Socket {
-                        instance: plan.name.clone(),
-                        source,
-                    }
+                let on_xdp = xdp.iter().any(|x| x.iface == plan.interface);
+                let sock = if on_xdp {
+                    VrrpSocket::open_send_only(&plan.interface, family, mode)
+                } else {
+                    VrrpSocket::open(&plan.interface, family, mode)
+                }
+                .map_err(|source| StartError::Socket {
+                    instance: plan.name.clone(),
+                    source,
                 })?;
                 receivers.push(Receiver {
                     sock: Rc::new(sock),
@@ -218,7 +269,18 @@ pub async fn run(
     let counters = Rc::new(RefCell::new(CounterTable::default()));
     let (adv_tx, mut adv_rx) = mpsc::channel::<RxAdvert>(1024);
     for r in receivers {
-        spawn_receiver(r, counters.clone(), adv_tx.clone())?;
+        if r.sock.is_receiving() {
+            spawn_receiver(r, counters.clone(), adv_tx.clone())?;
+        }
+    }
+    for x in &xdp {
+        let members: Vec<(usize, u8, packet::Family)> = instances
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.plan.interface == x.iface)
+            .map(|(n, i)| (n, i.plan.rx.vrid, i.plan.rx.family))
+            .collect();
+        spawn_xdp_reader(x, members, counters.clone(), adv_tx.clone())?;
     }
 
     // Trackers: one watcher per tracked object, shared by the instances that track it.
@@ -228,6 +290,8 @@ pub async fn run(
     let epoch = Instant::now();
     let now = || Time::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX));
     let mut d = Daemon {
+        xdp,
+        rx_paths,
         instances,
         counters,
         epoch,
@@ -304,6 +368,79 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     info!("xvrrp stopped");
+    Ok(())
+}
+
+/// The XDP filter of one interface, shared by its event reader and the control socket.
+struct XdpRx {
+    iface: String,
+    dp: Rc<RefCell<XdpDataplane>>,
+}
+
+/// The ring buffer of an [`XdpDataplane`], registered with the reactor.
+struct SharedRing(Rc<RefCell<XdpDataplane>>);
+
+impl AsRawFd for SharedRing {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.borrow().as_fd().as_raw_fd()
+    }
+}
+
+/// Most events taken from the ring per wake-up, so the loop stays responsive under a flood of
+/// valid adverts.
+const XDP_BATCH: usize = 256;
+
+fn spawn_xdp_reader(
+    x: &XdpRx,
+    members: Vec<(usize, u8, packet::Family)>,
+    counters: Rc<RefCell<CounterTable>>,
+    tx: mpsc::Sender<RxAdvert>,
+) -> Result<(), StartError> {
+    let iface = x.iface.clone();
+    // SAFETY: `SharedRing` owns an `Rc` of the dataplane, so the ring buffer's fd stays open and
+    // the same for as long as the `AsyncFd` exists.
+    let fd =
+        unsafe { AsyncFd::register_with_interest(SharedRing(x.dp.clone()), Interest::READABLE) }
+            .map_err(|e| {
+                StartError::Rx(format!(
+                    "{iface}: watching the XDP ring buffer: {}",
+                    std::io::Error::from(e)
+                ))
+            })?;
+    let dp = x.dp.clone();
+    tokio::task::spawn_local(async move {
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
+            let events = dp.borrow_mut().drain_events(XDP_BATCH);
+            if events.len() < XDP_BATCH {
+                guard.clear_ready();
+            }
+            for e in events {
+                let fam = packet::Family::of(&e.src);
+                let Some(&(instance, _, _)) =
+                    members.iter().find(|(_, v, f)| *v == e.vrid && *f == fam)
+                else {
+                    continue;
+                };
+                let interval_cs = u32::from(e.interval_cs);
+                counters
+                    .borrow_mut()
+                    .note(&iface, e.vrid, e.src, e.priority, interval_cs);
+                let msg = RxAdvert {
+                    instance,
+                    src: e.src,
+                    priority: e.priority,
+                    interval: Duration::from_millis(u64::from(interval_cs) * 10),
+                };
+                if tx.try_send(msg).is_err() {
+                    debug!("{iface}: event queue full, advert dropped");
+                }
+            }
+        }
+    });
     Ok(())
 }
 
@@ -417,6 +554,8 @@ fn spawn_receiver(
 }
 
 struct Daemon {
+    xdp: Vec<XdpRx>,
+    rx_paths: Vec<serde_json::Value>,
     instances: Vec<InstanceRt>,
     counters: Rc<RefCell<CounterTable>>,
     epoch: Instant,
@@ -554,37 +693,81 @@ impl Daemon {
             .collect();
         serde_json::json!({
             "uptime_ms": self.epoch.elapsed().as_millis() as u64,
-            "rx": "socket",
+            "rx": self.rx_paths,
             "instances": list,
         })
     }
 
     fn counters_json(&self) -> serde_json::Value {
         let table = self.counters.borrow();
-        let rows: Vec<_> = table
-            .rows()
-            .into_iter()
-            .map(|(k, c)| {
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        // XDP interfaces: counts from the kernel's per-peer maps, last priority/interval/seen
+        // from the events the agent received.
+        for x in &self.xdp {
+            let kernel = match x.dp.borrow().peer_counters() {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!("{}: reading XDP counters: {e}", x.iface);
+                    continue;
+                }
+            };
+            for row in kernel {
+                let (vrid, peer) = match row.slot {
+                    PeerSlot::Peer { vrid, addr } => (vrid, Some(addr)),
+                    PeerSlot::Unknown => (0, None),
+                };
                 let mut counts = serde_json::Map::new();
                 for ctr in Counter::ALL {
-                    if ctr == Counter::NotVrrp {
-                        continue;
+                    if ctr != Counter::NotVrrp {
+                        counts.insert(ctr.as_str().to_owned(), row.get(ctr).into());
                     }
-                    counts.insert(ctr.as_str().to_owned(), c.counts.get(ctr.index() as usize).copied().unwrap_or(0).into());
                 }
-                serde_json::json!({
-                    "interface": k.interface,
-                    "vrid": k.vrid,
-                    "peer": k.src.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+                let last = peer.and_then(|a| table.last(&x.iface, vrid, a));
+                rows.push(serde_json::json!({
+                    "interface": x.iface,
+                    "vrid": vrid,
+                    "peer": peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
                     "counters": counts,
-                    "last_priority": c.last_priority,
-                    "last_interval_cs": c.last_interval_cs,
-                    "last_seen": c.last_seen.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    "last_priority": last.and_then(|c| c.last_priority),
+                    "last_interval_cs": last.and_then(|c| c.last_interval_cs),
+                    "last_seen": last.and_then(|c| c.last_seen).and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                         .map(|d| crate::logging::format_utc(d.as_secs(), d.subsec_millis())),
-                })
+                    "path": "xdp",
+                }));
+            }
+        }
+        let socket_rows = table.rows().into_iter().map(|(k, c)| {
+            let mut counts = serde_json::Map::new();
+            for ctr in Counter::ALL {
+                if ctr == Counter::NotVrrp {
+                    continue;
+                }
+                counts.insert(
+                    ctr.as_str().to_owned(),
+                    c.counts
+                        .get(ctr.index() as usize)
+                        .copied()
+                        .unwrap_or(0)
+                        .into(),
+                );
+            }
+            serde_json::json!({
+                "interface": k.interface,
+                "vrid": k.vrid,
+                "peer": k.src.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+                "counters": counts,
+                "last_priority": c.last_priority,
+                "last_interval_cs": c.last_interval_cs,
+                "last_seen": c.last_seen.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| crate::logging::format_utc(d.as_secs(), d.subsec_millis())),
+                "path": "socket",
             })
-            .collect();
-        serde_json::json!({ "rx": "socket", "peers": rows })
+        });
+        let xdp_ifaces: Vec<&str> = self.xdp.iter().map(|x| x.iface.as_str()).collect();
+        rows.extend(
+            socket_rows.filter(|r| !xdp_ifaces.contains(&r["interface"].as_str().unwrap_or(""))),
+        );
+        serde_json::json!({ "rx": self.rx_paths, "peers": rows })
     }
 
     async fn answer(&self, cmd: &str, mut resp: Responder) {
