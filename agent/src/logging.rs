@@ -1,16 +1,36 @@
-//! A small stderr logger: `LEVEL target: message`, one line per record, with an optional UTC
-//! timestamp (off under systemd/journald, which stamps lines itself).
+//! A small stderr logger: `LEVEL message`, one line per record, with an optional UTC timestamp
+//! (off under systemd/journald, which stamps lines itself).
+//!
+//! Logging never blocks the event loop: records are formatted on the caller's thread and handed
+//! to a writer thread through a bounded queue. When stderr stalls (a full pipe, a slow journald)
+//! and the queue is full, lines are dropped and counted, and the writer reports how many were
+//! lost once it can write again.
 //!
 //! Secrets never reach it: the types that hold them (DigitalOcean token, `auth_pass`) redact
 //! themselves in `Debug` and `Display`.
 
-use std::io::Write;
+use std::{
+    io::Write,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc::{sync_channel, SyncSender, TrySendError},
+        Arc,
+    },
+};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// Lines that may wait for the writer thread before new ones are dropped.
+const QUEUE: usize = 4096;
+
+/// Lines queued and not yet written.
+static PENDING: AtomicU64 = AtomicU64::new(0);
 
 struct StderrLogger {
     level: LevelFilter,
     timestamps: bool,
+    tx: SyncSender<String>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Log for StderrLogger {
@@ -29,15 +49,23 @@ impl Log for StderrLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        let mut out = std::io::stderr().lock();
-        if self.timestamps {
-            let _ = write!(out, "{} ", utc_now());
+        let line = if self.timestamps {
+            format!("{} {level} {}\n", utc_now(), record.args())
+        } else {
+            format!("{level} {}\n", record.args())
+        };
+        PENDING.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                PENDING.fetch_sub(1, Ordering::SeqCst);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        let _ = writeln!(out, "{level} {}", record.args());
     }
 
     fn flush(&self) {
-        let _ = std::io::stderr().flush();
+        flush();
     }
 }
 
@@ -51,9 +79,49 @@ pub fn init(verbosity: u8, quiet: bool) {
         (false, _) => LevelFilter::Trace,
     };
     let timestamps = std::env::var_os("JOURNAL_STREAM").is_none();
-    if log::set_boxed_logger(Box::new(StderrLogger { level, timestamps })).is_ok() {
+    let (tx, rx) = sync_channel::<String>(QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let lost = dropped.clone();
+    let writer = std::thread::Builder::new()
+        .name("xvrrp-log".into())
+        .spawn(move || {
+            for line in rx {
+                let mut out = std::io::stderr().lock();
+                let n = lost.swap(0, Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "WARN {n} log line(s) dropped: stderr could not keep up"
+                    );
+                }
+                let _ = out.write_all(line.as_bytes());
+                PENDING.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+    if writer.is_err() {
+        return;
+    }
+    if log::set_boxed_logger(Box::new(StderrLogger {
+        level,
+        timestamps,
+        tx,
+        dropped,
+    }))
+    .is_ok()
+    {
         log::set_max_level(level);
     }
+}
+
+/// Waits (at most one second) until queued log lines are written, e.g. before the process exits.
+pub fn flush() {
+    for _ in 0..200 {
+        if PENDING.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = std::io::stderr().flush();
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`, without a time-zone database.

@@ -55,13 +55,15 @@ pub fn run(opts: runtime::RunOptions) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    match local.block_on(&rt, runtime::run(cfg, plans, opts)) {
+    let code = match local.block_on(&rt, runtime::run(cfg, plans, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
             ExitCode::from(3)
         }
-    }
+    };
+    crate::logging::flush();
+    code
 }
 
 /// The interface's primary address of a family: IPv4, the first non-secondary address; IPv6,
