@@ -99,7 +99,8 @@ pub const MAX_IFACES: u32 = 256;
 /// Capacity of [`XDP_COUNTERS_MAP`]: least recently used entries are evicted beyond it, so a
 /// flood of valid-looking adverts from spoofed sources cannot grow it.
 pub const MAX_COUNTER_ENTRIES: u32 = 4096;
-/// Size of [`XDP_EVENTS_MAP`] in bytes (a power of two multiple of the page size): 4096 events.
+/// Size of [`XDP_EVENTS_MAP`] in bytes (a power of two multiple of the page size): about 3600
+/// events (64 bytes each plus an 8-byte record header).
 pub const EVENTS_RING_BYTES: u32 = 256 * 1024;
 
 /// Address family codes used in keys and events.

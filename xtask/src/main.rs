@@ -1,4 +1,5 @@
-//! Developer and CI entry points: `cargo xtask setup | build-ebpf | build | test | lint | fuzz`.
+//! Developer and CI entry points: `cargo xtask setup | build-ebpf | build | test | lint | fuzz |
+//! bench`.
 //!
 //! Everything the build and the test suite need on a fresh Debian 12 machine is installed by
 //! `setup`, idempotently: a second run only checks and returns in about a second.
@@ -69,12 +70,26 @@ enum Cmd {
     },
     /// `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
     Lint,
+    /// Benchmarks (must run as root). `bench xdp`: ns per packet of the XDP advert filter from
+    /// BPF_PROG_TEST_RUN (10^6 repeats, median of 7 runs) next to a trivial XDP_PASS program.
+    Bench {
+        /// What to benchmark.
+        #[arg(value_enum)]
+        what: BenchTarget,
+    },
     /// Run the packet decoder fuzz target for a while (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz, in seconds.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+}
+
+/// Benchmark targets.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchTarget {
+    /// The XDP advert filter (BPF_PROG_TEST_RUN).
+    Xdp,
 }
 
 fn main() -> Result<()> {
@@ -95,6 +110,9 @@ fn main() -> Result<()> {
         Cmd::Test { args } => test(&root, &args),
         Cmd::Lint => lint(),
         Cmd::Fuzz { seconds } => fuzz(&root, seconds),
+        Cmd::Bench { what } => match what {
+            BenchTarget::Xdp => bench_xdp(&root),
+        },
     }
 }
 
@@ -360,6 +378,30 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Builds the eBPF object and the agent that embeds it, then runs the benchmark (a test of the
+/// suite that only times in earnest when `XVRRP_BENCH` is set) and lets it print its table.
+fn bench_xdp(root: &Path) -> Result<()> {
+    if !is_root() {
+        bail!("`cargo xtask bench xdp` loads eBPF programs and must run as root");
+    }
+    build_ebpf(root)?;
+    // The agent's build script embeds the object just built.
+    run(Command::new(cargo()).args(["build", "-p", "agent"]))?;
+    run(Command::new(cargo())
+        .args([
+            "test",
+            "-p",
+            "xvrrp-tests",
+            "--test",
+            "xdp_bench",
+            "--",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("XVRRP_BENCH", "1"))
 }
 
 fn lint() -> Result<()> {
