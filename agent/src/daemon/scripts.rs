@@ -376,7 +376,7 @@ pub fn spawn(
                 if spec.security =>
             {
                 error!("vrrp_script {name}: refused, disabling it: {e}");
-                stats.set("disabled", e.to_string());
+                stats.set("refused", e.to_string());
                 let _ = tx.send(TrackerUpdate::disabled(index, format!("refused: {e}")));
                 return;
             }

@@ -119,7 +119,9 @@ impl TrackerUpdate {
 
 /// Live details of one object that change without a status change (run and failure counters,
 /// the number of matching processes, the link state...), shared between its watcher and the
-/// status of every instance that tracks it. Serialised as extra fields of the tracker's status.
+/// status of every instance that tracks it. Serialised as extra fields of the tracker's status,
+/// so keys must not be names of [`TrackerStatus`] fields (`label`, `kind`, `up`, `since`,
+/// `reason`, `weight`, `reverse`, `priority_change`, `value`, `disabled`).
 #[derive(Clone, Debug, Default)]
 pub struct SharedStats(Rc<RefCell<serde_json::Map<String, serde_json::Value>>>);
 
