@@ -13,8 +13,9 @@
 //! hears about tracked processes' counts changing.
 //!
 //! The connector only exists in the initial network namespace. When the agent runs in another
-//! one, the thread opens its socket in the initial namespace (`setns` on `/proc/1/ns/net`, for
-//! that thread only, and back): the events are the same, the socket just has to live there.
+//! one, the thread opens its socket in the initial namespace (`setns` to the namespace of
+//! `kthreadd` or pid 1, for that thread only, and back): the events are the same, the socket
+//! just has to live there.
 //!
 //! # Which processes count
 //!
@@ -332,20 +333,32 @@ fn setns_to(path: &str) -> std::io::Result<()> {
 }
 
 /// Opens the connector socket: in our namespace when the connector answers there (the initial
-/// namespace), else in the initial namespace (the calling thread goes there and back).
+/// namespace), else in the initial namespace: the calling thread enters it, opens the socket and
+/// returns to its own namespace. The initial namespace is found through `kthreadd` (pid 2, a
+/// kernel thread, always in it and readable by root even where pid 1 is not), else pid 1.
 /// Only call this from the tracker's own thread.
 fn open_connector() -> std::io::Result<OwnedFd> {
     match open_here() {
         Ok(fd) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             let own = File::open("/proc/thread-self/ns/net")?;
-            setns_to("/proc/1/ns/net")?;
-            let res = open_here();
-            // SAFETY: setns(2) back to the namespace this thread was in.
-            if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-                return Err(last_err("setns back to our namespace"));
+            let mut last = e;
+            for candidate in ["/proc/2/ns/net", "/proc/1/ns/net"] {
+                if let Err(e) = setns_to(candidate) {
+                    last = e;
+                    continue;
+                }
+                let res = open_here();
+                // SAFETY: setns(2) back to the namespace this thread was in.
+                if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+                    return Err(last_err("setns back to our namespace"));
+                }
+                match res {
+                    Ok(fd) => return Ok(fd),
+                    Err(e) => last = e,
+                }
             }
-            res
+            Err(last)
         }
         Err(e) => Err(e),
     }
