@@ -233,14 +233,43 @@ fn print_status(v: &serde_json::Value) {
             );
         }
         for tr in i["trackers"].as_array().unwrap_or(&empty) {
-            let up = tr["up"].as_bool().unwrap_or(false);
-            println!(
-                "  tracker {}: {}",
-                s(&tr["label"]),
-                if up { "up" } else { "DOWN" }
-            );
+            println!("  {}", tracker_line(tr));
         }
     }
+}
+
+/// One tracker of `xvrrp status`: kind, name, state, last change, reason and counters.
+fn tracker_line(tr: &serde_json::Value) -> String {
+    let state = if tr["disabled"].as_bool() == Some(true) {
+        "DISABLED"
+    } else if tr["up"].as_bool().unwrap_or(false) {
+        "up"
+    } else {
+        "DOWN"
+    };
+    let mut line = format!("tracker {}: {state}", s(&tr["label"]));
+    if let Some(v) = tr["value"].as_i64() {
+        line.push_str(&format!(" value {v}"));
+    }
+    let change = tr["priority_change"].as_i64().unwrap_or(0);
+    if change != 0 {
+        line.push_str(&format!(" priority {change:+}"));
+    }
+    if let Some(since) = tr["since"].as_str() {
+        line.push_str(&format!(" since {since}"));
+    }
+    if let Some(r) = tr["reason"].as_str() {
+        line.push_str(&format!(" ({r})"));
+    }
+    let counters: Vec<String> = ["processes", "link", "runs", "failures", "timeouts"]
+        .iter()
+        .filter(|k| !tr[**k].is_null())
+        .map(|k| format!("{k} {}", s(&tr[*k])))
+        .collect();
+    if !counters.is_empty() {
+        line.push_str(&format!(" [{}]", counters.join(", ")));
+    }
+    line
 }
 
 fn print_counters(v: &serde_json::Value) {

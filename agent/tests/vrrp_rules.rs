@@ -45,6 +45,7 @@ fn tracker(id: u32, weight: i16, reverse: bool) -> Tracker {
         weight,
         reverse,
         initially_up: true,
+        initial_value: None,
     }
 }
 

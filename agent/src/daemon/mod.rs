@@ -2,8 +2,11 @@
 
 pub mod command;
 pub mod counters;
+pub mod files;
+pub mod links;
 pub mod notify;
 pub mod plan;
+pub mod process;
 pub mod runtime;
 pub mod scripts;
 pub mod trackers;

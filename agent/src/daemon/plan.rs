@@ -42,8 +42,8 @@ pub enum PlanError {
 /// What kind of object a tracker watches, and how to run it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrackerSource {
-    /// A `vrrp_script`.
-    Script(config::VrrpScript),
+    /// A `vrrp_script`, with the global settings that govern how it runs.
+    Script(ScriptSpec),
     /// A `track_interface` entry: the link's state.
     Interface(String),
     /// A `track_file` entry.
@@ -52,6 +52,18 @@ pub enum TrackerSource {
     Process(config::TrackProcess),
     /// A `vrrp_track_listen` (xvrrp extension).
     Listen(config::TrackListen),
+}
+
+/// A `vrrp_script` and the global settings that apply to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptSpec {
+    /// The script block.
+    pub script: config::VrrpScript,
+    /// The user to run it as: its own `user`, else the global `script_user`; `None` means
+    /// keepalived's default (`keepalived_script` if that user exists, else root).
+    pub user: Option<config::ScriptUser>,
+    /// Global `enable_script_security`.
+    pub security: bool,
 }
 
 /// One tracker of one instance.
@@ -217,6 +229,17 @@ fn plan_instance(
             weight: (*weight).clamp(-254, 254) as i16,
             reverse: *reverse,
             initially_up: *initially_up,
+            initial_value: match &t.source {
+                // keepalived reads the file before starting; we start from what `init_file`
+                // would write (or 0, what a missing file reads as) and the watcher reports the
+                // real value as soon as it runs.
+                TrackerSource::File(f) => Some(
+                    f.init_file
+                        .as_ref()
+                        .map_or(0, |i| i.value.clamp(-254, 254) as i32),
+                ),
+                _ => None,
+            },
         })
         .collect();
     let params_checked = vrrp::Instance::new(params.clone())
@@ -361,9 +384,17 @@ fn trackers_of(cfg: &Config, inst: &VrrpInstance) -> Vec<(TrackerPlan, i32, bool
     for r in &inst.track_script {
         if let Some(s) = cfg.vrrp_scripts.iter().find(|s| s.name == r.name) {
             // keepalived: a script counts as up until proven otherwise, unless `init_fail`.
+            let spec = ScriptSpec {
+                script: s.clone(),
+                user: s
+                    .user
+                    .clone()
+                    .or_else(|| cfg.global_defs.script_user.clone()),
+                security: cfg.global_defs.enable_script_security,
+            };
             push(
                 format!("script {}", s.name),
-                TrackerSource::Script(s.clone()),
+                TrackerSource::Script(spec),
                 r.weight,
                 r.reverse,
                 !s.init_fail,

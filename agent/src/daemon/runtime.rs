@@ -28,7 +28,7 @@ use super::{
     counters::CounterTable,
     notify::{self, NotifyQueue},
     plan::InstancePlan,
-    trackers::{Registry, TrackerUpdate},
+    trackers::{Registry, TrackerStatus, TrackerUpdate},
 };
 use crate::{
     config::Config,
@@ -97,15 +97,6 @@ struct RxAdvert {
     src: IpAddr,
     priority: u8,
     interval: Duration,
-}
-
-/// A status snapshot of one tracker.
-#[derive(Clone, Debug, serde::Serialize)]
-struct TrackerStatus {
-    label: String,
-    up: bool,
-    since: Option<String>,
-    reason: Option<String>,
 }
 
 /// The last transition, with wall-clock time.
@@ -247,12 +238,7 @@ pub async fn run(
             .trackers
             .iter()
             .zip(plan.params.trackers.iter())
-            .map(|(t, p)| TrackerStatus {
-                label: t.label.clone(),
-                up: p.initially_up,
-                since: None,
-                reason: None,
-            })
+            .map(|(t, p)| registry.tracker_status(t, p))
             .collect();
         instances.push(InstanceRt {
             sock: receivers[r].sock.clone(),
@@ -339,17 +325,11 @@ pub async fn run(
             }
             Some(u) = trk_rx.recv() => {
                 for &(i, id) in registry.users(u.object) {
-                    if let Some(inst) = d.instances.get_mut(i) {
-                        info!("{}: tracker {} is {} ({})", inst.plan.name,
-                            inst.trackers.get(id.0 as usize).map_or("?", |t| t.label.as_str()),
-                            if u.up { "up" } else { "DOWN" }, u.reason);
-                        if let Some(ts) = inst.trackers.get_mut(id.0 as usize) {
-                            ts.up = u.up;
-                            ts.since = Some(crate::logging::utc_now());
-                            ts.reason = Some(u.reason.clone());
-                        }
-                    }
-                    d.handle(i, now(), Event::TrackerChanged { id, up: u.up });
+                    let Some(inst) = d.instances.get_mut(i) else { continue };
+                    let Some(ts) = inst.trackers.get_mut(id.0 as usize) else { continue };
+                    let ev = ts.apply(&u);
+                    info!("{}: tracker {} is {}", inst.plan.name, ts.label, ts.describe());
+                    d.handle(i, now(), ev);
                 }
             }
             Some((req, resp)) = control.next() => {

@@ -2,16 +2,31 @@
 //!
 //! An object is watched once however many instances track it (keepalived runs a `vrrp_script`
 //! once for all its users). Watchers run in their own tasks and report status changes on one
-//! channel; the event loop turns each change into `TrackerChanged` events for every user.
+//! channel; the event loop hands each change to the [`TrackerStatus`] of every user, which turns
+//! it into the core event for that instance ([`TrackerStatus::apply`]).
+//!
+//! | kind | watcher | events |
+//! | --- | --- | --- |
+//! | `vrrp_script` | [`scripts`]: one task per script, runs it every `interval`, kills its process group at `timeout` | the child's exit |
+//! | `track_interface` | [`links`]: one task for all interfaces | `RTMGRP_LINK` netlink events; a dump after an overrun |
+//! | `track_file` | [`files`]: one task for all files | inotify on each file's directory |
+//! | `vrrp_track_process` | [`process`]: one task for all process trackers | the kernel proc connector (fork/exec/comm/exit); a `/proc` scan at start and after an overrun |
+//! | `vrrp_track_listen` | not in this module | |
+//!
+//! Nothing here blocks the event loop: `/proc` scans and netlink dumps run on the blocking pool.
+
+use std::{cell::RefCell, rc::Rc};
 
 use log::warn;
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    plan::{InstancePlan, TrackerSource},
-    scripts,
+    files, links,
+    plan::{InstancePlan, TrackerPlan, TrackerSource},
+    process, scripts,
 };
-use crate::vrrp::TrackerId;
+use crate::vrrp::{self, Contribution, Event, TrackerId};
 
 /// Identity of a tracked object: its kind and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -31,7 +46,7 @@ pub enum ObjectKey {
 impl ObjectKey {
     fn of(source: &TrackerSource) -> Self {
         match source {
-            TrackerSource::Script(s) => ObjectKey::Script(s.name.clone()),
+            TrackerSource::Script(s) => ObjectKey::Script(s.script.name.clone()),
             TrackerSource::Interface(i) => ObjectKey::Interface(i.clone()),
             TrackerSource::File(f) => ObjectKey::File(f.name.clone()),
             TrackerSource::Process(p) => ObjectKey::Process(p.name.clone()),
@@ -40,15 +55,232 @@ impl ObjectKey {
     }
 }
 
+/// The kind of a tracker, as `xvrrp status` shows it.
+pub fn kind_of(source: &TrackerSource) -> &'static str {
+    match source {
+        TrackerSource::Script(_) => "script",
+        TrackerSource::Interface(_) => "interface",
+        TrackerSource::File(_) => "file",
+        TrackerSource::Process(_) => "process",
+        TrackerSource::Listen(_) => "listen",
+    }
+}
+
 /// A status change of one object, from its watcher.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackerUpdate {
     /// Index of the object in the [`Registry`].
     pub object: usize,
-    /// New status.
+    /// New status (for a valued object: its value is 0).
     pub up: bool,
     /// Why, for logs and `xvrrp status` (e.g. "exit status 1", "no listener on port 80").
     pub reason: String,
+    /// For a valued object (`track_file`): the value it holds.
+    pub value: Option<i32>,
+    /// The object was refused (e.g. by `enable_script_security`): like keepalived, it no longer
+    /// counts for any instance.
+    pub disabled: bool,
+}
+
+impl TrackerUpdate {
+    /// An up/down report.
+    pub fn status(object: usize, up: bool, reason: impl Into<String>) -> Self {
+        Self {
+            object,
+            up,
+            reason: reason.into(),
+            value: None,
+            disabled: false,
+        }
+    }
+
+    /// A value report (`track_file`).
+    pub fn value(object: usize, value: i32, reason: impl Into<String>) -> Self {
+        Self {
+            object,
+            up: value == 0,
+            reason: reason.into(),
+            value: Some(value),
+            disabled: false,
+        }
+    }
+
+    /// The object is disabled: it stops counting.
+    pub fn disabled(object: usize, reason: impl Into<String>) -> Self {
+        Self {
+            object,
+            up: true,
+            reason: reason.into(),
+            value: None,
+            disabled: true,
+        }
+    }
+}
+
+/// Live details of one object that change without a status change (run and failure counters,
+/// the number of matching processes, the link state...), shared between its watcher and the
+/// status of every instance that tracks it. Serialised as extra fields of the tracker's status,
+/// so keys must not be names of [`TrackerStatus`] fields (`label`, `kind`, `up`, `since`,
+/// `reason`, `weight`, `reverse`, `priority_change`, `value`, `disabled`).
+#[derive(Clone, Debug, Default)]
+pub struct SharedStats(Rc<RefCell<serde_json::Map<String, serde_json::Value>>>);
+
+impl SharedStats {
+    /// Sets `key` to `value`.
+    pub fn set(&self, key: &str, value: impl Into<serde_json::Value>) {
+        self.0.borrow_mut().insert(key.to_owned(), value.into());
+    }
+
+    /// Adds one to the counter `key` (created at 0).
+    pub fn incr(&self, key: &str) {
+        let mut m = self.0.borrow_mut();
+        let n = m.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        m.insert(key.to_owned(), (n.saturating_add(1)).into());
+    }
+
+    /// The current value of `key`.
+    pub fn get(&self, key: &str) -> Option<serde_json::Value> {
+        self.0.borrow().get(key).cloned()
+    }
+}
+
+impl Serialize for SharedStats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.borrow().serialize(s)
+    }
+}
+
+/// The status of one tracker of one instance, as `xvrrp status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrackerStatus {
+    /// A name for logs and status (`script chk_nginx`, `interface eth1`...).
+    pub label: String,
+    /// `script`, `interface`, `file`, `process` or `listen`.
+    pub kind: &'static str,
+    /// Whether the object is healthy from this instance's point of view: for an up/down object
+    /// its status; for a valued one (`track_file`), that its value does not force FAULT.
+    pub up: bool,
+    /// When the status last changed (UTC), if it did since start.
+    pub since: Option<String>,
+    /// The watcher's reason for the last change.
+    pub reason: Option<String>,
+    /// This instance's weight for the object.
+    pub weight: i16,
+    /// This instance's `reverse` flag.
+    pub reverse: bool,
+    /// What the tracker currently adds to the priority (0 while it forces FAULT).
+    pub priority_change: i32,
+    /// A valued object's current value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i32>,
+    /// Refused (e.g. by `enable_script_security`): it no longer counts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// The object's live details (counters...).
+    #[serde(flatten)]
+    pub stats: SharedStats,
+    #[serde(skip)]
+    core: vrrp::Tracker,
+}
+
+impl TrackerStatus {
+    /// The status before any report: what the core assumes at start.
+    pub fn new(plan: &TrackerPlan, core: &vrrp::Tracker, stats: SharedStats) -> Self {
+        let mut s = Self {
+            label: plan.label.clone(),
+            kind: kind_of(&plan.source),
+            up: core.initially_up,
+            since: None,
+            reason: None,
+            weight: core.weight,
+            reverse: core.reverse,
+            priority_change: 0,
+            value: core.initial_value,
+            disabled: false,
+            stats,
+            core: *core,
+        };
+        s.refresh();
+        s
+    }
+
+    fn contribution(&self) -> Contribution {
+        match self.value {
+            Some(v) if self.core.initial_value.is_some() => self.core.value_contribution(v),
+            _ => self.core.status_contribution(self.up),
+        }
+    }
+
+    fn refresh(&mut self) {
+        let c = self.contribution();
+        if self.core.initial_value.is_some() {
+            self.up = c != Contribution::Fault;
+        }
+        self.priority_change = match c {
+            Contribution::Priority(p) => p,
+            Contribution::Fault => 0,
+        };
+    }
+
+    /// Records a report of the tracked object and returns the event for this instance's core.
+    pub fn apply(&mut self, u: &TrackerUpdate) -> Event {
+        let id = self.core.id;
+        self.since = Some(crate::logging::utc_now());
+        self.reason = Some(u.reason.clone());
+        self.disabled = u.disabled;
+        let valued = self.core.initial_value.is_some();
+        let ev = if u.disabled {
+            // keepalived drops a refused script from every instance: it must not move the
+            // priority or force FAULT, whatever its weight and `reverse`.
+            if valued {
+                let neutral = if self.core.weight == 0 && self.core.reverse {
+                    1
+                } else {
+                    0
+                };
+                self.value = Some(neutral);
+                Event::TrackerValue { id, value: neutral }
+            } else {
+                let neutral = match self.core.weight {
+                    w if w > 0 => false,
+                    w if w < 0 => true,
+                    _ => !self.core.reverse,
+                };
+                self.up = neutral;
+                Event::TrackerChanged { id, up: neutral }
+            }
+        } else if valued {
+            let v = u.value.unwrap_or(if u.up { 0 } else { 1 });
+            self.value = Some(v);
+            Event::TrackerValue { id, value: v }
+        } else {
+            self.up = u.up;
+            Event::TrackerChanged { id, up: u.up }
+        };
+        self.refresh();
+        ev
+    }
+
+    /// A one-line description of the current status, for logs.
+    pub fn describe(&self) -> String {
+        let state = if self.disabled {
+            "DISABLED".to_owned()
+        } else if let Some(v) = self.value {
+            format!(
+                "{} (value {v}, priority change {:+})",
+                if self.up { "up" } else { "FAULT" },
+                self.priority_change
+            )
+        } else if self.up {
+            "up".to_owned()
+        } else {
+            "DOWN".to_owned()
+        };
+        match &self.reason {
+            Some(r) => format!("{state} ({r})"),
+            None => state,
+        }
+    }
 }
 
 /// Every tracked object and who tracks it.
@@ -56,6 +288,7 @@ pub struct TrackerUpdate {
 pub struct Registry {
     objects: Vec<(ObjectKey, TrackerSource)>,
     users: Vec<Vec<(usize, TrackerId)>>,
+    stats: Vec<SharedStats>,
 }
 
 impl Registry {
@@ -70,6 +303,7 @@ impl Registry {
                     None => {
                         reg.objects.push((key, t.source.clone()));
                         reg.users.push(Vec::new());
+                        reg.stats.push(SharedStats::default());
                         reg.objects.len() - 1
                     }
                 };
@@ -96,13 +330,179 @@ impl Registry {
         self.objects.is_empty()
     }
 
-    /// Starts one watcher per object on the current `LocalSet`.
+    /// The initial status of one tracker of an instance (`core` is its entry in the instance's
+    /// parameters), sharing the object's live details.
+    pub fn tracker_status(&self, plan: &TrackerPlan, core: &vrrp::Tracker) -> TrackerStatus {
+        let key = ObjectKey::of(&plan.source);
+        let stats = self
+            .objects
+            .iter()
+            .position(|(k, _)| *k == key)
+            .and_then(|i| self.stats.get(i).cloned())
+            .unwrap_or_default();
+        TrackerStatus::new(plan, core, stats)
+    }
+
+    /// Starts the watchers on the current `LocalSet`: one task per script, one for all
+    /// interfaces, one for all files, one for all process trackers.
     pub fn spawn_all(&self, tx: &mpsc::UnboundedSender<TrackerUpdate>) {
-        for (idx, (key, source)) in self.objects.iter().enumerate() {
+        let mut ifaces = Vec::new();
+        let mut tracked_files = Vec::new();
+        let mut procs = Vec::new();
+        for (idx, ((key, source), stats)) in self.objects.iter().zip(&self.stats).enumerate() {
             match source {
-                TrackerSource::Script(s) => scripts::spawn(idx, s.clone(), tx.clone()),
-                _ => warn!("tracking {key:?} is not supported by this build; it counts as up"),
+                TrackerSource::Script(s) => {
+                    scripts::spawn(idx, s.clone(), stats.clone(), tx.clone())
+                }
+                TrackerSource::Interface(name) => ifaces.push(links::Watched {
+                    object: idx,
+                    name: name.clone(),
+                    stats: stats.clone(),
+                }),
+                TrackerSource::File(f) => tracked_files.push(files::Watched {
+                    object: idx,
+                    spec: f.clone(),
+                    stats: stats.clone(),
+                }),
+                TrackerSource::Process(p) => procs.push(process::Watched {
+                    object: idx,
+                    spec: p.clone(),
+                    stats: stats.clone(),
+                }),
+                TrackerSource::Listen(_) => {
+                    warn!("tracking {key:?} is not supported by this build; it counts as up")
+                }
             }
         }
+        if !ifaces.is_empty() {
+            links::spawn(ifaces, tx.clone());
+        }
+        if !tracked_files.is_empty() {
+            files::spawn(tracked_files, tx.clone());
+        }
+        if !procs.is_empty() {
+            process::spawn(procs, tx.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrackFile;
+
+    fn plan(source: TrackerSource) -> TrackerPlan {
+        TrackerPlan {
+            id: TrackerId(3),
+            label: "x".to_owned(),
+            source,
+        }
+    }
+
+    fn core(weight: i16, reverse: bool, initial_value: Option<i32>) -> vrrp::Tracker {
+        vrrp::Tracker {
+            id: TrackerId(3),
+            weight,
+            reverse,
+            initially_up: true,
+            initial_value,
+        }
+    }
+
+    fn file_source() -> TrackerSource {
+        TrackerSource::File(TrackFile {
+            name: "f".to_owned(),
+            file: "/nonexistent".to_owned(),
+            weight: 1,
+            reverse: false,
+            init_file: None,
+        })
+    }
+
+    #[test]
+    fn status_update_becomes_tracker_changed() {
+        let mut s = TrackerStatus::new(
+            &plan(TrackerSource::Interface("eth1".to_owned())),
+            &core(-10, false, None),
+            SharedStats::default(),
+        );
+        let ev = s.apply(&TrackerUpdate::status(0, false, "link down"));
+        assert_eq!(
+            ev,
+            Event::TrackerChanged {
+                id: TrackerId(3),
+                up: false
+            }
+        );
+        assert!(!s.up);
+        assert_eq!(s.priority_change, -10);
+        assert_eq!(s.kind, "interface");
+    }
+
+    #[test]
+    fn value_update_becomes_tracker_value_and_fault_shows_as_down() {
+        let mut s = TrackerStatus::new(
+            &plan(file_source()),
+            &core(0, false, Some(0)),
+            SharedStats::default(),
+        );
+        assert!(s.up);
+        let ev = s.apply(&TrackerUpdate::value(0, 7, "file now holds 7"));
+        assert_eq!(
+            ev,
+            Event::TrackerValue {
+                id: TrackerId(3),
+                value: 7
+            }
+        );
+        assert!(!s.up, "weight 0 and a non-zero value: FAULT");
+        let mut w = TrackerStatus::new(
+            &plan(file_source()),
+            &core(5, false, Some(0)),
+            SharedStats::default(),
+        );
+        w.apply(&TrackerUpdate::value(0, -3, "x"));
+        assert!(w.up);
+        assert_eq!(w.priority_change, -15);
+    }
+
+    #[test]
+    fn disabled_object_stops_counting_whatever_the_weight() {
+        for (weight, reverse) in [(0, false), (0, true), (20, false), (-20, false), (20, true)] {
+            let mut s = TrackerStatus::new(
+                &plan(TrackerSource::Interface("x".to_owned())),
+                &core(weight, reverse, None),
+                SharedStats::default(),
+            );
+            let ev = s.apply(&TrackerUpdate::disabled(0, "refused"));
+            let Event::TrackerChanged { up, .. } = ev else {
+                panic!("{ev:?}");
+            };
+            assert_eq!(
+                core(weight, reverse, None).status_contribution(up),
+                Contribution::Priority(0),
+                "weight {weight} reverse {reverse}"
+            );
+            assert!(s.disabled);
+            assert_eq!(s.priority_change, 0);
+        }
+    }
+
+    #[test]
+    fn stats_are_shared_and_serialised_flat() {
+        let st = SharedStats::default();
+        let s = TrackerStatus::new(
+            &plan(TrackerSource::Interface("x".to_owned())),
+            &core(0, false, None),
+            st.clone(),
+        );
+        st.incr("failures");
+        st.incr("failures");
+        st.set("link", "down");
+        let v = serde_json::to_value(&s).expect("serialisable");
+        assert_eq!(v["failures"], 2);
+        assert_eq!(v["link"], "down");
+        assert_eq!(v["kind"], "interface");
+        assert!(v.get("value").is_none());
     }
 }

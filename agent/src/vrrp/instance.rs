@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::params::{InitialState, Params, ParamsError, TrackerId, Version};
+use super::params::{
+    Contribution, InitialState, Params, ParamsError, TrackerId, Version, TRACK_VALUE_MAX,
+};
 use super::time::{master_down_interval, micros, skew_time, skew_time_min, Time};
 
 /// Priority of the address owner.
@@ -80,6 +82,14 @@ pub enum Event {
         id: TrackerId,
         /// Its new status (before `reverse` is applied).
         up: bool,
+    },
+    /// A valued tracker (keepalived `track_file`) reports a new value. Unknown ids, and ids of
+    /// up/down trackers, are ignored (and [`Event::TrackerChanged`] for a valued tracker too).
+    TrackerValue {
+        /// Which tracker.
+        id: TrackerId,
+        /// The value read (clamped to ±254).
+        value: i32,
     },
     /// Stop the instance (-> Initialize). From Master a priority-0 advert is sent first.
     Shutdown,
@@ -221,6 +231,8 @@ pub struct Instance {
     params: Params,
     state: State,
     tracker_up: Vec<bool>,
+    /// Current value of each valued tracker (unused for up/down trackers).
+    tracker_value: Vec<i32>,
     effective_priority: u8,
     /// Master_Adver_Interval, µs.
     master_adver_interval: u64,
@@ -234,16 +246,29 @@ pub struct Instance {
     counters: Counters,
 }
 
+/// A tracker report, as [`Event::TrackerChanged`] or [`Event::TrackerValue`] carry it.
+#[derive(Clone, Copy, Debug)]
+enum TrackerInput {
+    Status(bool),
+    Value(i32),
+}
+
 impl Instance {
     /// A new instance in [`State::Initialize`]; validates `params`.
     pub fn new(params: Params) -> Result<Instance, ParamsError> {
         params.validate()?;
         let tracker_up = params.trackers.iter().map(|t| t.initially_up).collect();
+        let tracker_value = params
+            .trackers
+            .iter()
+            .map(|t| t.initial_value.unwrap_or(0))
+            .collect();
         let mut inst = Instance {
             master_adver_interval: micros(params.advert_interval),
             params,
             state: State::Initialize,
             tracker_up,
+            tracker_value,
             effective_priority: 0,
             deadline: None,
             master_address: None,
@@ -344,7 +369,12 @@ impl Instance {
             }
             Event::Shutdown => self.shutdown(now, &mut out),
             Event::TimerFired => self.timer_fired(now, &mut out),
-            Event::TrackerChanged { id, up } => self.tracker_changed(now, id, up, &mut out),
+            Event::TrackerChanged { id, up } => {
+                self.tracker_changed(now, id, TrackerInput::Status(up), &mut out)
+            }
+            Event::TrackerValue { id, value } => {
+                self.tracker_changed(now, id, TrackerInput::Value(value), &mut out)
+            }
             Event::AdvertReceived {
                 src,
                 priority,
@@ -380,6 +410,19 @@ impl Instance {
         micros(self.params.advert_interval)
     }
 
+    /// What tracker `idx` currently does (see [`Tracker::status_contribution`] and
+    /// [`Tracker::value_contribution`]).
+    fn contribution(&self, idx: usize) -> Contribution {
+        let Some(t) = self.params.trackers.get(idx) else {
+            return Contribution::Priority(0);
+        };
+        if t.initial_value.is_some() {
+            t.value_contribution(self.tracker_value.get(idx).copied().unwrap_or(0))
+        } else {
+            t.status_contribution(self.tracker_up.get(idx).copied().unwrap_or(true))
+        }
+    }
+
     /// Effective priority: owner stays 255; otherwise base + applicable weights, clamped to
     /// 1..=254 (never to 255, never to 0).
     fn compute_priority(&self) -> u8 {
@@ -387,29 +430,22 @@ impl Instance {
             return PRIORITY_OWNER;
         }
         let mut p = i32::from(self.params.priority);
-        for (t, &up) in self.params.trackers.iter().zip(&self.tracker_up) {
-            let applies = match t.weight {
-                w if w > 0 => up,
-                w if w < 0 => !up,
-                _ => false,
-            };
-            if applies {
-                let sign = if t.reverse { -1 } else { 1 };
-                p += sign * i32::from(t.weight);
+        for idx in 0..self.params.trackers.len() {
+            if let Contribution::Priority(c) = self.contribution(idx) {
+                p += c;
             }
         }
         // Clamped to 1..=254, so the conversion cannot fail.
         u8::try_from(p.clamp(1, 254)).unwrap_or(254)
     }
 
-    /// The first weight-0 tracker that forces FAULT, if any.
+    /// The first tracker that forces FAULT (weight 0 and down, or a valued tracker at fault),
+    /// if any.
     fn fault_tracker(&self) -> Option<TrackerId> {
-        self.params
-            .trackers
-            .iter()
-            .zip(&self.tracker_up)
-            .find(|(t, &up)| t.weight == 0 && up == t.reverse)
-            .map(|(t, _)| t.id)
+        (0..self.params.trackers.len())
+            .find(|&idx| self.contribution(idx) == Contribution::Fault)
+            .and_then(|idx| self.params.trackers.get(idx))
+            .map(|t| t.id)
     }
 
     fn arm(&mut self, at: Time, out: &mut Vec<Action>) {
@@ -548,12 +584,25 @@ impl Instance {
         }
     }
 
-    fn tracker_changed(&mut self, now: Time, id: TrackerId, up: bool, out: &mut Vec<Action>) {
+    fn tracker_changed(
+        &mut self,
+        now: Time,
+        id: TrackerId,
+        input: TrackerInput,
+        out: &mut Vec<Action>,
+    ) {
         let Some(idx) = self.params.trackers.iter().position(|t| t.id == id) else {
             return;
         };
+        let valued = self.params.trackers[idx].initial_value.is_some();
         let was_faulted = self.fault_tracker().is_some();
-        self.tracker_up[idx] = up;
+        match input {
+            TrackerInput::Status(up) if !valued => self.tracker_up[idx] = up,
+            TrackerInput::Value(v) if valued => {
+                self.tracker_value[idx] = v.clamp(-TRACK_VALUE_MAX, TRACK_VALUE_MAX)
+            }
+            _ => return,
+        }
         self.effective_priority = self.compute_priority();
         let fault = self.fault_tracker();
         match (self.state, fault) {

@@ -22,5 +22,8 @@ pub use instance::{
     Action, Counters, Event, Instance, Reason, State, Status, Transition, PRIORITY_OWNER,
     PRIORITY_STOP,
 };
-pub use params::{Family, InitialState, Params, ParamsError, Tracker, TrackerId, Version};
+pub use params::{
+    Contribution, Family, InitialState, Params, ParamsError, Tracker, TrackerId, Version,
+    TRACK_VALUE_MAX,
+};
 pub use time::{master_down_interval, skew_time, Time};

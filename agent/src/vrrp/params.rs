@@ -57,6 +57,10 @@ pub struct TrackerId(pub u32);
 ///   adjustment flips while the condition stays (positive weight: subtracted while up; negative
 ///   weight: added while down). For weight 0, which has no sign, `reverse` flips the condition:
 ///   FAULT while the object is **up**.
+///
+/// A **valued** tracker (`initial_value: Some(_)`, keepalived's `track_file`) reports an integer
+/// instead of up/down ([`Event::TrackerValue`](super::Event::TrackerValue)); see
+/// [`Tracker::contribution`] for how the value moves the priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Tracker {
     /// Identifier used in [`Event::TrackerChanged`](super::Event::TrackerChanged).
@@ -67,6 +71,59 @@ pub struct Tracker {
     pub reverse: bool,
     /// Status assumed before the first [`Event::TrackerChanged`](super::Event::TrackerChanged).
     pub initially_up: bool,
+    /// `Some(v)`: a valued tracker (keepalived `track_file`) whose value is `v` until the first
+    /// [`Event::TrackerValue`](super::Event::TrackerValue); `initially_up` is then unused.
+    /// `None`: an up/down tracker.
+    pub initial_value: Option<i32>,
+}
+
+/// What a tracker does to its instance at a given status or value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Contribution {
+    /// Adds this (possibly negative, possibly zero) amount to the priority.
+    Priority(i32),
+    /// Forces FAULT.
+    Fault,
+}
+
+/// The largest magnitude of a tracked file's value (keepalived clamps what it reads to ±254).
+pub const TRACK_VALUE_MAX: i32 = 254;
+
+impl Tracker {
+    /// The contribution of an up/down tracker whose object is `up` (see [`Tracker`]).
+    pub fn status_contribution(&self, up: bool) -> Contribution {
+        let sign = if self.reverse { -1 } else { 1 };
+        match self.weight {
+            0 if up == self.reverse => Contribution::Fault,
+            0 => Contribution::Priority(0),
+            w if (w > 0) == up => Contribution::Priority(sign * i32::from(w)),
+            _ => Contribution::Priority(0),
+        }
+    }
+
+    /// The contribution of a valued tracker whose object reports `value`, as keepalived's
+    /// `update_track_file_status` computes it:
+    ///
+    /// - weight 0: a non-zero value forces FAULT (with `reverse`: a zero value does);
+    /// - otherwise `value × weight` (negated with `reverse`), clamped to -254..=253, is added to
+    ///   the priority; a result of -254 (or less) forces FAULT.
+    ///
+    /// `value` is first clamped to ±[`TRACK_VALUE_MAX`] (keepalived clamps what it reads).
+    pub fn value_contribution(&self, value: i32) -> Contribution {
+        let v = value.clamp(-TRACK_VALUE_MAX, TRACK_VALUE_MAX);
+        if self.weight == 0 {
+            return if (v != 0) != self.reverse {
+                Contribution::Fault
+            } else {
+                Contribution::Priority(0)
+            };
+        }
+        let sign = if self.reverse { -1 } else { 1 };
+        match (v * i32::from(self.weight) * sign).clamp(-254, 253) {
+            -254 => Contribution::Fault,
+            c => Contribution::Priority(c),
+        }
+    }
 }
 
 /// Parameters of one VRRP instance (virtual router) as configuration gives them.
