@@ -68,6 +68,21 @@ pub trait Api {
     fn pending_actions(&self) -> impl Future<Output = Result<Vec<ActionState>, ApiError>>;
 }
 
+impl<T: Api> Api for std::rc::Rc<T> {
+    fn get_ip(&self) -> impl Future<Output = Result<IpState, ApiError>> {
+        (**self).get_ip()
+    }
+    fn assign(&self, droplet: u64) -> impl Future<Output = Result<ActionState, ApiError>> {
+        (**self).assign(droplet)
+    }
+    fn get_action(&self, id: u64) -> impl Future<Output = Result<ActionState, ApiError>> {
+        (**self).get_action(id)
+    }
+    fn pending_actions(&self) -> impl Future<Output = Result<Vec<ActionState>, ApiError>> {
+        (**self).pending_actions()
+    }
+}
+
 /// Client of the reserved-IP API for one IP.
 pub struct DoClient {
     http: reqwest::Client,

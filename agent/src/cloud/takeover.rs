@@ -575,7 +575,7 @@ mod tests {
         }
     }
 
-    impl Api for Rc<Fake> {
+    impl Api for Fake {
         async fn get_ip(&self) -> Result<IpState, ApiError> {
             self.enter("get_ip")?;
             Ok(IpState {

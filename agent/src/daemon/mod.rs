@@ -6,6 +6,7 @@ pub mod notify;
 pub mod plan;
 pub mod runtime;
 pub mod scripts;
+pub mod takeover;
 pub mod trackers;
 
 use std::process::ExitCode;
