@@ -32,7 +32,7 @@ fn nginx_stop_moves_the_reserved_ip_and_back() {
     let t = Instant::now();
     l.web[0].stop();
     l.wait_client("nginx stopped on the primary", "Secondary");
-    assert!(l.wait_holder(B), \"{}\", l.logs());
+    assert!(l.wait_holder(B), "{}", l.logs());
     assert!(l.servers[1]
         .ns()
         .ip(&["addr", "show", "dev", "lo"])
@@ -43,7 +43,7 @@ fn nginx_stop_moves_the_reserved_ip_and_back() {
 
     l.web[0].start();
     l.wait_client("nginx started on the primary", "Primary");
-    assert!(l.wait_holder(A), \"{}\", l.logs());
+    assert!(l.wait_holder(A), "{}", l.logs());
     assert_eq!(l.posts(0), 1, "{}", l.logs());
     assert!(l.agents[1]
         .wait_state("Backup", Duration::from_secs(10))
@@ -62,10 +62,10 @@ fn agent_killed_and_restarted() {
     let mut l = DoLab::new(Opts::default());
     l.agents[0].stop_with(libc::SIGKILL);
     l.wait_client("primary agent killed", "Secondary");
-    assert!(l.wait_holder(B), \"{}\", l.logs());
+    assert!(l.wait_holder(B), "{}", l.logs());
     l.agents[0].restart();
     l.wait_client("primary agent restarted", "Primary");
-    assert!(l.wait_holder(A), \"{}\", l.logs());
+    assert!(l.wait_holder(A), "{}", l.logs());
     assert!(l.agents[1]
         .wait_state("Backup", Duration::from_secs(10))
         .is_some());
@@ -93,14 +93,14 @@ fn tutorial_master_sh_route_still_works() {
 
     l.web[0].stop();
     l.wait_client("nginx stopped (master.sh)", "Secondary");
-    assert!(l.wait_holder(B), \"{}\", l.logs());
+    assert!(l.wait_holder(B), "{}", l.logs());
     l.web[0].start();
     l.wait_client("nginx started (master.sh)", "Primary");
     l.agents[0].stop_with(libc::SIGKILL);
     l.wait_client("primary agent killed (master.sh)", "Secondary");
     l.agents[0].restart();
     l.wait_client("primary agent restarted (master.sh)", "Primary");
-    assert!(l.wait_holder(A), \"{}\", l.logs());
+    assert!(l.wait_holder(A), "{}", l.logs());
     // The notify runs are recorded in status.
     let st = l.agents[1].status().unwrap();
     let recent = st["instances"][0]["notify"]["recent"]

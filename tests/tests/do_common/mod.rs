@@ -418,7 +418,9 @@ impl DoLab {
     /// Waits until the API says `id` holds the IP (the hook moves the address just before the
     /// double records the new holder).
     pub fn wait_holder(&self, id: u64) -> bool {
-        wait_until(Duration::from_secs(10), || self.double.holder(IP) == Some(id))
+        wait_until(Duration::from_secs(10), || {
+            self.double.holder(IP) == Some(id)
+        })
     }
 
     /// Both agents' logs and the double's request log.
