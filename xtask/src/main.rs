@@ -1,4 +1,5 @@
-//! Developer and CI entry points: `cargo xtask setup | build-ebpf | build | test | lint | fuzz`.
+//! Developer and CI entry points: `cargo xtask setup | build-ebpf | build | test | lint | fuzz |
+//! bench`.
 //!
 //! Everything the build and the test suite need on a fresh Debian 12 machine is installed by
 //! `setup`, idempotently: a second run only checks and returns in about a second.
@@ -69,11 +70,28 @@ enum Cmd {
     },
     /// `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
     Lint,
+    /// Benchmarks (must run as root: they use network-namespace labs).
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        what: Bench,
+    },
     /// Run the packet decoder fuzz target for a while (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz, in seconds.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// DigitalOcean reserved-IP takeover: time from a Master transition to the assign POST and
+    /// to the client reaching the new holder, against the API double with 0 and 200 ms latency.
+    Takeover {
+        /// Failover + failback runs per latency (two samples each).
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
     },
 }
 
@@ -95,6 +113,9 @@ fn main() -> Result<()> {
         Cmd::Test { args } => test(&root, &args),
         Cmd::Lint => lint(),
         Cmd::Fuzz { seconds } => fuzz(&root, seconds),
+        Cmd::Bench {
+            what: Bench::Takeover { runs },
+        } => bench_takeover(&root, runs),
     }
 }
 
@@ -392,4 +413,27 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
             &format!("-max_total_time={seconds}"),
         ])
         .current_dir(root))
+}
+
+/// `cargo xtask bench takeover`: the `do_bench` lab test with `XVRRP_BENCH_RUNS` runs per
+/// latency; it prints median and worst times.
+fn bench_takeover(root: &Path, runs: u32) -> Result<()> {
+    if !is_root() {
+        bail!("`cargo xtask bench takeover` uses network namespaces and must run as root");
+    }
+    run(Command::new(cargo()).args(["build", "--workspace", "--bins"]))?;
+    let bin = root.join("target").join("debug").join("xvrrp");
+    run(Command::new(cargo())
+        .args([
+            "test",
+            "-p",
+            "xvrrp-tests",
+            "--test",
+            "do_bench",
+            "--",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XVRRP_BIN", &bin)
+        .env("XVRRP_BENCH_RUNS", runs.to_string()))
 }
