@@ -11,8 +11,10 @@
 //! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
 //! - [`logging`]: the stderr logger.
 //! - [`cli`]: the `xvrrp` command line.
+//! - [`cloud`]: DigitalOcean reserved-IP takeover (API client, retry policy, takeover task).
 
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod control;
 pub mod daemon;

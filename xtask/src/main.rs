@@ -70,12 +70,11 @@ enum Cmd {
     },
     /// `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
     Lint,
-    /// Benchmarks (must run as root). `bench xdp`: ns per packet of the XDP advert filter from
-    /// BPF_PROG_TEST_RUN (10^6 repeats, median of 7 runs) next to a trivial XDP_PASS program.
+    /// Benchmarks (must run as root: they use network-namespace labs).
     Bench {
-        /// What to benchmark.
-        #[arg(value_enum)]
-        what: BenchTarget,
+        /// Which benchmark.
+        #[command(subcommand)]
+        what: Bench,
     },
     /// Run the packet decoder fuzz target for a while (installs cargo-fuzz if missing).
     Fuzz {
@@ -85,11 +84,18 @@ enum Cmd {
     },
 }
 
-/// Benchmark targets.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum BenchTarget {
-    /// The XDP advert filter (BPF_PROG_TEST_RUN).
+#[derive(Subcommand)]
+enum Bench {
+    /// The XDP advert filter: ns per packet from BPF_PROG_TEST_RUN (10^6 repeats, median of 7
+    /// runs) next to a trivial XDP_PASS program.
     Xdp,
+    /// DigitalOcean reserved-IP takeover: time from a Master transition to the assign POST and
+    /// to the client reaching the new holder, against the API double with 0 and 200 ms latency.
+    Takeover {
+        /// Failover + failback runs per latency (two samples each).
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+    },
 }
 
 fn main() -> Result<()> {
@@ -111,7 +117,8 @@ fn main() -> Result<()> {
         Cmd::Lint => lint(),
         Cmd::Fuzz { seconds } => fuzz(&root, seconds),
         Cmd::Bench { what } => match what {
-            BenchTarget::Xdp => bench_xdp(&root),
+            Bench::Xdp => bench_xdp(&root),
+            Bench::Takeover { runs } => bench_takeover(&root, runs),
         },
     }
 }
@@ -434,4 +441,27 @@ fn fuzz(root: &Path, seconds: u64) -> Result<()> {
             &format!("-max_total_time={seconds}"),
         ])
         .current_dir(root))
+}
+
+/// `cargo xtask bench takeover`: the `do_bench` lab test with `XVRRP_BENCH_RUNS` runs per
+/// latency; it prints median and worst times.
+fn bench_takeover(root: &Path, runs: u32) -> Result<()> {
+    if !is_root() {
+        bail!("`cargo xtask bench takeover` uses network namespaces and must run as root");
+    }
+    run(Command::new(cargo()).args(["build", "--workspace", "--bins"]))?;
+    let bin = root.join("target").join("debug").join("xvrrp");
+    run(Command::new(cargo())
+        .args([
+            "test",
+            "-p",
+            "xvrrp-tests",
+            "--test",
+            "do_bench",
+            "--",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XVRRP_BIN", &bin)
+        .env("XVRRP_BENCH_RUNS", runs.to_string()))
 }

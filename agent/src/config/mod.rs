@@ -31,6 +31,7 @@ use std::path::Path;
 
 pub use error::{ConfigErrors, Diagnostic, Pos};
 pub use model::*;
+pub(crate) use validate::read_token_file;
 pub use validate::{EnvLookup, TOKEN_ENV_VARS};
 
 use error::Diags;

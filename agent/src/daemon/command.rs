@@ -1,7 +1,8 @@
 //! Running external commands (notify and track scripts) the way keepalived does: the command
 //! line is split into words (single or double quotes group, backslash escapes outside single
 //! quotes), the program is found on
-//! `PATH` when not absolute, it runs without a shell, in its own process group, and is killed
+//! `PATH` when not absolute, it runs without a shell (a script without a `#!` line is run with
+//! `/bin/sh`, as keepalived and `execvp` do), in its own process group, and is killed
 //! (the whole group) when its timeout expires.
 
 use std::{process::Stdio, time::Duration};
@@ -90,18 +91,33 @@ pub async fn run(
     let Some((prog, args)) = words.split_first() else {
         return Outcome::SpawnFailed("empty command".to_owned());
     };
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some((uid, gid)) = uid_gid {
-        cmd.uid(uid).gid(gid);
-    }
-    let mut child = match cmd.spawn() {
+    let command = |shell: bool| {
+        let mut cmd = if shell {
+            let mut c = Command::new("/bin/sh");
+            c.arg(prog);
+            c
+        } else {
+            Command::new(prog)
+        };
+        cmd.args(args)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some((uid, gid)) = uid_gid {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    };
+    // A script without a `#!` line (the tutorial's master.sh) fails with ENOEXEC; like
+    // keepalived (and execvp), run it with /bin/sh then.
+    let spawned = match command(false).spawn() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => command(true).spawn(),
+        other => other,
+    };
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(e.to_string()),
     };
@@ -186,5 +202,34 @@ mod tests {
                 Outcome::SpawnFailed(_)
             ));
         });
+    }
+
+    #[test]
+    fn script_without_shebang_runs_with_sh() {
+        let dir = std::env::temp_dir().join(format!("xvrrp-noshebang-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("master.sh");
+        let out = dir.join("out");
+        // Like the tutorial's master.sh: no `#!` line, bash-free shell syntax.
+        std::fs::write(
+            &script,
+            format!(
+                "IP='x'\nif [ \"$1\" = \"arg\" ]; then echo ran > {}; fi\nexit 4\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let words = vec![script.display().to_string()];
+        let got = rt().block_on(run(
+            &words,
+            &["arg".to_owned()],
+            Duration::from_secs(5),
+            None,
+        ));
+        assert_eq!(got, Outcome::Exited(4));
+        assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "ran");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod process;
 pub mod runtime;
 pub mod scripts;
+pub mod takeover;
 pub mod trackers;
 
 use std::process::ExitCode;

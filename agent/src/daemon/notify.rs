@@ -134,3 +134,87 @@ impl NotifyQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    /// Rapid transitions: pushing never waits for a script (adverts are never delayed), and the
+    /// scripts run one at a time, in transition order, `notify_STATE` before `notify` with
+    /// keepalived's four arguments.
+    #[test]
+    fn scripts_run_in_transition_order_one_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("xvrrp-notify-order-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let script = |name: &str| {
+            let p = dir.join(name);
+            // Slow scripts that would interleave if two ever ran at once.
+            std::fs::write(
+                &p,
+                format!(
+                    "#!/bin/sh\necho \"start {name}${{*:+ $*}}\" >> {l}\nsleep 0.05\necho \"end {name}\" >> {l}\n",
+                    l = log.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p.display().to_string()
+        };
+        let plan = NotifyPlan {
+            master: Some(script("master")),
+            backup: Some(script("backup")),
+            fault: Some(script("fault")),
+            stop: Some(script("stop")),
+            generic: Some(script("notify")),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let mut q = NotifyQueue::spawn("VI_1".into(), plan, Duration::from_secs(5));
+            let t = std::time::Instant::now();
+            q.push(State::Master, 200);
+            q.push(State::Backup, 100);
+            q.push(State::Fault, 0);
+            q.push(State::Master, 200);
+            q.push(State::Initialize, 0);
+            assert!(
+                t.elapsed() < Duration::from_millis(20),
+                "push must not wait for scripts"
+            );
+            assert_eq!(*q.pending.borrow(), 5);
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while *q.pending.borrow() > 0 && std::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(*q.pending.borrow(), 0);
+            let seqs: Vec<u64> = q.done.borrow().iter().map(|r| r.seq).collect();
+            assert_eq!(seqs, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
+        });
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let expect = [
+            ("master", ""),
+            ("notify", " INSTANCE VI_1 MASTER 200"),
+            ("backup", ""),
+            ("notify", " INSTANCE VI_1 BACKUP 100"),
+            ("fault", ""),
+            ("notify", " INSTANCE VI_1 FAULT 0"),
+            ("master", ""),
+            ("notify", " INSTANCE VI_1 MASTER 200"),
+            ("stop", ""),
+            ("notify", " INSTANCE VI_1 STOP 0"),
+        ];
+        let want: Vec<String> = expect
+            .iter()
+            .flat_map(|(n, a)| [format!("start {n}{a}"), format!("end {n}")])
+            .collect();
+        assert_eq!(lines, want);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -314,7 +314,7 @@ fn plan_instance(
         src,
         dsts,
         unicast,
-        addresses: inst.virtual_ipaddress.iter().map(|v| v.address).collect(),
+        addresses: advertised(inst),
         auth,
         interval_v2_secs: u8::try_from(interval.as_secs().max(1)).unwrap_or(u8::MAX),
         interval_v3_cs: u16::try_from(interval.as_millis() / 10)
@@ -362,6 +362,17 @@ fn plan_instance(
         trackers: trackers.into_iter().map(|(t, ..)| t).collect(),
         digitalocean: inst.digitalocean.clone(),
     })
+}
+
+/// The advert's address list: the `virtual_ipaddress` entries; an IPv4 instance without any but
+/// with a `digitalocean` block (the tutorial's setup) advertises its reserved IP, since an
+/// advert needs at least one address.
+fn advertised(inst: &VrrpInstance) -> Vec<IpAddr> {
+    let vips: Vec<IpAddr> = inst.virtual_ipaddress.iter().map(|v| v.address).collect();
+    match (&inst.digitalocean, inst.family) {
+        (Some(d), config::Family::Ipv4) if vips.is_empty() => vec![IpAddr::V4(d.reserved_ip)],
+        _ => vips,
+    }
 }
 
 /// Resolves the instance's track_* references. Returns (plan, weight, reverse, initially_up).

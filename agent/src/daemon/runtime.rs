@@ -28,6 +28,7 @@ use super::{
     counters::CounterTable,
     notify::{self, NotifyQueue},
     plan::InstancePlan,
+    takeover::CloudTakeover,
     trackers::{Registry, TrackerStatus, TrackerUpdate},
 };
 use crate::{
@@ -117,6 +118,8 @@ struct InstanceRt {
     trackers: Vec<TrackerStatus>,
     last: Option<TransitionRecord>,
     send_errors: u64,
+    /// DigitalOcean reserved-IP takeover (`digitalocean { }`), see `daemon::takeover`.
+    cloud: Option<CloudTakeover>,
 }
 
 /// A receive socket shared by the instances on one interface, family and mode.
@@ -240,7 +243,14 @@ pub async fn run(
             .zip(plan.params.trackers.iter())
             .map(|(t, p)| registry.tracker_status(t, p))
             .collect();
+        // Cloud takeover: created here, driven from `Daemon::act` (StateChanged), the advert
+        // branch, SIGHUP and shutdown below.
+        let cloud = plan
+            .digitalocean
+            .clone()
+            .map(|c| CloudTakeover::start(&plan.name, c));
         instances.push(InstanceRt {
+            cloud,
             sock: receivers[r].sock.clone(),
             plan,
             core,
@@ -310,6 +320,11 @@ pub async fn run(
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
                 warn!("SIGHUP: configuration reload is not supported yet; restart xvrrp to apply changes");
+                // Cloud takeover: re-read the token, clear a 401/403 block, probe again.
+                for inst in &mut d.instances {
+                    let state = inst.core.state();
+                    if let Some(c) = inst.cloud.as_mut() { c.reload(state); }
+                }
             }
             _ = tokio::time::sleep_until(sleep_until) => {
                 let t = now();
@@ -322,6 +337,12 @@ pub async fn run(
             Some(a) = adv_rx.recv() => {
                 let ev = Event::AdvertReceived { src: a.src, priority: a.priority, max_advert_interval: a.interval };
                 d.handle(a.instance, now(), ev);
+                // Cloud takeover: a lower-priority advert while Master triggers a reconcile.
+                if let Some(inst) = d.instances.get(a.instance) {
+                    if let Some(c) = inst.cloud.as_ref() {
+                        c.on_advert(inst.core.state(), inst.core.effective_priority(), a.src, a.priority);
+                    }
+                }
             }
             Some(u) = trk_rx.recv() => {
                 for &(i, id) in registry.users(u.object) {
@@ -341,6 +362,12 @@ pub async fn run(
     // Shutdown: priority 0 from Masters, addresses removed, STOP notified.
     for i in 0..d.instances.len() {
         d.handle(i, now(), Event::Shutdown);
+    }
+    // Cloud takeover: cancel every task (no API call after this point).
+    for inst in &mut d.instances {
+        if let Some(c) = inst.cloud.as_mut() {
+            c.shutdown();
+        }
     }
     // Give the notify queues a bounded time to finish (keepalived waits for its scripts too).
     let until = Instant::now() + Duration::from_secs(10);
@@ -572,6 +599,10 @@ impl Daemon {
                         g.abort();
                     }
                 }
+                // Cloud takeover: start on becoming Master, cancel at once on leaving it.
+                if let Some(c) = inst.cloud.as_mut() {
+                    c.on_transition(from, to);
+                }
             }
             Action::AddAddresses => self.add_addresses(i),
             Action::RemoveAddresses => {
@@ -668,6 +699,7 @@ impl Daemon {
                     "trackers": inst.trackers,
                     "virtual_addresses": inst.plan.vips.iter().map(|v| format!("{}/{} dev {}", v.address, v.prefix_len, v.dev)).collect::<Vec<_>>(),
                     "notify": { "pending": *inst.notify.pending.borrow(), "recent": *inst.notify.done.borrow() },
+                    "cloud": inst.cloud.as_ref().map(CloudTakeover::status_json),
                 })
             })
             .collect();

@@ -1,0 +1,956 @@
+//! The takeover of one reserved IP while the instance is Master: read, assign, follow, verify,
+//! then reconcile. Runs as one task per Master term; the daemon aborts it the moment the instance
+//! leaves Master (see `daemon::takeover`). Every API call goes through [`Ctx::call`], which also
+//! refuses to start a request once the term is cancelled.
+//!
+//! The retry rules (issue 5, item 3):
+//! - read first; an IP already pointing here is success (assigning to the holder is a 422);
+//! - POST the assign, follow the action to `completed` (an action that answers 404 right after
+//!   the POST falls back to reading the IP), then read the IP again to verify;
+//! - timeouts, transport errors and 5xx: exponential backoff with jitter ([`Backoff::api`]);
+//! - 429: wait for `retry-after` / `ratelimit-reset`;
+//! - 422 "pending event": follow the IP's in-progress action if there is one, else wait
+//!   ([`PENDING_BASE`]..[`PENDING_MAX`]), then retry;
+//! - 401 / 403, and 404 for the IP itself: stop ([`Fatal`]); the daemon retries on reload only.
+
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+    future::Future,
+    net::Ipv4Addr,
+    rc::Rc,
+    time::Duration,
+};
+
+use log::{debug, info, warn};
+use serde::Serialize;
+use tokio::{sync::Notify, time::Instant};
+
+use super::{
+    client::{ActionStatus, Api},
+    error::{ApiError, Class},
+    policy::{
+        next_poll, Backoff, Jitter, ACTION_TIMEOUT, KICK_MIN_GAP, PENDING_BASE, PENDING_MAX,
+        POLL_FIRST, RATE_LIMIT_DEFAULT,
+    },
+};
+
+/// Where the instance's cloud effort stands (drives the `state` string of `xvrrp status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Start-up: droplet id and API probe not done yet.
+    Starting,
+    /// Not Master: no API calls.
+    Backup,
+    /// Master, moving (or checking) the IP.
+    Assigning,
+    /// Master, and the IP was verified to point here.
+    Verified,
+}
+
+/// The cloud part of an instance's status. Never holds the token.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudStatus {
+    /// `"digitalocean"`.
+    pub provider: &'static str,
+    /// The reserved IP.
+    pub reserved_ip: Ipv4Addr,
+    /// This droplet's id, once the metadata service answered.
+    pub droplet_id: Option<u64>,
+    /// The holder the API reported last (`None`: unassigned or not known yet).
+    pub holder: Option<u64>,
+    /// When the API was last read successfully (UTC).
+    pub checked_at: Option<String>,
+    /// The role of the cloud effort.
+    pub role: Role,
+    /// The last metadata failure while the droplet id is unknown.
+    pub metadata_error: Option<String>,
+    /// The last API failure of the current effort (cleared by a success).
+    pub api_error: Option<String>,
+    /// Set after 401/403 (or an unknown IP): nothing is retried until reload.
+    pub blocked: Option<String>,
+    /// Whether the start-up probe got an answer.
+    pub probed: bool,
+    /// API requests made.
+    pub api_calls: u64,
+    /// Assign POSTs made.
+    pub assigns: u64,
+    /// Verified moves of the IP to this droplet.
+    pub moves: u64,
+    /// Milliseconds from the last Master transition to the IP verified here.
+    pub last_takeover_ms: Option<u64>,
+}
+
+impl CloudStatus {
+    /// A fresh status for `ip`.
+    pub fn new(ip: Ipv4Addr) -> Self {
+        Self {
+            provider: "digitalocean",
+            reserved_ip: ip,
+            droplet_id: None,
+            holder: None,
+            checked_at: None,
+            role: Role::Starting,
+            metadata_error: None,
+            api_error: None,
+            blocked: None,
+            probed: false,
+            api_calls: 0,
+            assigns: 0,
+            moves: 0,
+            last_takeover_ms: None,
+        }
+    }
+
+    /// One line for humans and scripts: `starting`, `ok`, `assigning`, `holder: <droplet>`,
+    /// `holder: none`, or `degraded: <why>`.
+    pub fn state(&self) -> String {
+        if let Some(b) = &self.blocked {
+            return format!("degraded: {b}");
+        }
+        if self.droplet_id.is_none() {
+            return match &self.metadata_error {
+                Some(m) => format!("degraded: droplet id unknown ({m})"),
+                None => "starting".to_owned(),
+            };
+        }
+        if let Some(e) = &self.api_error {
+            return format!("degraded: {e}");
+        }
+        match self.role {
+            Role::Assigning => "assigning".to_owned(),
+            Role::Verified => "ok".to_owned(),
+            Role::Starting | Role::Backup => match (self.probed, self.holder) {
+                (false, _) => "starting".to_owned(),
+                (true, Some(h)) if Some(h) == self.droplet_id => {
+                    format!("holder: {h} (this droplet)")
+                }
+                (true, Some(h)) => format!("holder: {h}"),
+                (true, None) => "holder: none".to_owned(),
+            },
+        }
+    }
+
+    /// Records a successful read of the IP.
+    pub fn seen(&mut self, holder: Option<u64>) {
+        self.holder = holder;
+        self.checked_at = Some(crate::logging::utc_now());
+        self.api_error = None;
+    }
+}
+
+/// This droplet's id, filled in by the metadata task; the takeover waits for it.
+#[derive(Debug, Default)]
+pub struct DropletId {
+    id: Cell<Option<u64>>,
+    changed: Notify,
+}
+
+impl DropletId {
+    /// Publishes the id.
+    pub fn set(&self, id: u64) {
+        self.id.set(Some(id));
+        self.changed.notify_waiters();
+    }
+
+    /// The id, if known.
+    pub fn get(&self) -> Option<u64> {
+        self.id.get()
+    }
+
+    /// Waits until the id is known.
+    pub async fn wait(&self) -> u64 {
+        loop {
+            let changed = self.changed.notified();
+            if let Some(id) = self.id.get() {
+                return id;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Why the takeover stopped for good (until reload), or was cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fatal {
+    /// 401/403: the token is refused.
+    #[error("the API refused the token ({0}); fix the token, then reload (SIGHUP) or restart")]
+    Auth(ApiError),
+    /// 404 for the reserved IP itself.
+    #[error(
+        "the reserved IP is unknown to the API ({0}); fix reserved_ip, then reload or restart"
+    )]
+    NotFound(ApiError),
+    /// The term was cancelled (the instance left Master); no request was started.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What [`ensure`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The IP already pointed here: nothing was assigned.
+    AlreadyHere,
+    /// The IP was moved here (from the holder seen first) and verified.
+    Moved {
+        /// The holder before.
+        from: Option<u64>,
+    },
+}
+
+/// Why a check runs (for the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The instance became Master.
+    BecameMaster,
+    /// `reconcile_interval` elapsed.
+    Periodic,
+    /// A lower-priority advert arrived while Master (a healed split brain).
+    LowerPriorityAdvert,
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Why::BecameMaster => "became Master",
+            Why::Periodic => "periodic reconcile",
+            Why::LowerPriorityAdvert => "a lower-priority Master was seen (healed split brain?)",
+        })
+    }
+}
+
+/// What a takeover works with.
+pub struct Ctx<A> {
+    /// The API.
+    pub api: A,
+    /// Instance name (log prefix).
+    pub instance: String,
+    /// Shared status.
+    pub status: Rc<RefCell<CloudStatus>>,
+    /// Set by the daemon when the term is cancelled; checked before every request.
+    pub cancel: Rc<Cell<bool>>,
+    /// Jitter source.
+    pub jitter: Jitter,
+}
+
+enum Follow {
+    Completed,
+    Failed(&'static str),
+}
+
+impl<A: Api> Ctx<A> {
+    fn ip(&self) -> Ipv4Addr {
+        self.status.borrow().reserved_ip
+    }
+
+    fn backoff(&mut self, base: Duration, max: Duration) -> Backoff {
+        Backoff::new(
+            base,
+            max,
+            Jitter::seeded((self.jitter.unit() * u64::MAX as f64) as u64),
+        )
+    }
+
+    /// Runs one API request unless the term is cancelled (then no request starts).
+    pub async fn call<T>(
+        &self,
+        req: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<Result<T, ApiError>, Fatal> {
+        if self.cancel.get() {
+            return Err(Fatal::Cancelled);
+        }
+        self.status.borrow_mut().api_calls += 1;
+        Ok(req.await)
+    }
+
+    /// Waits after a failed request as its class asks; `Err` for the errors that stop.
+    async fn pause(&self, e: ApiError, backoff: &mut Backoff) -> Result<(), Fatal> {
+        let wait = match e.class() {
+            Class::Auth => return Err(Fatal::Auth(e)),
+            Class::RateLimited(w) => w.unwrap_or(RATE_LIMIT_DEFAULT),
+            _ => backoff.next_delay(),
+        };
+        warn!(
+            "{}: reserved IP {}: {e}; retrying in {:.1}s",
+            self.instance,
+            self.ip(),
+            wait.as_secs_f64()
+        );
+        self.status.borrow_mut().api_error = Some(e.to_string());
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Follows action `id` until it completes, errors, or [`ACTION_TIMEOUT`]. `me`: when the
+    /// action answers 404 (just created), the IP is read instead and pointing to `me` counts as
+    /// completed.
+    async fn follow(&mut self, id: u64, me: Option<u64>) -> Result<Follow, Fatal> {
+        let start = Instant::now();
+        let mut gap = POLL_FIRST;
+        let mut backoff = self.backoff(PENDING_BASE, PENDING_MAX);
+        loop {
+            tokio::time::sleep(gap).await;
+            gap = next_poll(gap);
+            if start.elapsed() > ACTION_TIMEOUT {
+                return Ok(Follow::Failed("the action did not complete in time"));
+            }
+            match self.call(self.api.get_action(id)).await? {
+                Ok(a) => match a.status {
+                    ActionStatus::Completed => return Ok(Follow::Completed),
+                    ActionStatus::Errored => return Ok(Follow::Failed("the action errored")),
+                    ActionStatus::InProgress | ActionStatus::Other(_) => {}
+                },
+                Err(e) if e.class() == Class::NotFound => {
+                    debug!(
+                        "{}: action {id} not found yet; reading the IP instead",
+                        self.instance
+                    );
+                    match self.call(self.api.get_ip()).await? {
+                        Ok(s) => {
+                            self.status.borrow_mut().seen(s.holder);
+                            if me.is_some() && s.holder == me && !s.locked {
+                                return Ok(Follow::Completed);
+                            }
+                        }
+                        Err(e) => self.pause_in_follow(e, &mut backoff).await?,
+                    }
+                }
+                Err(e) => self.pause_in_follow(e, &mut backoff).await?,
+            }
+        }
+    }
+
+    async fn pause_in_follow(&self, e: ApiError, backoff: &mut Backoff) -> Result<(), Fatal> {
+        match e.class() {
+            Class::Auth | Class::RateLimited(_) => self.pause(e, backoff).await,
+            // Poll gaps already grow; just note it.
+            _ => {
+                warn!("{}: following the action: {e}", self.instance);
+                Ok(())
+            }
+        }
+    }
+
+    /// After a 422 "pending event": follows the IP's in-progress action if the API lists one,
+    /// else waits with `pending` backoff.
+    async fn wait_pending(&mut self, e: ApiError, pending: &mut Backoff) -> Result<(), Fatal> {
+        info!(
+            "{}: reserved IP {}: {e}; waiting for it",
+            self.instance,
+            self.ip()
+        );
+        self.status.borrow_mut().api_error = Some(e.to_string());
+        match self.call(self.api.pending_actions()).await? {
+            Ok(list) => match list.first() {
+                Some(a) => {
+                    let id = a.id;
+                    debug!("{}: following pending action {id}", self.instance);
+                    self.follow(id, None).await?;
+                }
+                None => tokio::time::sleep(pending.next_delay()).await,
+            },
+            Err(e) if e.class() == Class::NotFound => return Err(Fatal::NotFound(e)),
+            Err(e) => self.pause(e, pending).await?,
+        }
+        Ok(())
+    }
+}
+
+/// Makes the reserved IP point to droplet `me`: read; if elsewhere, assign, follow, verify.
+/// Retries until done; returns only on success or a [`Fatal`] error.
+pub async fn ensure<A: Api>(ctx: &mut Ctx<A>, me: u64) -> Result<Outcome, Fatal> {
+    let mut backoff = ctx.backoff(super::policy::BACKOFF_BASE, super::policy::BACKOFF_MAX);
+    let mut pending = ctx.backoff(PENDING_BASE, PENDING_MAX);
+    let mut first_holder: Option<Option<u64>> = None;
+    let mut completed = false;
+    loop {
+        let st = match ctx.call(ctx.api.get_ip()).await? {
+            Ok(s) => s,
+            Err(e) if e.class() == Class::NotFound => return Err(Fatal::NotFound(e)),
+            Err(e) => {
+                ctx.pause(e, &mut backoff).await?;
+                continue;
+            }
+        };
+        ctx.status.borrow_mut().seen(st.holder);
+        let from = *first_holder.get_or_insert(st.holder);
+        if st.holder == Some(me) {
+            return Ok(if completed {
+                Outcome::Moved { from }
+            } else {
+                Outcome::AlreadyHere
+            });
+        }
+        if completed {
+            // The action completed but the IP points elsewhere: someone moved it meanwhile.
+            warn!(
+                "{}: reserved IP {} points to {:?} after our assign completed; assigning again",
+                ctx.instance,
+                ctx.ip(),
+                st.holder
+            );
+            completed = false;
+            tokio::time::sleep(backoff.next_delay()).await;
+            continue;
+        }
+        ctx.status.borrow_mut().role = Role::Assigning;
+        let action = match ctx.call(ctx.api.assign(me)).await? {
+            Ok(a) => a,
+            Err(e) => {
+                match e.class() {
+                    Class::PendingEvent => ctx.wait_pending(e, &mut pending).await?,
+                    Class::AlreadyAssigned => {
+                        // Ours already (read again), or this droplet holds another IP.
+                        ctx.pause(e, &mut backoff).await?;
+                    }
+                    Class::NotFound => return Err(Fatal::NotFound(e)),
+                    _ => ctx.pause(e, &mut backoff).await?,
+                }
+                continue;
+            }
+        };
+        ctx.status.borrow_mut().assigns += 1;
+        info!(
+            "{}: assigning reserved IP {} to this droplet ({me}), action {}",
+            ctx.instance,
+            ctx.ip(),
+            action.id
+        );
+        match ctx.follow(action.id, Some(me)).await? {
+            Follow::Completed => {
+                completed = true;
+                backoff.reset();
+            }
+            Follow::Failed(why) => {
+                warn!(
+                    "{}: action {}: {why}; starting over",
+                    ctx.instance, action.id
+                );
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+/// One Master term: waits for the droplet id, makes the IP point here, then reconciles every
+/// `reconcile` and whenever `kick` is notified, until a [`Fatal`] error (or the task is
+/// aborted, which is how the daemon cancels it).
+pub async fn term<A: Api>(
+    mut ctx: Ctx<A>,
+    droplet: Rc<DropletId>,
+    reconcile: Duration,
+    kick: Rc<Notify>,
+) -> Fatal {
+    let began = Instant::now();
+    ctx.status.borrow_mut().role = Role::Assigning;
+    let me = droplet.wait().await;
+    ctx.status.borrow_mut().droplet_id = Some(me);
+    let mut why = Why::BecameMaster;
+    loop {
+        let ip = ctx.ip();
+        match ensure(&mut ctx, me).await {
+            Ok(Outcome::AlreadyHere) => {
+                if why == Why::BecameMaster {
+                    info!(
+                        "{}: reserved IP {ip} already points to this droplet ({me})",
+                        ctx.instance
+                    );
+                } else {
+                    debug!(
+                        "{}: reserved IP {ip} still points here ({why})",
+                        ctx.instance
+                    );
+                }
+            }
+            Ok(Outcome::Moved { from }) => {
+                let from = from.map_or_else(|| "no droplet".to_owned(), |h| format!("droplet {h}"));
+                ctx.status.borrow_mut().moves += 1;
+                if why == Why::BecameMaster {
+                    info!(
+                        "{}: reserved IP {ip} moved from {from} to this droplet ({me}) in {} ms",
+                        ctx.instance,
+                        began.elapsed().as_millis()
+                    );
+                } else {
+                    warn!(
+                        "{}: reserved IP {ip} pointed to {from} while this node is Master ({why}); took it back",
+                        ctx.instance
+                    );
+                }
+            }
+            Err(f) => return f,
+        }
+        {
+            let mut st = ctx.status.borrow_mut();
+            st.role = Role::Verified;
+            st.api_error = None;
+            if why == Why::BecameMaster {
+                st.last_takeover_ms = Some(began.elapsed().as_millis() as u64);
+            }
+        }
+        let last = Instant::now();
+        why = tokio::select! {
+            () = tokio::time::sleep(reconcile) => Why::Periodic,
+            () = kick.notified() => Why::LowerPriorityAdvert,
+        };
+        let since = last.elapsed();
+        if why == Why::LowerPriorityAdvert && since < KICK_MIN_GAP {
+            tokio::time::sleep(KICK_MIN_GAP - since).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::cloud::{
+        client::{ActionState, IpState},
+        policy::{max_attempts_within, API_TIMEOUT},
+    };
+
+    const IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const ME: u64 = 2;
+    const OTHER: u64 = 1;
+
+    /// A scripted API in virtual time.
+    #[derive(Default)]
+    struct Fake {
+        holder: Cell<Option<u64>>,
+        /// The next calls (of any kind) fail with these.
+        faults: RefCell<VecDeque<ApiError>>,
+        /// The next N assigns answer 422 pending event.
+        pending_posts: Cell<u32>,
+        /// In-progress actions listed by `pending_actions` (their polls complete at once).
+        listed: RefCell<Vec<u64>>,
+        /// Polls answering in-progress before an action completes.
+        polls: Cell<u32>,
+        /// Polls answering 404 first.
+        action_404: Cell<u32>,
+        target: Cell<Option<u64>>,
+        /// (virtual time, call).
+        log: RefCell<Vec<(Duration, &'static str)>>,
+        start: Cell<Option<Instant>>,
+    }
+
+    fn status_err(status: u16, message: &str, wait: Option<Duration>) -> ApiError {
+        ApiError::Status {
+            what: "x",
+            status,
+            id: "e".into(),
+            message: message.into(),
+            request_id: None,
+            wait,
+        }
+    }
+
+    impl Fake {
+        fn new(holder: Option<u64>) -> Rc<Self> {
+            let f = Rc::new(Self::default());
+            f.holder.set(holder);
+            f.start.set(Some(Instant::now()));
+            f
+        }
+        fn enter(&self, what: &'static str) -> Result<(), ApiError> {
+            let t = self.start.get().map_or(Duration::ZERO, |s| s.elapsed());
+            self.log.borrow_mut().push((t, what));
+            match self.faults.borrow_mut().pop_front() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+        fn calls(&self, what: &str) -> Vec<Duration> {
+            self.log
+                .borrow()
+                .iter()
+                .filter(|(_, w)| *w == what)
+                .map(|(t, _)| *t)
+                .collect()
+        }
+        fn total(&self) -> usize {
+            self.log.borrow().len()
+        }
+    }
+
+    impl Api for Fake {
+        async fn get_ip(&self) -> Result<IpState, ApiError> {
+            self.enter("get_ip")?;
+            Ok(IpState {
+                holder: self.holder.get(),
+                locked: self.target.get().is_some(),
+            })
+        }
+        async fn assign(&self, droplet: u64) -> Result<ActionState, ApiError> {
+            self.enter("assign")?;
+            if self.pending_posts.get() > 0 {
+                self.pending_posts.set(self.pending_posts.get() - 1);
+                return Err(status_err(
+                    422,
+                    "The reserved IP already has a pending event.",
+                    None,
+                ));
+            }
+            if self.holder.get() == Some(droplet) {
+                return Err(status_err(
+                    422,
+                    "The Droplet is already assigned a reserved IP.",
+                    None,
+                ));
+            }
+            self.target.set(Some(droplet));
+            Ok(ActionState {
+                id: 7,
+                status: ActionStatus::InProgress,
+            })
+        }
+        async fn get_action(&self, id: u64) -> Result<ActionState, ApiError> {
+            self.enter("get_action")?;
+            if self.listed.borrow().contains(&id) {
+                self.listed.borrow_mut().retain(|x| *x != id);
+                return Ok(ActionState {
+                    id,
+                    status: ActionStatus::Completed,
+                });
+            }
+            if self.action_404.get() > 0 {
+                self.action_404.set(self.action_404.get() - 1);
+                return Err(status_err(404, "not found", None));
+            }
+            if self.polls.get() > 0 {
+                self.polls.set(self.polls.get() - 1);
+                return Ok(ActionState {
+                    id,
+                    status: ActionStatus::InProgress,
+                });
+            }
+            if let Some(t) = self.target.take() {
+                self.holder.set(Some(t));
+            }
+            Ok(ActionState {
+                id,
+                status: ActionStatus::Completed,
+            })
+        }
+        async fn pending_actions(&self) -> Result<Vec<ActionState>, ApiError> {
+            self.enter("pending_actions")?;
+            Ok(self
+                .listed
+                .borrow()
+                .iter()
+                .map(|&id| ActionState {
+                    id,
+                    status: ActionStatus::InProgress,
+                })
+                .collect())
+        }
+    }
+
+    fn ctx(api: &Rc<Fake>) -> Ctx<Rc<Fake>> {
+        Ctx {
+            api: api.clone(),
+            instance: "VI_1".into(),
+            status: Rc::new(RefCell::new(CloudStatus::new(IP))),
+            cancel: Rc::new(Cell::new(false)),
+            jitter: Jitter::seeded(99),
+        }
+    }
+
+    fn transient() -> ApiError {
+        ApiError::Timeout {
+            what: "GET reserved IP",
+            timeout: API_TIMEOUT,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn already_here_is_one_read_and_no_assign() {
+        let api = Fake::new(Some(ME));
+        let mut c = ctx(&api);
+        assert_eq!(ensure(&mut c, ME).await, Ok(Outcome::AlreadyHere));
+        assert_eq!(api.total(), 1);
+        assert_eq!(c.status.borrow().assigns, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn moves_follows_and_verifies() {
+        let api = Fake::new(Some(OTHER));
+        api.polls.set(2);
+        let mut c = ctx(&api);
+        assert_eq!(
+            ensure(&mut c, ME).await,
+            Ok(Outcome::Moved { from: Some(OTHER) })
+        );
+        assert_eq!(api.holder.get(), Some(ME));
+        // read, assign, 3 polls (2 in progress), verify read.
+        let kinds: Vec<&str> = api.log.borrow().iter().map(|(_, w)| *w).collect();
+        assert_eq!(
+            kinds,
+            [
+                "get_ip",
+                "assign",
+                "get_action",
+                "get_action",
+                "get_action",
+                "get_ip"
+            ]
+        );
+        // Polls at 150 ms, then 225, then 337.5 ms gaps.
+        let polls = api.calls("get_action");
+        assert_eq!(polls[0], Duration::from_millis(150));
+        assert_eq!(polls[1] - polls[0], Duration::from_millis(225));
+        let st = c.status.borrow();
+        assert_eq!((st.assigns, st.holder), (1, Some(ME)));
+        assert_eq!(st.api_calls, 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn action_404_falls_back_to_reading_the_ip() {
+        let api = Fake::new(None);
+        api.action_404.set(1);
+        let mut c = ctx(&api);
+        // The first poll 404s; the IP read then shows the IP locked (not done yet); the second
+        // poll completes.
+        assert_eq!(ensure(&mut c, ME).await, Ok(Outcome::Moved { from: None }));
+        let kinds: Vec<&str> = api.log.borrow().iter().map(|(_, w)| *w).collect();
+        assert_eq!(
+            kinds,
+            [
+                "get_ip",
+                "assign",
+                "get_action",
+                "get_ip",
+                "get_action",
+                "get_ip"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_back_off_exponentially_with_jitter() {
+        let api = Fake::new(Some(OTHER));
+        for _ in 0..6 {
+            api.faults.borrow_mut().push_back(transient());
+        }
+        let mut c = ctx(&api);
+        assert_eq!(
+            ensure(&mut c, ME).await,
+            Ok(Outcome::Moved { from: Some(OTHER) })
+        );
+        let reads = api.calls("get_ip");
+        let gaps: Vec<Duration> = reads.windows(2).map(|w| w[1] - w[0]).collect();
+        let b = Backoff::api(Jitter::seeded(1));
+        for (n, g) in gaps.iter().take(6).enumerate() {
+            let c = b.ceiling(n as u32);
+            assert!(
+                *g >= c / 2 && *g <= c,
+                "gap {n}: {g:?} not in [{:?}, {c:?}]",
+                c / 2
+            );
+        }
+        assert_eq!(api.calls("assign").len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_waits_for_retry_after() {
+        let api = Fake::new(Some(OTHER));
+        api.faults.borrow_mut().push_back(ApiError::Status {
+            what: "GET reserved IP",
+            status: 429,
+            id: "too_many_requests".into(),
+            message: "API rate limit exceeded.".into(),
+            request_id: None,
+            wait: Some(Duration::from_secs(7)),
+        });
+        let mut c = ctx(&api);
+        assert!(ensure(&mut c, ME).await.is_ok());
+        let reads = api.calls("get_ip");
+        assert_eq!(reads[1] - reads[0], Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pending_event_waits_then_follows_listed_action() {
+        let api = Fake::new(Some(OTHER));
+        api.pending_posts.set(3);
+        let mut c = ctx(&api);
+        assert!(ensure(&mut c, ME).await.is_ok());
+        assert_eq!(api.calls("assign").len(), 4);
+        let posts = api.calls("assign");
+        // Waits of 0.5-1 s, 1-2 s, 2-4 s between the 422s (pending backoff).
+        let gaps: Vec<Duration> = posts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps[0] >= Duration::from_millis(500)
+                && gaps[0] <= Duration::from_secs(1) + Duration::from_millis(1)
+        );
+        assert!(gaps[2] >= Duration::from_secs(2));
+
+        // With an in-progress action listed, it is followed instead of waiting blindly.
+        let api = Fake::new(Some(OTHER));
+        api.pending_posts.set(1);
+        api.listed.borrow_mut().push(55);
+        let mut c = ctx(&api);
+        assert!(ensure(&mut c, ME).await.is_ok());
+        let kinds: Vec<&str> = api.log.borrow().iter().map(|(_, w)| *w).collect();
+        assert_eq!(
+            &kinds[..5],
+            [
+                "get_ip",
+                "assign",
+                "pending_actions",
+                "get_action",
+                "get_ip"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn auth_errors_stop_at_once() {
+        for status in [401, 403] {
+            let api = Fake::new(Some(OTHER));
+            api.faults.borrow_mut().push_back(status_err(
+                status,
+                "Unable to authenticate you.",
+                None,
+            ));
+            let mut c = ctx(&api);
+            assert!(matches!(ensure(&mut c, ME).await, Err(Fatal::Auth(_))));
+            assert_eq!(api.total(), 1);
+        }
+        let api = Fake::new(Some(OTHER));
+        api.faults.borrow_mut().push_back(status_err(
+            404,
+            "The resource you requested could not be found.",
+            None,
+        ));
+        let mut c = ctx(&api);
+        assert!(matches!(ensure(&mut c, ME).await, Err(Fatal::NotFound(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outage_calls_stay_within_the_backoff_bound() {
+        let api = Fake::new(Some(OTHER));
+        for _ in 0..1000 {
+            api.faults.borrow_mut().push_back(transient());
+        }
+        let mut c = ctx(&api);
+        let r = tokio::time::timeout(Duration::from_secs(30), ensure(&mut c, ME)).await;
+        assert!(r.is_err(), "still retrying");
+        let n = api.total() as u32;
+        assert!(n <= max_attempts_within(Duration::from_secs(30)), "{n}");
+        assert!(n >= 6, "{n}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelled_term_starts_no_request() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let api = Fake::new(Some(OTHER));
+                for _ in 0..1000 {
+                    api.faults.borrow_mut().push_back(transient());
+                }
+                let c = ctx(&api);
+                let cancel = c.cancel.clone();
+                let droplet = Rc::new(DropletId::default());
+                droplet.set(ME);
+                let task = tokio::task::spawn_local(term(
+                    c,
+                    droplet,
+                    Duration::from_secs(60),
+                    Rc::new(Notify::new()),
+                ));
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                cancel.set(true);
+                task.abort();
+                let before = api.total();
+                tokio::time::sleep(Duration::from_secs(120)).await;
+                assert_eq!(api.total(), before, "no call after cancellation");
+                assert!(task.await.is_err_and(|e| e.is_cancelled()));
+
+                // The flag alone also stops the next request from starting.
+                let api = Fake::new(Some(OTHER));
+                let c = ctx(&api);
+                c.cancel.set(true);
+                assert_eq!(
+                    c.call(c.api.get_ip()).await.map(|_| ()),
+                    Err(Fatal::Cancelled)
+                );
+                assert_eq!(api.total(), 0);
+            })
+            .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn term_reconciles_periodically_and_on_kick() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let api = Fake::new(Some(ME));
+                let c = ctx(&api);
+                let status = c.status.clone();
+                let droplet = Rc::new(DropletId::default());
+                let kick = Rc::new(Notify::new());
+                let task = tokio::task::spawn_local(term(
+                    c,
+                    droplet.clone(),
+                    Duration::from_secs(60),
+                    kick.clone(),
+                ));
+                // Waits for the droplet id before any call.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                assert_eq!(api.total(), 0);
+                assert_eq!(status.borrow().state(), "starting");
+                droplet.set(ME);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                assert_eq!(api.total(), 1);
+                assert_eq!(status.borrow().state(), "ok");
+                // Periodic: one read a minute.
+                tokio::time::sleep(Duration::from_secs(121)).await;
+                assert_eq!(api.calls("get_ip").len(), 3);
+                // Someone moves it; a lower-priority advert kicks a check at once, which takes it back.
+                api.holder.set(Some(OTHER));
+                kick.notify_one();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                assert_eq!(api.holder.get(), Some(ME));
+                assert_eq!(status.borrow().moves, 1);
+                // Kicks in a burst are coalesced and spaced by KICK_MIN_GAP.
+                let before = api.total();
+                for _ in 0..10 {
+                    kick.notify_one();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                assert!(api.total() - before <= 2, "{}", api.total() - before);
+                task.abort();
+            })
+            .await;
+    }
+
+    #[test]
+    fn status_states() {
+        let mut s = CloudStatus::new(IP);
+        assert_eq!(s.state(), "starting");
+        s.metadata_error = Some("metadata droplet id: no answer within 2s".into());
+        assert_eq!(
+            s.state(),
+            "degraded: droplet id unknown (metadata droplet id: no answer within 2s)"
+        );
+        s.droplet_id = Some(ME);
+        s.probed = true;
+        s.holder = Some(OTHER);
+        assert_eq!(s.state(), "holder: 1");
+        s.holder = Some(ME);
+        assert_eq!(s.state(), "holder: 2 (this droplet)");
+        s.role = Role::Assigning;
+        assert_eq!(s.state(), "assigning");
+        s.api_error = Some("GET reserved IP: HTTP 500".into());
+        assert_eq!(s.state(), "degraded: GET reserved IP: HTTP 500");
+        s.api_error = None;
+        s.role = Role::Verified;
+        assert_eq!(s.state(), "ok");
+        s.blocked = Some("the API refused the token".into());
+        assert_eq!(s.state(), "degraded: the API refused the token");
+    }
+}

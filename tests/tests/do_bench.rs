@@ -1,0 +1,111 @@
+//! `cargo xtask bench takeover` (issue 5, item 8): time from a Master transition to the assign
+//! POST and to the client reaching the new holder, against the double with 0 and 200 ms API
+//! latency (action delay 300 ms, the double's default). Each run is one failover (SIGTERM of the
+//! primary's agent: the secondary takes over) and one failback (the primary's agent restarts
+//! with `state MASTER`): two samples. `XVRRP_BENCH_RUNS` sets the runs per latency (default 1,
+//! so the test suite only checks that the bench works).
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod do_common;
+
+use std::time::{Duration, SystemTime};
+
+use do_common::{last_transition, DoLab, Opts, IP};
+use xvrrp_tests::wait_until;
+
+struct Sample {
+    to_post: Duration,
+    to_client: Duration,
+}
+
+/// Waits for the client to see `body`; the wall-clock time it first did.
+fn client_sees(l: &DoLab, body: &str) -> SystemTime {
+    let mut at = None;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let ok = l.lab.get(&l.client, IP).is_some_and(|b| b.contains(body));
+            if ok {
+                at = Some(SystemTime::now());
+            }
+            ok
+        }),
+        "{}",
+        l.logs()
+    );
+    at.unwrap()
+}
+
+/// One takeover by server `i` whose transition happened before `client_at`.
+fn sample(l: &DoLab, i: usize, latency: Duration, client_at: SystemTime) -> Sample {
+    let became = wait_until(Duration::from_secs(5), || {
+        last_transition(&l.agents[i], "Master").is_some()
+    });
+    assert!(became, "{}", l.logs());
+    let t0 = last_transition(&l.agents[i], "Master").unwrap();
+    let post = l
+        .api_requests(i)
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.at >= t0)
+        .map(|r| r.at - latency.min(r.at.duration_since(t0).unwrap_or_default()))
+        .next()
+        .unwrap_or_else(|| panic!("no POST\n{}", l.logs()));
+    Sample {
+        to_post: post.duration_since(t0).unwrap_or_default(),
+        to_client: client_at.duration_since(t0).unwrap_or_default(),
+    }
+}
+
+fn stats(v: &mut [Duration]) -> (Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[v.len() - 1])
+}
+
+#[test]
+fn takeover_bench() {
+    let runs: usize = std::env::var("XVRRP_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut report = Vec::new();
+    for latency in [Duration::ZERO, Duration::from_millis(200)] {
+        let mut l = DoLab::new(Opts::default());
+        assert!(l.wait_cloud(0, Duration::from_secs(10), |s| s == "ok"));
+        l.double.latency(latency);
+        let mut samples = Vec::new();
+        for _ in 0..runs {
+            l.agents[0].stop_with(libc::SIGTERM);
+            let seen = client_sees(&l, "Secondary");
+            samples.push(sample(&l, 1, latency, seen));
+            assert!(l.wait_cloud(1, Duration::from_secs(10), |s| s == "ok"));
+            l.agents[0].restart();
+            let seen = client_sees(&l, "Primary");
+            samples.push(sample(&l, 0, latency, seen));
+            assert!(l.wait_cloud(0, Duration::from_secs(10), |s| s == "ok"));
+            assert!(l.agents[1]
+                .wait_state("Backup", Duration::from_secs(10))
+                .is_some());
+        }
+        let mut post: Vec<Duration> = samples.iter().map(|s| s.to_post).collect();
+        let mut client: Vec<Duration> = samples.iter().map(|s| s.to_client).collect();
+        let (pm, pw) = stats(&mut post);
+        let (cm, cw) = stats(&mut client);
+        // Sanity: the POST comes within a few API round trips of the transition.
+        assert!(pw < Duration::from_secs(5) + latency * 4, "{pw:?}");
+        assert!(cm >= pm);
+        report.push(format!(
+            "latency {:>3} ms  samples {:>2}  transition->POST median {:>4} ms worst {:>4} ms  transition->client median {:>5} ms worst {:>5} ms",
+            latency.as_millis(),
+            samples.len(),
+            pm.as_millis(),
+            pw.as_millis(),
+            cm.as_millis(),
+            cw.as_millis()
+        ));
+        l.assert_no_token();
+    }
+    eprintln!("\nxvrrp takeover bench (DigitalOcean double, action delay 300 ms):");
+    for r in report {
+        eprintln!("  {r}");
+    }
+}
