@@ -539,8 +539,8 @@ fn vrrp(
     if vt & 0x0f != 1 {
         return Err(keyed(ci::INVALID_TYPE_RCVD));
     }
-    // 11. Address count.
-    if count == 0 {
+    // 11. Address count: v3 needs one (RFC 9568); v2 may have none (keepalived, RFC 3768).
+    if count == 0 && !v2 {
         return Err(keyed(ci::ADDR_LIST_ERR));
     }
     // 12. Length exactly matches the count.

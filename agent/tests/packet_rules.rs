@@ -446,21 +446,32 @@ fn length_must_match_address_count() {
 }
 
 #[test]
-fn address_count_zero_rejected_for_both_versions() {
-    // RFC 9568 for v3; applied to v2 too (see decode_vrrp).
+fn v3_address_count_zero_rejected_but_v2_without_addresses_accepted() {
+    // RFC 9568 5.2.5: a VRRPv3 advert carries at least one address.
     let mut v3 = vec![0x31, 1, 100, 0, 0, 100, 0, 0];
     reseal_pseudo(&mut v3, "10.0.0.2", "224.0.0.18");
     let err = decode_vrrp(&v3, &meta("10.0.0.2", "224.0.0.18", 255)).unwrap_err();
     assert_eq!(err, DecodeError::AddressCountZero);
     assert_eq!(err.counter(), Counter::AddrListErr);
-    let mut v2 = vec![0x21, 1, 100, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    reseal_plain(&mut v2);
-    let err = decode_vrrp(&v2, &meta("10.0.0.2", "224.0.0.18", 255)).unwrap_err();
-    assert_eq!(err, DecodeError::AddressCountZero);
     let a = Advert::v3(1, 100, vec![], 100);
     assert_eq!(
         encode_vrrp(&a, &tx("10.0.0.2", "224.0.0.18")),
         Err(EncodeError::NoAddresses)
+    );
+    // RFC 3768 has no such rule, and keepalived sends v2 adverts without addresses for an
+    // instance without virtual_ipaddress (the DigitalOcean tutorial): they round-trip.
+    let mut v2 = vec![0x21, 1, 100, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    reseal_plain(&mut v2);
+    let rx = decode_vrrp(&v2, &meta("10.0.0.2", "224.0.0.18", 255)).unwrap();
+    assert!(rx.advert.addresses.is_empty());
+    let a = Advert::v2(1, 100, vec![], 1, Auth::None);
+    let bytes = encode_vrrp(&a, &tx("10.0.0.2", "224.0.0.18")).unwrap();
+    assert_eq!(bytes.len(), 16);
+    assert_eq!(
+        decode_vrrp(&bytes, &meta("10.0.0.2", "224.0.0.18", 255))
+            .unwrap()
+            .advert,
+        a
     );
 }
 

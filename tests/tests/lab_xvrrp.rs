@@ -581,3 +581,114 @@ fn xdp_interop_keepalived_primary_xvrrp_backup_v3() {
 fn xdp_forged_adverts_change_nothing_and_are_counted() {
     forged_scenario("xdp");
 }
+
+/// The tutorial's keepalived.conf exactly as published (no `virtual_ipaddress`: VRRPv2 adverts
+/// carry no addresses) on a mixed xvrrp / keepalived pair: each accepts the other's adverts, so
+/// there is one Master, and the Backup takes over when it goes.
+fn tutorial_as_is_mixed_pair(rx: &str, ka_primary: bool) {
+    let lab = Lab::new();
+    let p = lab.add_host("primary");
+    let s = lab.add_host("secondary");
+    let conf = |me: &Host, peer: &Host, state, prio| {
+        let check = me.nginx_check_script("chk_nginx.sh");
+        tutorial_keepalived_conf(
+            state,
+            prio,
+            me.ip4(),
+            peer.ip4(),
+            check.to_str().unwrap(),
+            None,
+        )
+    };
+    let _web = [
+        p.start_nginx("<h1>Primary</h1>\n"),
+        s.start_nginx("<h1>Secondary</h1>\n"),
+    ];
+    let (pc, sc) = (
+        conf(&p, &s, State::Master, 200),
+        conf(&s, &p, State::Backup, 100),
+    );
+    let (mut ka, x) = if ka_primary {
+        (
+            p.start_keepalived(&pc),
+            Agent::start(s.ns(), &sc, &["--rx", rx]),
+        )
+    } else {
+        (
+            s.start_keepalived(&sc),
+            Agent::start(p.ns(), &pc, &["--rx", rx]),
+        )
+    };
+    let x_state = if ka_primary { "Backup" } else { "Master" };
+    if ka_primary {
+        // keepalived's `state MASTER` below 255 starts as Backup and takes over after ~3.2 s.
+        let took = ka.wait_log("Entering MASTER STATE", Duration::from_secs(10));
+        assert!(took.is_some(), "{}", ka.log());
+    }
+    assert!(
+        x.wait_state(x_state, Duration::from_secs(10)).is_some(),
+        "{}",
+        x.log()
+    );
+    // Stable for several advert intervals: no dual Master.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        x.state().as_deref(),
+        Some(x_state),
+        "{}\n{}",
+        x.log(),
+        ka.log()
+    );
+    let ka_log = ka.log();
+    let ka_masters = ka_log.matches("Entering MASTER STATE").count();
+    assert_eq!(
+        ka_masters,
+        usize::from(ka_primary),
+        "keepalived's view:\n{ka_log}"
+    );
+    let peer = if ka_primary { p.ip4() } else { s.ip4() }.to_string();
+    let c = x.counters().unwrap();
+    let row = c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["peer"] == peer.as_str())
+        .cloned();
+    if ka_primary {
+        let row = row.unwrap_or_else(|| panic!("no row for {peer}: {c}"));
+        assert!(row["counters"]["advert_rcvd"].as_u64().unwrap() >= 3, "{c}");
+        assert_eq!(row["counters"]["addr_list_err"], 0, "{c}");
+        // The keepalived primary leaves: xvrrp takes over after Skew_Time.
+        ka.stop();
+        assert!(
+            x.wait_state("Master", Duration::from_secs(3)).is_some(),
+            "{}",
+            x.log()
+        );
+    } else {
+        assert!(
+            !ka_log.contains("invalid ip number count"),
+            "keepalived rejected our adverts:\n{ka_log}"
+        );
+    }
+}
+
+#[test]
+fn socket_tutorial_as_is_keepalived_primary_xvrrp_backup() {
+    tutorial_as_is_mixed_pair("socket", true);
+}
+
+#[test]
+fn socket_tutorial_as_is_xvrrp_primary_keepalived_backup() {
+    tutorial_as_is_mixed_pair("socket", false);
+}
+
+#[test]
+fn xdp_tutorial_as_is_keepalived_primary_xvrrp_backup() {
+    tutorial_as_is_mixed_pair("xdp", true);
+}
+
+#[test]
+fn xdp_tutorial_as_is_xvrrp_primary_keepalived_backup() {
+    tutorial_as_is_mixed_pair("xdp", false);
+}

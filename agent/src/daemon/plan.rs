@@ -364,13 +364,17 @@ fn plan_instance(
     })
 }
 
-/// The advert's address list: the `virtual_ipaddress` entries; an IPv4 instance without any but
-/// with a `digitalocean` block (the tutorial's setup) advertises its reserved IP, since an
-/// advert needs at least one address.
+/// The advert's address list: the `virtual_ipaddress` entries.
+///
+/// A VRRPv2 instance without any (the DigitalOcean tutorial's configuration) advertises none,
+/// exactly as keepalived does: keepalived rejects an advert whose address count differs from its
+/// own VIP count, so advertising anything else would break a mixed xvrrp/keepalived pair. A
+/// VRRPv3 advert needs an address (RFC 9568), so a v3 instance without VIPs but with a
+/// `digitalocean` block advertises its reserved IP.
 fn advertised(inst: &VrrpInstance) -> Vec<IpAddr> {
     let vips: Vec<IpAddr> = inst.virtual_ipaddress.iter().map(|v| v.address).collect();
-    match (&inst.digitalocean, inst.family) {
-        (Some(d), config::Family::Ipv4) if vips.is_empty() => vec![IpAddr::V4(d.reserved_ip)],
+    match (&inst.digitalocean, inst.family, inst.version) {
+        (Some(d), config::Family::Ipv4, 3) if vips.is_empty() => vec![IpAddr::V4(d.reserved_ip)],
         _ => vips,
     }
 }

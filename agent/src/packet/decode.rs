@@ -216,10 +216,11 @@ pub fn decode_vrrp(payload: &[u8], meta: &IpMeta) -> Result<Received, DecodeErro
     if vt & 0x0f != TYPE_ADVERTISEMENT {
         return Err(DecodeError::WrongType(vt & 0x0f));
     }
-    if count == 0 {
-        // RFC 9568 section 5.2.5 requires at least one address. RFC 3768 does not say so for v2,
-        // but a v2 advert without addresses is equally meaningless (keepalived always sends its
-        // VIPs), so we reject it for both versions.
+    if count == 0 && version == Version::V3 {
+        // RFC 9568 section 5.2.5 requires at least one address in a VRRPv3 advert. RFC 3768 has
+        // no such rule for v2, and keepalived sends v2 adverts with no addresses when an instance
+        // has no `virtual_ipaddress` (the DigitalOcean tutorial's configuration, which moves a
+        // cloud IP instead): they are accepted, so xvrrp and keepalived interoperate there.
         return Err(DecodeError::AddressCountZero);
     }
     let addrs_len = usize::from(count) * family.addr_len();

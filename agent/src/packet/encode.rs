@@ -177,7 +177,9 @@ fn validate(advert: &Advert, meta: &TxMeta) -> Result<Family, EncodeError> {
     if Family::of(&meta.dst) != family {
         return Err(EncodeError::SrcDstFamilyMismatch);
     }
-    if advert.addresses.is_empty() {
+    // VRRPv3 adverts need an address (RFC 9568 5.2.5); v2 adverts may have none (keepalived
+    // sends such adverts for instances without virtual_ipaddress, see decode_vrrp).
+    if advert.addresses.is_empty() && matches!(advert.kind, AdvertKind::V3 { .. }) {
         return Err(EncodeError::NoAddresses);
     }
     if advert.addresses.len() > usize::from(u8::MAX) {

@@ -43,7 +43,9 @@
 //! 8. At least the 8-byte fixed header, else `Truncated`.
 //! 9. Version nibble 2 or 3 else `UnknownVersion`; version 2 over IPv6 is `V2OverIpv6`.
 //! 10. Type 1 (ADVERTISEMENT), else `WrongType`.
-//! 11. Address count non-zero, else `AddressCountZero` (RFC 9568; applied to v2 as well).
+//! 11. v3: address count non-zero, else `AddressCountZero` (RFC 9568). v2 adverts without
+//!     addresses are valid (RFC 3768 has no such rule; keepalived sends them for instances
+//!     without `virtual_ipaddress`, as in the DigitalOcean tutorial).
 //! 12. Length exactly 8 + count * address size (+ 8 auth bytes for v2), else `LengthMismatch`.
 //! 13. Checksum, else `Checksum`. v3 over IPv4 accepts both forms, pseudo-header form first.
 //! 14. v2: auth type 0, 1 or 2, else `InvalidAuthType`.

@@ -218,6 +218,11 @@ pub fn cases() -> Vec<TestCase> {
         accept(),
     );
     add(
+        "accept_v2_without_addresses",
+        mcast4_frame(&mcast4(&Advert::v2(VRID_V2, 200, Vec::new(), 1, pass)), 255),
+        accept(),
+    );
+    add(
         "accept_v2_priority_zero",
         mcast4_frame(&mcast4(&v2_advert(0, 1, pass)), 255),
         Verdict::Accept {

@@ -315,20 +315,10 @@ impl DoLab {
                 notify.as_deref(),
             );
             configs[i] = match opts.mover {
-                // xvrrp refuses VRRP adverts without addresses (keepalived sends VRRPv2 adverts
-                // with a count of 0 for the tutorial's VIP-less config), so this route needs a
-                // LAN VIP; with the block, the reserved IP is advertised instead.
-                Mover::MasterSh => with_instance_block(
-                    &conf,
-                    &format!(
-                        "virtual_ipaddress {{\n    {}/24 dev eth1\n}}",
-                        me.ip4()
-                            .to_string()
-                            .rsplit_once('.')
-                            .map(|(n, _)| format!("{n}.100"))
-                            .unwrap_or_default()
-                    ),
-                ),
+                // The tutorial's keepalived.conf as it is (only the check script is the
+                // per-namespace `pidof nginx`): no virtual_ipaddress, so VRRPv2 adverts with no
+                // addresses, as keepalived sends them.
+                Mover::MasterSh => conf,
                 Mover::Block => {
                     let tf = me.dir().join("do-token");
                     std::fs::write(&tf, format!("{}\n", tokens[i])).unwrap();
