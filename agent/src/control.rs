@@ -219,10 +219,17 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
+    /// A socket path in a fresh directory, unique per call (pid, time and tag), so leftovers of
+    /// an earlier run with a reused pid cannot collide.
     fn temp_sock(tag: &str) -> PathBuf {
-        std::env::temp_dir()
-            .join(format!("xvrrp-ctl-{tag}-{}", std::process::id()))
-            .join("x.sock")
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("xvrrp-ctl-{tag}-{}-{nanos}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("x.sock")
     }
 
     #[test]

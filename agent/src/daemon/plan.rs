@@ -545,6 +545,16 @@ vrrp_instance VI_1 {
     }
 
     #[test]
+    fn the_pass_password_never_shows_in_debug_output() {
+        let p = plan(&load(TUTORIAL_PRIMARY), &no_iface).unwrap().remove(0);
+        let dump = format!("{p:?}");
+        assert!(!dump.contains("password"), "{dump}");
+        // Nor as bytes: "pass" is 112, 97, 115, 115.
+        assert!(!dump.contains("112, 97, 115, 115"), "{dump}");
+        assert!(dump.contains("<redacted>"));
+    }
+
+    #[test]
     fn multicast_source_comes_from_the_interface_and_missing_one_is_an_error() {
         let text = "vrrp_instance V { interface eth9\n virtual_router_id 7\n version 3\n advert_int 0.1\n virtual_ipaddress {\n 10.0.0.9/24\n }\n}\n";
         let cfg = load(text);

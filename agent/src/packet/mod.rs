@@ -155,7 +155,7 @@ impl Family {
 /// VRRPv2 authentication (RFC 3768 section 5.3.6; the AH type comes from RFC 2338).
 ///
 /// PASS is plain text on the wire: a guard against misconfiguration, not security.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Auth {
     /// Type 0: no authentication. The 8 data bytes are sent as zero and ignored on receive.
     None,
@@ -164,6 +164,17 @@ pub enum Auth {
     /// Type 2: IP Authentication Header (RFC 2338). Only the type and the raw 8 data bytes are
     /// modelled; xvrrp neither builds nor verifies AH.
     Ah([u8; AUTH_DATA_LEN]),
+}
+
+/// The PASS data is the configured `auth_pass`: `Debug` never shows it (logs, panics, status).
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Pass(_) => f.write_str("Pass(<redacted>)"),
+            Auth::Ah(_) => f.write_str("Ah(<redacted>)"),
+        }
+    }
 }
 
 impl Auth {

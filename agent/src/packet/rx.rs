@@ -65,12 +65,22 @@ impl Default for SourcePolicy {
 }
 
 /// Configured v2 authentication. AH is not supported by xvrrp, so an AH advert never matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RxAuth {
     /// No authentication (type 0).
     None,
     /// Simple text password (type 1): the 8 bytes on the wire.
     Pass([u8; AUTH_DATA_LEN]),
+}
+
+/// The PASS data is the configured `auth_pass`: `Debug` never shows it.
+impl std::fmt::Debug for RxAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RxAuth::None => f.write_str("None"),
+            RxAuth::Pass(_) => f.write_str("Pass(<redacted>)"),
+        }
+    }
 }
 
 impl RxAuth {
