@@ -125,8 +125,8 @@ impl Version {
     }
 }
 
-/// An IP address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An IP address family (shared with the protocol core, [`crate::vrrp::Family`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Family {
     /// IPv4.
     V4,

@@ -16,24 +16,8 @@ pub enum Version {
     V3,
 }
 
-/// Address family of the instance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Family {
-    /// IPv4 (multicast 224.0.0.18).
-    V4,
-    /// IPv6 (multicast ff02::12); v3 only.
-    V6,
-}
-
-impl Family {
-    /// The family of an address.
-    pub fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-}
+/// Address family of the instance (IPv6 is VRRPv3 only): the codec's, one definition for both.
+pub use crate::packet::Family;
 
 /// `state MASTER` / `state BACKUP` from the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
