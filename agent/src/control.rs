@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader},
     net::{UnixListener, UnixStream},
+    sync::mpsc,
+    task::JoinHandle,
 };
 
 /// Default control socket path.
@@ -109,29 +111,62 @@ impl ControlServer {
     }
 
     /// Waits for the next client and reads its request. A malformed request is answered with an
-    /// error right here and `None` is returned.
+    /// error right here and `None` is returned. Not cancel-safe (a connection accepted when the
+    /// future is dropped is lost): an event loop should use [`ControlServer::serve`].
     pub async fn next(&self) -> Option<(Request, Responder)> {
         let (stream, _) = self.listener.accept().await.ok()?;
-        let mut reader = TokioBufReader::new(stream);
-        let mut line = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut limited = (&mut reader).take(MAX_REQUEST as u64);
-            limited.read_line(&mut line).await
-        })
-        .await;
-        let mut responder = Responder {
-            stream: reader.into_inner(),
-        };
-        match read {
-            Ok(Ok(n)) if n > 0 => match serde_json::from_str::<Request>(line.trim()) {
-                Ok(req) => Some((req, responder)),
-                Err(e) => {
-                    responder.error(&format!("bad request: {e}")).await;
-                    None
+        read_request(stream).await
+    }
+
+    /// Accepts clients in the background (on the current `LocalSet`): each connection's request
+    /// is read in its own task and handed over on the returned channel. Receiving from the
+    /// channel is cancel-safe, so an event loop can `select!` on it, and a slow or stuck client
+    /// never holds the loop up. The socket file is removed when the task ends (abort it at
+    /// shutdown).
+    pub fn serve(self) -> (mpsc::Receiver<(Request, Responder)>, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::task::spawn_local(async move {
+            let server = self;
+            loop {
+                match server.listener.accept().await {
+                    Ok((stream, _)) => {
+                        let tx = tx.clone();
+                        tokio::task::spawn_local(async move {
+                            if let Some(req) = read_request(stream).await {
+                                let _ = tx.send(req).await;
+                            }
+                        });
+                    }
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
-            },
-            _ => None,
-        }
+            }
+        });
+        (rx, task)
+    }
+}
+
+/// Reads one request line (bounded in size and time) from a client.
+async fn read_request(stream: UnixStream) -> Option<(Request, Responder)> {
+    let mut reader = TokioBufReader::new(stream);
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut limited = (&mut reader).take(MAX_REQUEST as u64);
+        limited.read_line(&mut line).await
+    })
+    .await;
+    let mut responder = Responder {
+        stream: reader.into_inner(),
+    };
+    match read {
+        Ok(Ok(n)) if n > 0 => match serde_json::from_str::<Request>(line.trim()) {
+            Ok(req) => Some((req, responder)),
+            Err(e) => {
+                responder.error(&format!("bad request: {e}")).await;
+                None
+            }
+        },
+        _ => None,
     }
 }
 

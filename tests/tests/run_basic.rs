@@ -270,6 +270,11 @@ fn v3_multicast_tenth_second_adverts_fail_over_fast() {
 fn a_second_agent_on_the_same_control_socket_is_refused() {
     let (a, _b) = pair();
     let pa = Agent::start(&a, &v3_multicast(100, ""), &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", a.name()])
         .arg(xvrrp_tests::xvrrp_bin())
@@ -285,4 +290,21 @@ fn a_second_agent_on_the_same_control_socket_is_refused() {
         Some("Master"),
         "the first agent is unaffected"
     );
+}
+
+#[test]
+fn status_answers_every_query_while_timers_and_adverts_keep_the_loop_busy() {
+    // 20 ms adverts: the event loop wakes up ~100 times a second on each side. A control request
+    // must never be lost when a timer or an advert wins the loop's race (cancel safety).
+    let (a, b) = pair();
+    let busy = |prio: u8| v3_multicast(prio, "").replace("advert_int 0.1", "advert_int 0.02");
+    let pa = Agent::start(&a, &busy(200), &["--rx", "socket"]);
+    let _pb = Agent::start(&b, &busy(100), &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    let lost = (0..150).filter(|_| pa.status().is_none()).count();
+    assert_eq!(lost, 0, "status queries lost out of 150:\n{}", pa.log());
 }

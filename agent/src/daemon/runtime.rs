@@ -138,6 +138,7 @@ pub async fn run(
     opts: RunOptions,
 ) -> Result<(), StartError> {
     let control = ControlServer::bind(&opts.control_socket)?;
+    let control_path = control.path().to_owned();
     let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
@@ -306,8 +307,10 @@ pub async fn run(
         "xvrrp running (router_id {}): {} instance(s); control socket {}",
         cfg.global_defs.router_id.as_deref().unwrap_or("-"),
         d.instances.len(),
-        control.path().display()
+        control_path.display()
     );
+
+    let (mut ctl_rx, ctl_task) = control.serve();
 
     loop {
         let deadline = d.instances.iter().filter_map(|i| i.core.deadline()).min();
@@ -353,8 +356,8 @@ pub async fn run(
                     d.handle(i, now(), ev);
                 }
             }
-            Some((req, resp)) = control.next() => {
-                d.answer(&req.cmd, resp).await;
+            Some((req, resp)) = ctl_rx.recv() => {
+                d.answer(&req.cmd, resp);
             }
         }
     }
@@ -374,6 +377,9 @@ pub async fn run(
     while d.instances.iter().any(|i| *i.notify.pending.borrow() > 0) && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Stop answering (removes the control socket) before saying we stopped.
+    ctl_task.abort();
+    let _ = ctl_task.await;
     info!("xvrrp stopped");
     Ok(())
 }
@@ -782,12 +788,20 @@ impl Daemon {
         serde_json::json!({ "rx": self.rx_paths, "peers": rows })
     }
 
-    async fn answer(&self, cmd: &str, mut resp: Responder) {
-        match cmd {
-            "status" => resp.reply(&self.status_json()).await,
-            "counters" => resp.reply(&self.counters_json()).await,
-            other => resp.error(&format!("unknown command {other:?}")).await,
-        }
+    /// Builds the answer here (a snapshot, no I/O) and writes it from its own task, so a slow
+    /// client never holds up the loop.
+    fn answer(&self, cmd: &str, mut resp: Responder) {
+        let value = match cmd {
+            "status" => Ok(self.status_json()),
+            "counters" => Ok(self.counters_json()),
+            other => Err(format!("unknown command {other:?}")),
+        };
+        tokio::task::spawn_local(async move {
+            match value {
+                Ok(v) => resp.reply(&v).await,
+                Err(e) => resp.error(&e).await,
+            }
+        });
     }
 }
 
