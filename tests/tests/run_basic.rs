@@ -308,3 +308,72 @@ fn status_answers_every_query_while_timers_and_adverts_keep_the_loop_busy() {
     let lost = (0..150).filter(|_| pa.status().is_none()).count();
     assert_eq!(lost, 0, "status queries lost out of 150:\n{}", pa.log());
 }
+
+fn v3_ipv6_election_and_failover(rx: &str) {
+    let a = Netns::new("r6a");
+    let b = Netns::new("r6b");
+    a.disable_dad();
+    b.disable_dad();
+    veth(&a, "eth1", &b, "eth1");
+    a.ip(&["addr", "add", "fd00:60::1/64", "dev", "eth1", "nodad"]);
+    b.ip(&["addr", "add", "fd00:60::2/64", "dev", "eth1", "nodad"]);
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_instance VI_V6 {{\n    interface eth1\n    priority {prio}\n    virtual_router_id 61\n    \
+             version 3\n    advert_int 0.1\n    virtual_ipaddress {{\n        fd00:60::100/64\n    }}\n}}\n"
+        )
+    };
+    let vip = "fd00:60::100";
+    // Wait for the link-local addresses the adverts are sent from.
+    assert!(wait_until(Duration::from_secs(5), || a
+        .ip(&["-6", "addr", "show", "dev", "eth1", "scope", "link"])
+        .contains("fe80")));
+    let mut pa = Agent::start(&a, &conf(200), &["--rx", rx]);
+    let pb = Agent::start(&b, &conf(100), &["--rx", rx]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    assert!(wait_until(Duration::from_secs(3), || has_addr(
+        &a, "eth1", vip
+    ) && !has_addr(
+        &b, "eth1", vip
+    )));
+    let master = pb.status().unwrap()["instances"][0]["master_address"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        master.starts_with("fe80"),
+        "IPv6 adverts come from the link-local address: {master}"
+    );
+    let t = Instant::now();
+    pa.stop_with(libc::SIGTERM);
+    assert!(
+        pb.wait_state("Master", Duration::from_secs(3)).is_some(),
+        "{}",
+        pb.log()
+    );
+    eprintln!("v3 IPv6 SIGTERM handover took {:?}", t.elapsed());
+    assert!(wait_until(Duration::from_secs(3), || has_addr(
+        &b, "eth1", vip
+    ) && !has_addr(
+        &a, "eth1", vip
+    )));
+}
+
+#[test]
+fn v3_ipv6_multicast_election_and_handover_socket() {
+    v3_ipv6_election_and_failover("socket");
+}
+
+#[test]
+fn v3_ipv6_multicast_election_and_handover_xdp() {
+    v3_ipv6_election_and_failover("xdp");
+}
