@@ -15,7 +15,7 @@ use std::{
 use xvrrp::packet::{self, Advert, Auth, EthParams, TxMeta};
 use xvrrp_tests::{
     agent::Agent,
-    forge::send_frames,
+    forge::{flood_frames, send_frames},
     lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, Nginx, State},
 };
 
@@ -691,4 +691,99 @@ fn xdp_tutorial_as_is_keepalived_primary_xvrrp_backup() {
 #[test]
 fn xdp_tutorial_as_is_xvrrp_primary_keepalived_backup() {
     tutorial_as_is_mixed_pair("xdp", false);
+}
+
+/// A flood of junk adverts (bad checksum, random-looking sources) from a third host must not
+/// starve the Master's timers: with 0.1 s adverts the Backup would take over after 0.36 s of
+/// silence. Bounded: 3 s or 400k frames.
+///
+/// Over XDP the flood goes to the VRRP group, so both nodes get it, and the kernel drops every
+/// junk frame before userspace. Over the raw-socket path (the fallback) only the Master is
+/// flooded (unicast): a multicast flood that overruns a socket's receive buffer makes the kernel
+/// drop real adverts too, as it does for keepalived; that is what the XDP path is for.
+fn flood_scenario(rx: &str) {
+    let site = Site::new(Flavour::V3Fast, rx, [false, false], "");
+    let attacker = site.lab.add_host("attacker");
+    let Speaker::X(master) = &site.vrrp[0] else {
+        unreachable!()
+    };
+    let Speaker::X(backup) = &site.vrrp[1] else {
+        unreachable!()
+    };
+    let (dst, dst_mac) = if rx == "xdp" {
+        (
+            Ipv4Addr::new(224, 0, 0, 18),
+            [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+        )
+    } else {
+        (site.hosts[0].ip4(), site.hosts[0].ns().mac("eth1"))
+    };
+    let frames: Vec<Vec<u8>> = (0..64u8)
+        .map(|i| {
+            let junk = Advert::v3(51, 254, vec![IpAddr::V4(site.vip)], 10);
+            let mut f = frame(
+                &junk,
+                Ipv4Addr::new(10, 88, 0, 150 + (i % 50)),
+                dst,
+                255,
+                dst_mac,
+            );
+            f[14 + 20 + 6] ^= 0x5a; // bad checksum
+            f
+        })
+        .collect();
+    let before = backup_transitions(backup);
+    let sent = flood_frames(
+        attacker.ns(),
+        "eth1",
+        frames,
+        Duration::from_secs(3),
+        400_000,
+    );
+    eprintln!("[flood {rx}] sent {sent} junk frames");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        master.state().as_deref(),
+        Some("Master"),
+        "{}",
+        master.log()
+    );
+    assert_eq!(
+        backup.state().as_deref(),
+        Some("Backup"),
+        "{}",
+        backup.log()
+    );
+    assert_eq!(
+        backup_transitions(backup),
+        before,
+        "the Backup never took over:\n{}",
+        backup.log()
+    );
+    if rx == "xdp" {
+        let dropped = counter(master, "unknown", "checksum_err");
+        eprintln!("[flood {rx}] master's XDP dropped and counted {dropped} junk frames");
+        assert!(dropped > 1000, "the junk was seen and counted: {dropped}");
+    }
+    assert!(site
+        .lab
+        .get(&site.client, site.vip)
+        .is_some_and(|b| b.contains("Primary")));
+}
+
+/// The Backup's last transition time (changes whenever it transitions).
+fn backup_transitions(a: &Agent) -> String {
+    a.status()
+        .map(|s| s["instances"][0]["last_transition"]["at"].to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn socket_junk_flood_does_not_cause_failover() {
+    flood_scenario("socket");
+}
+
+#[test]
+fn xdp_junk_flood_does_not_cause_failover() {
+    flood_scenario("xdp");
 }

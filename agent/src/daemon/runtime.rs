@@ -485,11 +485,15 @@ fn spawn_receiver(
             })?;
     tokio::task::spawn_local(async move {
         let policies: Vec<RxPolicy> = r.members.iter().map(|(_, p)| p.clone()).collect();
+        let mut errors: u64 = 0;
         loop {
             let Ok(mut guard) = fd.readable().await else {
                 return;
             };
-            loop {
+            // At most SOCKET_BATCH packets per wake-up, then yield: a flood of junk must never
+            // keep the (single-threaded) loop from firing timers and sending adverts.
+            let mut drained = false;
+            for _ in 0..SOCKET_BATCH {
                 match r.sock.recv() {
                     Ok(pkt) => {
                         if r.multicast && !pkt.dst.is_multicast() {
@@ -551,20 +555,40 @@ fn spawn_receiver(
                         }
                     }
                     Err(e) if e.is_would_block() => {
-                        guard.clear_ready();
+                        drained = true;
                         break;
                     }
                     Err(e) => {
-                        warn!("{}: receive error: {e}", r.interface);
-                        guard.clear_ready();
-                        break;
+                        // An oversized or malformed datagram (or a transient socket error):
+                        // count it, keep reading what is queued behind it.
+                        let unspecified = IpAddr::from([0u8, 0, 0, 0]);
+                        counters.borrow_mut().drop_packet(
+                            &r.interface,
+                            0,
+                            unspecified,
+                            false,
+                            Counter::PacketLenErr,
+                        );
+                        errors += 1;
+                        if errors < 10 || errors.is_power_of_two() {
+                            warn!("{}: receive error ({errors} so far): {e}", r.interface);
+                        }
                     }
                 }
+            }
+            if drained {
+                guard.clear_ready();
+            } else {
+                drop(guard);
+                tokio::task::yield_now().await;
             }
         }
     });
     Ok(())
 }
+
+/// Most packets the raw-socket receiver handles per wake-up before yielding to the loop.
+const SOCKET_BATCH: usize = 64;
 
 struct Daemon {
     xdp: Vec<XdpRx>,
