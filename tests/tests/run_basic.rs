@@ -377,3 +377,65 @@ fn v3_ipv6_multicast_election_and_handover_socket() {
 fn v3_ipv6_multicast_election_and_handover_xdp() {
     v3_ipv6_election_and_failover("xdp");
 }
+
+#[test]
+fn own_interface_down_puts_the_instance_in_fault_unless_dont_track_primary() {
+    let (a, b) = pair();
+    let pa = Agent::start(
+        &a,
+        &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
+        &["--rx", "socket"],
+    );
+    let _pb = Agent::start(
+        &b,
+        &tutorial(
+            "BACKUP",
+            100,
+            "10.60.0.2",
+            "10.60.0.1",
+            "    dont_track_primary\n",
+        ),
+        &["--rx", "socket"],
+    );
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    // The primary's link goes down: keepalived semantics put it in FAULT and release the VIP.
+    a.ip(&["link", "set", "eth1", "down"]);
+    assert!(
+        pa.wait_state("Fault", Duration::from_secs(3)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || !has_addr(&a, "eth1", VIP)),
+        "VIP released in FAULT"
+    );
+    a.ip(&["link", "set", "eth1", "up"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "back after link up:\n{}",
+        pa.log()
+    );
+
+    // With dont_track_primary the secondary ignores its own link: it times out and becomes
+    // Master (nothing is heard), and does not go to FAULT.
+    let (c, d) = pair();
+    let pc = Agent::start(
+        &c,
+        &tutorial(
+            "BACKUP",
+            100,
+            "10.60.0.1",
+            "10.60.0.2",
+            "    dont_track_primary\n",
+        ),
+        &["--rx", "socket"],
+    );
+    c.ip(&["link", "set", "eth1", "down"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_ne!(pc.state().as_deref(), Some("Fault"), "{}", pc.log());
+    drop(d);
+}

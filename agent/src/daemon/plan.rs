@@ -416,6 +416,23 @@ fn trackers_of(cfg: &Config, inst: &VrrpInstance) -> Vec<(TrackerPlan, i32, bool
             );
         }
     }
+    // keepalived tracks the instance's own interface unless `dont_track_primary`: the instance
+    // is in FAULT while its link is down. Without it a Backup that lost its link would take over
+    // (and, with a `digitalocean` block, move the reserved IP away from a healthy Master).
+    if !inst.dont_track_primary
+        && !inst
+            .track_interface
+            .iter()
+            .any(|t| t.name == inst.interface)
+    {
+        push(
+            format!("interface {} (the instance's own)", inst.interface),
+            TrackerSource::Interface(inst.interface.clone()),
+            0,
+            false,
+            true,
+        );
+    }
     for t in &inst.track_interface {
         push(
             format!("interface {}", t.name),
@@ -533,10 +550,19 @@ vrrp_instance VI_1 {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(p.trackers.len(), 1);
+        assert_eq!(
+            p.trackers.len(),
+            2,
+            "the script and the instance's own interface"
+        );
         assert_eq!(
             p.params.trackers[0].weight, 0,
             "weight 0: the script forces FAULT"
+        );
+        assert!(matches!(&p.trackers[1].source, TrackerSource::Interface(i) if i == "eth1"));
+        assert_eq!(
+            p.params.trackers[1].weight, 0,
+            "its own link down forces FAULT"
         );
         assert_eq!(
             p.notify.master.as_deref(),
