@@ -63,6 +63,9 @@ impl Agent {
     }
 
     fn spawn(&mut self) {
+        // A killed agent leaves its socket file behind; remove it so "the socket exists" below
+        // means this run is up.
+        let _ = fs::remove_file(self.socket());
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -239,7 +239,10 @@ fn nopreempt_backup_does_not_take_back_mastership() {
 fn v3_multicast_tenth_second_adverts_fail_over_fast() {
     let (a, b) = pair();
     let mut pa = Agent::start(&a, &v3_multicast(200, ""), &["--rx", "socket"]);
-    let pb = Agent::start(&b, &v3_multicast(100, ""), &["--rx", "socket"]);
+    // The Backup is configured with 1 s adverts: it must adopt the Master's 0.1 s (RFC 5798
+    // 6.4.2), so it times the Master out after 0.36 s, not 3.6 s.
+    let slow = v3_multicast(100, "").replace("advert_int 0.1", "advert_int 1");
+    let pb = Agent::start(&b, &slow, &["--rx", "socket"]);
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",
@@ -261,6 +264,11 @@ fn v3_multicast_tenth_second_adverts_fail_over_fast() {
     );
     let took = t.elapsed();
     eprintln!("v3 0.1 s SIGKILL failover took {took:?} (Master_Down_Interval 0.361 s)");
+    // Without adoption the Backup's own 1 s interval would give 3.6 s.
+    assert!(
+        took < Duration::from_secs(2),
+        "the adopted interval decides: {took:?}"
+    );
     assert!(wait_until(Duration::from_secs(2), || has_addr(
         &b, "eth1", VIP
     )));
@@ -438,4 +446,26 @@ fn own_interface_down_puts_the_instance_in_fault_unless_dont_track_primary() {
     std::thread::sleep(Duration::from_secs(1));
     assert_ne!(pc.state().as_deref(), Some("Fault"), "{}", pc.log());
     drop(d);
+}
+
+#[test]
+fn the_owner_keeps_its_own_address_when_it_stops() {
+    // Priority 255: the VIP is the interface's real address. xvrrp did not add it, so it must
+    // not remove it on shutdown (keepalived's behaviour).
+    let (a, _b) = pair();
+    let conf =
+        "vrrp_instance OWN {\n    interface eth1\n    priority 255\n    virtual_router_id 9\n    \
+                virtual_ipaddress {\n        10.60.0.1/24\n    }\n}\n";
+    let mut pa = Agent::start(&a, conf, &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert_eq!(pa.stop_with(libc::SIGTERM), Some(0));
+    assert!(
+        has_addr(&a, "eth1", "10.60.0.1"),
+        "the owner's own address survives:\n{}",
+        pa.log()
+    );
 }

@@ -207,14 +207,28 @@ fn apt_packages() -> Result<()> {
     }
     eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
     run(Command::new("apt-get").args(["update", "-q"]))?;
-    run(Command::new("apt-get")
+    // Debian starts daemons on install where it can; the suite runs its own per namespace, so
+    // forbid service starts for the duration of the install (policy-rc.d exit 101), instead of
+    // killing processes afterwards (which could hit ones this task did not start).
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let had_policy = policy.exists();
+    if !had_policy {
+        std::fs::write(
+            policy,
+            "#!/bin/sh\n# cargo xtask setup: no service starts during install\nexit 101\n",
+        )
+        .context("writing /usr/sbin/policy-rc.d")?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let res = run(Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    // Debian starts daemons on install where it can; the suite runs its own per namespace.
-    let _ = Command::new("pkill").args(["-x", "nginx"]).status();
-    let _ = Command::new("pkill").args(["-x", "keepalived"]).status();
-    Ok(())
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    if !had_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    res
 }
 
 fn bpf_linker() -> Result<()> {
@@ -296,6 +310,7 @@ fn ebpf_core() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: rust-src unavailable; falling back to Debian's prebuilt bpfel core");
+    run(Command::new("apt-get").args(["update", "-q"]))?;
     run(Command::new("apt-get")
         .args([
             "install",

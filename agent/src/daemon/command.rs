@@ -101,6 +101,10 @@ pub async fn run(
         };
         cmd.args(args)
             .args(extra)
+            // The DigitalOcean token may be in the agent's environment (its fallback source);
+            // scripts, possibly running as an unprivileged user, must not inherit it.
+            .env_remove(crate::config::TOKEN_ENV_VARS[0])
+            .env_remove(crate::config::TOKEN_ENV_VARS[1])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -169,6 +173,18 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn scripts_do_not_inherit_the_digitalocean_token() {
+        // std serialises environment access (set_var and Command's spawn share a lock).
+        std::env::set_var("DO_TOKEN", "dop_v1_secret_for_test");
+        std::env::set_var("DIGITALOCEAN_TOKEN", "dop_v1_secret_for_test");
+        let w = split_words(r#"sh -c 'test -z "$DO_TOKEN$DIGITALOCEAN_TOKEN"'"#).unwrap();
+        let out = rt().block_on(run(&w, &[], Duration::from_secs(5), None));
+        std::env::remove_var("DO_TOKEN");
+        std::env::remove_var("DIGITALOCEAN_TOKEN");
+        assert!(out.success(), "the script saw a token: {out}");
     }
 
     #[test]

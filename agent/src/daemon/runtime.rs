@@ -118,6 +118,10 @@ struct InstanceRt {
     trackers: Vec<TrackerStatus>,
     last: Option<TransitionRecord>,
     send_errors: u64,
+    /// The virtual addresses this agent added (index into `plan.vips`). Only these are removed
+    /// on leaving Master: an address that was already there (the owner's real address, or one
+    /// an operator added) is left alone, as keepalived does.
+    added: Vec<bool>,
     /// DigitalOcean reserved-IP takeover (`digitalocean { }`), see `daemon::takeover`.
     cloud: Option<CloudTakeover>,
 }
@@ -260,6 +264,7 @@ pub async fn run(
             trackers,
             last: None,
             send_errors: 0,
+            added: Vec::new(),
         });
     }
 
@@ -655,17 +660,21 @@ impl Daemon {
     }
 
     fn add_addresses(&mut self, i: usize) {
-        let Some(inst) = self.instances.get(i) else {
+        let Some(inst) = self.instances.get_mut(i) else {
             return;
         };
-        for v in &inst.plan.vips {
+        inst.added.resize(inst.plan.vips.len(), false);
+        for (n, v) in inst.plan.vips.iter().enumerate() {
             let res = net::ifindex(&v.dev)
                 .and_then(|ifx| net::add_address(ifx, v.address, v.prefix_len, v.label.as_deref()));
             match res {
-                Ok(()) => info!(
-                    "{}: added {}/{} on {}",
-                    inst.plan.name, v.address, v.prefix_len, v.dev
-                ),
+                Ok(()) => {
+                    inst.added[n] = true;
+                    info!(
+                        "{}: added {}/{} on {}",
+                        inst.plan.name, v.address, v.prefix_len, v.dev
+                    );
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => error!(
                     "{}: cannot add {}/{} on {}: {e}",
@@ -675,11 +684,21 @@ impl Daemon {
         }
     }
 
+    /// Removes the virtual addresses: on leaving Master only those this agent added; at start
+    /// every configured one (a killed agent cannot clean up after itself; keepalived does the
+    /// same at start).
     fn remove_addresses(&mut self, i: usize, at_start: bool) {
-        let Some(inst) = self.instances.get(i) else {
+        let Some(inst) = self.instances.get_mut(i) else {
             return;
         };
-        for v in &inst.plan.vips {
+        for (n, v) in inst.plan.vips.iter().enumerate() {
+            let ours = inst.added.get(n).copied().unwrap_or(false);
+            if !at_start && !ours {
+                continue;
+            }
+            if let Some(a) = inst.added.get_mut(n) {
+                *a = false;
+            }
             let res =
                 net::ifindex(&v.dev).and_then(|ifx| net::del_address(ifx, v.address, v.prefix_len));
             match res {
