@@ -469,3 +469,38 @@ fn the_owner_keeps_its_own_address_when_it_stops() {
         pa.log()
     );
 }
+
+#[test]
+fn mcast_src_ip_is_the_source_on_the_wire_and_in_the_v3_checksum() {
+    let (a, b) = pair();
+    a.ip(&["addr", "add", "10.60.0.77/24", "dev", "eth1"]); // a secondary address
+    let with_src = v3_multicast(200, "    mcast_src_ip 10.60.0.77\n");
+    let pa = Agent::start(&a, &with_src, &["--rx", "socket"]);
+    let pb = Agent::start(&b, &v3_multicast(100, ""), &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        pb.state().as_deref(),
+        Some("Backup"),
+        "adverts accepted, no dual master"
+    );
+    let st = pb.status().unwrap();
+    assert_eq!(st["instances"][0]["master_address"], "10.60.0.77");
+    let c = pb.counters().unwrap();
+    let bad: u64 = c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["counters"]["checksum_err"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(bad, 0, "{c}");
+}

@@ -876,7 +876,7 @@ fn send_advert(inst: &mut InstanceRt, priority: u8) {
                 continue;
             }
         };
-        if let Err(e) = inst.sock.send_to(&bytes, dst) {
+        if let Err(e) = inst.sock.send_from(&bytes, tx.src, dst) {
             inst.send_errors += 1;
             if inst.send_errors < 10 || inst.send_errors.is_power_of_two() {
                 warn!(

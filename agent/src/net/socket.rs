@@ -237,6 +237,19 @@ impl VrrpSocket {
     /// Sends one VRRP message to `dst` (the group or a unicast peer) without blocking. A full
     /// socket buffer is an error with [`NetError::is_would_block`]; the caller counts it.
     pub fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<usize> {
+        self.send_from(payload, self.source, dst)
+    }
+
+    /// Like [`VrrpSocket::send_to`], from an explicit local source address (keepalived's
+    /// `mcast_src_ip`, which must be configured on the interface): the address the caller put in
+    /// the VRRPv3 checksum pseudo-header and uses for the tie-break is the one on the wire.
+    pub fn send_from(&self, payload: &[u8], source: IpAddr, dst: IpAddr) -> Result<usize> {
+        if Family::of(source) != self.family {
+            return Err(NetError::invalid(
+                format!("{source} on {}", self.ifname),
+                format!("source is not {}", self.family),
+            ));
+        }
         if Family::of(dst) != self.family {
             return Err(NetError::invalid(
                 format!("{dst} on {}", self.ifname),
@@ -249,7 +262,7 @@ impl VrrpSocket {
             iov_len: payload.len(),
         };
         let mut cbuf = CmsgBuf::new();
-        let controllen = match self.source {
+        let controllen = match source {
             IpAddr::V4(src) => {
                 let info = libc::in_pktinfo {
                     ipi_ifindex: self.ifindex as i32,
