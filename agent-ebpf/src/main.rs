@@ -32,22 +32,28 @@ use aya_ebpf::{
 };
 
 use agent_common::{
-    checksum_form, counter_index as ci, family, iface_flags, ttl_check, xdp_stats, AdvertEvent,
-    IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyKey, COUNTER_SLOTS,
-    EVENTS_RING_BYTES, MAX_COUNTER_ENTRIES, MAX_IFACES, MAX_PEERS, MAX_POLICIES,
+    checksum_form, counter_index as ci, family, iface_flags, policy_slot, ttl_check, unicast_mode,
+    xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, COUNTER_SLOTS,
+    EVENTS_RING_BYTES, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS, MAX_PEERS, MAX_POLICIES,
 };
 
 #[map(name = "XVRRP_STATS")]
 static XVRRP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(xdp_stats::LEN, 0);
 
+/// Indexed by [`policy_slot`]: an array lookup, which the verifier inlines (no helper call).
 #[map(name = "XVRRP_POLICY")]
-static XVRRP_POLICY: HashMap<PolicyKey, Policy> = HashMap::with_max_entries(MAX_POLICIES, 0);
+static XVRRP_POLICY: Array<Policy> = Array::with_max_entries(MAX_POLICIES, 0);
 
 #[map(name = "XVRRP_PEERS")]
 static XVRRP_PEERS: HashMap<PeerKey, PeerPolicy> = HashMap::with_max_entries(MAX_PEERS, 0);
 
+/// This copy's interface flags, one entry (each interface loads its own copy of the program).
 #[map(name = "XVRRP_IFACE")]
-static XVRRP_IFACE: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(MAX_IFACES, 0);
+static XVRRP_IFACE: Array<IfaceConfig> = Array::with_max_entries(1, 0);
+
+/// This copy's unknown-source bucket, one per-CPU entry.
+#[map(name = "XVRRP_BUCKET")]
+static XVRRP_BUCKET: PerCpuArray<PeerCounters> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "XVRRP_COUNTERS")]
 static XVRRP_COUNTERS: LruPerCpuHashMap<PeerKey, PeerCounters> =
@@ -265,6 +271,61 @@ fn bump_slots(counts: &mut [u64; COUNTER_SLOTS], counter: usize, pri_zero: bool)
     }
 }
 
+/// Adds one to `counter` in the unknown-source bucket.
+#[inline(always)]
+fn bump_bucket(counter: usize) {
+    if let Some(c) = XVRRP_BUCKET.get_ptr_mut(0) {
+        // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
+        let counts = unsafe { &mut (*c).counts };
+        bump_slots(counts, counter, false);
+    }
+}
+
+/// The TTL policy of `key`'s source when it is a configured unicast peer of `policy` (which
+/// must be in unicast mode), `None` when it is not one.
+#[inline(always)]
+fn unicast_peer(policy: *const Policy, key: &PeerKey) -> Option<u8> {
+    // SAFETY: a map value only the agent writes; fields read in place.
+    let (mode, n) = unsafe { ((*policy).unicast, (*policy).peer_count) };
+    if mode == unicast_mode::MAP {
+        // SAFETY: as above.
+        return XVRRP_PEERS.get_ptr(key).map(|p| unsafe { (*p).ttl });
+    }
+    let a = addr_words(&key.addr);
+    // SAFETY: as above.
+    let (peers, ttls) = unsafe { (&(*policy).peers, &(*policy).peer_ttl) };
+    let mut i = 0;
+    while i < MAX_INLINE_PEERS {
+        if i >= usize::from(n) {
+            break;
+        }
+        if let (Some(peer), Some(ttl)) = (peers.get(i), ttls.get(i)) {
+            if addr_words(peer) == a {
+                return Some(*ttl);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The 16 address bytes as four words (for comparing).
+#[inline(always)]
+fn addr_words(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
+
+/// The policy entry of `key`'s VRID and family (always present: unconfigured ones are zero).
+#[inline(always)]
+fn policy_of(key: &PeerKey) -> Option<*const Policy> {
+    XVRRP_POLICY.get_ptr(policy_slot(key.family, key.vrid))
+}
+
 /// Counts a failure: in the entry of the source when it exists (it sent a valid advert before)
 /// or is a configured unicast peer, else in the interface's unknown-source bucket. A failing
 /// packet never creates an entry for an unknown source, so spoofed floods cannot grow the map.
@@ -277,12 +338,17 @@ fn count_failure(key: &PeerKey, fail: Fail) {
             bump_slots(counts, fail.counter, false);
             return;
         }
-        if XVRRP_PEERS.get_ptr(key).is_some() {
-            bump_entry(key, fail.counter, false);
-            return;
+        if let Some(policy) = policy_of(key) {
+            // SAFETY: a map value only the agent writes.
+            if unsafe { (*policy).unicast } != unicast_mode::OFF
+                && unicast_peer(policy, key).is_some()
+            {
+                create_entry(key, fail.counter, false);
+                return;
+            }
         }
     }
-    bump_entry(&PeerKey::unknown_bucket(key.ifindex), fail.counter, false);
+    bump_bucket(fail.counter);
 }
 
 #[xdp]
@@ -376,12 +442,8 @@ fn words_to_addr(w: [u32; 4]) -> [u8; 16] {
 
 /// Drops a frame that failed before its source and VRID are known.
 #[inline(always)]
-fn drop_early(ctx: &XdpContext, counter: usize) -> u32 {
-    bump_entry(
-        &PeerKey::unknown_bucket(ctx.ingress_ifindex() as u32),
-        counter,
-        false,
-    );
+fn drop_early(_ctx: &XdpContext, counter: usize) -> u32 {
+    bump_bucket(counter);
     xdp_action::XDP_DROP
 }
 
@@ -419,7 +481,7 @@ fn finish(key: &PeerKey, res: Result<Accepted, Fail>) -> u32 {
         None => bump_stat(xdp_stats::RING_FULL),
     }
     let pass = XVRRP_IFACE
-        .get_ptr(key.ifindex)
+        .get_ptr(0)
         // SAFETY: a plain read of a map value that only the agent writes.
         .is_some_and(|c| unsafe { (*c).flags } & iface_flags::PASS_TO_STACK != 0);
     if pass {
@@ -577,42 +639,46 @@ fn vrrp(
         return Err(keyed(ci::ADVERT_INTERVAL_ERR));
     }
     // 16. VRID configured here for this family.
-    let pkey = PolicyKey {
-        ifindex: key.ifindex,
-        vrid,
-        family: key.family,
-        _pad: [0; 2],
-    };
-    let Some(policy) = XVRRP_POLICY.get_ptr(pkey) else {
+    let Some(pp) = policy_of(key) else {
         return Err(keyed(ci::VRID_ERR));
     };
-    // SAFETY: a map value only the agent writes; copied out at once.
-    let policy: Policy = unsafe { ptr::read(policy) };
+    // SAFETY: a map value only the agent writes; the fixed fields are copied out at once.
+    let (pversion, pauth, pinterval, powner, punicast, pttl) = unsafe {
+        (
+            (*pp).version,
+            (*pp).auth_type,
+            (*pp).interval_secs,
+            (*pp).owner,
+            (*pp).unicast,
+            (*pp).ttl,
+        )
+    };
+    if pversion == 0 {
+        return Err(keyed(ci::VRID_ERR));
+    }
     // 17. Unicast: a configured peer, whose TTL policy applies.
-    let mut ttl_policy = policy.ttl;
-    if policy.unicast != 0 {
-        let peer_key: &PeerKey = key;
-        let Some(peer) = XVRRP_PEERS.get_ptr(peer_key) else {
+    let mut ttl_policy = pttl;
+    if punicast != unicast_mode::OFF {
+        let Some(t) = unicast_peer(pp, key) else {
             return Err(keyed(ci::UNKNOWN_PEER));
         };
-        // SAFETY: as above.
-        ttl_policy = unsafe { (*peer).ttl };
+        ttl_policy = t;
     }
     // 18. TTL / Hop Limit.
     if ttl_policy == ttl_check::REQUIRE_255 && ttl != 255 {
         return Err(keyed(ci::IP_TTL_ERR));
     }
     // 19. Version configured.
-    if version != policy.version {
+    if version != pversion {
         return Err(keyed(ci::VERSION_ERR));
     }
     // 20. Not the owner.
-    if policy.owner != 0 {
+    if powner != 0 {
         return Err(keyed(ci::OWNER_DROP));
     }
     if v2 {
         // 21. Auth type.
-        if b4 != policy.auth_type {
+        if b4 != pauth {
             return Err(keyed(ci::AUTHTYPE_MISMATCH));
         }
         // 22. PASS data.
@@ -622,7 +688,8 @@ fn vrrp(
             let at = opaque(off + VRRP_HLEN + usize::from(count) * 4);
             let d0 = ld32(ctx, at).ok_or(keyed(ci::PACKET_LEN_ERR))?;
             let d1 = ld32(ctx, at + 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
-            let [p0, p1, p2, p3, p4, p5, p6, p7] = policy.auth_data;
+            // SAFETY: a map value only the agent writes.
+            let [p0, p1, p2, p3, p4, p5, p6, p7] = unsafe { (*pp).auth_data };
             if d0 != u32::from_ne_bytes([p0, p1, p2, p3])
                 || d1 != u32::from_ne_bytes([p4, p5, p6, p7])
             {
@@ -630,7 +697,7 @@ fn vrrp(
             }
         }
         // 23. Interval.
-        if b5 != policy.interval_secs {
+        if b5 != pinterval {
             return Err(keyed(ci::ADVERT_INTERVAL_ERR));
         }
     }

@@ -21,13 +21,14 @@ use std::{
 };
 
 use agent_common::{
-    checksum_form, counter_index, family, iface_flags, ttl_check, xdp_stats, AdvertEvent,
-    IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyKey, ADVERT_EVENT_LEN,
-    COUNTER_SLOTS, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM,
-    XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_STATS_MAP,
+    checksum_form, counter_index, family, iface_flags, policy_slot, ttl_check, unicast_mode,
+    xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
+    ADVERT_EVENT_LEN, COUNTER_SLOTS, MAX_INLINE_PEERS, MAX_POLICIES, XDP_BUCKET_MAP,
+    XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM, XDP_PEERS_MAP,
+    XDP_POLICY_MAP, XDP_PROGRAM, XDP_STATS_MAP,
 };
 use aya::{
-    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf,
 };
@@ -374,17 +375,13 @@ impl Maps {
         ifindex: u32,
         policies: &[RxPolicy],
     ) -> Result<(), DataplaneError> {
-        let mut pol_entries: Vec<(PolicyKey, Policy)> = Vec::new();
-        let mut peer_entries: Vec<(PeerKey, PeerPolicy)> = Vec::new();
+        // (slot, value, peers of the instance)
+        let mut pol_entries: Vec<(u32, Policy, Vec<(PeerKey, PeerPolicy)>)> = Vec::new();
         for p in policies {
-            let key = PolicyKey {
-                ifindex,
-                vrid: p.vrid,
-                family: family_code(p.family),
-                _pad: [0; 2],
-            };
+            let fam = family_code(p.family);
+            let slot = policy_slot(fam, p.vrid);
             // Like `check_any`, the first policy for a VRID and family wins.
-            if pol_entries.iter().any(|(k, _)| *k == key) {
+            if pol_entries.iter().any(|(k, _, _)| *k == slot) {
                 continue;
             }
             let mut value = Policy::default();
@@ -409,11 +406,11 @@ impl Maps {
                 VersionPolicy::V3 => value.version = 3,
             }
             value.owner = u8::from(p.owner);
+            let mut peers: Vec<(PeerKey, PeerPolicy)> = Vec::new();
             match &p.source {
                 SourcePolicy::Multicast { ttl } => value.ttl = ttl_code(*ttl),
-                SourcePolicy::Unicast { peers } => {
-                    value.unicast = 1;
-                    for peer in peers {
+                SourcePolicy::Unicast { peers: configured } => {
+                    for peer in configured {
                         // A peer of the other family can never match (as in `check`).
                         if Family::of(&peer.addr) != p.family {
                             continue;
@@ -421,13 +418,13 @@ impl Maps {
                         let pk = PeerKey {
                             ifindex,
                             vrid: p.vrid,
-                            family: key.family,
+                            family: fam,
                             _pad: [0; 2],
                             addr: addr_bytes(&peer.addr),
                         };
                         // Like `check`, the first entry for an address wins.
-                        if !peer_entries.iter().any(|(k, _)| *k == pk) {
-                            peer_entries.push((
+                        if !peers.iter().any(|(k, _)| *k == pk) {
+                            peers.push((
                                 pk,
                                 PeerPolicy {
                                     ttl: ttl_code(peer.ttl),
@@ -436,28 +433,57 @@ impl Maps {
                             ));
                         }
                     }
+                    if peers.len() <= MAX_INLINE_PEERS {
+                        value.unicast = unicast_mode::INLINE;
+                        value.peer_count = peers.len() as u8;
+                        for (i, (k, v)) in peers.iter().enumerate() {
+                            value.peers[i] = k.addr;
+                            value.peer_ttl[i] = v.ttl;
+                        }
+                    } else {
+                        value.unicast = unicast_mode::MAP;
+                    }
                 }
             }
-            pol_entries.push((key, value));
+            pol_entries.push((slot, value, peers));
         }
 
+        // Peers of instances too large for their policy entry go first, so a policy that needs
+        // them never sees them missing.
+        let map_peers: Vec<(PeerKey, PeerPolicy)> = pol_entries
+            .iter()
+            .filter(|(_, v, _)| v.unicast == unicast_mode::MAP)
+            .flat_map(|(_, _, peers)| peers.iter().copied())
+            .collect();
         {
-            let mut map: HashMap<_, PolicyKey, Policy> = HashMap::try_from(
+            let mut map: HashMap<_, PeerKey, PeerPolicy> = HashMap::try_from(
+                ebpf.map_mut(XDP_PEERS_MAP)
+                    .ok_or(DataplaneError::Missing("the peer map"))?,
+            )
+            .map_err(map_err(XDP_PEERS_MAP))?;
+            for (k, v) in &map_peers {
+                map.insert(k, v, 0).map_err(map_err(XDP_PEERS_MAP))?;
+            }
+        }
+        {
+            let mut map: Array<_, Policy> = Array::try_from(
                 ebpf.map_mut(XDP_POLICY_MAP)
                     .ok_or(DataplaneError::Missing("the policy map"))?,
             )
             .map_err(map_err(XDP_POLICY_MAP))?;
-            for (k, v) in &pol_entries {
-                map.insert(k, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
+            for (slot, v, _) in &pol_entries {
+                map.set(*slot, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
             }
-            let keep: HashSet<PolicyKey> = pol_entries.iter().map(|(k, _)| *k).collect();
-            let stale: Vec<PolicyKey> = map
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| k.ifindex == ifindex && !keep.contains(k))
-                .collect();
-            for k in stale {
-                map.remove(&k).map_err(map_err(XDP_POLICY_MAP))?;
+            let keep: HashSet<u32> = pol_entries.iter().map(|(k, _, _)| *k).collect();
+            for slot in 0..MAX_POLICIES {
+                if keep.contains(&slot) {
+                    continue;
+                }
+                let old = map.get(&slot, 0).map_err(map_err(XDP_POLICY_MAP))?;
+                if old != Policy::default() {
+                    map.set(slot, Policy::default(), 0)
+                        .map_err(map_err(XDP_POLICY_MAP))?;
+                }
             }
         }
         {
@@ -466,23 +492,22 @@ impl Maps {
                     .ok_or(DataplaneError::Missing("the peer map"))?,
             )
             .map_err(map_err(XDP_PEERS_MAP))?;
-            for (k, v) in &peer_entries {
-                map.insert(k, v, 0).map_err(map_err(XDP_PEERS_MAP))?;
-            }
-            let keep: HashSet<PeerKey> = peer_entries.iter().map(|(k, _)| *k).collect();
+            let keep: HashSet<PeerKey> = map_peers.iter().map(|(k, _)| *k).collect();
             let stale: Vec<PeerKey> = map
                 .keys()
                 .filter_map(Result::ok)
-                .filter(|k| k.ifindex == ifindex && !keep.contains(k))
+                .filter(|k| !keep.contains(k))
                 .collect();
             for k in stale {
                 map.remove(&k).map_err(map_err(XDP_PEERS_MAP))?;
             }
         }
-        // Counter rows for every configured peer and the unknown-source bucket, so they are
-        // listed (at zero) before the first packet. Existing rows are kept.
-        let mut rows: Vec<PeerKey> = peer_entries.iter().map(|(k, _)| *k).collect();
-        rows.push(PeerKey::unknown_bucket(ifindex));
+        // Counter rows for every configured peer, so they are listed (at zero) before the first
+        // packet. Existing rows are kept. (The unknown-source bucket is an array: always there.)
+        let rows: Vec<PeerKey> = pol_entries
+            .iter()
+            .flat_map(|(_, _, peers)| peers.iter().map(|(k, _)| *k))
+            .collect();
         Self::create_counter_rows(ebpf, &rows)
     }
 
@@ -520,26 +545,39 @@ impl Maps {
         Ok(())
     }
 
-    fn set_iface_flags(ebpf: &mut Ebpf, ifindex: u32, flags: u32) -> Result<(), DataplaneError> {
-        let mut map: HashMap<_, u32, IfaceConfig> = HashMap::try_from(
+    fn set_iface_flags(ebpf: &mut Ebpf, flags: u32) -> Result<(), DataplaneError> {
+        let mut map: Array<_, IfaceConfig> = Array::try_from(
             ebpf.map_mut(XDP_IFACE_MAP)
                 .ok_or(DataplaneError::Missing("the interface map"))?,
         )
         .map_err(map_err(XDP_IFACE_MAP))?;
-        map.insert(ifindex, IfaceConfig { flags }, 0)
+        map.set(0, IfaceConfig { flags }, 0)
             .map_err(map_err(XDP_IFACE_MAP))
     }
 
-    fn peer_counters(
-        ebpf: &Ebpf,
-        ifindex: Option<u32>,
-    ) -> Result<Vec<PeerCounterRow>, DataplaneError> {
+    /// The rows of this copy's maps; the unknown-source bucket is listed under `ifindex`.
+    fn peer_counters(ebpf: &Ebpf, ifindex: u32) -> Result<Vec<PeerCounterRow>, DataplaneError> {
+        let bucket = PerCpuArray::<_, PeerCounters>::try_from(
+            ebpf.map(XDP_BUCKET_MAP)
+                .ok_or(DataplaneError::Missing("the unknown-source bucket"))?,
+        )
+        .map_err(map_err(XDP_BUCKET_MAP))?;
+        let mut counts = [0u64; COUNTER_SLOTS];
+        for v in bucket.get(&0, 0).map_err(map_err(XDP_BUCKET_MAP))?.iter() {
+            for (sum, n) in counts.iter_mut().zip(v.counts.iter()) {
+                *sum = sum.wrapping_add(*n);
+            }
+        }
+        let mut rows = vec![PeerCounterRow {
+            ifindex,
+            slot: PeerSlot::Unknown,
+            counts,
+        }];
         let map: PerCpuHashMap<_, PeerKey, PeerCounters> = PerCpuHashMap::try_from(
             ebpf.map(XDP_COUNTERS_MAP)
                 .ok_or(DataplaneError::Missing("the counter map"))?,
         )
         .map_err(map_err(XDP_COUNTERS_MAP))?;
-        let mut rows = Vec::new();
         for item in map.iter() {
             let (key, values) = match item {
                 Ok(kv) => kv,
@@ -547,27 +585,20 @@ impl Maps {
                 Err(MapError::KeyNotFound) => continue,
                 Err(e) => return Err(map_err(XDP_COUNTERS_MAP)(e)),
             };
-            if ifindex.is_some_and(|i| i != key.ifindex) {
-                continue;
-            }
             let mut counts = [0u64; COUNTER_SLOTS];
             for v in values.iter() {
                 for (sum, n) in counts.iter_mut().zip(v.counts.iter()) {
                     *sum = sum.wrapping_add(*n);
                 }
             }
-            let slot = if key.is_unknown_bucket() {
-                PeerSlot::Unknown
+            let fam = if key.family == family::V6 {
+                Family::V6
             } else {
-                let fam = if key.family == family::V6 {
-                    Family::V6
-                } else {
-                    Family::V4
-                };
-                PeerSlot::Peer {
-                    vrid: key.vrid,
-                    addr: addr_from(fam, &key.addr),
-                }
+                Family::V4
+            };
+            let slot = PeerSlot::Peer {
+                vrid: key.vrid,
+                addr: addr_from(fam, &key.addr),
             };
             rows.push(PeerCounterRow {
                 ifindex: key.ifindex,
@@ -685,7 +716,7 @@ impl XdpDataplane {
         }
         let mut ebpf = load_object()?;
         Maps::set_policies(&mut ebpf, ifindex, policies)?;
-        Maps::set_iface_flags(&mut ebpf, ifindex, pass_flags(pass_to_stack))?;
+        Maps::set_iface_flags(&mut ebpf, pass_flags(pass_to_stack))?;
         let ring = Maps::ring(&mut ebpf)?;
         let attach_err = |mode: AttachMode, source: ProgramError| {
             if is_busy(&source) {
@@ -771,7 +802,7 @@ impl XdpDataplane {
     /// Switches between dropping valid adverts after queueing them (`false`, the default) and
     /// passing them on to the stack as well (`true`).
     pub fn set_pass_to_stack(&mut self, pass: bool) -> Result<(), DataplaneError> {
-        Maps::set_iface_flags(&mut self.ebpf, self.ifindex, pass_flags(pass))
+        Maps::set_iface_flags(&mut self.ebpf, pass_flags(pass))
     }
 
     /// Takes up to `max` queued adverts without blocking (none when the ring is empty). Wait for
@@ -784,7 +815,7 @@ impl XdpDataplane {
     /// Per-peer counters of this interface (configured unicast peers, sources that sent a valid
     /// advert, and the unknown-source bucket), sorted.
     pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
-        Maps::peer_counters(&self.ebpf, Some(self.ifindex))
+        Maps::peer_counters(&self.ebpf, self.ifindex)
     }
 
     /// The program's other counts.
@@ -845,7 +876,6 @@ impl XdpTestProgram {
                     source,
                 })?;
         }
-        Maps::create_counter_rows(&mut ebpf, &[PeerKey::unknown_bucket(TEST_RUN_IFINDEX)])?;
         let ring = Maps::ring(&mut ebpf)?;
         Ok(Self { ebpf, ring })
     }
@@ -864,7 +894,7 @@ impl XdpTestProgram {
 
     /// Sets the pass-to-stack flag.
     pub fn set_pass_to_stack(&mut self, pass: bool) -> Result<(), DataplaneError> {
-        Maps::set_iface_flags(&mut self.ebpf, TEST_RUN_IFINDEX, pass_flags(pass))
+        Maps::set_iface_flags(&mut self.ebpf, pass_flags(pass))
     }
 
     /// Runs the filter on `frame` `repeat` times.
@@ -907,7 +937,7 @@ impl XdpTestProgram {
 
     /// Every per-peer counter row.
     pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
-        Maps::peer_counters(&self.ebpf, None)
+        Maps::peer_counters(&self.ebpf, TEST_RUN_IFINDEX)
     }
 
     /// The program's other counts.
