@@ -11,7 +11,10 @@
 //! | [`XDP_POLICY_MAP`] | array | [`policy_slot`] (family, VRID) | [`Policy`] | agent |
 //! | [`XDP_PEERS_MAP`] | hash | [`PeerKey`] (ifindex, VRID, family, address) | [`PeerPolicy`] | agent |
 //! | [`XDP_IFACE_MAP`] | array, 1 entry | 0 | [`IfaceConfig`] | agent |
-//! | [`XDP_COUNTERS_MAP`] | LRU per-CPU hash | [`PeerKey`] | [`PeerCounters`] | program |
+//! | [`XDP_ROWDIR_MAP`] | array | [`policy_slot`] | [`RowDir`] (inline rows' sources) | program |
+//! | [`XDP_ROWCNT_MAP`] | per-CPU array | `policy_slot * INLINE_ROWS + i` | [`PeerCounters`] | program |
+//! | [`XDP_HASHED_MAP`] | array | [`policy_slot`] | `u64`: 1 when the slot may have hash rows | both |
+//! | [`XDP_COUNTERS_MAP`] | LRU per-CPU hash | [`PeerKey`] | [`PeerCounters`] | both |
 //! | [`XDP_BUCKET_MAP`] | per-CPU array, 1 entry | 0 | [`PeerCounters`] | program |
 //! | [`XDP_EVENTS_MAP`] | ring buffer | | [`AdvertEvent`] records | program |
 //! | [`XDP_STATS_MAP`] | per-CPU array | [`xdp_stats`] index | `u64` | program |
@@ -21,6 +24,13 @@
 //! the interface flags and the unknown-source bucket are not keyed by it. The
 //! [`XDP_PEERS_MAP`] is only consulted for unicast instances with more than
 //! [`MAX_INLINE_PEERS`] peers: up to that many are kept in the [`Policy`] itself.
+//!
+//! Per-peer counter rows: the first [`INLINE_ROWS`] sources of a VRID and family that the program
+//! gives a row (a valid advert) get one in arrays ([`XDP_ROWDIR_MAP`] says which source owns row
+//! `i` of the slot, [`XDP_ROWCNT_MAP`] holds its per-CPU counts), found without any hash lookup.
+//! Further sources, and the configured unicast peers (whose rows the agent creates up front),
+//! get rows in the LRU hash [`XDP_COUNTERS_MAP`], which is only searched when the slot's
+//! [`XDP_HASHED_MAP`] flag is set. The agent sums rows of one source found in both.
 #![no_std]
 
 /// Index of the per-CPU packet counters kept by the XDP program in [`XDP_STATS_MAP`].
@@ -51,6 +61,12 @@ pub const XDP_PEERS_MAP: &str = "XVRRP_PEERS";
 pub const XDP_IFACE_MAP: &str = "XVRRP_IFACE";
 /// Name of the per-peer counter map.
 pub const XDP_COUNTERS_MAP: &str = "XVRRP_COUNTERS";
+/// Name of the inline rows' source directory.
+pub const XDP_ROWDIR_MAP: &str = "XVRRP_ROWDIR";
+/// Name of the inline rows' counters.
+pub const XDP_ROWCNT_MAP: &str = "XVRRP_ROWCNT";
+/// Name of the per-slot "may have hash rows" flags.
+pub const XDP_HASHED_MAP: &str = "XVRRP_HASHED";
 /// Name of the unknown-source bucket (per-CPU array of one [`PeerCounters`]).
 pub const XDP_BUCKET_MAP: &str = "XVRRP_BUCKET";
 /// Name of the advert event ring buffer.
@@ -104,6 +120,30 @@ pub const MAX_POLICIES: u32 = 512;
 pub const MAX_PEERS: u32 = 4096;
 /// Unicast peers kept in the [`Policy`] itself (more go to [`XDP_PEERS_MAP`]).
 pub const MAX_INLINE_PEERS: usize = 4;
+
+/// Counter rows per policy slot kept in arrays (see the module docs).
+pub const INLINE_ROWS: usize = 4;
+
+/// [`RowDir::state`] values.
+pub mod row_state {
+    /// Free.
+    pub const FREE: u64 = 0;
+    /// Being claimed by the program (its address not written yet).
+    pub const CLAIMED: u64 = 1;
+    /// Owned by the source in [`super::RowDir::addrs`].
+    pub const READY: u64 = 2;
+}
+
+/// Value of [`XDP_ROWDIR_MAP`]: which sources own the inline rows of a policy slot. Written only
+/// by the program (rows are claimed with compare-and-exchange and never freed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RowDir {
+    /// A [`row_state`] value per row.
+    pub state: [u64; INLINE_ROWS],
+    /// The owner of each `READY` row (IPv4 in the first 4 bytes, the rest zero).
+    pub addrs: [[u8; 16]; INLINE_ROWS],
+}
 
 /// Index of the [`XDP_POLICY_MAP`] entry of a VRID in a family: IPv4 `vrid`, IPv6 `256 + vrid`.
 pub const fn policy_slot(family: u8, vrid: u8) -> u32 {
@@ -296,6 +336,8 @@ mod user {
     unsafe impl aya::Pod for super::PeerCounters {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::IfaceConfig {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::RowDir {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::AdvertEvent {}
 }

@@ -32,9 +32,10 @@ use aya_ebpf::{
 };
 
 use agent_common::{
-    checksum_form, counter_index as ci, family, iface_flags, policy_slot, ttl_check, unicast_mode,
-    xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, COUNTER_SLOTS,
-    EVENTS_RING_BYTES, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS, MAX_PEERS, MAX_POLICIES,
+    checksum_form, counter_index as ci, family, iface_flags, policy_slot, row_state, ttl_check,
+    unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
+    RowDir, COUNTER_SLOTS, EVENTS_RING_BYTES, INLINE_ROWS, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS,
+    MAX_PEERS, MAX_POLICIES,
 };
 
 #[map(name = "XVRRP_STATS")]
@@ -58,6 +59,19 @@ static XVRRP_BUCKET: PerCpuArray<PeerCounters> = PerCpuArray::with_max_entries(1
 #[map(name = "XVRRP_COUNTERS")]
 static XVRRP_COUNTERS: LruPerCpuHashMap<PeerKey, PeerCounters> =
     LruPerCpuHashMap::with_max_entries(MAX_COUNTER_ENTRIES, 0);
+
+/// Which source owns each inline counter row of a policy slot.
+#[map(name = "XVRRP_ROWDIR")]
+static XVRRP_ROWDIR: Array<RowDir> = Array::with_max_entries(MAX_POLICIES, 0);
+
+/// The inline rows' counts, at `slot * INLINE_ROWS + i`.
+#[map(name = "XVRRP_ROWCNT")]
+static XVRRP_ROWCNT: PerCpuArray<PeerCounters> =
+    PerCpuArray::with_max_entries(MAX_POLICIES * INLINE_ROWS as u32, 0);
+
+/// Per policy slot: non-zero when rows of the slot may be in [`XVRRP_COUNTERS`].
+#[map(name = "XVRRP_HASHED")]
+static XVRRP_HASHED: Array<u64> = Array::with_max_entries(MAX_POLICIES, 0);
 
 /// An all-zero [`PeerCounters`], the template new counter entries are copied from.
 #[map(name = "XVRRP_ZERO")]
@@ -232,11 +246,11 @@ fn bump_stat(idx: u32) {
     }
 }
 
-/// Adds one to `counter` (and to `pri_zero_rcvd` when `pri_zero`) in the entry of `key`,
-/// creating the entry when it is missing.
+/// Adds one to `counter` (and to `pri_zero_rcvd` when `pri_zero`) in the row of `key`,
+/// creating the row when it is missing.
 #[inline(always)]
 fn bump_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
-    if let Some(c) = XVRRP_COUNTERS.get_ptr_mut(key) {
+    if let Some(c) = find_row(key) {
         // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
         let counts = unsafe { &mut (*c).counts };
         bump_slots(counts, counter, pri_zero);
@@ -245,11 +259,110 @@ fn bump_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
     create_entry(key, counter, pri_zero);
 }
 
-/// The slow path of [`bump_entry`], a separate BPF function: inserts a zeroed entry (copied from
-/// the never-written [`XVRRP_ZERO`] template, so no 136-byte value is built on the stack), then
-/// counts in it.
+/// Loads a `u64` of a map value afresh (another CPU may write it).
+#[inline(always)]
+fn load_u64(p: *const u64) -> u64 {
+    // SAFETY: the caller passes a pointer into a map value.
+    unsafe { ptr::read_volatile(p) }
+}
+
+/// The row of `key`: an inline row of its policy slot when the source owns one, else its LRU
+/// hash entry when the slot may have any.
+#[inline(always)]
+fn find_row(key: &PeerKey) -> Option<*mut PeerCounters> {
+    let slot = policy_slot(key.family, key.vrid);
+    let dir = XVRRP_ROWDIR.get_ptr(slot)?;
+    let a = addr_words(&key.addr);
+    let mut i = 0;
+    while i < INLINE_ROWS {
+        // SAFETY: a map value; `i` is in bounds (checked by `get`).
+        let (st, addr) = unsafe { ((*dir).state.get(i), (*dir).addrs.get(i)) };
+        if let (Some(st), Some(addr)) = (st, addr) {
+            if load_u64(st) == row_state::READY && addr_words(addr) == a {
+                return XVRRP_ROWCNT.get_ptr_mut(slot * INLINE_ROWS as u32 + i as u32);
+            }
+        }
+        i += 1;
+    }
+    let hashed = XVRRP_HASHED.get_ptr(slot)?;
+    if load_u64(hashed) == 0 {
+        return None;
+    }
+    XVRRP_COUNTERS.get_ptr_mut(key)
+}
+
+/// `*p = new` if `*p == old`, atomically; returns the value `*p` had.
+///
+/// # Safety
+///
+/// `p` must point into a writable map value, 8-byte aligned.
+#[inline(always)]
+unsafe fn cmpxchg(p: *mut u64, old: u64, new: u64) -> u64 {
+    let mut r0 = old;
+    // SAFETY: the caller guarantees `p`; BPF_CMPXCHG compares r0 with `*p`, stores `new` when
+    // equal, and leaves the old value in r0.
+    unsafe {
+        asm!("r0 = cmpxchg_64({p} + 0, r0, {new})", p = in(reg) p, new = in(reg) new,
+             inout("r0") r0, options(nostack));
+    }
+    r0
+}
+
+/// Stores `v` at `p` atomically, as a full barrier (after the row's address is written).
+///
+/// # Safety
+///
+/// As for [`cmpxchg`].
+#[inline(always)]
+unsafe fn xchg(p: *mut u64, v: u64) {
+    let mut v = v;
+    // SAFETY: the caller guarantees `p`.
+    unsafe {
+        asm!("{v} = xchg_64({p} + 0, {v})", p = in(reg) p, v = inout(reg) v, options(nostack));
+    }
+    let _ = v;
+}
+
+/// The slow path of [`bump_entry`], a separate BPF function: claims a free inline row of the
+/// policy slot for the source, or, when all are taken, marks the slot as having hash rows and
+/// inserts a zeroed LRU hash entry (copied from the never-written [`XVRRP_ZERO`] template, so no
+/// 136-byte value is built on the stack); then counts in the row.
 #[inline(never)]
 fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
+    let slot = policy_slot(key.family, key.vrid);
+    if let Some(dir) = XVRRP_ROWDIR.get_ptr_mut(slot) {
+        let mut i = 0;
+        while i < INLINE_ROWS {
+            // SAFETY: a map value; `i` is in bounds (checked by `get_mut`).
+            let (st, addr) = unsafe { ((*dir).state.get_mut(i), (*dir).addrs.get_mut(i)) };
+            if let (Some(st), Some(addr)) = (st, addr) {
+                let st: *mut u64 = st;
+                if load_u64(st) == row_state::FREE
+                    // SAFETY: `st` points into the map value, 8-byte aligned.
+                    && unsafe { cmpxchg(st, row_state::FREE, row_state::CLAIMED) }
+                        == row_state::FREE
+                {
+                    *addr = key.addr;
+                    // SAFETY: as above.
+                    unsafe { xchg(st, row_state::READY) };
+                    if let Some(c) = XVRRP_ROWCNT.get_ptr_mut(slot * INLINE_ROWS as u32 + i as u32)
+                    {
+                        // SAFETY: this CPU's copy of a per-CPU value.
+                        let counts = unsafe { &mut (*c).counts };
+                        bump_slots(counts, counter, pri_zero);
+                    }
+                    return;
+                }
+            }
+            i += 1;
+        }
+    }
+    if let Some(h) = XVRRP_HASHED.get_ptr_mut(slot) {
+        if load_u64(h) == 0 {
+            // SAFETY: a map value, 8-byte aligned.
+            unsafe { xchg(h, 1) };
+        }
+    }
     if let Some(zero) = XVRRP_ZERO.get(0) {
         // Fails when another CPU created it in between: then count in theirs.
         let _ = XVRRP_COUNTERS.insert(key, zero, u64::from(BPF_NOEXIST));
@@ -332,7 +445,7 @@ fn policy_of(key: &PeerKey) -> Option<*const Policy> {
 #[inline(always)]
 fn count_failure(key: &PeerKey, fail: Fail) {
     if fail.keyed {
-        if let Some(c) = XVRRP_COUNTERS.get_ptr_mut(key) {
+        if let Some(c) = find_row(key) {
             // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
             let counts = unsafe { &mut (*c).counts };
             bump_slots(counts, fail.counter, false);

@@ -13,7 +13,7 @@
 //! The map layouts are in `agent_common`; the verdict order is the one of [`crate::packet`].
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, BTreeSet, HashSet},
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
@@ -21,11 +21,12 @@ use std::{
 };
 
 use agent_common::{
-    checksum_form, counter_index, family, iface_flags, policy_slot, ttl_check, unicast_mode,
-    xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
-    ADVERT_EVENT_LEN, COUNTER_SLOTS, MAX_INLINE_PEERS, MAX_POLICIES, XDP_BUCKET_MAP,
-    XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM, XDP_PEERS_MAP,
-    XDP_POLICY_MAP, XDP_PROGRAM, XDP_STATS_MAP,
+    checksum_form, counter_index, family, iface_flags, policy_slot, row_state, ttl_check,
+    unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
+    RowDir, ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, MAX_POLICIES,
+    XDP_BUCKET_MAP, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_HASHED_MAP, XDP_IFACE_MAP,
+    XDP_PASS_PROGRAM, XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_ROWDIR_MAP,
+    XDP_STATS_MAP,
 };
 use aya::{
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
@@ -367,16 +368,20 @@ fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, Datapl
 /// The kernel maps of one loaded object, for one interface index.
 struct Maps;
 
+/// A policy slot, its value, and the unicast peers of the instance.
+type PolicyEntry = (u32, Policy, Vec<(PeerKey, PeerPolicy)>);
+
 impl Maps {
     /// Replaces the policies (and unicast peers) of `ifindex` with `policies`. New entries are
-    /// written before stale ones are removed, so packets never see a gap.
+    /// written before stale ones are removed, so packets never see a gap. Adds the policy slots
+    /// used to `slots` (the slots whose inline rows [`Maps::peer_counters`] reads).
     fn set_policies(
         ebpf: &mut Ebpf,
         ifindex: u32,
         policies: &[RxPolicy],
+        slots: &mut BTreeSet<u32>,
     ) -> Result<(), DataplaneError> {
-        // (slot, value, peers of the instance)
-        let mut pol_entries: Vec<(u32, Policy, Vec<(PeerKey, PeerPolicy)>)> = Vec::new();
+        let mut pol_entries: Vec<PolicyEntry> = Vec::new();
         for p in policies {
             let fam = family_code(p.family);
             let slot = policy_slot(fam, p.vrid);
@@ -502,8 +507,22 @@ impl Maps {
                 map.remove(&k).map_err(map_err(XDP_PEERS_MAP))?;
             }
         }
+        slots.extend(pol_entries.iter().map(|(k, _, _)| *k));
         // Counter rows for every configured peer, so they are listed (at zero) before the first
-        // packet. Existing rows are kept. (The unknown-source bucket is an array: always there.)
+        // packet: in the LRU hash, so the program must look there for their slots (flagged
+        // first). Existing rows are kept. (The unknown-source bucket is an array: always there.)
+        {
+            let mut map: Array<_, u64> = Array::try_from(
+                ebpf.map_mut(XDP_HASHED_MAP)
+                    .ok_or(DataplaneError::Missing("the hashed-rows flags"))?,
+            )
+            .map_err(map_err(XDP_HASHED_MAP))?;
+            for (slot, _, peers) in &pol_entries {
+                if !peers.is_empty() {
+                    map.set(*slot, 1, 0).map_err(map_err(XDP_HASHED_MAP))?;
+                }
+            }
+        }
         let rows: Vec<PeerKey> = pol_entries
             .iter()
             .flat_map(|(_, _, peers)| peers.iter().map(|(k, _)| *k))
@@ -555,8 +574,13 @@ impl Maps {
             .map_err(map_err(XDP_IFACE_MAP))
     }
 
-    /// The rows of this copy's maps; the unknown-source bucket is listed under `ifindex`.
-    fn peer_counters(ebpf: &Ebpf, ifindex: u32) -> Result<Vec<PeerCounterRow>, DataplaneError> {
+    /// The rows of this copy's maps: the inline rows of `slots` (listed under `ifindex`, like the
+    /// unknown-source bucket) and the LRU hash rows, one row per source.
+    fn peer_counters(
+        ebpf: &Ebpf,
+        ifindex: u32,
+        slots: &BTreeSet<u32>,
+    ) -> Result<Vec<PeerCounterRow>, DataplaneError> {
         let bucket = PerCpuArray::<_, PeerCounters>::try_from(
             ebpf.map(XDP_BUCKET_MAP)
                 .ok_or(DataplaneError::Missing("the unknown-source bucket"))?,
@@ -568,11 +592,48 @@ impl Maps {
                 *sum = sum.wrapping_add(*n);
             }
         }
-        let mut rows = vec![PeerCounterRow {
-            ifindex,
-            slot: PeerSlot::Unknown,
-            counts,
-        }];
+        let mut merged: BTreeMap<(u32, PeerSlot), [u64; COUNTER_SLOTS]> = BTreeMap::new();
+        merged.insert((ifindex, PeerSlot::Unknown), counts);
+        let add = |merged: &mut BTreeMap<(u32, PeerSlot), [u64; COUNTER_SLOTS]>,
+                   key: (u32, PeerSlot),
+                   values: &PerCpuValues<PeerCounters>| {
+            let sums = merged.entry(key).or_insert([0; COUNTER_SLOTS]);
+            for v in values.iter() {
+                for (sum, n) in sums.iter_mut().zip(v.counts.iter()) {
+                    *sum = sum.wrapping_add(*n);
+                }
+            }
+        };
+        let dirs: Array<_, RowDir> = Array::try_from(
+            ebpf.map(XDP_ROWDIR_MAP)
+                .ok_or(DataplaneError::Missing("the row directory"))?,
+        )
+        .map_err(map_err(XDP_ROWDIR_MAP))?;
+        let inline = PerCpuArray::<_, PeerCounters>::try_from(
+            ebpf.map(XDP_ROWCNT_MAP)
+                .ok_or(DataplaneError::Missing("the inline rows"))?,
+        )
+        .map_err(map_err(XDP_ROWCNT_MAP))?;
+        for &slot in slots {
+            let dir = dirs.get(&slot, 0).map_err(map_err(XDP_ROWDIR_MAP))?;
+            let (fam, vrid) = if slot >= 256 {
+                (Family::V6, (slot - 256) as u8)
+            } else {
+                (Family::V4, slot as u8)
+            };
+            for (i, (state, addr)) in dir.state.iter().zip(dir.addrs.iter()).enumerate() {
+                if *state != row_state::READY {
+                    continue;
+                }
+                let idx = slot * INLINE_ROWS as u32 + i as u32;
+                let values = inline.get(&idx, 0).map_err(map_err(XDP_ROWCNT_MAP))?;
+                let peer = PeerSlot::Peer {
+                    vrid,
+                    addr: addr_from(fam, addr),
+                };
+                add(&mut merged, (ifindex, peer), &values);
+            }
+        }
         let map: PerCpuHashMap<_, PeerKey, PeerCounters> = PerCpuHashMap::try_from(
             ebpf.map(XDP_COUNTERS_MAP)
                 .ok_or(DataplaneError::Missing("the counter map"))?,
@@ -585,12 +646,6 @@ impl Maps {
                 Err(MapError::KeyNotFound) => continue,
                 Err(e) => return Err(map_err(XDP_COUNTERS_MAP)(e)),
             };
-            let mut counts = [0u64; COUNTER_SLOTS];
-            for v in values.iter() {
-                for (sum, n) in counts.iter_mut().zip(v.counts.iter()) {
-                    *sum = sum.wrapping_add(*n);
-                }
-            }
             let fam = if key.family == family::V6 {
                 Family::V6
             } else {
@@ -600,14 +655,16 @@ impl Maps {
                 vrid: key.vrid,
                 addr: addr_from(fam, &key.addr),
             };
-            rows.push(PeerCounterRow {
-                ifindex: key.ifindex,
+            add(&mut merged, (key.ifindex, slot), &values);
+        }
+        Ok(merged
+            .into_iter()
+            .map(|((ifindex, slot), counts)| PeerCounterRow {
+                ifindex,
                 slot,
                 counts,
-            });
-        }
-        rows.sort_by_key(|r| (r.ifindex, r.slot));
-        Ok(rows)
+            })
+            .collect())
     }
 
     fn stats(ebpf: &Ebpf) -> Result<XdpStats, DataplaneError> {
@@ -664,6 +721,8 @@ fn is_busy(e: &ProgramError) -> bool {
 /// policies. Dropping it detaches the program.
 pub struct XdpDataplane {
     ebpf: Ebpf,
+    /// Every policy slot ever configured (where the program may have made inline rows).
+    slots: BTreeSet<u32>,
     ring: RingBuf<MapData>,
     iface: String,
     ifindex: u32,
@@ -715,7 +774,8 @@ impl XdpDataplane {
             return Err(DataplaneError::NoSuchInterface(iface.to_owned()));
         }
         let mut ebpf = load_object()?;
-        Maps::set_policies(&mut ebpf, ifindex, policies)?;
+        let mut slots = BTreeSet::new();
+        Maps::set_policies(&mut ebpf, ifindex, policies, &mut slots)?;
         Maps::set_iface_flags(&mut ebpf, pass_flags(pass_to_stack))?;
         let ring = Maps::ring(&mut ebpf)?;
         let attach_err = |mode: AttachMode, source: ProgramError| {
@@ -766,6 +826,7 @@ impl XdpDataplane {
         };
         Ok(Self {
             ebpf,
+            slots,
             ring,
             iface: iface.to_owned(),
             ifindex,
@@ -796,7 +857,7 @@ impl XdpDataplane {
 
     /// Replaces the interface's policies (after a reload). Counters are kept.
     pub fn set_policies(&mut self, policies: &[RxPolicy]) -> Result<(), DataplaneError> {
-        Maps::set_policies(&mut self.ebpf, self.ifindex, policies)
+        Maps::set_policies(&mut self.ebpf, self.ifindex, policies, &mut self.slots)
     }
 
     /// Switches between dropping valid adverts after queueing them (`false`, the default) and
@@ -815,7 +876,7 @@ impl XdpDataplane {
     /// Per-peer counters of this interface (configured unicast peers, sources that sent a valid
     /// advert, and the unknown-source bucket), sorted.
     pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
-        Maps::peer_counters(&self.ebpf, self.ifindex)
+        Maps::peer_counters(&self.ebpf, self.ifindex, &self.slots)
     }
 
     /// The program's other counts.
@@ -850,6 +911,8 @@ fn pass_flags(pass: bool) -> u32 {
 /// [`TEST_RUN_IFINDEX`], the ifindex test runs see.
 pub struct XdpTestProgram {
     ebpf: Ebpf,
+    /// As in [`XdpDataplane`].
+    slots: BTreeSet<u32>,
     ring: RingBuf<MapData>,
 }
 
@@ -877,7 +940,11 @@ impl XdpTestProgram {
                 })?;
         }
         let ring = Maps::ring(&mut ebpf)?;
-        Ok(Self { ebpf, ring })
+        Ok(Self {
+            ebpf,
+            slots: BTreeSet::new(),
+            ring,
+        })
     }
 
     /// Loads the programs with `policies` in the maps.
@@ -889,7 +956,7 @@ impl XdpTestProgram {
 
     /// Replaces the policies.
     pub fn set_policies(&mut self, policies: &[RxPolicy]) -> Result<(), DataplaneError> {
-        Maps::set_policies(&mut self.ebpf, TEST_RUN_IFINDEX, policies)
+        Maps::set_policies(&mut self.ebpf, TEST_RUN_IFINDEX, policies, &mut self.slots)
     }
 
     /// Sets the pass-to-stack flag.
@@ -937,7 +1004,7 @@ impl XdpTestProgram {
 
     /// Every per-peer counter row.
     pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
-        Maps::peer_counters(&self.ebpf, TEST_RUN_IFINDEX)
+        Maps::peer_counters(&self.ebpf, TEST_RUN_IFINDEX, &self.slots)
     }
 
     /// The program's other counts.
