@@ -8,14 +8,29 @@
 //!
 //! | map | kind | key | value | filled by |
 //! | --- | --- | --- | --- | --- |
-//! | [`XDP_POLICY_MAP`] | hash | [`PolicyKey`] (ifindex, VRID, family) | [`Policy`] | agent |
+//! | [`XDP_POLICY_MAP`] | array | [`policy_slot`] (family, VRID) | [`Policy`] | agent |
 //! | [`XDP_PEERS_MAP`] | hash | [`PeerKey`] (ifindex, VRID, family, address) | [`PeerPolicy`] | agent |
-//! | [`XDP_IFACE_MAP`] | hash | ifindex (`u32`) | [`IfaceConfig`] | agent |
-//! | [`XDP_COUNTERS_MAP`] | LRU per-CPU hash | [`PeerKey`] | [`PeerCounters`] | program |
+//! | [`XDP_IFACE_MAP`] | array, 1 entry | 0 | [`IfaceConfig`] | agent |
+//! | [`XDP_ROWDIR_MAP`] | array | [`policy_slot`] | [`RowDir`] (inline rows' sources) | program |
+//! | [`XDP_ROWCNT_MAP`] | per-CPU array | `policy_slot * INLINE_ROWS + i` | [`PeerCounters`] | program |
+//! | [`XDP_HASHED_MAP`] | array | [`policy_slot`] | `u64`: 1 when the slot may have hash rows | both |
+//! | [`XDP_COUNTERS_MAP`] | LRU per-CPU hash | [`PeerKey`] | [`PeerCounters`] | both |
+//! | [`XDP_BUCKET_MAP`] | per-CPU array, 1 entry | 0 | [`PeerCounters`] | program |
 //! | [`XDP_EVENTS_MAP`] | ring buffer | | [`AdvertEvent`] records | program |
 //! | [`XDP_STATS_MAP`] | per-CPU array | [`xdp_stats`] index | `u64` | program |
 //!
-//! One program instance serves every interface: everything is keyed by the ingress ifindex.
+//! Every attached interface gets its own copy of the program and of these maps, so only the
+//! per-peer keys still carry the ingress ifindex (for the rows the agent lists); the policies,
+//! the interface flags and the unknown-source bucket are not keyed by it. The
+//! [`XDP_PEERS_MAP`] is only consulted for unicast instances with more than
+//! [`MAX_INLINE_PEERS`] peers: up to that many are kept in the [`Policy`] itself.
+//!
+//! Per-peer counter rows: the first [`INLINE_ROWS`] sources of a VRID and family that the program
+//! gives a row (a valid advert) get one in arrays ([`XDP_ROWDIR_MAP`] says which source owns row
+//! `i` of the slot, [`XDP_ROWCNT_MAP`] holds its per-CPU counts), found without any hash lookup.
+//! Further sources, and the configured unicast peers (whose rows the agent creates up front),
+//! get rows in the LRU hash [`XDP_COUNTERS_MAP`], which is only searched when the slot's
+//! [`XDP_HASHED_MAP`] flag is set. The agent sums rows of one source found in both.
 #![no_std]
 
 /// Index of the per-CPU packet counters kept by the XDP program in [`XDP_STATS_MAP`].
@@ -46,6 +61,14 @@ pub const XDP_PEERS_MAP: &str = "XVRRP_PEERS";
 pub const XDP_IFACE_MAP: &str = "XVRRP_IFACE";
 /// Name of the per-peer counter map.
 pub const XDP_COUNTERS_MAP: &str = "XVRRP_COUNTERS";
+/// Name of the inline rows' source directory.
+pub const XDP_ROWDIR_MAP: &str = "XVRRP_ROWDIR";
+/// Name of the inline rows' counters.
+pub const XDP_ROWCNT_MAP: &str = "XVRRP_ROWCNT";
+/// Name of the per-slot "may have hash rows" flags.
+pub const XDP_HASHED_MAP: &str = "XVRRP_HASHED";
+/// Name of the unknown-source bucket (per-CPU array of one [`PeerCounters`]).
+pub const XDP_BUCKET_MAP: &str = "XVRRP_BUCKET";
 /// Name of the advert event ring buffer.
 pub const XDP_EVENTS_MAP: &str = "XVRRP_EVENTS";
 
@@ -90,12 +113,42 @@ pub mod counter_index {
     pub const OWNER_DROP: usize = 15;
 }
 
-/// Capacity of [`XDP_POLICY_MAP`] (instances over all interfaces and families).
-pub const MAX_POLICIES: u32 = 1024;
-/// Capacity of [`XDP_PEERS_MAP`] (configured unicast peers over all instances).
+/// Capacity of [`XDP_POLICY_MAP`]: one slot per VRID and family (see [`policy_slot`]).
+pub const MAX_POLICIES: u32 = 512;
+/// Capacity of [`XDP_PEERS_MAP`] (unicast peers of instances with more than
+/// [`MAX_INLINE_PEERS`] of them).
 pub const MAX_PEERS: u32 = 4096;
-/// Capacity of [`XDP_IFACE_MAP`].
-pub const MAX_IFACES: u32 = 256;
+/// Unicast peers kept in the [`Policy`] itself (more go to [`XDP_PEERS_MAP`]).
+pub const MAX_INLINE_PEERS: usize = 4;
+
+/// Counter rows per policy slot kept in arrays (see the module docs).
+pub const INLINE_ROWS: usize = 4;
+
+/// [`RowDir::state`] values.
+pub mod row_state {
+    /// Free.
+    pub const FREE: u64 = 0;
+    /// Being claimed by the program (its address not written yet).
+    pub const CLAIMED: u64 = 1;
+    /// Owned by the source in [`super::RowDir::addrs`].
+    pub const READY: u64 = 2;
+}
+
+/// Value of [`XDP_ROWDIR_MAP`]: which sources own the inline rows of a policy slot. Written only
+/// by the program (rows are claimed with compare-and-exchange and never freed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RowDir {
+    /// A [`row_state`] value per row.
+    pub state: [u64; INLINE_ROWS],
+    /// The owner of each `READY` row (IPv4 in the first 4 bytes, the rest zero).
+    pub addrs: [[u8; 16]; INLINE_ROWS],
+}
+
+/// Index of the [`XDP_POLICY_MAP`] entry of a VRID in a family: IPv4 `vrid`, IPv6 `256 + vrid`.
+pub const fn policy_slot(family: u8, vrid: u8) -> u32 {
+    (if family == family::V6 { 256 } else { 0 }) + vrid as u32
+}
 /// Capacity of [`XDP_COUNTERS_MAP`]: least recently used entries are evicted beyond it, so a
 /// flood of valid-looking adverts from spoofed sources cannot grow it.
 pub const MAX_COUNTER_ENTRIES: u32 = 4096;
@@ -109,6 +162,17 @@ pub mod family {
     pub const V4: u8 = 4;
     /// IPv6.
     pub const V6: u8 = 6;
+}
+
+/// [`Policy::unicast`] values.
+pub mod unicast_mode {
+    /// Multicast: any source.
+    pub const OFF: u8 = 0;
+    /// Unicast, every peer in [`super::Policy::peers`].
+    pub const INLINE: u8 = 1;
+    /// Unicast with more than [`super::MAX_INLINE_PEERS`] peers: all are in
+    /// [`super::XDP_PEERS_MAP`] (and none inline).
+    pub const MAP: u8 = 2;
 }
 
 /// [`Policy::ttl`] and [`PeerPolicy::ttl`] values.
@@ -136,10 +200,41 @@ pub mod checksum_form {
     pub const RFC9568: u8 = 2;
 }
 
-/// Key of [`XDP_POLICY_MAP`]: one VRRP instance on one interface and address family.
+/// Value of [`XDP_POLICY_MAP`]: what the receive checks (steps 16 to 23) need of an instance.
+/// An all-zero entry (version 0) is an unconfigured VRID.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PolicyKey {
+pub struct Policy {
+    /// Configured VRRP version, 2 or 3 (0: no instance for this VRID and family).
+    pub version: u8,
+    /// v2 auth type: 0 none, 1 PASS (v3: 0).
+    pub auth_type: u8,
+    /// v2 advert interval in seconds that received adverts must carry (v3: 0, not compared).
+    pub interval_secs: u8,
+    /// 1 when we own the addresses (priority 255): adverts are dropped as `owner_drop`.
+    pub owner: u8,
+    /// A [`unicast_mode`] value: in unicast mode only configured peers are accepted, with their
+    /// TTL policy.
+    pub unicast: u8,
+    /// Multicast TTL policy, a [`ttl_check`] value (unused in unicast mode).
+    pub ttl: u8,
+    /// Number of valid entries in [`Policy::peers`] ([`unicast_mode::INLINE`]).
+    pub peer_count: u8,
+    /// Always zero.
+    pub _pad: u8,
+    /// v2 PASS data: the 8 bytes on the wire (zero otherwise).
+    pub auth_data: [u8; 8],
+    /// TTL policy of each inline peer, a [`ttl_check`] value.
+    pub peer_ttl: [u8; 8],
+    /// Inline unicast peers: IPv4 in the first 4 bytes (network order), the rest zero.
+    pub peers: [[u8; 16]; MAX_INLINE_PEERS],
+}
+
+/// Key of [`XDP_PEERS_MAP`] and [`XDP_COUNTERS_MAP`]: a source address sending adverts for a
+/// VRID on an interface. (The unknown-source bucket is [`XDP_BUCKET_MAP`], not a key here.)
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PeerKey {
     /// Ingress interface index.
     pub ifindex: u32,
     /// Virtual router identifier.
@@ -148,68 +243,8 @@ pub struct PolicyKey {
     pub family: u8,
     /// Always zero.
     pub _pad: [u8; 2],
-}
-
-/// Value of [`XDP_POLICY_MAP`]: what the receive checks (steps 16 to 23) need of an instance.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Policy {
-    /// Configured VRRP version, 2 or 3.
-    pub version: u8,
-    /// v2 auth type: 0 none, 1 PASS (v3: 0).
-    pub auth_type: u8,
-    /// v2 advert interval in seconds that received adverts must carry (v3: 0, not compared).
-    pub interval_secs: u8,
-    /// 1 when we own the addresses (priority 255): adverts are dropped as `owner_drop`.
-    pub owner: u8,
-    /// 1 in unicast mode: only sources in [`XDP_PEERS_MAP`] are accepted, with their TTL policy.
-    pub unicast: u8,
-    /// Multicast TTL policy, a [`ttl_check`] value (unused in unicast mode).
-    pub ttl: u8,
-    /// Always zero.
-    pub _pad: [u8; 2],
-    /// v2 PASS data: the 8 bytes on the wire (zero otherwise).
-    pub auth_data: [u8; 8],
-}
-
-/// Key of [`XDP_PEERS_MAP`] and [`XDP_COUNTERS_MAP`]: a source address sending adverts for a
-/// VRID on an interface.
-///
-/// In [`XDP_COUNTERS_MAP`] the key with `vrid`, `family` and `addr` all zero is the interface's
-/// unknown-source bucket (see [`PeerKey::unknown_bucket`]).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PeerKey {
-    /// Ingress interface index.
-    pub ifindex: u32,
-    /// Virtual router identifier (0 in the unknown-source bucket).
-    pub vrid: u8,
-    /// [`family::V4`] or [`family::V6`] (0 in the unknown-source bucket).
-    pub family: u8,
-    /// Always zero.
-    pub _pad: [u8; 2],
     /// Source address: IPv4 in the first 4 bytes (network order), the rest zero; IPv6 all 16.
     pub addr: [u8; 16],
-}
-
-impl PeerKey {
-    /// The unknown-source bucket of an interface: failures from sources that are neither a
-    /// configured unicast peer nor a source that already sent a valid advert, and failures found
-    /// before the VRRP header could be read.
-    pub const fn unknown_bucket(ifindex: u32) -> Self {
-        PeerKey {
-            ifindex,
-            vrid: 0,
-            family: 0,
-            _pad: [0; 2],
-            addr: [0; 16],
-        }
-    }
-
-    /// Whether this is an interface's unknown-source bucket.
-    pub fn is_unknown_bucket(&self) -> bool {
-        self.vrid == 0 && self.family == 0 && self.addr == [0; 16]
-    }
 }
 
 /// Value of [`XDP_PEERS_MAP`]: a configured unicast peer.
@@ -239,7 +274,7 @@ impl Default for PeerCounters {
     }
 }
 
-/// Value of [`XDP_IFACE_MAP`].
+/// Value of [`XDP_IFACE_MAP`] (its only entry, index 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct IfaceConfig {
@@ -282,8 +317,7 @@ pub struct AdvertEvent {
 /// Size of [`AdvertEvent`] in bytes.
 pub const ADVERT_EVENT_LEN: usize = 64;
 
-const _: () = assert!(core::mem::size_of::<PolicyKey>() == 8);
-const _: () = assert!(core::mem::size_of::<Policy>() == 16);
+const _: () = assert!(core::mem::size_of::<Policy>() == 24 + 16 * MAX_INLINE_PEERS);
 const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
 const _: () = assert!(core::mem::size_of::<PeerPolicy>() == 8);
 const _: () = assert!(core::mem::size_of::<PeerCounters>() == 8 * COUNTER_SLOTS);
@@ -293,8 +327,6 @@ const _: () = assert!(core::mem::size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
 mod user {
     // SAFETY (for every impl below): `#[repr(C)]`, only integer and byte-array fields, padding
     // spelled out as fields, so every bit pattern is valid and no byte is uninitialised.
-    unsafe impl aya::Pod for super::PolicyKey {}
-    // SAFETY: see above.
     unsafe impl aya::Pod for super::Policy {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::PeerKey {}
@@ -304,6 +336,8 @@ mod user {
     unsafe impl aya::Pod for super::PeerCounters {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::IfaceConfig {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::RowDir {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::AdvertEvent {}
 }

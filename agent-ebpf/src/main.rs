@@ -32,26 +32,46 @@ use aya_ebpf::{
 };
 
 use agent_common::{
-    checksum_form, counter_index as ci, family, iface_flags, ttl_check, xdp_stats, AdvertEvent,
-    IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyKey, COUNTER_SLOTS,
-    EVENTS_RING_BYTES, MAX_COUNTER_ENTRIES, MAX_IFACES, MAX_PEERS, MAX_POLICIES,
+    checksum_form, counter_index as ci, family, iface_flags, policy_slot, row_state, ttl_check,
+    unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
+    RowDir, COUNTER_SLOTS, EVENTS_RING_BYTES, INLINE_ROWS, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS,
+    MAX_PEERS, MAX_POLICIES,
 };
 
 #[map(name = "XVRRP_STATS")]
 static XVRRP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(xdp_stats::LEN, 0);
 
+/// Indexed by [`policy_slot`]: an array lookup, which the verifier inlines (no helper call).
 #[map(name = "XVRRP_POLICY")]
-static XVRRP_POLICY: HashMap<PolicyKey, Policy> = HashMap::with_max_entries(MAX_POLICIES, 0);
+static XVRRP_POLICY: Array<Policy> = Array::with_max_entries(MAX_POLICIES, 0);
 
 #[map(name = "XVRRP_PEERS")]
 static XVRRP_PEERS: HashMap<PeerKey, PeerPolicy> = HashMap::with_max_entries(MAX_PEERS, 0);
 
+/// This copy's interface flags, one entry (each interface loads its own copy of the program).
 #[map(name = "XVRRP_IFACE")]
-static XVRRP_IFACE: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(MAX_IFACES, 0);
+static XVRRP_IFACE: Array<IfaceConfig> = Array::with_max_entries(1, 0);
+
+/// This copy's unknown-source bucket, one per-CPU entry.
+#[map(name = "XVRRP_BUCKET")]
+static XVRRP_BUCKET: PerCpuArray<PeerCounters> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "XVRRP_COUNTERS")]
 static XVRRP_COUNTERS: LruPerCpuHashMap<PeerKey, PeerCounters> =
     LruPerCpuHashMap::with_max_entries(MAX_COUNTER_ENTRIES, 0);
+
+/// Which source owns each inline counter row of a policy slot.
+#[map(name = "XVRRP_ROWDIR")]
+static XVRRP_ROWDIR: Array<RowDir> = Array::with_max_entries(MAX_POLICIES, 0);
+
+/// The inline rows' counts, at `slot * INLINE_ROWS + i`.
+#[map(name = "XVRRP_ROWCNT")]
+static XVRRP_ROWCNT: PerCpuArray<PeerCounters> =
+    PerCpuArray::with_max_entries(MAX_POLICIES * INLINE_ROWS as u32, 0);
+
+/// Per policy slot: non-zero when rows of the slot may be in [`XVRRP_COUNTERS`].
+#[map(name = "XVRRP_HASHED")]
+static XVRRP_HASHED: Array<u64> = Array::with_max_entries(MAX_POLICIES, 0);
 
 /// An all-zero [`PeerCounters`], the template new counter entries are copied from.
 #[map(name = "XVRRP_ZERO")]
@@ -226,11 +246,11 @@ fn bump_stat(idx: u32) {
     }
 }
 
-/// Adds one to `counter` (and to `pri_zero_rcvd` when `pri_zero`) in the entry of `key`,
-/// creating the entry when it is missing.
+/// Adds one to `counter` (and to `pri_zero_rcvd` when `pri_zero`) in the row of `key`,
+/// creating the row when it is missing.
 #[inline(always)]
 fn bump_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
-    if let Some(c) = XVRRP_COUNTERS.get_ptr_mut(key) {
+    if let Some(c) = find_row(key) {
         // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
         let counts = unsafe { &mut (*c).counts };
         bump_slots(counts, counter, pri_zero);
@@ -239,11 +259,110 @@ fn bump_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
     create_entry(key, counter, pri_zero);
 }
 
-/// The slow path of [`bump_entry`], a separate BPF function: inserts a zeroed entry (copied from
-/// the never-written [`XVRRP_ZERO`] template, so no 136-byte value is built on the stack), then
-/// counts in it.
+/// Loads a `u64` of a map value afresh (another CPU may write it).
+#[inline(always)]
+fn load_u64(p: *const u64) -> u64 {
+    // SAFETY: the caller passes a pointer into a map value.
+    unsafe { ptr::read_volatile(p) }
+}
+
+/// The row of `key`: an inline row of its policy slot when the source owns one, else its LRU
+/// hash entry when the slot may have any.
+#[inline(always)]
+fn find_row(key: &PeerKey) -> Option<*mut PeerCounters> {
+    let slot = policy_slot(key.family, key.vrid);
+    let dir = XVRRP_ROWDIR.get_ptr(slot)?;
+    let a = addr_words(&key.addr);
+    let mut i = 0;
+    while i < INLINE_ROWS {
+        // SAFETY: a map value; `i` is in bounds (checked by `get`).
+        let (st, addr) = unsafe { ((*dir).state.get(i), (*dir).addrs.get(i)) };
+        if let (Some(st), Some(addr)) = (st, addr) {
+            if load_u64(st) == row_state::READY && addr_words(addr) == a {
+                return XVRRP_ROWCNT.get_ptr_mut(slot * INLINE_ROWS as u32 + i as u32);
+            }
+        }
+        i += 1;
+    }
+    let hashed = XVRRP_HASHED.get_ptr(slot)?;
+    if load_u64(hashed) == 0 {
+        return None;
+    }
+    XVRRP_COUNTERS.get_ptr_mut(key)
+}
+
+/// `*p = new` if `*p == old`, atomically; returns the value `*p` had.
+///
+/// # Safety
+///
+/// `p` must point into a writable map value, 8-byte aligned.
+#[inline(always)]
+unsafe fn cmpxchg(p: *mut u64, old: u64, new: u64) -> u64 {
+    let mut r0 = old;
+    // SAFETY: the caller guarantees `p`; BPF_CMPXCHG compares r0 with `*p`, stores `new` when
+    // equal, and leaves the old value in r0.
+    unsafe {
+        asm!("r0 = cmpxchg_64({p} + 0, r0, {new})", p = in(reg) p, new = in(reg) new,
+             inout("r0") r0, options(nostack));
+    }
+    r0
+}
+
+/// Stores `v` at `p` atomically, as a full barrier (after the row's address is written).
+///
+/// # Safety
+///
+/// As for [`cmpxchg`].
+#[inline(always)]
+unsafe fn xchg(p: *mut u64, v: u64) {
+    let mut v = v;
+    // SAFETY: the caller guarantees `p`.
+    unsafe {
+        asm!("{v} = xchg_64({p} + 0, {v})", p = in(reg) p, v = inout(reg) v, options(nostack));
+    }
+    let _ = v;
+}
+
+/// The slow path of [`bump_entry`], a separate BPF function: claims a free inline row of the
+/// policy slot for the source, or, when all are taken, marks the slot as having hash rows and
+/// inserts a zeroed LRU hash entry (copied from the never-written [`XVRRP_ZERO`] template, so no
+/// 136-byte value is built on the stack); then counts in the row.
 #[inline(never)]
 fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
+    let slot = policy_slot(key.family, key.vrid);
+    if let Some(dir) = XVRRP_ROWDIR.get_ptr_mut(slot) {
+        let mut i = 0;
+        while i < INLINE_ROWS {
+            // SAFETY: a map value; `i` is in bounds (checked by `get_mut`).
+            let (st, addr) = unsafe { ((*dir).state.get_mut(i), (*dir).addrs.get_mut(i)) };
+            if let (Some(st), Some(addr)) = (st, addr) {
+                let st: *mut u64 = st;
+                if load_u64(st) == row_state::FREE
+                    // SAFETY: `st` points into the map value, 8-byte aligned.
+                    && unsafe { cmpxchg(st, row_state::FREE, row_state::CLAIMED) }
+                        == row_state::FREE
+                {
+                    *addr = key.addr;
+                    // SAFETY: as above.
+                    unsafe { xchg(st, row_state::READY) };
+                    if let Some(c) = XVRRP_ROWCNT.get_ptr_mut(slot * INLINE_ROWS as u32 + i as u32)
+                    {
+                        // SAFETY: this CPU's copy of a per-CPU value.
+                        let counts = unsafe { &mut (*c).counts };
+                        bump_slots(counts, counter, pri_zero);
+                    }
+                    return;
+                }
+            }
+            i += 1;
+        }
+    }
+    if let Some(h) = XVRRP_HASHED.get_ptr_mut(slot) {
+        if load_u64(h) == 0 {
+            // SAFETY: a map value, 8-byte aligned.
+            unsafe { xchg(h, 1) };
+        }
+    }
     if let Some(zero) = XVRRP_ZERO.get(0) {
         // Fails when another CPU created it in between: then count in theirs.
         let _ = XVRRP_COUNTERS.insert(key, zero, u64::from(BPF_NOEXIST));
@@ -265,24 +384,84 @@ fn bump_slots(counts: &mut [u64; COUNTER_SLOTS], counter: usize, pri_zero: bool)
     }
 }
 
+/// Adds one to `counter` in the unknown-source bucket.
+#[inline(always)]
+fn bump_bucket(counter: usize) {
+    if let Some(c) = XVRRP_BUCKET.get_ptr_mut(0) {
+        // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
+        let counts = unsafe { &mut (*c).counts };
+        bump_slots(counts, counter, false);
+    }
+}
+
+/// The TTL policy of `key`'s source when it is a configured unicast peer of `policy` (which
+/// must be in unicast mode), `None` when it is not one.
+#[inline(always)]
+fn unicast_peer(policy: *const Policy, key: &PeerKey) -> Option<u8> {
+    // SAFETY: a map value only the agent writes; fields read in place.
+    let (mode, n) = unsafe { ((*policy).unicast, (*policy).peer_count) };
+    if mode == unicast_mode::MAP {
+        // SAFETY: as above.
+        return XVRRP_PEERS.get_ptr(key).map(|p| unsafe { (*p).ttl });
+    }
+    let a = addr_words(&key.addr);
+    // SAFETY: as above.
+    let (peers, ttls) = unsafe { (&(*policy).peers, &(*policy).peer_ttl) };
+    let mut i = 0;
+    while i < MAX_INLINE_PEERS {
+        if i >= usize::from(n) {
+            break;
+        }
+        if let (Some(peer), Some(ttl)) = (peers.get(i), ttls.get(i)) {
+            if addr_words(peer) == a {
+                return Some(*ttl);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The 16 address bytes as four words (for comparing).
+#[inline(always)]
+fn addr_words(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
+
+/// The policy entry of `key`'s VRID and family (always present: unconfigured ones are zero).
+#[inline(always)]
+fn policy_of(key: &PeerKey) -> Option<*const Policy> {
+    XVRRP_POLICY.get_ptr(policy_slot(key.family, key.vrid))
+}
+
 /// Counts a failure: in the entry of the source when it exists (it sent a valid advert before)
 /// or is a configured unicast peer, else in the interface's unknown-source bucket. A failing
 /// packet never creates an entry for an unknown source, so spoofed floods cannot grow the map.
 #[inline(always)]
 fn count_failure(key: &PeerKey, fail: Fail) {
     if fail.keyed {
-        if let Some(c) = XVRRP_COUNTERS.get_ptr_mut(key) {
+        if let Some(c) = find_row(key) {
             // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
             let counts = unsafe { &mut (*c).counts };
             bump_slots(counts, fail.counter, false);
             return;
         }
-        if XVRRP_PEERS.get_ptr(key).is_some() {
-            bump_entry(key, fail.counter, false);
-            return;
+        if let Some(policy) = policy_of(key) {
+            // SAFETY: a map value only the agent writes.
+            if unsafe { (*policy).unicast } != unicast_mode::OFF
+                && unicast_peer(policy, key).is_some()
+            {
+                create_entry(key, fail.counter, false);
+                return;
+            }
         }
     }
-    bump_entry(&PeerKey::unknown_bucket(key.ifindex), fail.counter, false);
+    bump_bucket(fail.counter);
 }
 
 #[xdp]
@@ -376,12 +555,8 @@ fn words_to_addr(w: [u32; 4]) -> [u8; 16] {
 
 /// Drops a frame that failed before its source and VRID are known.
 #[inline(always)]
-fn drop_early(ctx: &XdpContext, counter: usize) -> u32 {
-    bump_entry(
-        &PeerKey::unknown_bucket(ctx.ingress_ifindex() as u32),
-        counter,
-        false,
-    );
+fn drop_early(_ctx: &XdpContext, counter: usize) -> u32 {
+    bump_bucket(counter);
     xdp_action::XDP_DROP
 }
 
@@ -419,7 +594,7 @@ fn finish(key: &PeerKey, res: Result<Accepted, Fail>) -> u32 {
         None => bump_stat(xdp_stats::RING_FULL),
     }
     let pass = XVRRP_IFACE
-        .get_ptr(key.ifindex)
+        .get_ptr(0)
         // SAFETY: a plain read of a map value that only the agent writes.
         .is_some_and(|c| unsafe { (*c).flags } & iface_flags::PASS_TO_STACK != 0);
     if pass {
@@ -577,42 +752,46 @@ fn vrrp(
         return Err(keyed(ci::ADVERT_INTERVAL_ERR));
     }
     // 16. VRID configured here for this family.
-    let pkey = PolicyKey {
-        ifindex: key.ifindex,
-        vrid,
-        family: key.family,
-        _pad: [0; 2],
-    };
-    let Some(policy) = XVRRP_POLICY.get_ptr(pkey) else {
+    let Some(pp) = policy_of(key) else {
         return Err(keyed(ci::VRID_ERR));
     };
-    // SAFETY: a map value only the agent writes; copied out at once.
-    let policy: Policy = unsafe { ptr::read(policy) };
+    // SAFETY: a map value only the agent writes; the fixed fields are copied out at once.
+    let (pversion, pauth, pinterval, powner, punicast, pttl) = unsafe {
+        (
+            (*pp).version,
+            (*pp).auth_type,
+            (*pp).interval_secs,
+            (*pp).owner,
+            (*pp).unicast,
+            (*pp).ttl,
+        )
+    };
+    if pversion == 0 {
+        return Err(keyed(ci::VRID_ERR));
+    }
     // 17. Unicast: a configured peer, whose TTL policy applies.
-    let mut ttl_policy = policy.ttl;
-    if policy.unicast != 0 {
-        let peer_key: &PeerKey = key;
-        let Some(peer) = XVRRP_PEERS.get_ptr(peer_key) else {
+    let mut ttl_policy = pttl;
+    if punicast != unicast_mode::OFF {
+        let Some(t) = unicast_peer(pp, key) else {
             return Err(keyed(ci::UNKNOWN_PEER));
         };
-        // SAFETY: as above.
-        ttl_policy = unsafe { (*peer).ttl };
+        ttl_policy = t;
     }
     // 18. TTL / Hop Limit.
     if ttl_policy == ttl_check::REQUIRE_255 && ttl != 255 {
         return Err(keyed(ci::IP_TTL_ERR));
     }
     // 19. Version configured.
-    if version != policy.version {
+    if version != pversion {
         return Err(keyed(ci::VERSION_ERR));
     }
     // 20. Not the owner.
-    if policy.owner != 0 {
+    if powner != 0 {
         return Err(keyed(ci::OWNER_DROP));
     }
     if v2 {
         // 21. Auth type.
-        if b4 != policy.auth_type {
+        if b4 != pauth {
             return Err(keyed(ci::AUTHTYPE_MISMATCH));
         }
         // 22. PASS data.
@@ -622,7 +801,8 @@ fn vrrp(
             let at = opaque(off + VRRP_HLEN + usize::from(count) * 4);
             let d0 = ld32(ctx, at).ok_or(keyed(ci::PACKET_LEN_ERR))?;
             let d1 = ld32(ctx, at + 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
-            let [p0, p1, p2, p3, p4, p5, p6, p7] = policy.auth_data;
+            // SAFETY: a map value only the agent writes.
+            let [p0, p1, p2, p3, p4, p5, p6, p7] = unsafe { (*pp).auth_data };
             if d0 != u32::from_ne_bytes([p0, p1, p2, p3])
                 || d1 != u32::from_ne_bytes([p4, p5, p6, p7])
             {
@@ -630,7 +810,7 @@ fn vrrp(
             }
         }
         // 23. Interval.
-        if b5 != policy.interval_secs {
+        if b5 != pinterval {
             return Err(keyed(ci::ADVERT_INTERVAL_ERR));
         }
     }

@@ -311,6 +311,58 @@ fn extra_cases_have_identical_verdicts_and_counters() {
     assert_eq!(prog.run(good, 1).unwrap().action, XDP_DROP);
 }
 
+/// More sources than a VRID has inline counter rows: the first ones get array rows, the rest
+/// LRU hash rows; failures from every one of them land in its own row, failures from a source
+/// that never sent a valid advert in the bucket, in both families.
+#[test]
+fn sources_beyond_the_inline_rows_keep_their_own_rows() {
+    let policies = testvectors::policies();
+    let mut prog = load(&policies);
+    let g4 = IpAddr::V4(xvrrp::packet::VRRP_GROUP_V4);
+    let g6 = IpAddr::V6(xvrrp::packet::VRRP_GROUP_V6);
+    let srcs4: Vec<IpAddr> = (1..=9u8)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i)))
+        .collect();
+    let srcs6: Vec<IpAddr> = (1..=9u16)
+        .map(|i| IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0x77, i)))
+        .collect();
+    for (srcs, group) in [(&srcs4, g4), (&srcs6, g6)] {
+        let frames: Vec<Vec<u8>> = srcs
+            .iter()
+            .map(|s| v3_frame(testvectors::VRID_V3, 100, vec![*s], *s, group))
+            .collect();
+        // A wrong VRRP checksum (the frame's last byte may be Ethernet padding).
+        let corrupt = |f: &Vec<u8>| {
+            let mut bad = f.clone();
+            let (_, at) = vrrp_at(f).unwrap();
+            bad[at + 6] ^= 1;
+            bad
+        };
+        // The last source never sends a valid advert.
+        let (known, stranger) = frames.split_at(frames.len() - 1);
+        for round in 0..2 {
+            for (i, f) in known.iter().enumerate() {
+                let name = format!("source {i} round {round}");
+                assert!(matches!(
+                    check_parity(&mut prog, &policies, &name, f),
+                    Verdict::Accept { .. }
+                ));
+                check_parity(&mut prog, &policies, &name, &corrupt(f));
+            }
+            check_parity(&mut prog, &policies, "stranger", &corrupt(&stranger[0]));
+        }
+    }
+    let rows = snapshot(&prog);
+    for s in srcs4.iter().chain(srcs6.iter()) {
+        let slot = PeerSlot::Peer {
+            vrid: testvectors::VRID_V3,
+            addr: *s,
+        };
+        let stranger = *s == srcs4[8] || *s == srcs6[8];
+        assert_eq!(rows.contains_key(&slot), !stranger, "{s}: {rows:?}");
+    }
+}
+
 /// Inserts `words` 4-byte IPv4 options (NOPs) into an untagged frame, fixing lengths and the
 /// header checksum.
 fn with_ipv4_options(frame: &[u8], words: usize) -> Vec<u8> {

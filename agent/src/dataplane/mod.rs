@@ -13,7 +13,7 @@
 //! The map layouts are in `agent_common`; the verdict order is the one of [`crate::packet`].
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, BTreeSet, HashSet},
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
@@ -21,13 +21,15 @@ use std::{
 };
 
 use agent_common::{
-    checksum_form, counter_index, family, iface_flags, ttl_check, xdp_stats, AdvertEvent,
-    IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyKey, ADVERT_EVENT_LEN,
-    COUNTER_SLOTS, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM,
-    XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_STATS_MAP,
+    checksum_form, counter_index, family, iface_flags, policy_slot, row_state, ttl_check,
+    unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
+    RowDir, ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, MAX_POLICIES,
+    XDP_BUCKET_MAP, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_HASHED_MAP, XDP_IFACE_MAP,
+    XDP_PASS_PROGRAM, XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_ROWDIR_MAP,
+    XDP_STATS_MAP,
 };
 use aya::{
-    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf,
 };
@@ -366,25 +368,25 @@ fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, Datapl
 /// The kernel maps of one loaded object, for one interface index.
 struct Maps;
 
+/// A policy slot, its value, and the unicast peers of the instance.
+type PolicyEntry = (u32, Policy, Vec<(PeerKey, PeerPolicy)>);
+
 impl Maps {
     /// Replaces the policies (and unicast peers) of `ifindex` with `policies`. New entries are
-    /// written before stale ones are removed, so packets never see a gap.
+    /// written before stale ones are removed, so packets never see a gap. Adds the policy slots
+    /// used to `slots` (the slots whose inline rows [`Maps::peer_counters`] reads).
     fn set_policies(
         ebpf: &mut Ebpf,
         ifindex: u32,
         policies: &[RxPolicy],
+        slots: &mut BTreeSet<u32>,
     ) -> Result<(), DataplaneError> {
-        let mut pol_entries: Vec<(PolicyKey, Policy)> = Vec::new();
-        let mut peer_entries: Vec<(PeerKey, PeerPolicy)> = Vec::new();
+        let mut pol_entries: Vec<PolicyEntry> = Vec::new();
         for p in policies {
-            let key = PolicyKey {
-                ifindex,
-                vrid: p.vrid,
-                family: family_code(p.family),
-                _pad: [0; 2],
-            };
+            let fam = family_code(p.family);
+            let slot = policy_slot(fam, p.vrid);
             // Like `check_any`, the first policy for a VRID and family wins.
-            if pol_entries.iter().any(|(k, _)| *k == key) {
+            if pol_entries.iter().any(|(k, _, _)| *k == slot) {
                 continue;
             }
             let mut value = Policy::default();
@@ -409,11 +411,11 @@ impl Maps {
                 VersionPolicy::V3 => value.version = 3,
             }
             value.owner = u8::from(p.owner);
+            let mut peers: Vec<(PeerKey, PeerPolicy)> = Vec::new();
             match &p.source {
                 SourcePolicy::Multicast { ttl } => value.ttl = ttl_code(*ttl),
-                SourcePolicy::Unicast { peers } => {
-                    value.unicast = 1;
-                    for peer in peers {
+                SourcePolicy::Unicast { peers: configured } => {
+                    for peer in configured {
                         // A peer of the other family can never match (as in `check`).
                         if Family::of(&peer.addr) != p.family {
                             continue;
@@ -421,13 +423,13 @@ impl Maps {
                         let pk = PeerKey {
                             ifindex,
                             vrid: p.vrid,
-                            family: key.family,
+                            family: fam,
                             _pad: [0; 2],
                             addr: addr_bytes(&peer.addr),
                         };
                         // Like `check`, the first entry for an address wins.
-                        if !peer_entries.iter().any(|(k, _)| *k == pk) {
-                            peer_entries.push((
+                        if !peers.iter().any(|(k, _)| *k == pk) {
+                            peers.push((
                                 pk,
                                 PeerPolicy {
                                     ttl: ttl_code(peer.ttl),
@@ -436,28 +438,57 @@ impl Maps {
                             ));
                         }
                     }
+                    if peers.len() <= MAX_INLINE_PEERS {
+                        value.unicast = unicast_mode::INLINE;
+                        value.peer_count = peers.len() as u8;
+                        for (i, (k, v)) in peers.iter().enumerate() {
+                            value.peers[i] = k.addr;
+                            value.peer_ttl[i] = v.ttl;
+                        }
+                    } else {
+                        value.unicast = unicast_mode::MAP;
+                    }
                 }
             }
-            pol_entries.push((key, value));
+            pol_entries.push((slot, value, peers));
         }
 
+        // Peers of instances too large for their policy entry go first, so a policy that needs
+        // them never sees them missing.
+        let map_peers: Vec<(PeerKey, PeerPolicy)> = pol_entries
+            .iter()
+            .filter(|(_, v, _)| v.unicast == unicast_mode::MAP)
+            .flat_map(|(_, _, peers)| peers.iter().copied())
+            .collect();
         {
-            let mut map: HashMap<_, PolicyKey, Policy> = HashMap::try_from(
+            let mut map: HashMap<_, PeerKey, PeerPolicy> = HashMap::try_from(
+                ebpf.map_mut(XDP_PEERS_MAP)
+                    .ok_or(DataplaneError::Missing("the peer map"))?,
+            )
+            .map_err(map_err(XDP_PEERS_MAP))?;
+            for (k, v) in &map_peers {
+                map.insert(k, v, 0).map_err(map_err(XDP_PEERS_MAP))?;
+            }
+        }
+        {
+            let mut map: Array<_, Policy> = Array::try_from(
                 ebpf.map_mut(XDP_POLICY_MAP)
                     .ok_or(DataplaneError::Missing("the policy map"))?,
             )
             .map_err(map_err(XDP_POLICY_MAP))?;
-            for (k, v) in &pol_entries {
-                map.insert(k, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
+            for (slot, v, _) in &pol_entries {
+                map.set(*slot, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
             }
-            let keep: HashSet<PolicyKey> = pol_entries.iter().map(|(k, _)| *k).collect();
-            let stale: Vec<PolicyKey> = map
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|k| k.ifindex == ifindex && !keep.contains(k))
-                .collect();
-            for k in stale {
-                map.remove(&k).map_err(map_err(XDP_POLICY_MAP))?;
+            let keep: HashSet<u32> = pol_entries.iter().map(|(k, _, _)| *k).collect();
+            for slot in 0..MAX_POLICIES {
+                if keep.contains(&slot) {
+                    continue;
+                }
+                let old = map.get(&slot, 0).map_err(map_err(XDP_POLICY_MAP))?;
+                if old != Policy::default() {
+                    map.set(slot, Policy::default(), 0)
+                        .map_err(map_err(XDP_POLICY_MAP))?;
+                }
             }
         }
         {
@@ -466,23 +497,36 @@ impl Maps {
                     .ok_or(DataplaneError::Missing("the peer map"))?,
             )
             .map_err(map_err(XDP_PEERS_MAP))?;
-            for (k, v) in &peer_entries {
-                map.insert(k, v, 0).map_err(map_err(XDP_PEERS_MAP))?;
-            }
-            let keep: HashSet<PeerKey> = peer_entries.iter().map(|(k, _)| *k).collect();
+            let keep: HashSet<PeerKey> = map_peers.iter().map(|(k, _)| *k).collect();
             let stale: Vec<PeerKey> = map
                 .keys()
                 .filter_map(Result::ok)
-                .filter(|k| k.ifindex == ifindex && !keep.contains(k))
+                .filter(|k| !keep.contains(k))
                 .collect();
             for k in stale {
                 map.remove(&k).map_err(map_err(XDP_PEERS_MAP))?;
             }
         }
-        // Counter rows for every configured peer and the unknown-source bucket, so they are
-        // listed (at zero) before the first packet. Existing rows are kept.
-        let mut rows: Vec<PeerKey> = peer_entries.iter().map(|(k, _)| *k).collect();
-        rows.push(PeerKey::unknown_bucket(ifindex));
+        slots.extend(pol_entries.iter().map(|(k, _, _)| *k));
+        // Counter rows for every configured peer, so they are listed (at zero) before the first
+        // packet: in the LRU hash, so the program must look there for their slots (flagged
+        // first). Existing rows are kept. (The unknown-source bucket is an array: always there.)
+        {
+            let mut map: Array<_, u64> = Array::try_from(
+                ebpf.map_mut(XDP_HASHED_MAP)
+                    .ok_or(DataplaneError::Missing("the hashed-rows flags"))?,
+            )
+            .map_err(map_err(XDP_HASHED_MAP))?;
+            for (slot, _, peers) in &pol_entries {
+                if !peers.is_empty() {
+                    map.set(*slot, 1, 0).map_err(map_err(XDP_HASHED_MAP))?;
+                }
+            }
+        }
+        let rows: Vec<PeerKey> = pol_entries
+            .iter()
+            .flat_map(|(_, _, peers)| peers.iter().map(|(k, _)| *k))
+            .collect();
         Self::create_counter_rows(ebpf, &rows)
     }
 
@@ -520,26 +564,81 @@ impl Maps {
         Ok(())
     }
 
-    fn set_iface_flags(ebpf: &mut Ebpf, ifindex: u32, flags: u32) -> Result<(), DataplaneError> {
-        let mut map: HashMap<_, u32, IfaceConfig> = HashMap::try_from(
+    fn set_iface_flags(ebpf: &mut Ebpf, flags: u32) -> Result<(), DataplaneError> {
+        let mut map: Array<_, IfaceConfig> = Array::try_from(
             ebpf.map_mut(XDP_IFACE_MAP)
                 .ok_or(DataplaneError::Missing("the interface map"))?,
         )
         .map_err(map_err(XDP_IFACE_MAP))?;
-        map.insert(ifindex, IfaceConfig { flags }, 0)
+        map.set(0, IfaceConfig { flags }, 0)
             .map_err(map_err(XDP_IFACE_MAP))
     }
 
+    /// The rows of this copy's maps: the inline rows of `slots` (listed under `ifindex`, like the
+    /// unknown-source bucket) and the LRU hash rows, one row per source.
     fn peer_counters(
         ebpf: &Ebpf,
-        ifindex: Option<u32>,
+        ifindex: u32,
+        slots: &BTreeSet<u32>,
     ) -> Result<Vec<PeerCounterRow>, DataplaneError> {
+        let bucket = PerCpuArray::<_, PeerCounters>::try_from(
+            ebpf.map(XDP_BUCKET_MAP)
+                .ok_or(DataplaneError::Missing("the unknown-source bucket"))?,
+        )
+        .map_err(map_err(XDP_BUCKET_MAP))?;
+        let mut counts = [0u64; COUNTER_SLOTS];
+        for v in bucket.get(&0, 0).map_err(map_err(XDP_BUCKET_MAP))?.iter() {
+            for (sum, n) in counts.iter_mut().zip(v.counts.iter()) {
+                *sum = sum.wrapping_add(*n);
+            }
+        }
+        let mut merged: BTreeMap<(u32, PeerSlot), [u64; COUNTER_SLOTS]> = BTreeMap::new();
+        merged.insert((ifindex, PeerSlot::Unknown), counts);
+        let add = |merged: &mut BTreeMap<(u32, PeerSlot), [u64; COUNTER_SLOTS]>,
+                   key: (u32, PeerSlot),
+                   values: &PerCpuValues<PeerCounters>| {
+            let sums = merged.entry(key).or_insert([0; COUNTER_SLOTS]);
+            for v in values.iter() {
+                for (sum, n) in sums.iter_mut().zip(v.counts.iter()) {
+                    *sum = sum.wrapping_add(*n);
+                }
+            }
+        };
+        let dirs: Array<_, RowDir> = Array::try_from(
+            ebpf.map(XDP_ROWDIR_MAP)
+                .ok_or(DataplaneError::Missing("the row directory"))?,
+        )
+        .map_err(map_err(XDP_ROWDIR_MAP))?;
+        let inline = PerCpuArray::<_, PeerCounters>::try_from(
+            ebpf.map(XDP_ROWCNT_MAP)
+                .ok_or(DataplaneError::Missing("the inline rows"))?,
+        )
+        .map_err(map_err(XDP_ROWCNT_MAP))?;
+        for &slot in slots {
+            let dir = dirs.get(&slot, 0).map_err(map_err(XDP_ROWDIR_MAP))?;
+            let (fam, vrid) = if slot >= 256 {
+                (Family::V6, (slot - 256) as u8)
+            } else {
+                (Family::V4, slot as u8)
+            };
+            for (i, (state, addr)) in dir.state.iter().zip(dir.addrs.iter()).enumerate() {
+                if *state != row_state::READY {
+                    continue;
+                }
+                let idx = slot * INLINE_ROWS as u32 + i as u32;
+                let values = inline.get(&idx, 0).map_err(map_err(XDP_ROWCNT_MAP))?;
+                let peer = PeerSlot::Peer {
+                    vrid,
+                    addr: addr_from(fam, addr),
+                };
+                add(&mut merged, (ifindex, peer), &values);
+            }
+        }
         let map: PerCpuHashMap<_, PeerKey, PeerCounters> = PerCpuHashMap::try_from(
             ebpf.map(XDP_COUNTERS_MAP)
                 .ok_or(DataplaneError::Missing("the counter map"))?,
         )
         .map_err(map_err(XDP_COUNTERS_MAP))?;
-        let mut rows = Vec::new();
         for item in map.iter() {
             let (key, values) = match item {
                 Ok(kv) => kv,
@@ -547,36 +646,25 @@ impl Maps {
                 Err(MapError::KeyNotFound) => continue,
                 Err(e) => return Err(map_err(XDP_COUNTERS_MAP)(e)),
             };
-            if ifindex.is_some_and(|i| i != key.ifindex) {
-                continue;
-            }
-            let mut counts = [0u64; COUNTER_SLOTS];
-            for v in values.iter() {
-                for (sum, n) in counts.iter_mut().zip(v.counts.iter()) {
-                    *sum = sum.wrapping_add(*n);
-                }
-            }
-            let slot = if key.is_unknown_bucket() {
-                PeerSlot::Unknown
+            let fam = if key.family == family::V6 {
+                Family::V6
             } else {
-                let fam = if key.family == family::V6 {
-                    Family::V6
-                } else {
-                    Family::V4
-                };
-                PeerSlot::Peer {
-                    vrid: key.vrid,
-                    addr: addr_from(fam, &key.addr),
-                }
+                Family::V4
             };
-            rows.push(PeerCounterRow {
-                ifindex: key.ifindex,
+            let slot = PeerSlot::Peer {
+                vrid: key.vrid,
+                addr: addr_from(fam, &key.addr),
+            };
+            add(&mut merged, (key.ifindex, slot), &values);
+        }
+        Ok(merged
+            .into_iter()
+            .map(|((ifindex, slot), counts)| PeerCounterRow {
+                ifindex,
                 slot,
                 counts,
-            });
-        }
-        rows.sort_by_key(|r| (r.ifindex, r.slot));
-        Ok(rows)
+            })
+            .collect())
     }
 
     fn stats(ebpf: &Ebpf) -> Result<XdpStats, DataplaneError> {
@@ -633,6 +721,8 @@ fn is_busy(e: &ProgramError) -> bool {
 /// policies. Dropping it detaches the program.
 pub struct XdpDataplane {
     ebpf: Ebpf,
+    /// Every policy slot ever configured (where the program may have made inline rows).
+    slots: BTreeSet<u32>,
     ring: RingBuf<MapData>,
     iface: String,
     ifindex: u32,
@@ -684,8 +774,9 @@ impl XdpDataplane {
             return Err(DataplaneError::NoSuchInterface(iface.to_owned()));
         }
         let mut ebpf = load_object()?;
-        Maps::set_policies(&mut ebpf, ifindex, policies)?;
-        Maps::set_iface_flags(&mut ebpf, ifindex, pass_flags(pass_to_stack))?;
+        let mut slots = BTreeSet::new();
+        Maps::set_policies(&mut ebpf, ifindex, policies, &mut slots)?;
+        Maps::set_iface_flags(&mut ebpf, pass_flags(pass_to_stack))?;
         let ring = Maps::ring(&mut ebpf)?;
         let attach_err = |mode: AttachMode, source: ProgramError| {
             if is_busy(&source) {
@@ -735,6 +826,7 @@ impl XdpDataplane {
         };
         Ok(Self {
             ebpf,
+            slots,
             ring,
             iface: iface.to_owned(),
             ifindex,
@@ -765,13 +857,13 @@ impl XdpDataplane {
 
     /// Replaces the interface's policies (after a reload). Counters are kept.
     pub fn set_policies(&mut self, policies: &[RxPolicy]) -> Result<(), DataplaneError> {
-        Maps::set_policies(&mut self.ebpf, self.ifindex, policies)
+        Maps::set_policies(&mut self.ebpf, self.ifindex, policies, &mut self.slots)
     }
 
     /// Switches between dropping valid adverts after queueing them (`false`, the default) and
     /// passing them on to the stack as well (`true`).
     pub fn set_pass_to_stack(&mut self, pass: bool) -> Result<(), DataplaneError> {
-        Maps::set_iface_flags(&mut self.ebpf, self.ifindex, pass_flags(pass))
+        Maps::set_iface_flags(&mut self.ebpf, pass_flags(pass))
     }
 
     /// Takes up to `max` queued adverts without blocking (none when the ring is empty). Wait for
@@ -784,7 +876,7 @@ impl XdpDataplane {
     /// Per-peer counters of this interface (configured unicast peers, sources that sent a valid
     /// advert, and the unknown-source bucket), sorted.
     pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
-        Maps::peer_counters(&self.ebpf, Some(self.ifindex))
+        Maps::peer_counters(&self.ebpf, self.ifindex, &self.slots)
     }
 
     /// The program's other counts.
@@ -819,6 +911,8 @@ fn pass_flags(pass: bool) -> u32 {
 /// [`TEST_RUN_IFINDEX`], the ifindex test runs see.
 pub struct XdpTestProgram {
     ebpf: Ebpf,
+    /// As in [`XdpDataplane`].
+    slots: BTreeSet<u32>,
     ring: RingBuf<MapData>,
 }
 
@@ -845,9 +939,12 @@ impl XdpTestProgram {
                     source,
                 })?;
         }
-        Maps::create_counter_rows(&mut ebpf, &[PeerKey::unknown_bucket(TEST_RUN_IFINDEX)])?;
         let ring = Maps::ring(&mut ebpf)?;
-        Ok(Self { ebpf, ring })
+        Ok(Self {
+            ebpf,
+            slots: BTreeSet::new(),
+            ring,
+        })
     }
 
     /// Loads the programs with `policies` in the maps.
@@ -859,12 +956,12 @@ impl XdpTestProgram {
 
     /// Replaces the policies.
     pub fn set_policies(&mut self, policies: &[RxPolicy]) -> Result<(), DataplaneError> {
-        Maps::set_policies(&mut self.ebpf, TEST_RUN_IFINDEX, policies)
+        Maps::set_policies(&mut self.ebpf, TEST_RUN_IFINDEX, policies, &mut self.slots)
     }
 
     /// Sets the pass-to-stack flag.
     pub fn set_pass_to_stack(&mut self, pass: bool) -> Result<(), DataplaneError> {
-        Maps::set_iface_flags(&mut self.ebpf, TEST_RUN_IFINDEX, pass_flags(pass))
+        Maps::set_iface_flags(&mut self.ebpf, pass_flags(pass))
     }
 
     /// Runs the filter on `frame` `repeat` times.
@@ -907,7 +1004,7 @@ impl XdpTestProgram {
 
     /// Every per-peer counter row.
     pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
-        Maps::peer_counters(&self.ebpf, None)
+        Maps::peer_counters(&self.ebpf, TEST_RUN_IFINDEX, &self.slots)
     }
 
     /// The program's other counts.
