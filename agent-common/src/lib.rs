@@ -202,8 +202,10 @@ pub mod checksum_form {
 
 /// Value of [`XDP_POLICY_MAP`]: what the receive checks (steps 16 to 23) need of an instance.
 /// An all-zero entry (version 0) is an unconfigured VRID.
+///
+/// `Debug` leaves out `auth_data` (the configured `auth_pass`), so no log or panic shows it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Policy {
     /// Configured VRRP version, 2 or 3 (0: no instance for this VRID and family).
     pub version: u8,
@@ -228,6 +230,23 @@ pub struct Policy {
     pub peer_ttl: [u8; 8],
     /// Inline unicast peers: IPv4 in the first 4 bytes (network order), the rest zero.
     pub peers: [[u8; 16]; MAX_INLINE_PEERS],
+}
+
+impl core::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Policy")
+            .field("version", &self.version)
+            .field("auth_type", &self.auth_type)
+            .field("auth_data", &"<redacted>")
+            .field("interval_secs", &self.interval_secs)
+            .field("owner", &self.owner)
+            .field("unicast", &self.unicast)
+            .field("ttl", &self.ttl)
+            .field("peer_count", &self.peer_count)
+            .field("peer_ttl", &self.peer_ttl)
+            .field("peers", &self.peers)
+            .finish()
+    }
 }
 
 /// Key of [`XDP_PEERS_MAP`] and [`XDP_COUNTERS_MAP`]: a source address sending adverts for a

@@ -60,9 +60,8 @@ fn probe_counts_vrrp_packets(mode: &str) {
     );
     assert_eq!(
         v["counters"],
-        serde_json::json!({"packet_len_err": 5}),
-        "the five truncated v2 adverts (no authentication data) are dropped and counted as \
-         packet_len_err, nothing else is: {v}"
+        serde_json::json!({"addr_list_err": 5}),
+        "the five v3 adverts without addresses are dropped and counted, nothing else is: {v}"
     );
     assert!(
         !xdp_attached(&a, "va"),
