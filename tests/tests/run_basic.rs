@@ -504,3 +504,65 @@ fn mcast_src_ip_is_the_source_on_the_wire_and_in_the_v3_checksum() {
         .sum();
     assert_eq!(bad, 0, "{c}");
 }
+
+#[test]
+fn notify_scripts_run_as_script_user_and_respect_script_security() {
+    use std::os::unix::fs::PermissionsExt;
+    let (a, _b) = pair();
+    let dir = xvrrp_tests::agent::TempDir::new("xnotify");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let good = dir.path().join("master.sh");
+    std::fs::write(&good, format!("#!/bin/sh\nid -u > {}/uid\n", out.display())).unwrap();
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bad = dir.path().join("backup.sh");
+    std::fs::write(
+        &bad,
+        format!("#!/bin/sh\ntouch {}/backup-ran\n", out.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let conf = format!(
+        "global_defs {{\n    script_user nobody\n    enable_script_security\n}}\n{}",
+        v3_multicast(
+            200,
+            &format!(
+                "    notify_master {}\n    notify_backup {}\n",
+                good.display(),
+                bad.display()
+            )
+        )
+    );
+    let pa = Agent::start(&a, &conf, &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    let uid_file = out.join("uid");
+    assert!(
+        wait_until(Duration::from_secs(5), || uid_file.exists()),
+        "notify_master ran:\n{}",
+        pa.log()
+    );
+    let uid = std::fs::read_to_string(&uid_file).unwrap();
+    assert_eq!(uid.trim(), "65534", "ran as nobody");
+    // The world-writable notify_backup (run at startup, Initialize -> Backup) was refused.
+    assert!(
+        !out.join("backup-ran").exists(),
+        "an insecure script must not run"
+    );
+    let st = pa.status().unwrap();
+    let recent = st["instances"][0]["notify"]["recent"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        recent
+            .iter()
+            .any(|r| r["state"] == "BACKUP"
+                && r["outcome"].as_str().unwrap_or("").contains("refused")),
+        "{recent:?}"
+    );
+}

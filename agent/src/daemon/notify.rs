@@ -11,7 +11,7 @@ use log::{info, warn};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{command, plan::NotifyPlan};
+use super::{command, plan::NotifyPlan, scripts};
 use crate::vrrp::State;
 
 /// Default limit on one notify script's run time.
@@ -87,7 +87,33 @@ impl NotifyQueue {
                 }
                 for (script, args) in runs {
                     let outcome = match command::split_words(script) {
-                        Some(words) => command::run(&words, &args, timeout, None).await,
+                        Some(words) => {
+                            // As keepalived: run as `script_user` (default `keepalived_script`,
+                            // else root) and, with `enable_script_security`, refuse scripts that
+                            // non-root users could have written. Blocking look-ups run off the
+                            // loop.
+                            let (w, user, security) =
+                                (words.clone(), plan.user.clone(), plan.security);
+                            let prepared = tokio::task::spawn_blocking(move || {
+                                scripts::prepare_command(&w, user.as_ref(), security)
+                            })
+                            .await;
+                            match prepared {
+                                Ok(Ok(run_as)) => {
+                                    command::run(
+                                        &words,
+                                        &args,
+                                        timeout,
+                                        Some((run_as.uid, run_as.gid)),
+                                    )
+                                    .await
+                                }
+                                Ok(Err(e)) => {
+                                    command::Outcome::SpawnFailed(format!("refused: {e}"))
+                                }
+                                Err(e) => command::Outcome::SpawnFailed(e.to_string()),
+                            }
+                        }
                         None => command::Outcome::SpawnFailed("unterminated quote".to_owned()),
                     };
                     if outcome.success() {
@@ -169,6 +195,8 @@ mod tests {
             fault: Some(script("fault")),
             stop: Some(script("stop")),
             generic: Some(script("notify")),
+            user: None,
+            security: false,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -130,6 +130,10 @@ pub struct NotifyPlan {
     pub stop: Option<String>,
     /// `notify` (called with keepalived's four arguments).
     pub generic: Option<String>,
+    /// Global `script_user` (keepalived runs notify scripts as it, like track scripts).
+    pub user: Option<config::ScriptUser>,
+    /// Global `enable_script_security`.
+    pub security: bool,
 }
 
 /// Everything the runtime needs for one `vrrp_instance`.
@@ -349,6 +353,8 @@ fn plan_instance(
         fault: inst.notify_fault.clone(),
         stop: inst.notify_stop.clone(),
         generic: inst.notify.clone(),
+        user: cfg.global_defs.script_user.clone(),
+        security: cfg.global_defs.enable_script_security,
     };
     Ok(InstancePlan {
         name: inst.name.clone(),

@@ -327,8 +327,18 @@ pub fn check_secure(program: &Path) -> Result<(), ScriptError> {
 /// Resolves the user and, with `security`, checks the program; blocking (user database,
 /// `stat`s), so it runs on the blocking pool.
 fn prepare(words: &[String], spec: &ScriptSpec) -> Result<RunAs, ScriptError> {
-    let run_as = resolve_user(spec.user.as_ref())?;
-    if spec.security {
+    prepare_command(words, spec.user.as_ref(), spec.security)
+}
+
+/// Who runs `words` and, with `security` (`enable_script_security`), whether keepalived's rule
+/// allows it. Shared by track scripts and notify scripts. Blocking (user database, `stat`s).
+pub fn prepare_command(
+    words: &[String],
+    user: Option<&ScriptUser>,
+    security: bool,
+) -> Result<RunAs, ScriptError> {
+    let run_as = resolve_user(user)?;
+    if security {
         let prog = words.first().map(String::as_str).unwrap_or_default();
         check_secure(&find_program(prog)?)?;
     }
