@@ -236,6 +236,16 @@ fn missing_token_and_bad_values() {
     for e in &e.errors {
         assert_no_secret(&e.to_string());
     }
+    // A URL with credentials is refused without echoing them; a query string is never echoed.
+    let e = parse(
+        &conf("        reserved_ip 203.0.113.10\n        api_url https://user:s3cr3tpw@api.example:bad/\n        metadata_url http://h:0?key=s3cr3tpw\n"),
+        &env,
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(!text.contains("s3cr3tpw"), "{text}");
+    assert!(text.contains("credentials"), "{text}");
+    assert!(text.contains("bad port '0'"), "{text}");
     let l = parse(
         &conf("        reserved_ip 203.0.113.10\n        api_url http://127.0.0.1:8080/\n        metadata_url http://[::1]:9000\n        reconcile_interval 5\n"),
         &env,

@@ -1742,7 +1742,19 @@ impl Parser<'_> {
 }
 
 /// Checks an `http://` or `https://` URL with a host and no blanks.
-pub(crate) fn check_url(u: &str) -> Result<(), String> {
+pub(crate) fn check_url(full: &str) -> Result<(), String> {
+    // Error messages never echo what could be a credential: a userinfo part (`user:secret@`) is
+    // refused outright and the query string is left out of every message.
+    let u = full.split(['?', '#']).next().unwrap_or(full);
+    let authority_of = |r: &str| r.split('/').next().unwrap_or("").to_owned();
+    let after_scheme = full.split_once("://").map(|(_, r)| r).unwrap_or(full);
+    if authority_of(after_scheme.split(['?', '#']).next().unwrap_or("")).contains('@') {
+        return Err(
+            "URLs with credentials (user:password@host) are not accepted; the API token comes from \
+             token_file or the environment"
+                .to_owned(),
+        );
+    }
     let rest = u
         .strip_prefix("https://")
         .or_else(|| u.strip_prefix("http://"))
