@@ -622,13 +622,18 @@ impl TcpTracker {
     /// Loads the program, configures it for this namespace and `ports`, attaches it, and seeds
     /// the gauges from `/proc/net/tcp*`. Dropping the tracker detaches it.
     pub fn start(ports: &[u16]) -> Result<Self, TcpError> {
+        Self::start_with(SockOffsets::from_kernel().map_err(TcpError::Btf)?, ports)
+    }
+
+    /// [`TcpTracker::start`] with offsets computed already (reading the kernel's BTF takes a
+    /// few tens of milliseconds: callers on an event loop do it on a blocking thread).
+    pub fn start_with(off: SockOffsets, ports: &[u16]) -> Result<Self, TcpError> {
         let mut ports: Vec<u16> = ports.to_vec();
         ports.sort_unstable();
         ports.dedup();
         if ports.len() > MAX_WATCHED as usize {
             return Err(TcpError::TooManyPorts(ports.len()));
         }
-        let off = SockOffsets::from_kernel().map_err(TcpError::Btf)?;
         let netns_id = own_netns(off.netns_kind)?;
         let mut ebpf = load_object()?;
         {
