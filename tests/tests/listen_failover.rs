@@ -15,8 +15,8 @@ mod listen_common;
 use std::time::{Duration, Instant};
 
 use listen_common::{
-    listen_block, listener_event_us, logs, tracker, unix_us, wait_instance, wait_state,
-    watch_priority_zero, Site, Timers, ELECTION, FAILOVER,
+    capture_vrrp, first_priority_zero_us, listen_block, listener_event_us, logs, tracker,
+    wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER,
 };
 
 /// The generous bound asserted on listener close -> priority 0 on the wire (the target is
@@ -50,10 +50,9 @@ fn stop_start(timers: Timers) {
     assert_eq!(t["ports"][0]["listeners"], 2, "{t}");
 
     // nginx stops on the Master.
-    let zero = watch_priority_zero(&site.primary, Duration::from_secs(10));
+    let mut cap = capture_vrrp(&site.primary);
     let t0 = Instant::now();
     web[0].stop();
-    let wire = zero.join().unwrap();
     assert!(
         wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
             == "Fault"),
@@ -74,7 +73,8 @@ fn stop_start(timers: Timers) {
         "{t}"
     );
     let closed_us = listener_event_us(&t).expect("a listener event");
-    let wire_us = unix_us(wire.expect("a priority-0 advert from the Master"));
+    let wire_us = first_priority_zero_us(&mut cap, site.primary.ip4())
+        .expect("a priority-0 advert from the Master");
     let detect = Duration::from_micros(wire_us.saturating_sub(closed_us));
     let st = agents[0].status().unwrap();
     eprintln!(

@@ -12,7 +12,11 @@ use std::{
 };
 
 use serde_json::Value;
-use xvrrp_tests::{agent::Agent, lab::Host, lab::Lab, wait_until, Capture};
+use xvrrp_tests::{
+    agent::Agent,
+    lab::{self, Host, Lab},
+    wait_until,
+};
 
 /// First election, generous for a loaded machine.
 pub const ELECTION: Duration = Duration::from_secs(20);
@@ -160,18 +164,43 @@ pub fn advert_priority(frame: &[u8], src: Ipv4Addr) -> Option<u8> {
     frame.get(14 + ihl + 2).copied()
 }
 
-/// Starts watching `host`'s eth1 for a priority-0 advert from it; the handle yields when it was
-/// seen (wall clock, when the capture socket received it).
-pub fn watch_priority_zero(
-    host: &Host,
-    timeout: Duration,
-) -> std::thread::JoinHandle<Option<SystemTime>> {
-    let cap = Capture::open(host.ns(), "eth1");
-    let src = host.ip4();
-    std::thread::spawn(move || {
-        cap.wait_for(timeout, |f| advert_priority(f, src) == Some(0))
-            .map(|_| SystemTime::now())
-    })
+/// Starts `tcpdump` on `host`'s eth1 for VRRP (its pcap carries the kernel's timestamps, so
+/// a loaded test process does not distort the figures).
+pub fn capture_vrrp(host: &Host) -> lab::Capture {
+    host.capture("eth1", "proto 112")
+}
+
+/// The kernel timestamp (µs since the epoch) of the first priority-0 advert from `src` in a
+/// capture started with [`capture_vrrp`] (which is stopped first).
+pub fn first_priority_zero_us(cap: &mut lab::Capture, src: Ipv4Addr) -> Option<u64> {
+    // The lab's tcpdump runs without --immediate-mode: packets reach the file in blocks, at the
+    // latest after the 1 s block timeout, and a block still open at SIGINT is lost.
+    std::thread::sleep(Duration::from_millis(1200));
+    cap.stop();
+    let out = std::process::Command::new("tcpdump")
+        .args(["-tt", "-n", "-r"])
+        .arg(cap.file())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let from = format!(" {src} > ");
+    let found = text
+        .lines()
+        .filter(|l| l.contains(&from) && l.contains("prio 0,"))
+        .find_map(|l| {
+            let secs: f64 = l.split_whitespace().next()?.parse().ok()?;
+            Some((secs * 1e6).round() as u64)
+        });
+    if found.is_none() {
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!(
+            "no priority-0 advert from {src} in the capture ({} lines; {}); last: {:?}",
+            lines.len(),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            &lines[lines.len().saturating_sub(3)..]
+        );
+    }
+    found
 }
 
 /// Microseconds since the epoch.
@@ -186,42 +215,20 @@ pub fn listener_event_us(t: &Value) -> Option<u64> {
     t["last_listener_event"]["at_unix_us"].as_u64()
 }
 
-/// One `GET /` with a tight connect timeout (non-blocking connect + poll), for sub-second
-/// timing: the body of a 200 answer, or `None`.
-pub fn fast_get(
-    client: &Host,
-    addr: Ipv4Addr,
-    connect: Duration,
-    read: Duration,
-) -> Option<String> {
-    let sa = SocketAddr::from((addr, 80));
-    client.ns().run(move || {
-        let mut s = TcpStream::connect_timeout(&sa, connect).ok()?;
-        s.set_read_timeout(Some(read)).ok()?;
-        s.set_write_timeout(Some(read)).ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).ok()?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        text.starts_with("HTTP/1.1 200").then_some(text)
-    })
-}
-
-/// A client loop in the client's namespace with 20 ms connect timeouts, retrying at once: how
-/// long until the body contains `expected`, measured from `from`.
+/// A client loop in `client`'s namespace with 20 ms connect timeouts and 50 ms read timeouts,
+/// retrying at once: when the body at `vip` first contained `expected`, or `None` after
+/// `timeout`. (The lab's [`Lab::get`] uses 500 ms timeouts, too coarse for sub-second figures.)
 pub fn fast_wait_body(
-    site: &Site,
+    client: &Host,
+    vip: Ipv4Addr,
     expected: &str,
-    from: Instant,
     timeout: Duration,
-) -> Option<Duration> {
-    let client = site.client.clone();
-    let vip = site.vip;
+) -> Option<Instant> {
     let expected = expected.to_owned();
-    let ok = client.ns().run(move || {
+    client.ns().run(move || {
         let deadline = Instant::now() + timeout;
+        let sa = SocketAddr::from((vip, 80));
         while Instant::now() < deadline {
-            let sa = SocketAddr::from((vip, 80));
             if let Ok(mut s) = TcpStream::connect_timeout(&sa, Duration::from_millis(20)) {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
                 if s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").is_ok() {
@@ -234,8 +241,7 @@ pub fn fast_wait_body(
             }
         }
         None
-    });
-    ok.map(|t| t.duration_since(from))
+    })
 }
 
 /// Sorted copy; median and worst.
