@@ -342,6 +342,177 @@ const _: () = assert!(core::mem::size_of::<PeerPolicy>() == 8);
 const _: () = assert!(core::mem::size_of::<PeerCounters>() == 8 * COUNTER_SLOTS);
 const _: () = assert!(core::mem::size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
 
+/// Kernel-side TCP tracking for `vrrp_track_listen`: the `inet_sock_set_state` raw tracepoint
+/// program and the SYN counter in the XDP program.
+///
+/// # Maps of the TCP state program (one object instance per agent)
+///
+/// | map | kind | key | value | filled by |
+/// | --- | --- | --- | --- | --- |
+/// | [`tcp::CONFIG_MAP`] | array (1) | 0 | [`tcp::TcpConfig`] (BTF offsets, our netns id) | agent |
+/// | [`tcp::WATCH_MAP`] | hash | local port (`u16`, host order) | `u8` (1) | agent |
+/// | [`tcp::COUNTS_MAP`] | hash | [`tcp::TcpKey`] (port, family, local address) | [`tcp::TcpCounts`] | program (atomic adds) |
+/// | [`tcp::EVENTS_MAP`] | ring buffer | | [`tcp::ListenEvent`] records | program |
+/// | [`tcp::STATS_MAP`] | per-CPU array | [`tcp::stats`] index | `u64` | program |
+///
+/// # Maps of the SYN counter (in every XDP object instance, one per interface)
+///
+/// | map | kind | key | value | filled by |
+/// | --- | --- | --- | --- | --- |
+/// | [`tcp::SYN_PORTS_MAP`] | array ([`tcp::SYN_BITMAP_WORDS`]) | port / 64 | `u64` bitmap word | agent |
+/// | [`tcp::SYN_COUNTS_MAP`] | per-CPU hash | destination port (`u16`, host order) | `u64` | agent creates rows, program counts |
+pub mod tcp {
+    /// Name of the raw tracepoint program.
+    pub const PROGRAM: &str = "xvrrp_tcp_state";
+    /// The raw tracepoint it attaches to.
+    pub const TRACEPOINT: &str = "inet_sock_set_state";
+    /// Configuration (one [`TcpConfig`] at index 0).
+    pub const CONFIG_MAP: &str = "XVRRP_TCP_CONF";
+    /// Watched local ports.
+    pub const WATCH_MAP: &str = "XVRRP_TCP_WATCH";
+    /// Counters per (port, family, local address).
+    pub const COUNTS_MAP: &str = "XVRRP_TCP_COUNTS";
+    /// Listener appearance / disappearance events.
+    pub const EVENTS_MAP: &str = "XVRRP_TCP_EVENTS";
+    /// Program statistics.
+    pub const STATS_MAP: &str = "XVRRP_TCP_STATS";
+    /// Bitmap of the ports whose SYNs the XDP program counts.
+    pub const SYN_PORTS_MAP: &str = "XVRRP_SYN_PORTS";
+    /// SYN counts per watched port.
+    pub const SYN_COUNTS_MAP: &str = "XVRRP_SYN_COUNTS";
+
+    /// Capacity of [`WATCH_MAP`].
+    pub const MAX_WATCHED: u32 = 256;
+    /// Capacity of [`COUNTS_MAP`] (watched ports x local addresses).
+    pub const MAX_COUNT_KEYS: u32 = 4096;
+    /// Capacity of [`SYN_COUNTS_MAP`].
+    pub const MAX_SYN_PORTS: u32 = 256;
+    /// Words of the port bitmap (65536 bits).
+    pub const SYN_BITMAP_WORDS: u32 = 1024;
+    /// Size of [`EVENTS_MAP`] in bytes.
+    pub const EVENTS_RING_BYTES: u32 = 64 * 1024;
+
+    /// TCP states (include/net/tcp_states.h).
+    pub mod state {
+        /// TCP_ESTABLISHED.
+        pub const ESTABLISHED: u32 = 1;
+        /// TCP_SYN_SENT.
+        pub const SYN_SENT: u32 = 2;
+        /// TCP_SYN_RECV.
+        pub const SYN_RECV: u32 = 3;
+        /// TCP_CLOSE.
+        pub const CLOSE: u32 = 7;
+        /// TCP_LISTEN.
+        pub const LISTEN: u32 = 10;
+    }
+
+    /// Index of the per-CPU statistics in [`STATS_MAP`].
+    pub mod stats {
+        /// Transitions of watched ports in our namespace that were counted.
+        pub const COUNTED: u32 = 0;
+        /// Transitions of watched ports in other namespaces (ignored).
+        pub const OTHER_NETNS: u32 = 1;
+        /// A kernel read (`bpf_probe_read_kernel`) failed.
+        pub const READ_FAILED: u32 = 2;
+        /// [`super::COUNTS_MAP`] was full: a transition was not counted.
+        pub const MAP_FULL: u32 = 3;
+        /// [`super::EVENTS_MAP`] was full: a listener event was lost (counts are still right).
+        pub const RING_FULL: u32 = 4;
+        /// Number of slots.
+        pub const LEN: u32 = 5;
+    }
+
+    /// How the program finds the namespace of a socket ([`TcpConfig::netns_kind`]).
+    pub mod netns_kind {
+        /// `struct net::net_cookie` (u64), compared with `SO_NETNS_COOKIE`.
+        pub const COOKIE: u32 = 1;
+        /// `struct net::ns.inum` (u32), compared with the inode of `/proc/self/ns/net`.
+        pub const INUM: u32 = 2;
+    }
+
+    /// Value of [`CONFIG_MAP`]: where the program reads a `struct sock`'s fields (offsets from
+    /// `/sys/kernel/btf/vmlinux`, computed by the agent at start), and our namespace's id.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct TcpConfig {
+        /// 0 until the agent has filled this in: the program does nothing.
+        pub enabled: u32,
+        /// A [`netns_kind`] value.
+        pub netns_kind: u32,
+        /// Our namespace's cookie or inode number.
+        pub netns_id: u64,
+        /// `offsetof(struct sock, __sk_common.skc_net)` (a `struct net *`).
+        pub off_net: u32,
+        /// `offsetof(struct net, net_cookie)` or `offsetof(struct net, ns.inum)`.
+        pub off_netns_id: u32,
+        /// `offsetof(struct sock, __sk_common.skc_family)` (u16).
+        pub off_family: u32,
+        /// `offsetof(struct sock, __sk_common.skc_num)` (u16, host order: the local port).
+        pub off_num: u32,
+        /// `offsetof(struct sock, __sk_common.skc_rcv_saddr)` (4 bytes, network order).
+        pub off_rcv_saddr: u32,
+        /// `offsetof(struct sock, __sk_common.skc_v6_rcv_saddr)` (16 bytes).
+        pub off_v6_rcv_saddr: u32,
+        /// `offsetof(struct sock, sk_protocol)`.
+        pub off_protocol: u32,
+        /// Size of `sk_protocol` in bytes (1 or 2).
+        pub protocol_size: u32,
+    }
+
+    /// Key of [`COUNTS_MAP`].
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct TcpKey {
+        /// Local port (host order).
+        pub port: u16,
+        /// `AF_INET` (2) or `AF_INET6` (10).
+        pub family: u16,
+        /// Always zero.
+        pub _pad: [u8; 4],
+        /// Local address (IPv4 in the first 4 bytes, network order; the rest zero).
+        pub addr: [u8; 16],
+    }
+
+    /// Value of [`COUNTS_MAP`]: changes since the program was attached (the agent adds what
+    /// `/proc/net/tcp*` showed at start to the gauges). Updated with atomic adds.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct TcpCounts {
+        /// Listening sockets: +1 on entering LISTEN, -1 on LISTEN -> CLOSE.
+        pub listeners: i64,
+        /// Established connections: +1 on entering ESTABLISHED, -1 on leaving it.
+        pub established: i64,
+        /// Connections that entered ESTABLISHED.
+        pub established_total: u64,
+        /// Connections that left ESTABLISHED.
+        pub closed_total: u64,
+    }
+
+    /// A listener appeared or disappeared on a watched port in our namespace (48 bytes).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct ListenEvent {
+        /// `bpf_ktime_get_ns()` at the transition (CLOCK_MONOTONIC).
+        pub timestamp_ns: u64,
+        /// The listener count delta of the key after the change.
+        pub listeners: i64,
+        /// The key (port, family, bound address).
+        pub key: TcpKey,
+        /// 1: a listener appeared; 0: one closed.
+        pub up: u32,
+        /// Always zero.
+        pub _pad: u32,
+    }
+
+    /// Size of [`ListenEvent`] in bytes.
+    pub const LISTEN_EVENT_LEN: usize = 48;
+
+    const _: () = assert!(core::mem::size_of::<TcpConfig>() == 48);
+    const _: () = assert!(core::mem::size_of::<TcpKey>() == 24);
+    const _: () = assert!(core::mem::size_of::<TcpCounts>() == 32);
+    const _: () = assert!(core::mem::size_of::<ListenEvent>() == LISTEN_EVENT_LEN);
+}
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY (for every impl below): `#[repr(C)]`, only integer and byte-array fields, padding
@@ -359,4 +530,12 @@ mod user {
     unsafe impl aya::Pod for super::RowDir {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::AdvertEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::tcp::TcpConfig {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::tcp::TcpKey {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::tcp::TcpCounts {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::tcp::ListenEvent {}
 }

@@ -1,4 +1,4 @@
-//! xvrrp kernel programs: the XDP advert filter.
+//! xvrrp kernel programs: the XDP advert filter (and the TCP tracking of `tcp.rs`).
 //!
 //! `xvrrp_xdp` validates VRRP adverts in the kernel, in exactly the order of the userspace
 //! validator (`xvrrp::packet`, module docs, steps 1 to 23), keeps per-peer counters, and queues
@@ -20,6 +20,8 @@
     reason = "inline assembly on BPF (asm_experimental_arch) for unaligned packet loads"
 )]
 #![feature(asm_experimental_arch)]
+
+mod tcp;
 
 use core::{arch::asm, mem, ptr};
 
@@ -494,6 +496,7 @@ pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
             return drop_early(&ctx, ci::IP_HEADER_ERR);
         }
         if proto != IPPROTO_VRRP {
+            tcp::syn_v4(&ctx, l3, vihl, proto);
             return xdp_action::XDP_PASS;
         }
         bump_stat(xdp_stats::VRRP);
@@ -518,6 +521,7 @@ pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
             return drop_early(&ctx, ci::IP_HEADER_ERR);
         }
         if next_header != IPPROTO_VRRP {
+            tcp::syn_v6(&ctx, l3, next_header);
             return xdp_action::XDP_PASS;
         }
         bump_stat(xdp_stats::VRRP);

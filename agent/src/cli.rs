@@ -269,6 +269,21 @@ fn tracker_line(tr: &serde_json::Value) -> String {
     if !counters.is_empty() {
         line.push_str(&format!(" [{}]", counters.join(", ")));
     }
+    // vrrp_track_listen: per watched port.
+    for p in tr["ports"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        line.push_str(&format!(
+            " [port {}: {} listener(s), {} established, {} SYN/s{}]",
+            s(&p["port"]),
+            s(&p["listeners"]),
+            s(&p["established"]),
+            s(&p["syns_per_sec"]),
+            if p["stalled"].as_bool() == Some(true) {
+                ", STALLED"
+            } else {
+                ""
+            }
+        ));
+    }
     line
 }
 

@@ -96,6 +96,14 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         runs: u32,
     },
+    /// nginx stopped on the primary -> client receives "Secondary", for keepalived 2.2.7 with
+    /// the tutorial's pidof check, xvrrp with vrrp_track_listen (tutorial timers and v3 0.1 s):
+    /// median and worst, plus listener-gone -> priority-0 advert on the wire.
+    Failover {
+        /// Runs per variant (at least 10 for the figures).
+        #[arg(long, default_value_t = 10)]
+        runs: u32,
+    },
 }
 
 fn main() -> Result<()> {
@@ -119,6 +127,7 @@ fn main() -> Result<()> {
         Cmd::Bench { what } => match what {
             Bench::Xdp => bench_xdp(&root),
             Bench::Takeover { runs } => bench_takeover(&root, runs),
+            Bench::Failover { runs } => bench_failover(&root, runs),
         },
     }
 }
@@ -473,6 +482,31 @@ fn bench_takeover(root: &Path, runs: u32) -> Result<()> {
             "xvrrp-tests",
             "--test",
             "do_bench",
+            "--",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XVRRP_BIN", &bin)
+        .env("XVRRP_BENCH_RUNS", runs.to_string()))
+}
+
+/// `cargo xtask bench failover`: the `listen_bench` lab test with `XVRRP_BENCH_RUNS` runs per
+/// variant; it prints the table.
+fn bench_failover(root: &Path, runs: u32) -> Result<()> {
+    if !is_root() {
+        bail!("`cargo xtask bench failover` uses network namespaces and must run as root");
+    }
+    build_ebpf(root)?;
+    // The agent's build script embeds the object just built.
+    run(Command::new(cargo()).args(["build", "--workspace", "--bins"]))?;
+    let bin = root.join("target").join("debug").join("xvrrp");
+    run(Command::new(cargo())
+        .args([
+            "test",
+            "-p",
+            "xvrrp-tests",
+            "--test",
+            "listen_bench",
             "--",
             "--nocapture",
             "--test-threads=1",

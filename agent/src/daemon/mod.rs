@@ -4,6 +4,7 @@ pub mod command;
 pub mod counters;
 pub mod files;
 pub mod links;
+pub mod listen;
 pub mod notify;
 pub mod plan;
 pub mod process;

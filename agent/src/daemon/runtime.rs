@@ -287,7 +287,8 @@ pub async fn run(
 
     // Trackers: one watcher per tracked object, shared by the instances that track it.
     let (trk_tx, mut trk_rx) = mpsc::unbounded_channel::<TrackerUpdate>();
-    registry.spawn_all(&trk_tx);
+    let syn_counters: Vec<_> = xdp.iter().map(|x| x.dp.clone()).collect();
+    registry.spawn_all(&trk_tx, &syn_counters);
 
     let epoch = Instant::now();
     let now = || Time::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX));

@@ -11,22 +11,24 @@
 //! | `track_interface` | [`links`]: one task for all interfaces | `RTMGRP_LINK` netlink events; a dump after an overrun |
 //! | `track_file` | [`files`]: one task for all files | inotify on each file's directory |
 //! | `vrrp_track_process` | [`process`]: one task for all process trackers | the kernel proc connector (fork/exec/comm/exit); a `/proc` scan at start and after an overrun |
-//! | `vrrp_track_listen` | not in this module | |
+//! | `vrrp_track_listen` | [`listen`]: one task for all listen trackers | the `inet_sock_set_state` program's ring buffer (listener up/down), checks every second, accept queues every 100 ms with `stall` |
 //!
 //! Nothing here blocks the event loop: `/proc` scans and netlink dumps run on the blocking pool.
 
 use std::{cell::RefCell, rc::Rc};
 
-use log::warn;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    files, links,
+    files, links, listen,
     plan::{InstancePlan, TrackerPlan, TrackerSource},
     process, scripts,
 };
-use crate::vrrp::{self, Contribution, Event, TrackerId};
+use crate::{
+    dataplane::XdpDataplane,
+    vrrp::{self, Contribution, Event, TrackerId},
+};
 
 /// Identity of a tracked object: its kind and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -344,12 +346,18 @@ impl Registry {
     }
 
     /// Starts the watchers on the current `LocalSet`: one task per script, one for all
-    /// interfaces, one for all files, one for all process trackers.
-    pub fn spawn_all(&self, tx: &mpsc::UnboundedSender<TrackerUpdate>) {
+    /// interfaces, one for all files, one for all process trackers, one for all listen trackers
+    /// (which count SYNs with the XDP programs in `xdp`).
+    pub fn spawn_all(
+        &self,
+        tx: &mpsc::UnboundedSender<TrackerUpdate>,
+        xdp: &[Rc<RefCell<XdpDataplane>>],
+    ) {
         let mut ifaces = Vec::new();
         let mut tracked_files = Vec::new();
         let mut procs = Vec::new();
-        for (idx, ((key, source), stats)) in self.objects.iter().zip(&self.stats).enumerate() {
+        let mut listens = Vec::new();
+        for (idx, ((_, source), stats)) in self.objects.iter().zip(&self.stats).enumerate() {
             match source {
                 TrackerSource::Script(s) => {
                     scripts::spawn(idx, s.clone(), stats.clone(), tx.clone())
@@ -369,9 +377,11 @@ impl Registry {
                     spec: p.clone(),
                     stats: stats.clone(),
                 }),
-                TrackerSource::Listen(_) => {
-                    warn!("tracking {key:?} is not supported by this build; it counts as up")
-                }
+                TrackerSource::Listen(l) => listens.push(listen::Watched {
+                    object: idx,
+                    spec: l.clone(),
+                    stats: stats.clone(),
+                }),
             }
         }
         if !ifaces.is_empty() {
@@ -382,6 +392,9 @@ impl Registry {
         }
         if !procs.is_empty() {
             process::spawn(procs, tx.clone());
+        }
+        if !listens.is_empty() {
+            listen::spawn(listens, xdp.to_vec(), tx.clone());
         }
     }
 }

@@ -12,6 +12,8 @@
 //!
 //! The map layouts are in `agent_common`; the verdict order is the one of [`crate::packet`].
 
+pub mod tcp;
+
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
     fmt,
@@ -883,6 +885,16 @@ impl XdpDataplane {
     pub fn stats(&self) -> Result<XdpStats, DataplaneError> {
         Maps::stats(&self.ebpf)
     }
+
+    /// The loaded object, for the SYN counter maps ([`tcp::set_syn_ports`], [`tcp::syn_counts`]).
+    pub fn object(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    /// The loaded object, mutably (see [`XdpDataplane::object`]).
+    pub fn object_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
 }
 
 impl AsFd for XdpDataplane {
@@ -1005,6 +1017,11 @@ impl XdpTestProgram {
     /// Every per-peer counter row.
     pub fn peer_counters(&self) -> Result<Vec<PeerCounterRow>, DataplaneError> {
         Maps::peer_counters(&self.ebpf, TEST_RUN_IFINDEX, &self.slots)
+    }
+
+    /// The loaded object, mutably: the SYN counter maps ([`tcp::set_syn_ports`]).
+    pub fn object_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
     }
 
     /// The program's other counts.

@@ -1,0 +1,698 @@
+//! `vrrp_track_listen` (xvrrp extension): healthy while something listens on the watched ports
+//! and takes the connections that arrive, watched in the kernel.
+//!
+//! # How
+//!
+//! One task serves every `vrrp_track_listen`. It attaches the TCP state program
+//! ([`crate::dataplane::tcp::TcpTracker`], one per agent, watching the union of the ports) and
+//! waits on its ring buffer with an `AsyncFd`: the kernel pushes an event the moment a listener
+//! of a watched port appears or closes in the agent's own network namespace, and the task
+//! re-evaluates at once, so a Master whose nginx closes its listeners reports the tracker down
+//! (and, with weight 0, sends priority 0 and enters FAULT) within a millisecond or so. The XDP
+//! program of every interface it is attached to counts SYNs to the watched ports.
+//!
+//! If the kernel program cannot be attached (no BTF, no eBPF), the task falls back to reading
+//! `/proc/net/tcp*` every 100 ms, with a warning.
+//!
+//! # Semantics
+//!
+//! - **Listening**: every `port` has at least one listening socket bound to `address` (or to the
+//!   wildcard; IPv4-mapped IPv6 counts as IPv4), IPv4 or IPv6. Sockets of other namespaces never
+//!   count.
+//! - **Stall** (with `stall S`): the service is failing when for S seconds there was work waiting
+//!   (connections in a listener's accept queue, or SYNs arriving) and the application took none
+//!   of it (no connection left the accept queue). The kernel completes handshakes on behalf of a
+//!   stopped process until its backlog is full, so "established in the kernel" alone would not
+//!   show a hung nginx; the accept queue (`/proc/net/tcp*`, sampled every 100 ms while a stall
+//!   tracker exists) does. Accepts are counted as connections established (kernel total) minus
+//!   the growth of the accept queue.
+//! - **Checks** happen at every listener event, when the stall verdict changes, and every
+//!   second. `fall N`: down after N failing checks in a row; `rise N`: up after N passing checks
+//!   in a row (the first check of a change is the event itself, so with the defaults, 1 and 1,
+//!   both are immediate). At start the current verdict is reported at once.
+//! - **Status** (`xvrrp status`): per port, listeners, established connections, totals, SYNs
+//!   counted by XDP and SYNs per second (over the last check interval), and the accept queue.
+
+use std::{cell::RefCell, collections::HashMap, net::IpAddr, rc::Rc, time::Duration};
+
+use log::{error, info, warn};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    sync::mpsc,
+    time::Instant,
+};
+
+use super::trackers::{SharedStats, TrackerUpdate};
+use crate::{
+    config::TrackListen,
+    dataplane::{
+        tcp::{self, PortCounts, SockOffsets, TcpTracker},
+        XdpDataplane,
+    },
+};
+
+/// One tracked listen definition.
+#[derive(Debug)]
+pub struct Watched {
+    /// Object index in the registry.
+    pub object: usize,
+    /// The `vrrp_track_listen` block.
+    pub spec: TrackListen,
+    /// Live details (`ports`, `source`).
+    pub stats: SharedStats,
+}
+
+/// How often checks run without events.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the accept queues are sampled for stall detection (and the fallback polls).
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Where the counts come from.
+enum Source {
+    Kernel(Box<AsyncFd<TcpTracker>>),
+    Proc,
+}
+
+impl Source {
+    fn counts(&self) -> Vec<PortCounts> {
+        match self {
+            Source::Kernel(fd) => match fd.get_ref().counts() {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("vrrp_track_listen: reading kernel counts: {e}");
+                    Vec::new()
+                }
+            },
+            Source::Proc => proc_counts(&tcp::proc_sockets()),
+        }
+    }
+}
+
+fn proc_counts(socks: &[tcp::ProcSocket]) -> Vec<PortCounts> {
+    let mut m: HashMap<(u16, IpAddr), PortCounts> = HashMap::new();
+    for s in socks {
+        let e = m.entry((s.port, s.local)).or_insert(PortCounts {
+            port: s.port,
+            addr: Some(s.local),
+            ..PortCounts::default()
+        });
+        match s.state {
+            tcp::PROC_LISTEN => e.listeners += 1,
+            tcp::PROC_ESTABLISHED => e.established += 1,
+            _ => {}
+        }
+    }
+    m.into_values().collect()
+}
+
+/// Per-port view of one tracker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct PortView {
+    listeners: i64,
+    established: i64,
+    established_total: u64,
+    closed_total: u64,
+    accept_queue: u64,
+    syns: u64,
+}
+
+fn view(spec: &TrackListen, port: u16, counts: &[PortCounts]) -> PortView {
+    let mut v = PortView::default();
+    for c in counts.iter().filter(|c| c.port == port) {
+        if c.addr.is_some_and(|a| tcp::serves(a, spec.address)) {
+            v.listeners += c.listeners.max(0);
+            v.established += c.established.max(0);
+            v.established_total += c.established_total;
+            v.closed_total += c.closed_total;
+        }
+    }
+    v
+}
+
+/// Stall detection of one port: work waiting and nothing taken for `stall`.
+#[derive(Debug)]
+struct Stall {
+    last_ok: Instant,
+    prev_est: u64,
+    prev_queue: u64,
+    prev_syns: u64,
+}
+
+impl Stall {
+    fn new(now: Instant, v: &PortView) -> Self {
+        Self {
+            last_ok: now,
+            prev_est: v.established_total,
+            prev_queue: v.accept_queue,
+            prev_syns: v.syns,
+        }
+    }
+
+    /// Feeds a sample; whether the port is stalled (waiting work, nothing accepted, for `limit`).
+    fn sample(&mut self, now: Instant, v: &PortView, limit: Duration) -> bool {
+        let new_est = v.established_total.saturating_sub(self.prev_est);
+        let queue_growth = v.accept_queue as i64 - self.prev_queue as i64;
+        let accepted = new_est as i64 - queue_growth;
+        let accepted = if v.established_total == 0 && self.prev_est == 0 {
+            // No kernel totals (the /proc fallback): the queue shrinking is the only sign.
+            -queue_growth
+        } else {
+            accepted
+        };
+        let demand = v.accept_queue > 0 || v.syns > self.prev_syns;
+        self.prev_est = v.established_total;
+        self.prev_queue = v.accept_queue;
+        self.prev_syns = v.syns;
+        if !demand || accepted > 0 || v.listeners == 0 {
+            self.last_ok = now;
+        }
+        now.duration_since(self.last_ok) >= limit
+    }
+}
+
+struct Entry {
+    w: Watched,
+    /// The last reported status (`None` before the first report).
+    reported: Option<bool>,
+    ok_streak: u32,
+    fail_streak: u32,
+    stalls: Vec<Stall>,
+    stalled: Vec<bool>,
+    /// SYN totals at the last check, for the rate.
+    last_syns: Vec<u64>,
+    last_check: Instant,
+}
+
+impl Entry {
+    /// Healthy or not, and why.
+    fn verdict(&self, views: &[PortView]) -> (bool, String) {
+        for (i, (port, v)) in self.w.spec.ports.iter().zip(views).enumerate() {
+            if v.listeners <= 0 {
+                let at = self
+                    .w
+                    .spec
+                    .address
+                    .map_or(String::new(), |a| format!(" at {a}"));
+                return (false, format!("no listener on port {port}{at}"));
+            }
+            if self.stalled.get(i).copied().unwrap_or(false) {
+                return (
+                    false,
+                    format!(
+                        "port {port} stalled: {} connection(s) waiting, none accepted for {} s",
+                        v.accept_queue,
+                        self.w.spec.stall.unwrap_or(0.0)
+                    ),
+                );
+            }
+        }
+        let desc: Vec<String> = self
+            .w
+            .spec
+            .ports
+            .iter()
+            .zip(views)
+            .map(|(p, v)| format!("port {p}: {} listener(s)", v.listeners))
+            .collect();
+        (true, desc.join(", "))
+    }
+
+    /// One check: updates the streaks, returns the update to report, if any.
+    fn check(&mut self, views: &[PortView]) -> Option<TrackerUpdate> {
+        let (healthy, reason) = self.verdict(views);
+        if healthy {
+            self.ok_streak = self.ok_streak.saturating_add(1);
+            self.fail_streak = 0;
+        } else {
+            self.fail_streak = self.fail_streak.saturating_add(1);
+            self.ok_streak = 0;
+        }
+        let report = match self.reported {
+            None => Some(healthy),
+            Some(false) if healthy && self.ok_streak >= self.w.spec.rise.max(1) => Some(true),
+            Some(true) if !healthy && self.fail_streak >= self.w.spec.fall.max(1) => Some(false),
+            _ => None,
+        };
+        report.map(|up| {
+            self.reported = Some(up);
+            TrackerUpdate::status(self.w.object, up, reason)
+        })
+    }
+
+    fn publish(&mut self, views: &[PortView], source: &str, rate: bool) {
+        let now = Instant::now();
+        let secs = now.duration_since(self.last_check).as_secs_f64();
+        let ports: Vec<serde_json::Value> = self
+            .w
+            .spec
+            .ports
+            .iter()
+            .zip(views)
+            .enumerate()
+            .map(|(i, (p, v))| {
+                let prev = self.last_syns.get(i).copied().unwrap_or(v.syns);
+                let per_sec = if secs > 0.0 {
+                    v.syns.saturating_sub(prev) as f64 / secs
+                } else {
+                    0.0
+                };
+                serde_json::json!({
+                    "port": p,
+                    "listeners": v.listeners,
+                    "established": v.established,
+                    "established_total": v.established_total,
+                    "closed_total": v.closed_total,
+                    "accept_queue": v.accept_queue,
+                    "syns": v.syns,
+                    "syns_per_sec": (per_sec * 10.0).round() / 10.0,
+                    "stalled": self.stalled.get(i).copied().unwrap_or(false),
+                })
+            })
+            .collect();
+        if rate {
+            self.last_syns = views.iter().map(|v| v.syns).collect();
+            self.last_check = now;
+            self.w.stats.set("ports", ports);
+        } else if let Some(old) = self.w.stats.get("ports") {
+            // Keep the last rate; refresh the gauges.
+            let mut merged = ports;
+            if let Some(old) = old.as_array() {
+                for (n, o) in merged.iter_mut().zip(old) {
+                    n["syns_per_sec"] = o["syns_per_sec"].clone();
+                }
+            }
+            self.w.stats.set("ports", merged);
+        } else {
+            self.w.stats.set("ports", ports);
+        }
+        self.w.stats.set("source", source);
+    }
+}
+
+/// SYN totals per port over every XDP interface.
+fn syn_totals(xdp: &[Rc<RefCell<XdpDataplane>>]) -> HashMap<u16, u64> {
+    let mut out: HashMap<u16, u64> = HashMap::new();
+    for dp in xdp {
+        let Ok(dp) = dp.try_borrow() else { continue };
+        match tcp::syn_counts(dp.object()) {
+            Ok(m) => {
+                for (p, n) in m {
+                    *out.entry(p).or_default() += n;
+                }
+            }
+            Err(e) => warn!("vrrp_track_listen: SYN counts of {}: {e}", dp.interface()),
+        }
+    }
+    out
+}
+
+/// Accept queue length per (port, address) from `/proc` (listeners only).
+fn accept_queues(spec: &TrackListen, socks: &[tcp::ProcSocket], port: u16) -> u64 {
+    socks
+        .iter()
+        .filter(|s| {
+            s.state == tcp::PROC_LISTEN && s.port == port && tcp::serves(s.local, spec.address)
+        })
+        .map(|s| u64::from(s.rx_queue))
+        .sum()
+}
+
+/// Microseconds since the Unix epoch of a CLOCK_MONOTONIC timestamp (the kernel's).
+fn mono_to_unix_us(mono: Duration) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now_mono = Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    );
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ago = now_mono.saturating_sub(mono);
+    now_unix.saturating_sub(ago).as_micros() as u64
+}
+
+/// Starts the task watching every `vrrp_track_listen` (SYNs counted by the XDP programs in
+/// `xdp`).
+pub fn spawn(
+    watched: Vec<Watched>,
+    xdp: Vec<Rc<RefCell<XdpDataplane>>>,
+    tx: mpsc::UnboundedSender<TrackerUpdate>,
+) {
+    tokio::task::spawn_local(async move {
+        let mut ports: Vec<u16> = watched
+            .iter()
+            .flat_map(|w| w.spec.ports.iter().copied())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        for dp in &xdp {
+            if let Ok(mut dp) = dp.try_borrow_mut() {
+                if let Err(e) = tcp::set_syn_ports(dp.object_mut(), &ports) {
+                    warn!(
+                        "vrrp_track_listen: SYNs on {} will not be counted: {e}",
+                        dp.interface()
+                    );
+                }
+            }
+        }
+        // BTF parsing reads a few MB: off the event loop.
+        let offsets = tokio::task::spawn_blocking(SockOffsets::from_kernel).await;
+        let started = match offsets {
+            Ok(Ok(off)) => TcpTracker::start_with(off, &ports).map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(format!("kernel BTF: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        let source = match started {
+            Ok(t) => {
+                // SAFETY: the AsyncFd owns the tracker, so the ring buffer's fd stays open and the
+                // same for as long as the AsyncFd exists.
+                match unsafe { AsyncFd::register_with_interest(t, Interest::READABLE) } {
+                    Ok(fd) => {
+                        info!("vrrp_track_listen: watching TCP ports {ports:?} in the kernel");
+                        Source::Kernel(Box::new(fd))
+                    }
+                    Err(e) => {
+                        let e = std::io::Error::from(e);
+                        warn!("vrrp_track_listen: cannot wait on the kernel ring ({e}); polling /proc/net/tcp instead");
+                        Source::Proc
+                    }
+                }
+            }
+            Err(e) => {
+                warn!("vrrp_track_listen: kernel TCP tracking unavailable ({e}); polling /proc/net/tcp every {} ms instead", SAMPLE_INTERVAL.as_millis());
+                Source::Proc
+            }
+        };
+        let source_name = match source {
+            Source::Kernel(_) => "kernel",
+            Source::Proc => "proc",
+        };
+        run(watched, xdp, source, source_name, tx).await;
+    });
+}
+
+async fn run(
+    watched: Vec<Watched>,
+    xdp: Vec<Rc<RefCell<XdpDataplane>>>,
+    mut source: Source,
+    source_name: &'static str,
+    tx: mpsc::UnboundedSender<TrackerUpdate>,
+) {
+    let now = Instant::now();
+    let any_stall = watched.iter().any(|w| w.spec.stall.is_some());
+    let sample_needed = any_stall || matches!(source, Source::Proc);
+    let mut entries: Vec<Entry> = watched
+        .into_iter()
+        .map(|w| {
+            let n = w.spec.ports.len();
+            Entry {
+                w,
+                reported: None,
+                ok_streak: 0,
+                fail_streak: 0,
+                stalls: Vec::new(),
+                stalled: vec![false; n],
+                last_syns: Vec::new(),
+                last_check: now,
+            }
+        })
+        .collect();
+
+    // Everything the views need, read once per wake-up.
+    let snapshot = |source: &Source, with_proc: bool| {
+        let counts = source.counts();
+        let socks = if with_proc {
+            tcp::proc_sockets()
+        } else {
+            Vec::new()
+        };
+        let syns = syn_totals(&xdp);
+        (counts, socks, syns)
+    };
+    let views_of =
+        |e: &Entry, counts: &[PortCounts], socks: &[tcp::ProcSocket], syns: &HashMap<u16, u64>| {
+            e.w.spec
+                .ports
+                .iter()
+                .map(|p| {
+                    let mut v = view(&e.w.spec, *p, counts);
+                    v.accept_queue = accept_queues(&e.w.spec, socks, *p);
+                    v.syns = syns.get(p).copied().unwrap_or(0);
+                    v
+                })
+                .collect::<Vec<_>>()
+        };
+
+    let (counts, socks, syns) = snapshot(&source, true);
+    for e in &mut entries {
+        let views = views_of(e, &counts, &socks, &syns);
+        e.stalls = views.iter().map(|v| Stall::new(now, v)).collect();
+        e.last_syns = views.iter().map(|v| v.syns).collect();
+        e.publish(&views, source_name, true);
+        if let Some(u) = e.check(&views) {
+            info!("vrrp_track_listen {}: {}", e.w.spec.name, u.reason);
+            let _ = tx.send(u);
+        }
+    }
+
+    let mut check_tick = tokio::time::interval(CHECK_INTERVAL);
+    check_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check_tick.tick().await;
+    let mut sample_tick = tokio::time::interval(SAMPLE_INTERVAL);
+    sample_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sample_tick.tick().await;
+
+    loop {
+        enum Wake {
+            Ring(Vec<tcp::ListenChange>),
+            Check,
+            Sample,
+        }
+        let wake = match &mut source {
+            Source::Kernel(fd) => {
+                tokio::select! {
+                    biased;
+                    r = fd.readable_mut() => match r {
+                        Ok(mut guard) => {
+                            let mut ev = guard.get_inner_mut().drain_events(256);
+                            guard.clear_ready();
+                            // An event queued between the drain and clear_ready is not lost.
+                            ev.extend(guard.get_inner_mut().drain_events(256));
+                            Wake::Ring(ev)
+                        }
+                        Err(e) => {
+                            error!("vrrp_track_listen: waiting on the kernel ring: {e}");
+                            tokio::time::sleep(SAMPLE_INTERVAL).await;
+                            Wake::Check
+                        }
+                    },
+                    _ = check_tick.tick() => Wake::Check,
+                    _ = sample_tick.tick(), if sample_needed => Wake::Sample,
+                }
+            }
+            Source::Proc => {
+                tokio::select! {
+                    _ = check_tick.tick() => Wake::Check,
+                    _ = sample_tick.tick() => Wake::Sample,
+                }
+            }
+        };
+        let (events, check_all, sample) = match wake {
+            Wake::Ring(ev) if ev.is_empty() => continue,
+            Wake::Ring(ev) => (ev, false, false),
+            Wake::Check => (Vec::new(), true, any_stall),
+            Wake::Sample => (Vec::new(), false, true),
+        };
+        let (counts, socks, syns) = snapshot(&source, sample || check_all);
+        let now = Instant::now();
+        for e in &mut entries {
+            let touched = events.iter().any(|ev| e.w.spec.ports.contains(&ev.port));
+            let views = views_of(e, &counts, &socks, &syns);
+            let mut stall_changed = false;
+            if sample {
+                if let Some(limit) = e.w.spec.stall {
+                    let limit = Duration::from_secs_f64(limit.clamp(0.0, 1e9));
+                    for (i, v) in views.iter().enumerate() {
+                        let Some(st) = e.stalls.get_mut(i) else {
+                            continue;
+                        };
+                        let s = st.sample(now, v, limit);
+                        if e.stalled.get(i).copied() != Some(s) {
+                            stall_changed = true;
+                            if let Some(slot) = e.stalled.get_mut(i) {
+                                *slot = s;
+                            }
+                        }
+                    }
+                }
+            }
+            // The fallback has no events: a changed listener count is its event.
+            let proc_change = matches!(source, Source::Proc)
+                && e.reported.is_some_and(|up| up != e.verdict(&views).0);
+            if touched {
+                if let Some(last) = events
+                    .iter()
+                    .filter(|ev| e.w.spec.ports.contains(&ev.port))
+                    .max_by_key(|ev| ev.timestamp)
+                {
+                    e.w.stats.set(
+                        "last_listener_event",
+                        serde_json::json!({
+                            "port": last.port,
+                            "address": last.addr.to_string(),
+                            "up": last.up,
+                            "at_unix_us": mono_to_unix_us(last.timestamp),
+                        }),
+                    );
+                }
+            }
+            if touched || check_all || stall_changed || proc_change {
+                if let Some(u) = e.check(&views) {
+                    info!("vrrp_track_listen {}: {}", e.w.spec.name, u.reason);
+                    let _ = tx.send(u);
+                }
+                e.publish(&views, source_name, check_all);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn spec(stall: Option<f64>, rise: u32, fall: u32) -> TrackListen {
+        TrackListen {
+            name: "l".to_owned(),
+            ports: vec![80],
+            address: None,
+            weight: 0,
+            stall,
+            rise,
+            fall,
+        }
+    }
+
+    fn entry(s: TrackListen) -> Entry {
+        Entry {
+            w: Watched {
+                object: 0,
+                spec: s,
+                stats: SharedStats::default(),
+            },
+            reported: None,
+            ok_streak: 0,
+            fail_streak: 0,
+            stalls: Vec::new(),
+            stalled: vec![false],
+            last_syns: Vec::new(),
+            last_check: Instant::now(),
+        }
+    }
+
+    fn v(listeners: i64) -> PortView {
+        PortView {
+            listeners,
+            ..PortView::default()
+        }
+    }
+
+    #[test]
+    fn first_check_reports_then_rise_and_fall_count_checks() {
+        let mut e = entry(spec(None, 2, 3));
+        assert_eq!(e.check(&[v(1)]).map(|u| u.up), Some(true));
+        assert!(e.check(&[v(0)]).is_none());
+        assert!(e.check(&[v(0)]).is_none());
+        let u = e.check(&[v(0)]).expect("third failing check");
+        assert!(!u.up);
+        assert!(u.reason.contains("no listener on port 80"), "{}", u.reason);
+        assert!(e.check(&[v(2)]).is_none());
+        assert_eq!(e.check(&[v(2)]).map(|u| u.up), Some(true));
+        // A failure in between resets the streak.
+        let mut e = entry(spec(None, 1, 2));
+        e.check(&[v(1)]);
+        assert!(e.check(&[v(0)]).is_none());
+        assert!(e.check(&[v(1)]).is_none());
+        assert!(e.check(&[v(0)]).is_none());
+    }
+
+    #[test]
+    fn every_port_must_be_listened_on() {
+        let mut s = spec(None, 1, 1);
+        s.ports = vec![80, 443];
+        let mut e = entry(s);
+        e.stalled = vec![false, false];
+        let u = e.check(&[v(1), v(0)]).unwrap();
+        assert!(!u.up);
+        assert!(u.reason.contains("443"));
+    }
+
+    #[test]
+    fn stall_needs_waiting_work_and_no_accept_for_the_whole_period() {
+        let t0 = Instant::now();
+        let limit = Duration::from_secs(5);
+        let base = PortView {
+            listeners: 1,
+            ..PortView::default()
+        };
+        let mut st = Stall::new(t0, &base);
+        // Idle: never stalled.
+        assert!(!st.sample(t0 + Duration::from_secs(10), &base, limit));
+        // Connections queue up, none accepted.
+        let mut q = base;
+        q.established_total = 3;
+        q.accept_queue = 3;
+        assert!(!st.sample(t0 + Duration::from_secs(11), &q, limit));
+        assert!(!st.sample(t0 + Duration::from_secs(14), &q, limit));
+        assert!(st.sample(t0 + Duration::from_secs(15), &q, limit));
+        // One accepted (queue shrinks): progress.
+        let mut a = q;
+        a.accept_queue = 2;
+        assert!(!st.sample(t0 + Duration::from_secs(17), &a, limit));
+        // Busy but served: 10 new, 10 accepted (queue unchanged).
+        let mut b = a;
+        b.established_total += 10;
+        assert!(!st.sample(t0 + Duration::from_secs(30), &b, limit));
+        // SYNs arriving with nothing established (backlog full or SYNs dropped): stalled.
+        let mut s = b;
+        s.accept_queue = 0;
+        s.syns = 5;
+        st.sample(t0 + Duration::from_secs(31), &s, limit);
+        let mut s2 = s;
+        s2.syns = 50;
+        assert!(!st.sample(t0 + Duration::from_secs(33), &s2, limit));
+        s2.syns = 90;
+        assert!(st.sample(t0 + Duration::from_secs(37), &s2, limit));
+    }
+
+    #[test]
+    fn views_filter_by_address_and_port() {
+        let mut s = spec(None, 1, 1);
+        s.address = Some("10.0.0.1".parse().unwrap());
+        let c = |addr: &str, l: i64| PortCounts {
+            port: 80,
+            addr: Some(addr.parse().unwrap()),
+            listeners: l,
+            ..PortCounts::default()
+        };
+        let counts = [
+            c("0.0.0.0", 1),
+            c("::", 1),
+            c("10.0.0.2", 5),
+            c("10.0.0.1", 1),
+            PortCounts {
+                port: 81,
+                ..c("0.0.0.0", 7)
+            },
+        ];
+        assert_eq!(view(&s, 80, &counts).listeners, 3);
+        s.address = None;
+        assert_eq!(view(&s, 80, &counts).listeners, 8);
+    }
+}
