@@ -25,7 +25,7 @@ use core::{arch::asm, mem, ptr};
 
 use aya_ebpf::{
     bindings::{xdp_action, BPF_NOEXIST},
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
@@ -422,15 +422,16 @@ fn unicast_peer(policy: *const Policy, key: &PeerKey) -> Option<u8> {
     None
 }
 
-/// The 16 address bytes as four words (for comparing).
+/// The 16 address bytes as four words (for comparing), read with four 32-bit loads.
+///
+/// Every address compared here is 4-byte aligned: [`PeerKey::addr`] (offset 8 of a 4-aligned
+/// struct), and [`RowDir::addrs`] / [`Policy::peers`] (offsets 32 / 24 of map values, which the
+/// kernel 8-byte aligns). Copying the bytes out instead costs 16 byte loads and 12 shifts/ors.
 #[inline(always)]
 fn addr_words(a: &[u8; 16]) -> [u32; 4] {
-    [
-        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
-        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
-        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
-        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
-    ]
+    let p = a.as_ptr().cast::<u32>();
+    // SAFETY: 16 readable bytes, 4-byte aligned (above).
+    unsafe { [*p, *p.add(1), *p.add(2), *p.add(3)] }
 }
 
 /// The policy entry of `key`'s VRID and family (always present: unconfigured ones are zero).
@@ -538,19 +539,11 @@ pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
-/// Four words as loaded from the packet back to the 16 address bytes.
+/// Four words as loaded from the packet back to the 16 address bytes (stored as words).
 #[inline(always)]
 fn words_to_addr(w: [u32; 4]) -> [u8; 16] {
-    let [a, b, c, d] = [
-        w[0].to_ne_bytes(),
-        w[1].to_ne_bytes(),
-        w[2].to_ne_bytes(),
-        w[3].to_ne_bytes(),
-    ];
-    [
-        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2],
-        d[3],
-    ]
+    // SAFETY: both are 16 bytes of plain integers; the bytes keep their memory order.
+    unsafe { mem::transmute::<[u32; 4], [u8; 16]>(w) }
 }
 
 /// Drops a frame that failed before its source and VRID are known.
@@ -574,8 +567,10 @@ fn finish(key: &PeerKey, res: Result<Accepted, Fail>) -> u32 {
     match XVRRP_EVENTS.reserve::<AdvertEvent>(0) {
         Some(mut slot) => {
             slot.write(AdvertEvent {
-                // SAFETY: bpf_ktime_get_ns has no preconditions.
-                timestamp_ns: unsafe { bpf_ktime_get_ns() },
+                // The coarse clock (CLOCK_MONOTONIC_COARSE, tick resolution): the agent only
+                // reports the timestamp; bpf_ktime_get_ns cost ~25 ns per advert here.
+                // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+                timestamp_ns: unsafe { bpf_ktime_get_coarse_ns() },
                 ifindex: key.ifindex,
                 family: key.family,
                 version: acc.version,
@@ -801,11 +796,13 @@ fn vrrp(
             let at = opaque(off + VRRP_HLEN + usize::from(count) * 4);
             let d0 = ld32(ctx, at).ok_or(keyed(ci::PACKET_LEN_ERR))?;
             let d1 = ld32(ctx, at + 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
-            // SAFETY: a map value only the agent writes.
-            let [p0, p1, p2, p3, p4, p5, p6, p7] = unsafe { (*pp).auth_data };
-            if d0 != u32::from_ne_bytes([p0, p1, p2, p3])
-                || d1 != u32::from_ne_bytes([p4, p5, p6, p7])
-            {
+            // SAFETY: a map value only the agent writes; `auth_data` is at offset 8 of the
+            // 8-aligned value, so it is read as two words.
+            let (p0, p1) = unsafe {
+                let p = ptr::addr_of!((*pp).auth_data).cast::<u32>();
+                (*p, *p.add(1))
+            };
+            if d0 != p0 || d1 != p1 {
                 return Err(keyed(ci::AUTH_FAILURE));
             }
         }
