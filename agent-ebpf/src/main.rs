@@ -212,13 +212,30 @@ fn ld32(ctx: &XdpContext, off: usize) -> Option<u32> {
 }
 
 /// Folds a sum of 32-bit words to 16 bits (one's complement).
+///
+/// Every sum folded here is of at most ~1050 words (a VRRP message of 1028, the pseudo-header,
+/// or an IPv4 header of 15), so below 2^43: three 16-bit end-around-carry steps bring it to
+/// at most 0xffff (the first leaves at most 0xffff + 2^27, the second 0xffff + 0x800, the third
+/// 0xffff), and each keeps the value mod 0xffff and keeps it non-zero.
 #[inline(always)]
 fn fold(mut sum: u64) -> u64 {
-    sum = (sum & 0xffff_ffff) + (sum >> 32);
-    sum = (sum & 0xffff_ffff) + (sum >> 32);
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     (sum & 0xffff) + (sum >> 16)
+}
+
+/// Sums `N` 32-bit words at `off` after one bounds check (the common message sizes).
+#[inline(always)]
+fn sum_fixed<const N: usize>(ctx: &XdpContext, off: usize) -> Option<u64> {
+    let p = ptr_at::<[u32; N]>(ctx, off)? as usize;
+    let mut sum: u64 = 0;
+    let mut i = 0;
+    while i < N {
+        // SAFETY: inside the `N * 4` bytes `ptr_at` checked.
+        sum += u64::from(unsafe { raw32(p + i * 4) });
+        i += 1;
+    }
+    Some(sum)
 }
 
 /// Sums `words` 32-bit words starting at `off`, at most `MAX` of them. `None` when the frame
@@ -235,6 +252,18 @@ fn sum_words<const MAX: usize>(ctx: &XdpContext, off: usize, words: usize) -> Op
         i += 1;
     }
     Some(sum)
+}
+
+/// [`sum_words`] for a VRRP message, with one bounds check for the one-address sizes (v3/IPv4:
+/// 3 words, v2: 5, v3/IPv6: 6).
+#[inline(always)]
+fn sum_vrrp(ctx: &XdpContext, off: usize, words: usize) -> Option<u64> {
+    match words {
+        3 => sum_fixed::<3>(ctx, off),
+        5 => sum_fixed::<5>(ctx, off),
+        6 => sum_fixed::<6>(ctx, off),
+        _ => sum_words::<MAX_VRRP_WORDS>(ctx, off, words),
+    }
 }
 
 #[inline(always)]
@@ -720,7 +749,7 @@ fn vrrp(
         return Err(keyed(ci::PACKET_LEN_ERR));
     }
     // 13. Checksum: v2 over the message; v3 with the pseudo-header, or (IPv4) without.
-    let sum = sum_words::<MAX_VRRP_WORDS>(ctx, off, vlen / 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
+    let sum = sum_vrrp(ctx, off, vlen / 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
     let form = if v2 {
         if fold(sum) != 0xffff {
             return Err(keyed(ci::CHECKSUM_ERR));
