@@ -182,7 +182,8 @@ pub struct XdpStats {
 /// A valid advert, as the XDP program reported it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct XdpAdvert {
-    /// When the program accepted it (CLOCK_MONOTONIC, as `bpf_ktime_get_ns`).
+    /// When the program accepted it (CLOCK_MONOTONIC_COARSE, as `bpf_ktime_get_coarse_ns`: tick
+    /// resolution, never ahead of CLOCK_MONOTONIC).
     pub timestamp: Duration,
     /// Ingress interface index.
     pub ifindex: u32,
