@@ -542,7 +542,10 @@ fn notify_scripts_run_as_script_user_and_respect_script_security() {
     );
     let uid_file = out.join("uid");
     assert!(
-        wait_until(Duration::from_secs(5), || uid_file.exists()),
+        // The shell creates the file before `id` writes to it: wait for a whole line.
+        wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&uid_file).is_ok_and(|s| s.ends_with('\n'))
+        }),
         "notify_master ran:\n{}",
         pa.log()
     );
