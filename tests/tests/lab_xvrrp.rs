@@ -286,6 +286,14 @@ fn nopreempt_scenario(f: Flavour, rx: &str) {
         &conf(f, &p, &s, State::Backup, 200, vip, "nopreempt\n"),
         &["--rx", rx],
     );
+    // With `nopreempt` on both, whichever Master_Down_Timer fires first wins for good; with the
+    // 0.1 s timers the primary's lead over the secondary's is only ~40 ms, which a busy machine
+    // can eat. The primary is let become Master before the secondary starts.
+    assert!(
+        a.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        a.log()
+    );
     let b = Agent::start(
         s.ns(),
         &conf(f, &s, &p, State::Backup, 100, vip, "nopreempt\n"),

@@ -210,17 +210,20 @@ fn nopreempt_backup_does_not_take_back_mastership() {
         &tutorial("BACKUP", 200, "10.60.0.1", "10.60.0.2", extra),
         &["--rx", "socket"],
     );
-    let pb = Agent::start(
-        &b,
-        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", extra),
-        &["--rx", "socket"],
-    );
-    // With both nopreempt, the first to time out wins; the higher priority times out first.
+    // With both nopreempt, the first to time out wins for good: the primary is let win before
+    // the secondary starts (its lead would otherwise be Master_Down_Interval's 0.39 s minus the
+    // start-up gap).
     assert!(
         pa.wait_state("Master", Duration::from_secs(10)).is_some(),
         "{}",
         pa.log()
     );
+    let pb = Agent::start(
+        &b,
+        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", extra),
+        &["--rx", "socket"],
+    );
+    assert!(pb.wait_state("Backup", Duration::from_secs(5)).is_some());
     pa.stop_with(libc::SIGTERM);
     assert!(pb.wait_state("Master", Duration::from_secs(3)).is_some());
     pa.restart();
