@@ -305,7 +305,7 @@ pub struct IfaceConfig {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AdvertEvent {
-    /// `bpf_ktime_get_ns()` when the program accepted the advert (CLOCK_MONOTONIC).
+    /// CLOCK_MONOTONIC_COARSE (tick resolution) when the program accepted the advert.
     pub timestamp_ns: u64,
     /// Ingress interface index.
     pub ifindex: u32,
@@ -359,8 +359,13 @@ const _: () = assert!(core::mem::size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
 ///
 /// | map | kind | key | value | filled by |
 /// | --- | --- | --- | --- | --- |
-/// | [`tcp::SYN_PORTS_MAP`] | array ([`tcp::SYN_BITMAP_WORDS`]) | port / 64 | `u64` bitmap word | agent |
-/// | [`tcp::SYN_COUNTS_MAP`] | per-CPU hash | destination port (`u16`, host order) | `u64` | agent creates rows, program counts |
+/// | [`tcp::SYN_PORTS_MAP`] | array ([`tcp::SYN_PORT_ENTRIES`]) | destination port (host order) | `u32` count slot, 0: not watched | agent |
+/// | [`tcp::SYN_COUNTS_MAP`] | per-CPU array ([`tcp::SYN_SLOTS`]) | count slot | `u64` | agent zeroes a slot before use, program counts |
+///
+/// Both are arrays so that the verifier inlines both lookups: a SYN to a watched port costs a few
+/// instructions, no helper call (a per-CPU hash of ports cost ~35 ns per SYN). Which port owns a
+/// slot is kept in [`tcp::SYN_PORTS_MAP`] too, past the ports: entry `SYN_OWNER_BASE + slot`
+/// holds `port + 1` (0: free), read only by the agent.
 pub mod tcp {
     /// Name of the raw tracepoint program.
     pub const PROGRAM: &str = "xvrrp_tcp_state";
@@ -376,7 +381,7 @@ pub mod tcp {
     pub const EVENTS_MAP: &str = "XVRRP_TCP_EVENTS";
     /// Program statistics.
     pub const STATS_MAP: &str = "XVRRP_TCP_STATS";
-    /// Bitmap of the ports whose SYNs the XDP program counts.
+    /// Port to count slot (and, past the ports, slot to owning port).
     pub const SYN_PORTS_MAP: &str = "XVRRP_SYN_PORTS";
     /// SYN counts per watched port.
     pub const SYN_COUNTS_MAP: &str = "XVRRP_SYN_COUNTS";
@@ -385,10 +390,14 @@ pub mod tcp {
     pub const MAX_WATCHED: u32 = 256;
     /// Capacity of [`COUNTS_MAP`] (watched ports x local addresses).
     pub const MAX_COUNT_KEYS: u32 = 4096;
-    /// Capacity of [`SYN_COUNTS_MAP`].
+    /// Most ports whose SYNs are counted.
     pub const MAX_SYN_PORTS: u32 = 256;
-    /// Words of the port bitmap (65536 bits).
-    pub const SYN_BITMAP_WORDS: u32 = 1024;
+    /// Entries of [`SYN_COUNTS_MAP`]: slot 0 is never used (it means "not watched").
+    pub const SYN_SLOTS: u32 = MAX_SYN_PORTS + 1;
+    /// Index in [`SYN_PORTS_MAP`] of slot 0's owner entry (one per port before it).
+    pub const SYN_OWNER_BASE: u32 = 65536;
+    /// Entries of [`SYN_PORTS_MAP`]: one per port, then one owner per slot.
+    pub const SYN_PORT_ENTRIES: u32 = SYN_OWNER_BASE + SYN_SLOTS;
     /// Size of [`EVENTS_MAP`] in bytes.
     pub const EVENTS_RING_BYTES: u32 = 64 * 1024;
 

@@ -27,13 +27,13 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{map, raw_tracepoint},
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, XdpContext},
 };
 
 use agent_common::tcp::{
     netns_kind, state, stats, ListenEvent, TcpConfig, TcpCounts, TcpKey, EVENTS_RING_BYTES,
-    MAX_COUNT_KEYS, MAX_SYN_PORTS, MAX_WATCHED, SYN_BITMAP_WORDS,
+    MAX_COUNT_KEYS, MAX_WATCHED, SYN_PORT_ENTRIES, SYN_SLOTS,
 };
 
 #[map(name = "XVRRP_TCP_CONF")]
@@ -51,16 +51,19 @@ static XVRRP_TCP_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0)
 #[map(name = "XVRRP_TCP_STATS")]
 static XVRRP_TCP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::LEN, 0);
 
+/// Port to count slot (0: not watched); the agent also keeps each slot's owner past the ports.
 #[map(name = "XVRRP_SYN_PORTS")]
-static XVRRP_SYN_PORTS: Array<u64> = Array::with_max_entries(SYN_BITMAP_WORDS, 0);
+static XVRRP_SYN_PORTS: Array<u32> = Array::with_max_entries(SYN_PORT_ENTRIES, 0);
 
+/// SYNs per count slot.
 #[map(name = "XVRRP_SYN_COUNTS")]
-static XVRRP_SYN_COUNTS: PerCpuHashMap<u16, u64> =
-    PerCpuHashMap::with_max_entries(MAX_SYN_PORTS, 0);
+static XVRRP_SYN_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SYN_SLOTS, 0);
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const IPPROTO_TCP: u16 = 6;
+/// [`IPPROTO_TCP`] as the IP header's protocol byte.
+pub const IPPROTO_TCP_U8: u8 = IPPROTO_TCP as u8;
 /// `BPF_RB_FORCE_WAKEUP`: wake the agent for every listener event, whatever the ring's state.
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 
@@ -254,8 +257,18 @@ fn count_syn(ctx: &XdpContext, l4: usize) {
     if start + l4 + 14 > frame_end(ctx) {
         return;
     }
-    let p = start + l4;
-    // SAFETY: the 14 bytes were checked above; single bytes need no alignment.
+    // SAFETY: the 14 bytes were checked above.
+    unsafe { count_syn_at(start + l4) };
+}
+
+/// [`count_syn`] for a TCP header at `p` whose first 14 bytes the caller has bounds-checked.
+///
+/// # Safety
+///
+/// `p..p + 14` must be inside the frame (checked against `data_end` so the verifier knows too).
+#[inline(always)]
+pub unsafe fn count_syn_at(p: usize) {
+    // SAFETY: the caller checked the 14 bytes; single bytes need no alignment.
     let (flags, hi, lo) = unsafe {
         (
             *((p + 13) as *const u8),
@@ -267,13 +280,14 @@ fn count_syn(ctx: &XdpContext, l4: usize) {
         return;
     }
     let port = u16::from_be_bytes([hi, lo]);
-    let Some(word) = XVRRP_SYN_PORTS.get(u32::from(port >> 6)) else {
+    // Two array lookups, both inlined by the verifier (no helper call).
+    let Some(slot) = XVRRP_SYN_PORTS.get(u32::from(port)) else {
         return;
     };
-    if *word & (1u64 << (port & 63)) == 0 {
+    if *slot == 0 {
         return;
     }
-    if let Some(n) = XVRRP_SYN_COUNTS.get_ptr_mut(port) {
+    if let Some(n) = XVRRP_SYN_COUNTS.get_ptr_mut(*slot) {
         // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
         unsafe { *n += 1 };
     }

@@ -164,6 +164,18 @@ fn tcp_frame(port: u16, flags: u8) -> Vec<u8> {
     f
 }
 
+/// `f` without its Ethernet padding (54 bytes).
+fn short(mut f: Vec<u8>) -> Vec<u8> {
+    f.truncate(54);
+    f
+}
+
+/// `f` with an 802.1Q tag (VLAN 100).
+fn tagged(mut f: Vec<u8>) -> Vec<u8> {
+    f.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+    f
+}
+
 fn tcp6_frame(port: u16, flags: u8) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 40 + 20];
     f[12..14].copy_from_slice(&[0x86, 0xdd]);
@@ -184,26 +196,41 @@ fn xdp_counts_syns_to_watched_ports_only() {
     let mut p = XdpTestProgram::load().unwrap();
     tcp::set_syn_ports(p.object_mut(), &[80, 8443]).unwrap();
     for (frame, n) in [
-        (tcp_frame(80, 0x02), 3),   // SYN to 80
-        (tcp_frame(8443, 0x02), 2), // SYN to 8443
-        (tcp6_frame(80, 0x02), 1),  // SYN to 80 over IPv6
-        (tcp_frame(80, 0x12), 5),   // SYN-ACK: not counted
-        (tcp_frame(80, 0x10), 5),   // ACK: not counted
-        (tcp_frame(443, 0x02), 5),  // unwatched port
-        (tcp_frame(81, 0x02), 5),   // unwatched, same bitmap word
+        (tcp_frame(80, 0x02), 3),         // SYN to 80
+        (tcp_frame(8443, 0x02), 2),       // SYN to 8443
+        (tcp6_frame(80, 0x02), 1),        // SYN to 80 over IPv6
+        (short(tcp_frame(80, 0x02)), 1),  // unpadded 54 bytes (as on a veth): the full path
+        (tagged(tcp_frame(80, 0x02)), 1), // VLAN-tagged: the full path
+        (tcp_frame(80, 0x12), 5),         // SYN-ACK: not counted
+        (tcp_frame(80, 0x10), 5),         // ACK: not counted
+        (tcp_frame(443, 0x02), 5),        // unwatched port
+        (tcp_frame(81, 0x02), 5),         // unwatched, same bitmap word
     ] {
         for _ in 0..n {
             assert_eq!(p.run(&frame, 1).unwrap().action, XDP_PASS);
         }
     }
     let c = tcp::syn_counts(p.object_mut()).unwrap();
-    assert_eq!(c.get(&80), Some(&4), "{c:?}");
+    assert_eq!(c.get(&80), Some(&6), "{c:?}");
     assert_eq!(c.get(&8443), Some(&2), "{c:?}");
     assert_eq!(c.len(), 2, "{c:?}");
-    // Unwatching keeps nothing counting for the old port.
+    // Unwatching forgets the old port and keeps the count of the one still watched.
     tcp::set_syn_ports(p.object_mut(), &[8443]).unwrap();
     p.run(&tcp_frame(80, 0x02), 1).unwrap();
-    assert_eq!(tcp::syn_counts(p.object_mut()).unwrap().get(&80), Some(&4));
+    p.run(&tcp_frame(8443, 0x02), 1).unwrap();
+    let c = tcp::syn_counts(p.object_mut()).unwrap();
+    assert_eq!(c.get(&80), None, "{c:?}");
+    assert_eq!(c.get(&8443), Some(&3), "{c:?}");
+    // Watching it again starts from zero (its slot was reused or zeroed).
+    tcp::set_syn_ports(p.object_mut(), &[8443, 80, 81]).unwrap();
+    p.run(&tcp_frame(80, 0x02), 1).unwrap();
+    let c = tcp::syn_counts(p.object_mut()).unwrap();
+    assert_eq!(c.get(&80), Some(&1), "{c:?}");
+    assert_eq!(c.get(&81), Some(&0), "{c:?}");
+    assert_eq!(c.get(&8443), Some(&3), "{c:?}");
+    // More ports than the map holds: refused.
+    let many: Vec<u16> = (1000..1300).collect();
+    assert!(tcp::set_syn_ports(p.object_mut(), &many).is_err());
 }
 
 /// The cost of the SYN hook on non-VRRP traffic, measured A/B in one loaded program with

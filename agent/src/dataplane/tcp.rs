@@ -30,11 +30,11 @@ use std::{
 
 use agent_common::tcp::{
     netns_kind, stats, ListenEvent, TcpConfig, TcpCounts, TcpKey, CONFIG_MAP, COUNTS_MAP,
-    EVENTS_MAP, LISTEN_EVENT_LEN, MAX_WATCHED, PROGRAM, STATS_MAP, SYN_BITMAP_WORDS,
-    SYN_COUNTS_MAP, SYN_PORTS_MAP, TRACEPOINT, WATCH_MAP,
+    EVENTS_MAP, LISTEN_EVENT_LEN, MAX_SYN_PORTS, MAX_WATCHED, PROGRAM, STATS_MAP, SYN_COUNTS_MAP,
+    SYN_OWNER_BASE, SYN_PORTS_MAP, SYN_SLOTS, TRACEPOINT, WATCH_MAP,
 };
 use aya::{
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues, RingBuf},
     programs::{ProgramError, RawTracePoint},
     Ebpf,
 };
@@ -828,14 +828,19 @@ impl AsRawFd for TcpTracker {
 // ---------------------------------------------------------------------------------------------
 
 /// Makes the XDP program of `ebpf` count SYNs to `ports` (replacing the previous set; counts of
-/// ports still watched are kept).
+/// ports still watched are kept, ports no longer watched are forgotten).
+///
+/// Each watched port owns a count slot: a new port gets a free slot, zeroed on every CPU before
+/// the port is pointed at it, so it starts from 0; a port that is no longer watched is unpointed
+/// before its slot is freed.
 pub fn set_syn_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), TcpError> {
-    let mut words = vec![0u64; SYN_BITMAP_WORDS as usize];
-    for p in ports {
-        if let Some(w) = words.get_mut(usize::from(*p >> 6)) {
-            *w |= 1u64 << (p & 63);
-        }
+    let mut wanted: Vec<u16> = ports.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.len() > MAX_SYN_PORTS as usize {
+        return Err(TcpError::TooManyPorts(wanted.len()));
     }
+    let owners = slot_owners(ebpf)?;
     let cpus = aya::util::nr_cpus().map_err(|(_, e)| TcpError::Map {
         map: SYN_COUNTS_MAP,
         source: MapError::SyscallError(aya::sys::SyscallError {
@@ -843,13 +848,41 @@ pub fn set_syn_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), TcpError> {
             io_error: e,
         }),
     })?;
+    let mut map: Array<_, u32> = Array::try_from(
+        ebpf.map_mut(SYN_PORTS_MAP)
+            .ok_or(DataplaneError::Missing("the SYN port map"))?,
+    )
+    .map_err(map_err(SYN_PORTS_MAP))?;
+    let mut free: Vec<u32> = Vec::new();
+    let mut kept: Vec<u16> = Vec::new();
+    for (slot, owner) in owners.iter().enumerate().skip(1) {
+        match owner {
+            Some(p) if wanted.binary_search(p).is_ok() => kept.push(*p),
+            Some(p) => {
+                map.set(u32::from(*p), 0, 0)
+                    .map_err(map_err(SYN_PORTS_MAP))?;
+                map.set(SYN_OWNER_BASE + slot as u32, 0, 0)
+                    .map_err(map_err(SYN_PORTS_MAP))?;
+                free.push(slot as u32);
+            }
+            None => free.push(slot as u32),
+        }
+    }
+    // Lowest slots first.
+    free.reverse();
+    let new: Vec<u16> = wanted.into_iter().filter(|p| !kept.contains(p)).collect();
+    let mut assigned: Vec<(u16, u32)> = Vec::new();
+    for p in new {
+        let slot = free.pop().ok_or(TcpError::TooManyPorts(ports.len()))?;
+        assigned.push((p, slot));
+    }
     {
-        let mut counts: PerCpuHashMap<_, u16, u64> = PerCpuHashMap::try_from(
+        let mut counts: PerCpuArray<_, u64> = PerCpuArray::try_from(
             ebpf.map_mut(SYN_COUNTS_MAP)
                 .ok_or(DataplaneError::Missing("the SYN count map"))?,
         )
         .map_err(map_err(SYN_COUNTS_MAP))?;
-        for p in ports {
+        for (_, slot) in &assigned {
             let zero =
                 PerCpuValues::try_from(vec![0u64; cpus]).map_err(|io_error| TcpError::Map {
                     map: SYN_COUNTS_MAP,
@@ -858,44 +891,57 @@ pub fn set_syn_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), TcpError> {
                         io_error,
                     }),
                 })?;
-            match counts.insert(p, zero, super::BPF_NOEXIST) {
-                Ok(()) => {}
-                Err(MapError::SyscallError(e))
-                    if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(map_err(SYN_COUNTS_MAP)(e)),
-            }
+            counts
+                .set(*slot, zero, 0)
+                .map_err(map_err(SYN_COUNTS_MAP))?;
         }
     }
-    let mut bitmap: Array<_, u64> = Array::try_from(
+    let mut map: Array<_, u32> = Array::try_from(
         ebpf.map_mut(SYN_PORTS_MAP)
-            .ok_or(DataplaneError::Missing("the SYN port bitmap"))?,
+            .ok_or(DataplaneError::Missing("the SYN port map"))?,
     )
     .map_err(map_err(SYN_PORTS_MAP))?;
-    for (i, w) in words.iter().enumerate() {
-        let old = bitmap.get(&(i as u32), 0).map_err(map_err(SYN_PORTS_MAP))?;
-        if old != *w {
-            bitmap.set(i as u32, w, 0).map_err(map_err(SYN_PORTS_MAP))?;
-        }
+    for (p, slot) in assigned {
+        map.set(SYN_OWNER_BASE + slot, u32::from(p) + 1, 0)
+            .map_err(map_err(SYN_PORTS_MAP))?;
+        map.set(u32::from(p), slot, 0)
+            .map_err(map_err(SYN_PORTS_MAP))?;
     }
     Ok(())
 }
 
+/// The port owning each count slot (index 0 is never used).
+fn slot_owners(ebpf: &Ebpf) -> Result<Vec<Option<u16>>, TcpError> {
+    let map: Array<_, u32> = Array::try_from(
+        ebpf.map(SYN_PORTS_MAP)
+            .ok_or(DataplaneError::Missing("the SYN port map"))?,
+    )
+    .map_err(map_err(SYN_PORTS_MAP))?;
+    let mut out = vec![None; SYN_SLOTS as usize];
+    for (slot, o) in out.iter_mut().enumerate().skip(1) {
+        let v = map
+            .get(&(SYN_OWNER_BASE + slot as u32), 0)
+            .map_err(map_err(SYN_PORTS_MAP))?;
+        *o = v.checked_sub(1).and_then(|p| u16::try_from(p).ok());
+    }
+    Ok(out)
+}
+
 /// SYNs counted per watched port by the XDP program of `ebpf` (summed over CPUs).
 pub fn syn_counts(ebpf: &Ebpf) -> Result<StdHashMap<u16, u64>, TcpError> {
-    let counts: PerCpuHashMap<_, u16, u64> = PerCpuHashMap::try_from(
+    let owners = slot_owners(ebpf)?;
+    let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(
         ebpf.map(SYN_COUNTS_MAP)
             .ok_or(DataplaneError::Missing("the SYN count map"))?,
     )
     .map_err(map_err(SYN_COUNTS_MAP))?;
     let mut out = StdHashMap::new();
-    for item in counts.iter() {
-        match item {
-            Ok((p, v)) => {
-                out.insert(p, v.iter().copied().sum());
-            }
-            Err(MapError::KeyNotFound) => continue,
-            Err(e) => return Err(map_err(SYN_COUNTS_MAP)(e)),
-        }
+    for (slot, owner) in owners.iter().enumerate() {
+        let Some(port) = owner else { continue };
+        let v = counts
+            .get(&(slot as u32), 0)
+            .map_err(map_err(SYN_COUNTS_MAP))?;
+        out.insert(*port, v.iter().copied().sum());
     }
     Ok(out)
 }
