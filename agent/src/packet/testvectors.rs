@@ -339,6 +339,50 @@ pub fn cases() -> Vec<TestCase> {
         f.splice(12..12, [0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x65]);
         add("not_vrrp_qinq", f, Verdict::NotVrrp);
     }
+    {
+        // Web traffic, as the XDP program's fast path sees it (frames of 60 bytes or more) and
+        // its full path (VLAN-tagged, IPv4 options) does.
+        let mut syn = vec![0u8; 20];
+        syn[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        syn[2..4].copy_from_slice(&443u16.to_be_bytes());
+        syn[12] = 0x50;
+        syn[13] = 0x02;
+        let mut f = ip4_frame(SRC_V4, VRRP_GROUP_V4, 64, 6, &syn);
+        f.resize(60, 0);
+        add("not_vrrp_ipv4_tcp_syn", f.clone(), Verdict::NotVrrp);
+        let mut tagged = f.clone();
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+        add("not_vrrp_vlan_ipv4_tcp_syn", tagged, Verdict::NotVrrp);
+        let mut bad = f.clone();
+        edit_ipv4_header(&mut bad, |h| set(h, 0, 0x65));
+        add(
+            "drop_ipv4_tcp_version_nibble_not_4",
+            bad,
+            dropped(Counter::IpHeaderErr),
+        );
+        // IHL 6 (one word of options, all zero), then the SYN: the TCP header is found past
+        // the options. (Header checksums are not checked on traffic that is not VRRP.)
+        let mut opts = ip4_frame(
+            SRC_V4,
+            VRRP_GROUP_V4,
+            64,
+            6,
+            &[&[0; 4], syn.as_slice()].concat(),
+        );
+        edit_ipv4_header(&mut opts, |h| set(h, 0, 0x46));
+        opts.resize(60, 0);
+        add("not_vrrp_ipv4_tcp_with_options", opts, Verdict::NotVrrp);
+        let mut f6 = ip6_frame(64, 6, &syn);
+        f6.resize(f6.len().max(60), 0);
+        add("not_vrrp_ipv6_tcp_syn", f6.clone(), Verdict::NotVrrp);
+        let mut bad6 = f6;
+        set(&mut bad6, 14, 0x40);
+        add(
+            "drop_ipv6_tcp_version_nibble_not_6",
+            bad6,
+            dropped(Counter::IpHeaderErr),
+        );
+    }
 
     // ---- link and IP layer ----
     {
