@@ -212,10 +212,12 @@ fn tutorial_nginx_stop_fails_over_to_secondary_and_start_preempts_back() {
     assert!(t.secondary.has_addr(t.vip));
     assert!(!t.primary.has_addr(t.vip), "a FAULT node releases the VIP");
     // Leaving MASTER for FAULT, the primary said goodbye with priority 0.
+    // tcpdump -w writes in blocks (up to 1 s late): wait for it.
     assert!(
-        cap.adverts()
+        xvrrp_tests::wait_until(Duration::from_secs(3), || cap
+            .adverts()
             .iter()
-            .any(|a| a.src == t.primary.ip4() && a.prio == 0),
+            .any(|a| a.src == t.primary.ip4() && a.prio == 0)),
         "{}",
         cap.text()
     );

@@ -111,7 +111,12 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
         "{}",
         logs(&agents)
     );
-    assert_eq!(agents[0].state().as_deref(), Some("Backup"));
+    assert!(
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
+            == "Backup"),
+        "{}",
+        logs(&agents)
+    );
     let t = tracker(&agents[0], "file tf").unwrap();
     assert_eq!(t["value"], -15, "{t}");
     assert_eq!(t["priority_change"], -150, "{t}");

@@ -99,8 +99,14 @@ fn weighted_tracked_link_down_lowers_priority_below_the_backup() {
         "{}",
         logs(&agents)
     );
+    // The primary steps down once the new Master's first advert reaches it.
+    assert!(
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
+            == "Backup"),
+        "{}",
+        logs(&agents)
+    );
     let i = track_common::instance(&agents[0]).unwrap();
-    assert_eq!(i["state"], "Backup");
     assert_eq!(i["effective_priority"], 50);
     site.primary.ns().ip(&["link", "set", "up0p", "up"]);
     assert!(
