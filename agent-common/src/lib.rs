@@ -18,6 +18,8 @@
 //! | [`XDP_BUCKET_MAP`] | per-CPU array, 1 entry | 0 | [`PeerCounters`] | program |
 //! | [`XDP_EVENTS_MAP`] | ring buffer | | [`AdvertEvent`] records | program |
 //! | [`XDP_STATS_MAP`] | per-CPU array | [`xdp_stats`] index | `u64` | program |
+//! | `XVRRP_CLOCK` | per-CPU array, 1 entry | 0 | `[u64; 2]`: jiffies, coarse clock read then | program |
+//! | `XVRRP_ZERO` | array, 1 entry | 0 | an all-zero [`PeerCounters`] (template) | nobody |
 //!
 //! Every attached interface gets its own copy of the program and of these maps, so only the
 //! per-peer keys still carry the ingress ifindex (for the rows the agent lists); the policies,
