@@ -8,7 +8,8 @@
 //! and the detection latency alone: nginx's last listener gone to the priority-0 advert on the
 //! primary's wire (an `AF_PACKET` capture; for xvrrp the listener close time is the kernel's
 //! timestamp of the event, for keepalived, which has no such event, the moment nginx was told to
-//! stop). The client loop uses 20 ms connect timeouts and retries at once.
+//! stop). The client loop uses 20 ms connect timeouts and retries 1 ms after a failure (a loop
+//! without the pause spins a CPU of the two against the agents being measured).
 //!
 //! `XVRRP_BENCH_RUNS` sets the runs per variant (the xtask passes 10 or more); without it the
 //! test suite does one run of each xvrrp variant and skips keepalived, to keep the bench working.
