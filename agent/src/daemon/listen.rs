@@ -289,12 +289,12 @@ impl Entry {
     }
 }
 
-/// SYN totals per port over every XDP interface.
-fn syn_totals(xdp: &[Rc<RefCell<XdpDataplane>>]) -> HashMap<u16, u64> {
+/// SYN totals of `ports` over every XDP interface.
+fn syn_totals(xdp: &[Rc<RefCell<XdpDataplane>>], ports: &[u16]) -> HashMap<u16, u64> {
     let mut out: HashMap<u16, u64> = HashMap::new();
     for dp in xdp {
         let Ok(dp) = dp.try_borrow() else { continue };
-        match tcp::syn_counts(dp.object()) {
+        match tcp::syn_counts(dp.object(), ports) {
             Ok(m) => {
                 for (p, n) in m {
                     *out.entry(p).or_default() += n;
@@ -392,12 +392,14 @@ pub fn spawn(
             Source::Kernel(_) => "kernel",
             Source::Proc => "proc",
         };
-        run(watched, xdp, source, source_name, tx).await;
+        run(watched, &ports, xdp, source, source_name, tx).await;
     });
 }
 
+/// `all_ports`: every port of `watched`, sorted, once each.
 async fn run(
     watched: Vec<Watched>,
+    all_ports: &[u16],
     xdp: Vec<Rc<RefCell<XdpDataplane>>>,
     mut source: Source,
     source_name: &'static str,
@@ -431,7 +433,7 @@ async fn run(
         } else {
             Vec::new()
         };
-        let syns = syn_totals(&xdp);
+        let syns = syn_totals(&xdp, all_ports);
         (counts, socks, syns)
     };
     let views_of =

@@ -927,20 +927,28 @@ fn slot_owners(ebpf: &Ebpf) -> Result<Vec<Option<u16>>, TcpError> {
     Ok(out)
 }
 
-/// SYNs counted per watched port by the XDP program of `ebpf` (summed over CPUs).
-pub fn syn_counts(ebpf: &Ebpf) -> Result<StdHashMap<u16, u64>, TcpError> {
-    let owners = slot_owners(ebpf)?;
+/// SYNs counted by the XDP program of `ebpf` (summed over CPUs) for those of `ports` that are
+/// watched: two map reads per port (its slot, then the slot's per-CPU counts).
+pub fn syn_counts(ebpf: &Ebpf, ports: &[u16]) -> Result<StdHashMap<u16, u64>, TcpError> {
+    let slots: Array<_, u32> = Array::try_from(
+        ebpf.map(SYN_PORTS_MAP)
+            .ok_or(DataplaneError::Missing("the SYN port map"))?,
+    )
+    .map_err(map_err(SYN_PORTS_MAP))?;
     let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(
         ebpf.map(SYN_COUNTS_MAP)
             .ok_or(DataplaneError::Missing("the SYN count map"))?,
     )
     .map_err(map_err(SYN_COUNTS_MAP))?;
     let mut out = StdHashMap::new();
-    for (slot, owner) in owners.iter().enumerate() {
-        let Some(port) = owner else { continue };
-        let v = counts
-            .get(&(slot as u32), 0)
-            .map_err(map_err(SYN_COUNTS_MAP))?;
+    for port in ports {
+        let slot = slots
+            .get(&u32::from(*port), 0)
+            .map_err(map_err(SYN_PORTS_MAP))?;
+        if slot == 0 {
+            continue;
+        }
+        let v = counts.get(&slot, 0).map_err(map_err(SYN_COUNTS_MAP))?;
         out.insert(*port, v.iter().copied().sum());
     }
     Ok(out)
