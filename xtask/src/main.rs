@@ -126,8 +126,8 @@ fn main() -> Result<()> {
         Cmd::Fuzz { seconds } => fuzz(&root, seconds),
         Cmd::Bench { what } => match what {
             Bench::Xdp => bench_xdp(&root),
-            Bench::Takeover { runs } => bench_takeover(&root, runs),
-            Bench::Failover { runs } => bench_failover(&root, runs),
+            Bench::Takeover { runs } => bench_lab(&root, "takeover", "do_bench", runs),
+            Bench::Failover { runs } => bench_lab(&root, "failover", "listen_bench", runs),
         },
     }
 }
@@ -496,11 +496,12 @@ fn release_agent(root: &Path) -> Result<PathBuf> {
     Ok(root.join("target").join("release").join("xvrrp"))
 }
 
-/// `cargo xtask bench takeover`: the `do_bench` lab test with `XVRRP_BENCH_RUNS` runs per
-/// latency; it prints median and worst times.
-fn bench_takeover(root: &Path, runs: u32) -> Result<()> {
+/// `cargo xtask bench takeover` (the `do_bench` lab test: median and worst takeover times per
+/// API latency) and `cargo xtask bench failover` (the `listen_bench` lab test: the failover
+/// table per variant): `test` run against the release agent with `XVRRP_BENCH_RUNS` runs.
+fn bench_lab(root: &Path, name: &str, test: &str, runs: u32) -> Result<()> {
     if !is_root() {
-        bail!("`cargo xtask bench takeover` uses network namespaces and must run as root");
+        bail!("`cargo xtask bench {name}` uses network namespaces and must run as root");
     }
     let bin = release_agent(root)?;
     run(Command::new(cargo())
@@ -509,29 +510,7 @@ fn bench_takeover(root: &Path, runs: u32) -> Result<()> {
             "-p",
             "xvrrp-tests",
             "--test",
-            "do_bench",
-            "--",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("XVRRP_BIN", &bin)
-        .env("XVRRP_BENCH_RUNS", runs.to_string()))
-}
-
-/// `cargo xtask bench failover`: the `listen_bench` lab test with `XVRRP_BENCH_RUNS` runs per
-/// variant; it prints the table.
-fn bench_failover(root: &Path, runs: u32) -> Result<()> {
-    if !is_root() {
-        bail!("`cargo xtask bench failover` uses network namespaces and must run as root");
-    }
-    let bin = release_agent(root)?;
-    run(Command::new(cargo())
-        .args([
-            "test",
-            "-p",
-            "xvrrp-tests",
-            "--test",
-            "listen_bench",
+            test,
             "--",
             "--nocapture",
             "--test-threads=1",
