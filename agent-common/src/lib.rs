@@ -38,15 +38,15 @@
 /// Index of the per-CPU packet counters kept by the XDP program in [`XDP_STATS_MAP`].
 ///
 /// Frames that are not VRRP are not counted at all (they cost only the few compares needed to
-/// recognise them).
+/// recognise them). VRRP frames are not counted here either: each adds one to exactly one
+/// counter of one per-peer row or of the unknown-source bucket (its verdict), and the agent sums
+/// those.
 pub mod xdp_stats {
-    /// Frames that were IPv4 or IPv6 with protocol 112 (VRRP), whatever their verdict.
-    pub const VRRP: u32 = 0;
     /// Valid adverts whose event could not be queued because the ring buffer was full (they are
     /// still counted as `advert_rcvd` and dropped or passed as usual).
-    pub const RING_FULL: u32 = 1;
+    pub const RING_FULL: u32 = 0;
     /// Number of slots in the stats array.
-    pub const LEN: u32 = 2;
+    pub const LEN: u32 = 1;
 }
 
 /// Name of the XDP advert filter inside the embedded object.

@@ -193,6 +193,25 @@ unsafe fn raw32(p: usize) -> u32 {
     v as u32
 }
 
+/// Loads the 4 bytes at `p + OFF` as they sit in memory (see [`raw16`]), zero-extended: the
+/// offset is the instruction's immediate (no separate address computation), and the value is
+/// kept as the `u64` the load produced (LLVM cannot know the upper half is zero, and would
+/// clear it again before every 64-bit sum).
+///
+/// # Safety
+///
+/// `p + OFF .. p + OFF + 4` must be inside the frame.
+#[inline(always)]
+unsafe fn at32<const OFF: i16>(p: usize) -> u64 {
+    let v: u64;
+    // SAFETY: the caller guarantees the 4 bytes are readable; the instruction only reads them.
+    unsafe {
+        asm!("{v} = *(u32 *)({p} + {off})", p = in(reg) p, off = const OFF, v = lateout(reg) v,
+             options(pure, readonly, nostack, preserves_flags));
+    }
+    v
+}
+
 /// `x`, but opaque to LLVM (so it cannot rewrite how a packet offset is computed).
 #[inline(always)]
 fn opaque(mut x: usize) -> usize {
@@ -217,17 +236,17 @@ fn ld32(ctx: &XdpContext, off: usize) -> Option<u32> {
     Some(unsafe { raw32(p as usize) })
 }
 
-/// Folds a sum of 32-bit words to 16 bits (one's complement).
+/// Whether a one's complement sum of 32-bit words verifies (folds to 0xffff).
 ///
-/// Every sum folded here is of at most ~1050 words (a VRRP message of 1028, the pseudo-header,
-/// or an IPv4 header of 15), so below 2^43: three 16-bit end-around-carry steps bring it to
-/// at most 0xffff (the first leaves at most 0xffff + 2^27, the second 0xffff + 0x800, the third
-/// 0xffff), and each keeps the value mod 0xffff and keeps it non-zero.
+/// Every sum checked here is of at most ~1050 words (a VRRP message of 1028, the pseudo-header,
+/// or an IPv4 header of 15), so below 2^43. Two 16-bit end-around-carry steps keep it non-zero
+/// and the same mod 0xffff, and bring it to at most 0xffff + 0x800 (the first leaves at most
+/// 0xffff + 2^27). A full fold would take a third step only for values above 0xffff, which
+/// land in 1..=0x800, never on 0xffff; so the sum verifies exactly when two steps give 0xffff.
 #[inline(always)]
-fn fold(mut sum: u64) -> u64 {
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    (sum & 0xffff) + (sum >> 16)
+fn sum_ok(sum: u64) -> bool {
+    let s = (sum & 0xffff) + (sum >> 16);
+    (s & 0xffff) + (s >> 16) == 0xffff
 }
 
 /// Sums `N` 32-bit words at `off` after one bounds check (the common message sizes).
@@ -313,7 +332,14 @@ fn find_row(key: &PeerKey) -> Option<*mut PeerCounters> {
         // SAFETY: a map value; `i` is in bounds (checked by `get`).
         let (st, addr) = unsafe { ((*dir).state.get(i), (*dir).addrs.get(i)) };
         if let (Some(st), Some(addr)) = (st, addr) {
-            if load_u64(st) == row_state::READY && addr_words(addr) == a {
+            // The rows of a slot hold addresses of its family only, IPv4 ones zero-padded like
+            // the key's, so one word decides for IPv4.
+            let same = if key.family == family::V4 {
+                addr_words(addr)[0] == a[0]
+            } else {
+                addr_words(addr) == a
+            };
+            if same && load_u64(st) == row_state::READY {
                 return XVRRP_ROWCNT.get_ptr_mut(slot * INLINE_ROWS as u32 + i as u32);
             }
         }
@@ -523,6 +549,13 @@ pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
         let ethertype = unsafe { raw16(start + 12) };
         if ethertype == ETH_P_IP {
             let (vihl, proto) = unsafe { raw_u8_pair(start + ETH_HLEN, start + ETH_HLEN + 9) };
+            if proto == IPPROTO_VRRP && vihl == 0x45 {
+                let w0 = unsafe { raw32(start + ETH_HLEN) };
+                let total = usize::from(u16::from_be((w0 >> 16) as u16));
+                if (IPV4_HLEN + VRRP_HLEN..=FAST_LEN - ETH_HLEN).contains(&total) {
+                    return fast_ipv4(&ctx, start, w0, total);
+                }
+            }
             if vihl >> 4 == 4 && proto != IPPROTO_VRRP {
                 if proto == tcp::IPPROTO_TCP_U8 {
                     if vihl & 0x0f == 5 {
@@ -586,7 +619,6 @@ fn full(ctx: XdpContext) -> u32 {
             tcp::syn_v4(&ctx, l3, vihl, proto);
             return xdp_action::XDP_PASS;
         }
-        bump_stat(xdp_stats::VRRP);
         // SAFETY: inside the 20 bytes checked above.
         let src = unsafe { raw32(h as usize + 12) };
         let mut key = PeerKey {
@@ -611,7 +643,6 @@ fn full(ctx: XdpContext) -> u32 {
             tcp::syn_v6(&ctx, l3, next_header);
             return xdp_action::XDP_PASS;
         }
-        bump_stat(xdp_stats::VRRP);
         let p = h as usize;
         // SAFETY: inside the 40 bytes checked above.
         let src = unsafe { [raw32(p + 8), raw32(p + 12), raw32(p + 16), raw32(p + 20)] };
@@ -732,28 +763,172 @@ fn ipv4(ctx: &XdpContext, h: usize, l3: usize, key: &mut PeerKey) -> Result<Acce
     if ctx.data() + l3 + total > data_end(ctx) {
         return Err(early(ci::PACKET_LEN_ERR));
     }
-    let w1 = unsafe { raw32(h + 4) };
+    let words = unsafe { [w0, raw32(h + 4), raw32(h + 8), raw32(h + 12), raw32(h + 16)] }
+        .map(u64::from);
+    // The option words are summed here, checked with the fixed ones by `ipv4_rest`.
+    let options = sum_words::<MAX_IPV4_OPTION_WORDS>(ctx, l3 + IPV4_HLEN, ihl - 5)
+        .ok_or(early(ci::PACKET_LEN_ERR))?;
+    let msg = Bounded {
+        ctx,
+        off: l3 + hlen,
+    };
+    ipv4_rest(&msg, key, words, options, total - hlen)
+}
+
+/// The fast lane for the usual advert (see [`FAST_LEN`]): untagged IPv4 with a 20-byte header
+/// and a VRRP message of 8 to 26 bytes (v2 with up to 2 addresses and PASS data, v3 with up to
+/// 4), all inside the FAST_LEN bytes the caller checked, so every field is loaded at a fixed
+/// offset without another bounds check. The steps and their order are those of [`full`]; only
+/// the checks this shape passes by construction (header present, IHL, total length present
+/// and at least header plus VRRP header) are skipped.
+#[inline(always)]
+fn fast_ipv4(ctx: &XdpContext, start: usize, w0: u32, total: usize) -> u32 {
+    // SAFETY (every load below): inside the FAST_LEN bytes the caller checked.
+    let words = unsafe {
+        [
+            u64::from(w0),
+            at32::<18>(start),
+            at32::<22>(start),
+            at32::<26>(start),
+            at32::<30>(start),
+        ]
+    };
+    let mut key = PeerKey {
+        ifindex: ctx.ingress_ifindex() as u32,
+        vrid: 0,
+        family: family::V4,
+        _pad: [0; 2],
+        addr: words_to_addr([words[3] as u32, 0, 0, 0]),
+    };
+    let msg = Fixed { ctx, start };
+    let res = ipv4_rest(&msg, &mut key, words, 0, total - IPV4_HLEN);
+    finish(&key, res)
+}
+
+/// The rest of step 6 for IPv4 (fragment bits and header checksum over the five fixed `words`
+/// and the options' sum), then the VRRP steps on the `vlen`-byte message.
+#[inline(always)]
+fn ipv4_rest(
+    msg: &impl Msg,
+    key: &mut PeerKey,
+    words: [u64; 5],
+    options: u64,
+    vlen: usize,
+) -> Result<Accepted, Fail> {
+    let [w0, w1, w2, src, dst] = words;
     if u16::from_be((w1 >> 16) as u16) & 0x3fff != 0 {
         return Err(early(ci::IP_HEADER_ERR));
     }
-    // Header checksum: the five fixed words, then the options.
-    let w2 = unsafe { raw32(h + 8) };
-    let src = unsafe { raw32(h + 12) };
-    let dst = unsafe { raw32(h + 16) };
-    let mut sum = u64::from(w0) + u64::from(w1) + u64::from(w2) + u64::from(src) + u64::from(dst);
-    sum += sum_words::<MAX_IPV4_OPTION_WORDS>(ctx, l3 + IPV4_HLEN, ihl - 5)
-        .ok_or(early(ci::PACKET_LEN_ERR))?;
-    if fold(sum) != 0xffff {
+    if !sum_ok(w0 + w1 + w2 + src + dst + options) {
         return Err(early(ci::IP_HEADER_ERR));
     }
+    // 8. (The fast lane's messages are long enough by construction.)
+    if vlen < VRRP_HLEN {
+        return Err(early(ci::PACKET_LEN_ERR));
+    }
     let ttl = (w2 & 0xff) as u8;
-    let vlen = total - hlen;
     // RFC 5798 pseudo-header: src, dst, zero, protocol, VRRP length.
     let len = (vlen as u16).to_be_bytes();
-    let pseudo = u64::from(src)
-        + u64::from(dst)
-        + u64::from(u32::from_le_bytes([0, IPPROTO_VRRP, len[0], len[1]]));
-    vrrp(ctx, key, l3 + hlen, vlen, ttl, [dst, 0, 0, 0], pseudo)
+    let pseudo = src + dst + u64::from(u32::from_le_bytes([0, IPPROTO_VRRP, len[0], len[1]]));
+    vrrp(msg, key, vlen, ttl, [dst as u32, 0, 0, 0], pseudo)
+}
+
+/// Where the words of a VRRP message come from: the frame at a computed offset, bounds-checked
+/// on every load ([`Bounded`]), or the fast lane's fixed offsets ([`Fixed`]).
+trait Msg {
+    /// The first two words (the fixed header; the message is at least that long).
+    fn header(&self) -> Option<(u64, u64)>;
+    /// The one's complement sum of the first `words` words (the whole message, which step 12
+    /// found to be exactly `words * 4` bytes).
+    fn sum(&self, words: usize) -> Option<u64>;
+    /// The two words of PASS data after `count` IPv4 addresses (in a v2 message whose length
+    /// step 12 matched).
+    fn pass_data(&self, count: u8) -> Option<(u32, u32)>;
+}
+
+/// A VRRP message at frame offset `off`, every load bounds-checked.
+struct Bounded<'a> {
+    ctx: &'a XdpContext,
+    off: usize,
+}
+
+impl Msg for Bounded<'_> {
+    #[inline(always)]
+    fn header(&self) -> Option<(u64, u64)> {
+        Some((
+            u64::from(ld32(self.ctx, self.off)?),
+            u64::from(ld32(self.ctx, self.off + 4)?),
+        ))
+    }
+
+    #[inline(always)]
+    fn sum(&self, words: usize) -> Option<u64> {
+        sum_vrrp(self.ctx, self.off, words)
+    }
+
+    #[inline(always)]
+    fn pass_data(&self, count: u8) -> Option<(u32, u32)> {
+        // From the front, and hidden from LLVM: as `off + vlen - 8` it becomes a pointer with
+        // a negative fixed offset, from which the verifier learns no range.
+        let at = opaque(self.off + VRRP_HLEN + usize::from(count) * 4);
+        Some((ld32(self.ctx, at)?, ld32(self.ctx, at + 4)?))
+    }
+}
+
+/// The fast lane's message: at frame byte 34 (`start` is the frame's), and wholly inside the
+/// first [`FAST_LEN`] bytes, which were checked once.
+struct Fixed<'a> {
+    ctx: &'a XdpContext,
+    start: usize,
+}
+
+/// The most words a [`Fixed`] message has: what FAST_LEN leaves after the Ethernet and IPv4
+/// headers, 26 bytes.
+const FIXED_WORDS: usize = (FAST_LEN - ETH_HLEN - IPV4_HLEN) / 4;
+const _: () = assert!(FIXED_WORDS == 6);
+
+impl Msg for Fixed<'_> {
+    #[inline(always)]
+    fn header(&self) -> Option<(u64, u64)> {
+        // SAFETY: inside FAST_LEN (the message is at least 8 bytes, all within it).
+        Some(unsafe { (at32::<34>(self.start), at32::<38>(self.start)) })
+    }
+
+    #[inline(always)]
+    fn sum(&self, words: usize) -> Option<u64> {
+        let p = self.start;
+        // SAFETY: the words end by byte 58, inside FAST_LEN.
+        let sum = unsafe {
+            let mut sum = at32::<34>(p) + at32::<38>(p);
+            if words > 2 {
+                sum += at32::<42>(p);
+                if words > 3 {
+                    sum += at32::<46>(p);
+                    if words > 4 {
+                        sum += at32::<50>(p);
+                        if words > 5 {
+                            sum += at32::<54>(p);
+                        }
+                    }
+                }
+            }
+            sum
+        };
+        Some(sum)
+    }
+
+    #[inline(always)]
+    fn pass_data(&self, count: u8) -> Option<(u32, u32)> {
+        // At a variable offset: the verifier needs its own check against the frame's end (a
+        // packet pointer plus a variable loses the range of earlier checks). Hidden from LLVM,
+        // which knows the check holds.
+        let p = opaque(self.start + ETH_HLEN + IPV4_HLEN + VRRP_HLEN + usize::from(count) * 4);
+        if p + AUTH_LEN > data_end(self.ctx) {
+            return None;
+        }
+        // SAFETY: the 8 bytes were just checked to be inside the frame.
+        Some(unsafe { (raw32(p), raw32(p + 4)) })
+    }
 }
 
 /// Step 6 for IPv6 (fixed header at `h`, frame offset `l3`, present, version 6, next header
@@ -784,29 +959,31 @@ fn ipv6(
     }
     pseudo += u64::from(u32::from_le_bytes((vlen as u32).to_be_bytes()));
     pseudo += u64::from(u32::from_le_bytes([0, 0, 0, IPPROTO_VRRP]));
-    vrrp(ctx, key, l3 + IPV6_HLEN, vlen, hop_limit, dst, pseudo)
+    if vlen < VRRP_HLEN {
+        return Err(early(ci::PACKET_LEN_ERR));
+    }
+    let msg = Bounded {
+        ctx,
+        off: l3 + IPV6_HLEN,
+    };
+    vrrp(&msg, key, vlen, hop_limit, dst, pseudo)
 }
 
 /// Steps 8 to 23 on the VRRP message at `off` (`vlen` bytes, inside the frame).
 #[inline(always)]
 fn vrrp(
-    ctx: &XdpContext,
+    msg: &impl Msg,
     key: &mut PeerKey,
-    off: usize,
     vlen: usize,
     ttl: u8,
     dst: [u32; 4],
     pseudo: u64,
 ) -> Result<Accepted, Fail> {
     let v6 = key.family == family::V6;
-    // 8. Fixed header.
-    if vlen < VRRP_HLEN {
-        return Err(early(ci::PACKET_LEN_ERR));
-    }
-    let h0 = ld32(ctx, off).ok_or(early(ci::PACKET_LEN_ERR))?;
-    let h1 = ld32(ctx, off + 4).ok_or(early(ci::PACKET_LEN_ERR))?;
-    let [vt, vrid, priority, count] = h0.to_ne_bytes();
-    let [b4, b5, _, _] = h1.to_ne_bytes();
+    // 8. Fixed header (the callers checked `vlen >= VRRP_HLEN`).
+    let (h0, h1) = msg.header().ok_or(early(ci::PACKET_LEN_ERR))?;
+    let [vt, vrid, priority, count] = (h0 as u32).to_ne_bytes();
+    let [b4, b5, _, _] = (h1 as u32).to_ne_bytes();
     key.vrid = vrid;
     // 9. Version (v2 is IPv4 only).
     let version = vt >> 4;
@@ -832,15 +1009,15 @@ fn vrrp(
         return Err(keyed(ci::PACKET_LEN_ERR));
     }
     // 13. Checksum: v2 over the message; v3 with the pseudo-header, or (IPv4) without.
-    let sum = sum_vrrp(ctx, off, vlen / 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
+    let sum = msg.sum(vlen / 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
     let form = if v2 {
-        if fold(sum) != 0xffff {
+        if !sum_ok(sum) {
             return Err(keyed(ci::CHECKSUM_ERR));
         }
         checksum_form::V2
-    } else if fold(sum + pseudo) == 0xffff {
+    } else if sum_ok(sum + pseudo) {
         checksum_form::PSEUDO_HEADER
-    } else if !v6 && fold(sum) == 0xffff {
+    } else if !v6 && sum_ok(sum) {
         checksum_form::RFC9568
     } else {
         return Err(keyed(ci::CHECKSUM_ERR));
@@ -903,11 +1080,7 @@ fn vrrp(
         }
         // 22. PASS data.
         if b4 == 1 {
-            // From the front, and hidden from LLVM: as `off + vlen - 8` it becomes a pointer with
-            // a negative fixed offset, from which the verifier learns no range.
-            let at = opaque(off + VRRP_HLEN + usize::from(count) * 4);
-            let d0 = ld32(ctx, at).ok_or(keyed(ci::PACKET_LEN_ERR))?;
-            let d1 = ld32(ctx, at + 4).ok_or(keyed(ci::PACKET_LEN_ERR))?;
+            let (d0, d1) = msg.pass_data(count).ok_or(keyed(ci::PACKET_LEN_ERR))?;
             // SAFETY: a map value only the agent writes; `auth_data` is at offset 8 of the
             // 8-aligned value, so it is read as two words.
             let (p0, p1) = unsafe {

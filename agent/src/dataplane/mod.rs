@@ -670,7 +670,21 @@ impl Maps {
             .collect())
     }
 
-    fn stats(ebpf: &Ebpf) -> Result<XdpStats, DataplaneError> {
+    /// The program's other counts. Frames that were VRRP are not counted separately (that cost a
+    /// per-CPU map update on every advert): each one adds one to exactly one counter of one row
+    /// (its verdict; `pri_zero_rcvd` is counted besides `advert_rcvd`), so they are summed from
+    /// the rows. Rows the LRU hash evicted (more sources than it holds) take their counts along.
+    fn stats(ebpf: &Ebpf, ifindex: u32, slots: &BTreeSet<u32>) -> Result<XdpStats, DataplaneError> {
+        let vrrp = Self::peer_counters(ebpf, ifindex, slots)?
+            .iter()
+            .flat_map(|row| {
+                row.counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != counter_index::PRI_ZERO_RCVD)
+                    .map(|(_, n)| *n)
+            })
+            .fold(0u64, u64::wrapping_add);
         let arr = PerCpuArray::<_, u64>::try_from(
             ebpf.map(XDP_STATS_MAP)
                 .ok_or(DataplaneError::Missing("the stats map"))?,
@@ -681,7 +695,7 @@ impl Maps {
             Ok(vals.iter().copied().sum())
         };
         Ok(XdpStats {
-            vrrp: sum(xdp_stats::VRRP)?,
+            vrrp,
             ring_full: sum(xdp_stats::RING_FULL)?,
         })
     }
@@ -884,7 +898,7 @@ impl XdpDataplane {
 
     /// The program's other counts.
     pub fn stats(&self) -> Result<XdpStats, DataplaneError> {
-        Maps::stats(&self.ebpf)
+        Maps::stats(&self.ebpf, self.ifindex, &self.slots)
     }
 
     /// The loaded object, for the SYN counter maps ([`tcp::set_syn_ports`], [`tcp::syn_counts`]).
@@ -1027,6 +1041,6 @@ impl XdpTestProgram {
 
     /// The program's other counts.
     pub fn stats(&self) -> Result<XdpStats, DataplaneError> {
-        Maps::stats(&self.ebpf)
+        Maps::stats(&self.ebpf, TEST_RUN_IFINDEX, &self.slots)
     }
 }
