@@ -21,6 +21,7 @@
 )]
 #![feature(asm_experimental_arch)]
 
+mod fast;
 mod tcp;
 
 use core::{arch::asm, mem, ptr};
@@ -553,7 +554,7 @@ pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
                 let w0 = unsafe { raw32(start + ETH_HLEN) };
                 let total = usize::from(u16::from_be((w0 >> 16) as u16));
                 if (IPV4_HLEN + VRRP_HLEN..=FAST_LEN - ETH_HLEN).contains(&total) {
-                    return fast_ipv4(&ctx, start, w0, total);
+                    return fast::ipv4(&ctx, start, u64::from(w0), total);
                 }
             }
             if vihl >> 4 == 4 && proto != IPPROTO_VRRP {
@@ -775,36 +776,6 @@ fn ipv4(ctx: &XdpContext, h: usize, l3: usize, key: &mut PeerKey) -> Result<Acce
     ipv4_rest(&msg, key, words, options, total - hlen)
 }
 
-/// The fast lane for the usual advert (see [`FAST_LEN`]): untagged IPv4 with a 20-byte header
-/// and a VRRP message of 8 to 26 bytes (v2 with up to 2 addresses and PASS data, v3 with up to
-/// 4), all inside the FAST_LEN bytes the caller checked, so every field is loaded at a fixed
-/// offset without another bounds check. The steps and their order are those of [`full`]; only
-/// the checks this shape passes by construction (header present, IHL, total length present
-/// and at least header plus VRRP header) are skipped.
-#[inline(always)]
-fn fast_ipv4(ctx: &XdpContext, start: usize, w0: u32, total: usize) -> u32 {
-    // SAFETY (every load below): inside the FAST_LEN bytes the caller checked.
-    let words = unsafe {
-        [
-            u64::from(w0),
-            at32::<18>(start),
-            at32::<22>(start),
-            at32::<26>(start),
-            at32::<30>(start),
-        ]
-    };
-    let mut key = PeerKey {
-        ifindex: ctx.ingress_ifindex() as u32,
-        vrid: 0,
-        family: family::V4,
-        _pad: [0; 2],
-        addr: words_to_addr([words[3] as u32, 0, 0, 0]),
-    };
-    let msg = Fixed { ctx, start };
-    let res = ipv4_rest(&msg, &mut key, words, 0, total - IPV4_HLEN);
-    finish(&key, res)
-}
-
 /// The rest of step 6 for IPv4 (fragment bits and header checksum over the five fixed `words`
 /// and the options' sum), then the VRRP steps on the `vlen`-byte message.
 #[inline(always)]
@@ -833,8 +804,8 @@ fn ipv4_rest(
     vrrp(msg, key, vlen, ttl, [dst as u32, 0, 0, 0], pseudo)
 }
 
-/// Where the words of a VRRP message come from: the frame at a computed offset, bounds-checked
-/// on every load ([`Bounded`]), or the fast lane's fixed offsets ([`Fixed`]).
+/// Where the words of a VRRP message come from (the frame at a computed offset, bounds-checked
+/// on every load: [`Bounded`]).
 trait Msg {
     /// The first two words (the fixed header; the message is at least that long).
     fn header(&self) -> Option<(u64, u64)>;
@@ -872,62 +843,6 @@ impl Msg for Bounded<'_> {
         // a negative fixed offset, from which the verifier learns no range.
         let at = opaque(self.off + VRRP_HLEN + usize::from(count) * 4);
         Some((ld32(self.ctx, at)?, ld32(self.ctx, at + 4)?))
-    }
-}
-
-/// The fast lane's message: at frame byte 34 (`start` is the frame's), and wholly inside the
-/// first [`FAST_LEN`] bytes, which were checked once.
-struct Fixed<'a> {
-    ctx: &'a XdpContext,
-    start: usize,
-}
-
-/// The most words a [`Fixed`] message has: what FAST_LEN leaves after the Ethernet and IPv4
-/// headers, 26 bytes.
-const FIXED_WORDS: usize = (FAST_LEN - ETH_HLEN - IPV4_HLEN) / 4;
-const _: () = assert!(FIXED_WORDS == 6);
-
-impl Msg for Fixed<'_> {
-    #[inline(always)]
-    fn header(&self) -> Option<(u64, u64)> {
-        // SAFETY: inside FAST_LEN (the message is at least 8 bytes, all within it).
-        Some(unsafe { (at32::<34>(self.start), at32::<38>(self.start)) })
-    }
-
-    #[inline(always)]
-    fn sum(&self, words: usize) -> Option<u64> {
-        let p = self.start;
-        // SAFETY: the words end by byte 58, inside FAST_LEN.
-        let sum = unsafe {
-            let mut sum = at32::<34>(p) + at32::<38>(p);
-            if words > 2 {
-                sum += at32::<42>(p);
-                if words > 3 {
-                    sum += at32::<46>(p);
-                    if words > 4 {
-                        sum += at32::<50>(p);
-                        if words > 5 {
-                            sum += at32::<54>(p);
-                        }
-                    }
-                }
-            }
-            sum
-        };
-        Some(sum)
-    }
-
-    #[inline(always)]
-    fn pass_data(&self, count: u8) -> Option<(u32, u32)> {
-        // At a variable offset: the verifier needs its own check against the frame's end (a
-        // packet pointer plus a variable loses the range of earlier checks). Hidden from LLVM,
-        // which knows the check holds.
-        let p = opaque(self.start + ETH_HLEN + IPV4_HLEN + VRRP_HLEN + usize::from(count) * 4);
-        if p + AUTH_LEN > data_end(self.ctx) {
-            return None;
-        }
-        // SAFETY: the 8 bytes were just checked to be inside the frame.
-        Some(unsafe { (raw32(p), raw32(p + 4)) })
     }
 }
 
