@@ -13,7 +13,6 @@
 //! | [`XDP_IFACE_MAP`] | array, 1 entry | 0 | [`IfaceConfig`] | agent |
 //! | [`XDP_ROWDIR_MAP`] | array | [`policy_slot`] | [`RowDir`] (inline rows' sources) | program |
 //! | [`XDP_ROWCNT_MAP`] | per-CPU array | `policy_slot * INLINE_ROWS + i` | [`PeerCounters`] | program |
-//! | [`XDP_HASHED_MAP`] | array | [`policy_slot`] | `u64`: 1 when the slot may have hash rows | both |
 //! | [`XDP_COUNTERS_MAP`] | LRU per-CPU hash | [`PeerKey`] | [`PeerCounters`] | both |
 //! | [`XDP_BUCKET_MAP`] | per-CPU array, 1 entry | 0 | [`PeerCounters`] | program |
 //! | [`XDP_EVENTS_MAP`] | ring buffer | | [`AdvertEvent`] records | program |
@@ -27,12 +26,13 @@
 //! [`XDP_PEERS_MAP`] is only consulted for unicast instances with more than
 //! [`MAX_INLINE_PEERS`] peers: up to that many are kept in the [`Policy`] itself.
 //!
-//! Per-peer counter rows: the first [`INLINE_ROWS`] sources of a VRID and family that the program
-//! gives a row (a valid advert) get one in arrays ([`XDP_ROWDIR_MAP`] says which source owns row
-//! `i` of the slot, [`XDP_ROWCNT_MAP`] holds its per-CPU counts), found without any hash lookup.
-//! Further sources, and the configured unicast peers (whose rows the agent creates up front),
-//! get rows in the LRU hash [`XDP_COUNTERS_MAP`], which is only searched when the slot's
-//! [`XDP_HASHED_MAP`] flag is set. The agent sums rows of one source found in both.
+//! Per-peer counter rows: the first [`INLINE_ROWS`] sources of a VRID and family that get a row
+//! (a valid advert, or a configured unicast peer: the agent gives those theirs up front) get one
+//! in arrays ([`XDP_ROWDIR_MAP`] says which source owns row `i` of the slot, [`XDP_ROWCNT_MAP`]
+//! holds its per-CPU counts), found without any hash lookup. Further sources, and the peers of a
+//! unicast instance with more than [`MAX_INLINE_PEERS`], get rows in the LRU hash
+//! [`XDP_COUNTERS_MAP`], which is only searched when the slot's [`Policy::hashed`] flag is set.
+//! The agent sums rows of one source found in both.
 #![no_std]
 
 /// Index of the per-CPU packet counters kept by the XDP program in [`XDP_STATS_MAP`].
@@ -67,8 +67,6 @@ pub const XDP_COUNTERS_MAP: &str = "XVRRP_COUNTERS";
 pub const XDP_ROWDIR_MAP: &str = "XVRRP_ROWDIR";
 /// Name of the inline rows' counters.
 pub const XDP_ROWCNT_MAP: &str = "XVRRP_ROWCNT";
-/// Name of the per-slot "may have hash rows" flags.
-pub const XDP_HASHED_MAP: &str = "XVRRP_HASHED";
 /// Name of the unknown-source bucket (per-CPU array of one [`PeerCounters`]).
 pub const XDP_BUCKET_MAP: &str = "XVRRP_BUCKET";
 /// Name of the advert event ring buffer.
@@ -136,8 +134,9 @@ pub mod row_state {
     pub const READY: u64 = 2;
 }
 
-/// Value of [`XDP_ROWDIR_MAP`]: which sources own the inline rows of a policy slot. Written only
-/// by the program (rows are claimed with compare-and-exchange and never freed).
+/// Value of [`XDP_ROWDIR_MAP`]: which sources own the inline rows of a policy slot. Claimed by
+/// the program with compare-and-exchange, never freed; the agent gives configured unicast peers
+/// free rows when it sets the policies, before the program is attached.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RowDir {
@@ -224,8 +223,11 @@ pub struct Policy {
     pub ttl: u8,
     /// Number of valid entries in [`Policy::peers`] ([`unicast_mode::INLINE`]).
     pub peer_count: u8,
-    /// Always zero.
-    pub _pad: u8,
+    /// Non-zero when rows of this slot may be in [`XDP_COUNTERS_MAP`]: set by the agent for the
+    /// peers it creates hash rows for, and by the program (a byte store, never cleared) when
+    /// all the slot's inline rows are taken. The agent keeps a set flag when it rewrites the
+    /// policy.
+    pub hashed: u8,
     /// v2 PASS data: the 8 bytes on the wire (zero otherwise).
     pub auth_data: [u8; 8],
     /// TTL policy of each inline peer, a [`ttl_check`] value.

@@ -23,7 +23,7 @@ use agent_common::{
 use crate::{
     at32, bump_bucket, bump_slots, count_failure, data_end, finish, keyed, load_u64, opaque,
     raw32, sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN, IPPROTO_VRRP,
-    IPV4_HLEN, VRRP_HLEN, XVRRP_HASHED, XVRRP_POLICY, XVRRP_ROWCNT, XVRRP_ROWDIR,
+    IPV4_HLEN, VRRP_HLEN, XVRRP_POLICY, XVRRP_ROWCNT, XVRRP_ROWDIR,
 };
 
 /// Verdicts of [`vrrp`] besides the counter indexes (all below these): valid, with the checksum
@@ -301,14 +301,17 @@ unsafe fn count_keyed(ctx: &XdpContext, p: usize, counter: usize) -> u32 {
 /// bucket (so a flood from spoofed sources creates nothing).
 #[inline(always)]
 fn count_slow(ctx: &XdpContext, src: u32, vrid: u8, counter: usize) {
-    let slot = u32::from(vrid);
-    let hashed = XVRRP_HASHED
-        .get_ptr(slot)
-        .is_some_and(|h| load_u64(h) != 0);
-    let unicast = XVRRP_POLICY
-        .get_ptr(slot)
-        // SAFETY: a map value only the agent writes.
-        .is_some_and(|pol| unsafe { (*pol).unicast } != unicast_mode::OFF);
+    // SAFETY: a map value; the `hashed` byte is read afresh (the program may set it on another
+    // CPU), the mode is only written by the agent.
+    let (hashed, unicast) = match XVRRP_POLICY.get_ptr(u32::from(vrid)) {
+        Some(pol) => unsafe {
+            (
+                core::ptr::read_volatile(core::ptr::addr_of!((*pol).hashed)) != 0,
+                (*pol).unicast != unicast_mode::OFF,
+            )
+        },
+        None => (false, false),
+    };
     if hashed || unicast {
         slow_row(&key_v4(ctx, vrid, src), counter);
     } else {

@@ -72,10 +72,6 @@ static XVRRP_ROWDIR: Array<RowDir> = Array::with_max_entries(MAX_POLICIES, 0);
 static XVRRP_ROWCNT: PerCpuArray<PeerCounters> =
     PerCpuArray::with_max_entries(MAX_POLICIES * INLINE_ROWS as u32, 0);
 
-/// Per policy slot: non-zero when rows of the slot may be in [`XVRRP_COUNTERS`].
-#[map(name = "XVRRP_HASHED")]
-static XVRRP_HASHED: Array<u64> = Array::with_max_entries(MAX_POLICIES, 0);
-
 /// An all-zero [`PeerCounters`], the template new counter entries are copied from.
 #[map(name = "XVRRP_ZERO")]
 static XVRRP_ZERO: Array<PeerCounters> = Array::with_max_entries(1, 0);
@@ -321,6 +317,15 @@ fn load_u64(p: *const u64) -> u64 {
     unsafe { ptr::read_volatile(p) }
 }
 
+/// Whether rows of policy slot `slot` may be in the LRU hash (its policy's flag).
+#[inline(always)]
+fn hashed(slot: u32) -> bool {
+    XVRRP_POLICY
+        .get_ptr(slot)
+        // SAFETY: a map value; the byte is read afresh (the program may set it on another CPU).
+        .is_some_and(|pol| unsafe { ptr::read_volatile(ptr::addr_of!((*pol).hashed)) } != 0)
+}
+
 /// The row of `key`: an inline row of its policy slot when the source owns one, else its LRU
 /// hash entry when the slot may have any.
 #[inline(always)]
@@ -346,8 +351,7 @@ fn find_row(key: &PeerKey) -> Option<*mut PeerCounters> {
         }
         i += 1;
     }
-    let hashed = XVRRP_HASHED.get_ptr(slot)?;
-    if load_u64(hashed) == 0 {
+    if !hashed(slot) {
         return None;
     }
     XVRRP_COUNTERS.get_ptr_mut(key)
@@ -386,7 +390,8 @@ unsafe fn xchg(p: *mut u64, v: u64) {
 }
 
 /// The slow path of [`bump_entry`], a separate BPF function: claims a free inline row of the
-/// policy slot for the source, or, when all are taken, marks the slot as having hash rows and
+/// policy slot for the source, or, when all are taken, flags the slot's policy as having hash
+/// rows and
 /// inserts a zeroed LRU hash entry (copied from the never-written [`XVRRP_ZERO`] template, so no
 /// 136-byte value is built on the stack); then counts in the row.
 #[inline(never)]
@@ -419,10 +424,15 @@ fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
             i += 1;
         }
     }
-    if let Some(h) = XVRRP_HASHED.get_ptr_mut(slot) {
-        if load_u64(h) == 0 {
-            // SAFETY: a map value, 8-byte aligned.
-            unsafe { xchg(h, 1) };
+    if let Some(pol) = XVRRP_POLICY.get_ptr_mut(slot) {
+        // SAFETY: a map value; one byte, which the agent keeps once set (a byte store is atomic,
+        // and every writer stores 1). Set before the row is inserted, so a reader that misses
+        // it can only miss a row that is not there yet.
+        unsafe {
+            let h = ptr::addr_of_mut!((*pol).hashed);
+            if ptr::read_volatile(h) == 0 {
+                ptr::write_volatile(h, 1);
+            }
         }
     }
     if let Some(zero) = XVRRP_ZERO.get(0) {

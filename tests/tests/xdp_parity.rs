@@ -363,6 +363,87 @@ fn sources_beyond_the_inline_rows_keep_their_own_rows() {
     }
 }
 
+/// Configured unicast peers get their counter rows up front (listed at zero before any packet):
+/// inline rows for up to four, the LRU hash beyond (a policy too large for its entry). Valid
+/// and failing adverts from each peer are counted in the peer's row, a stranger's in the
+/// unknown-source bucket, identically to the userspace validator, on either kind of row.
+#[test]
+fn unicast_peers_are_counted_in_their_own_rows() {
+    use xvrrp::packet::{build_frame, Auth, EthParams, RxAuth, TxMeta, UnicastPeer};
+    let me = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));
+    let peers = |n: u8| -> Vec<IpAddr> {
+        (1..=n)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10 + i)))
+            .collect()
+    };
+    let policy = |vrid: u8, peers: &[IpAddr]| {
+        let mut p = RxPolicy::v2(vrid, RxAuth::pass("secret"), 1);
+        p.source = SourcePolicy::Unicast {
+            peers: peers.iter().map(|a| UnicastPeer::new(*a)).collect(),
+        };
+        p
+    };
+    let (few, many) = (peers(2), peers(6));
+    let policies = vec![policy(61, &few), policy(62, &many)];
+    let mut prog = load(&policies);
+    let rows = snapshot(&prog);
+    for (vrid, list) in [(61u8, &few), (62, &many)] {
+        for a in list.iter() {
+            let slot = PeerSlot::Peer { vrid, addr: *a };
+            assert_eq!(
+                rows.get(&slot),
+                Some(&[0; 17]),
+                "{slot:?} listed at zero: {rows:?}"
+            );
+        }
+    }
+    let frame = |vrid: u8, src: IpAddr, pass: &str| {
+        let advert = Advert::v2(vrid, 100, vec![], 1, Auth::pass(pass));
+        build_frame(
+            &advert,
+            &TxMeta::new(src, me),
+            &EthParams::virtual_router(vrid, &me),
+        )
+        .unwrap()
+    };
+    let stranger = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 99));
+    for (vrid, list) in [(61u8, &few), (62, &many)] {
+        for (i, a) in list.iter().enumerate() {
+            let name = format!("VRID {vrid} peer {i}");
+            // A wrong password first: the row exists before any valid advert.
+            assert_eq!(
+                check_parity(&mut prog, &policies, &name, &frame(vrid, *a, "wrong")),
+                Verdict::Drop(Counter::AuthFailure)
+            );
+            assert!(matches!(
+                check_parity(&mut prog, &policies, &name, &frame(vrid, *a, "secret")),
+                Verdict::Accept { .. }
+            ));
+        }
+        assert_eq!(
+            check_parity(
+                &mut prog,
+                &policies,
+                "stranger",
+                &frame(vrid, stranger, "secret")
+            ),
+            Verdict::Drop(Counter::UnknownPeer)
+        );
+    }
+    let rows = snapshot(&prog);
+    for (vrid, list) in [(61u8, &few), (62, &many)] {
+        for a in list.iter() {
+            let counts = rows[&PeerSlot::Peer { vrid, addr: *a }];
+            assert_eq!(counts[Counter::AuthFailure.index() as usize], 1, "{a}");
+            assert_eq!(counts[Counter::AdvertRcvd.index() as usize], 1, "{a}");
+        }
+    }
+    assert!(!rows.contains_key(&PeerSlot::Peer {
+        vrid: 61,
+        addr: stranger
+    }));
+}
+
 /// Inserts `words` 4-byte IPv4 options (NOPs) into an untagged frame, fixing lengths and the
 /// header checksum.
 fn with_ipv4_options(frame: &[u8], words: usize) -> Vec<u8> {

@@ -26,9 +26,8 @@ use agent_common::{
     checksum_form, counter_index, family, iface_flags, policy_slot, row_state, ttl_check,
     unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
     RowDir, ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, MAX_POLICIES,
-    XDP_BUCKET_MAP, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_HASHED_MAP, XDP_IFACE_MAP,
-    XDP_PASS_PROGRAM, XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_ROWDIR_MAP,
-    XDP_STATS_MAP,
+    XDP_BUCKET_MAP, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM,
+    XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_ROWDIR_MAP, XDP_STATS_MAP,
 };
 use aya::{
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
@@ -473,12 +472,22 @@ impl Maps {
                 map.insert(k, v, 0).map_err(map_err(XDP_PEERS_MAP))?;
             }
         }
+        // Counter rows for every configured peer, so they are listed (at zero) before the first
+        // packet: a free inline row of the slot (found without a hash lookup), else a row in the
+        // LRU hash, which the program then searches for the slot (`hashed`). Rows already given
+        // are kept, and so is a slot's `hashed` flag (the program may have set it).
+        let hash_rows = Self::give_peer_rows(ebpf, &mut pol_entries)?;
         {
             let mut map: Array<_, Policy> = Array::try_from(
                 ebpf.map_mut(XDP_POLICY_MAP)
                     .ok_or(DataplaneError::Missing("the policy map"))?,
             )
             .map_err(map_err(XDP_POLICY_MAP))?;
+            for (slot, v, _) in &mut pol_entries {
+                if map.get(slot, 0).map_err(map_err(XDP_POLICY_MAP))?.hashed != 0 {
+                    v.hashed = 1;
+                }
+            }
             for (slot, v, _) in &pol_entries {
                 map.set(*slot, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
             }
@@ -511,26 +520,53 @@ impl Maps {
             }
         }
         slots.extend(pol_entries.iter().map(|(k, _, _)| *k));
-        // Counter rows for every configured peer, so they are listed (at zero) before the first
-        // packet: in the LRU hash, so the program must look there for their slots (flagged
-        // first). Existing rows are kept. (The unknown-source bucket is an array: always there.)
-        {
-            let mut map: Array<_, u64> = Array::try_from(
-                ebpf.map_mut(XDP_HASHED_MAP)
-                    .ok_or(DataplaneError::Missing("the hashed-rows flags"))?,
-            )
-            .map_err(map_err(XDP_HASHED_MAP))?;
-            for (slot, _, peers) in &pol_entries {
-                if !peers.is_empty() {
-                    map.set(*slot, 1, 0).map_err(map_err(XDP_HASHED_MAP))?;
+        Self::create_counter_rows(ebpf, &hash_rows)
+    }
+
+    /// Gives each configured unicast peer of `entries` a counter row: a free inline row of its
+    /// slot (written to the row directory here), else one in the LRU hash, whose key is returned
+    /// and whose slot is flagged `hashed` in its entry. A peer that owns a row already keeps it.
+    fn give_peer_rows(
+        ebpf: &mut Ebpf,
+        entries: &mut [PolicyEntry],
+    ) -> Result<Vec<PeerKey>, DataplaneError> {
+        let mut dirs: Array<_, RowDir> = Array::try_from(
+            ebpf.map_mut(XDP_ROWDIR_MAP)
+                .ok_or(DataplaneError::Missing("the row directory"))?,
+        )
+        .map_err(map_err(XDP_ROWDIR_MAP))?;
+        let mut hash_rows = Vec::new();
+        for (slot, value, peers) in entries.iter_mut() {
+            if peers.is_empty() {
+                continue;
+            }
+            let mut dir = dirs.get(slot, 0).map_err(map_err(XDP_ROWDIR_MAP))?;
+            let before = dir;
+            for (key, _) in peers.iter() {
+                let owned = dir
+                    .state
+                    .iter()
+                    .zip(dir.addrs.iter())
+                    .any(|(st, a)| *st == row_state::READY && *a == key.addr);
+                if owned {
+                    continue;
+                }
+                match dir.state.iter().position(|st| *st == row_state::FREE) {
+                    Some(i) => {
+                        dir.addrs[i] = key.addr;
+                        dir.state[i] = row_state::READY;
+                    }
+                    None => {
+                        value.hashed = 1;
+                        hash_rows.push(*key);
+                    }
                 }
             }
+            if dir != before {
+                dirs.set(*slot, dir, 0).map_err(map_err(XDP_ROWDIR_MAP))?;
+            }
         }
-        let rows: Vec<PeerKey> = pol_entries
-            .iter()
-            .flat_map(|(_, _, peers)| peers.iter().map(|(k, _)| *k))
-            .collect();
-        Self::create_counter_rows(ebpf, &rows)
+        Ok(hash_rows)
     }
 
     fn create_counter_rows(ebpf: &mut Ebpf, keys: &[PeerKey]) -> Result<(), DataplaneError> {
