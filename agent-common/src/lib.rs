@@ -8,10 +8,9 @@
 //!
 //! | map | kind | key | value | filled by |
 //! | --- | --- | --- | --- | --- |
-//! | [`XDP_POLICY_MAP`] | array | [`policy_slot`] (family, VRID) | [`Policy`] | agent |
+//! | [`XDP_POLICY_MAP`] | array | [`policy_slot`] (family, VRID) | [`Policy`] | agent (its [`Policy::rows`]: both) |
 //! | [`XDP_PEERS_MAP`] | hash | [`PeerKey`] (ifindex, VRID, family, address) | [`PeerPolicy`] | agent |
 //! | [`XDP_IFACE_MAP`] | array, 1 entry | 0 | [`IfaceConfig`] | agent |
-//! | [`XDP_ROWDIR_MAP`] | array | [`policy_slot`] | [`RowDir`] (inline rows' sources) | program |
 //! | [`XDP_ROWCNT_MAP`] | per-CPU array | `policy_slot * INLINE_ROWS + i` | [`PeerCounters`] | program |
 //! | [`XDP_COUNTERS_MAP`] | LRU per-CPU hash | [`PeerKey`] | [`PeerCounters`] | both |
 //! | [`XDP_BUCKET_MAP`] | per-CPU array, 1 entry | 0 | [`PeerCounters`] | program |
@@ -28,7 +27,7 @@
 //!
 //! Per-peer counter rows: the first [`INLINE_ROWS`] sources of a VRID and family that get a row
 //! (a valid advert, or a configured unicast peer: the agent gives those theirs up front) get one
-//! in arrays ([`XDP_ROWDIR_MAP`] says which source owns row `i` of the slot, [`XDP_ROWCNT_MAP`]
+//! in arrays ([`Policy::rows`] says which source owns row `i` of the slot, [`XDP_ROWCNT_MAP`]
 //! holds its per-CPU counts), found without any hash lookup. Further sources, and the peers of a
 //! unicast instance with more than [`MAX_INLINE_PEERS`], get rows in the LRU hash
 //! [`XDP_COUNTERS_MAP`], which is only searched when the slot's [`Policy::hashed`] flag is set.
@@ -63,8 +62,6 @@ pub const XDP_PEERS_MAP: &str = "XVRRP_PEERS";
 pub const XDP_IFACE_MAP: &str = "XVRRP_IFACE";
 /// Name of the per-peer counter map.
 pub const XDP_COUNTERS_MAP: &str = "XVRRP_COUNTERS";
-/// Name of the inline rows' source directory.
-pub const XDP_ROWDIR_MAP: &str = "XVRRP_ROWDIR";
 /// Name of the inline rows' counters.
 pub const XDP_ROWCNT_MAP: &str = "XVRRP_ROWCNT";
 /// Name of the unknown-source bucket (per-CPU array of one [`PeerCounters`]).
@@ -134,9 +131,9 @@ pub mod row_state {
     pub const READY: u64 = 2;
 }
 
-/// Value of [`XDP_ROWDIR_MAP`]: which sources own the inline rows of a policy slot. Claimed by
-/// the program with compare-and-exchange, never freed; the agent gives configured unicast peers
-/// free rows when it sets the policies, before the program is attached.
+/// [`Policy::rows`]: which sources own the inline rows of a policy slot. Claimed by the program
+/// with compare-and-exchange, never freed; the agent gives configured unicast peers free rows
+/// when it sets the policies, and keeps the rows given when it rewrites a policy.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RowDir {
@@ -234,6 +231,9 @@ pub struct Policy {
     pub peer_ttl: [u8; 8],
     /// Inline unicast peers: IPv4 in the first 4 bytes (network order), the rest zero.
     pub peers: [[u8; 16]; MAX_INLINE_PEERS],
+    /// Which sources own the slot's inline counter rows. In the policy's own entry so that the
+    /// program finds a source's row with the lookup it made for the policy.
+    pub rows: RowDir,
 }
 
 impl core::fmt::Debug for Policy {
@@ -249,6 +249,8 @@ impl core::fmt::Debug for Policy {
             .field("peer_count", &self.peer_count)
             .field("peer_ttl", &self.peer_ttl)
             .field("peers", &self.peers)
+            .field("hashed", &self.hashed)
+            .field("rows", &self.rows)
             .finish()
     }
 }
@@ -340,7 +342,9 @@ pub struct AdvertEvent {
 /// Size of [`AdvertEvent`] in bytes.
 pub const ADVERT_EVENT_LEN: usize = 64;
 
-const _: () = assert!(core::mem::size_of::<Policy>() == 24 + 16 * MAX_INLINE_PEERS);
+const _: () = assert!(
+    core::mem::size_of::<Policy>() == 24 + 16 * MAX_INLINE_PEERS + core::mem::size_of::<RowDir>()
+);
 const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
 const _: () = assert!(core::mem::size_of::<PeerPolicy>() == 8);
 const _: () = assert!(core::mem::size_of::<PeerCounters>() == 8 * COUNTER_SLOTS);

@@ -21,9 +21,9 @@ use agent_common::{
 };
 
 use crate::{
-    at32, bump_bucket, bump_slots, count_failure, data_end, finish, keyed, load_u64, opaque,
+    at32, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64,
     raw32, sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN, IPPROTO_VRRP,
-    IPV4_HLEN, VRRP_HLEN, XVRRP_POLICY, XVRRP_ROWCNT, XVRRP_ROWDIR,
+    IPV4_HLEN, VRRP_HLEN, XVRRP_POLICY, XVRRP_ROWCNT,
 };
 
 /// Verdicts of [`vrrp`] besides the counter indexes (all below these): valid, with the checksum
@@ -56,11 +56,15 @@ pub fn ipv4(ctx: &XdpContext, p: usize, w0: u64, total: usize) -> u32 {
         if !sum_ok(sum) {
             return early_drop(ci::IP_HEADER_ERR);
         }
-        let verdict = vrrp(ctx, p, total - IPV4_HLEN);
+        // The VRID's policy (always present: unconfigured ones are zero), looked up once for the
+        // checks and the counting (it holds the slot's row directory).
+        let vrid = u32::from(*((p + VRRP + 1) as *const u8));
+        let pol = XVRRP_POLICY.get_ptr(vrid);
+        let verdict = vrrp(ctx, p, total - IPV4_HLEN, pol);
         if verdict & 0x100 != 0 {
             return accept(ctx, p, (verdict & 0xff) as u8);
         }
-        count_keyed(ctx, p, verdict)
+        count_keyed(ctx, p, verdict, pol)
     }
 }
 
@@ -77,7 +81,7 @@ fn early_drop(counter: usize) -> u32 {
 ///
 /// As for [`ipv4`]: the frame at `p` holds FAST_LEN bytes and is the lane's shape.
 #[inline(always)]
-unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize) -> usize {
+unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize, pol: Option<*const Policy>) -> usize {
     // SAFETY (every fixed-offset load): inside FAST_LEN, as the caller guarantees.
     let h0 = unsafe { at32::<{ VRRP as i16 }>(p) };
     let vt = h0 & 0xff;
@@ -152,8 +156,7 @@ unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize) -> usize {
         return ci::ADVERT_INTERVAL_ERR;
     }
     // 16. VRID configured here for this family (IPv4's slot is the VRID).
-    let vrid = ((h0 >> 8) & 0xff) as u32;
-    let Some(pol) = XVRRP_POLICY.get_ptr(vrid) else {
+    let Some(pol) = pol else {
         return ci::VRID_ERR;
     };
     // SAFETY: a map value only the agent writes; fields read in place.
@@ -166,7 +169,7 @@ unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize) -> usize {
     if pol.unicast != unicast_mode::OFF {
         // SAFETY: inside FAST_LEN.
         let src = unsafe { at32::<{ (IP + 12) as i16 }>(p) } as u32;
-        match peer_ttl(pol, ctx, vrid as u8, src) {
+        match peer_ttl(pol, ctx, ((h0 >> 8) & 0xff) as u8, src) {
             Some(t) => ttl_policy = t,
             None => return ci::UNKNOWN_PEER,
         }
@@ -190,19 +193,32 @@ unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize) -> usize {
         if auth_type != u64::from(pol.auth_type) {
             return ci::AUTHTYPE_MISMATCH;
         }
-        // 22. PASS data, after the addresses: at a variable offset, so it gets its own check
-        // against the frame's end (a packet pointer plus a variable loses the range of earlier
-        // checks), hidden from LLVM, which knows it holds.
+        // 22. PASS data, after the addresses: a v2 message here has at most 2 (16 + 4 * count
+        // <= 26 bytes), so the data is at one of three fixed offsets, each inside FAST_LEN.
+        // (Each load is its own instruction with its offset as an immediate: LLVM cannot merge
+        // them into one load at a computed, variable offset, which the verifier would reject.)
         if auth_type == 1 {
-            let at = opaque(p + VRRP + VRRP_HLEN + count * 4);
-            if at + 8 > data_end(ctx) {
-                return ci::PACKET_LEN_ERR;
-            }
-            // SAFETY: the 8 bytes were just checked to be inside the frame; `auth_data` is
-            // at offset 8 of the 8-aligned map value, so it is read as two words.
-            let (d0, d1, a0, a1) = unsafe {
+            // SAFETY: inside FAST_LEN (the last ends at byte 58).
+            let (d0, d1) = unsafe {
+                match count {
+                    0 => (
+                        at32::<{ (VRRP + 8) as i16 }>(p),
+                        at32::<{ (VRRP + 12) as i16 }>(p),
+                    ),
+                    1 => (
+                        at32::<{ (VRRP + 12) as i16 }>(p),
+                        at32::<{ (VRRP + 16) as i16 }>(p),
+                    ),
+                    _ => (
+                        at32::<{ (VRRP + 16) as i16 }>(p),
+                        at32::<{ (VRRP + 20) as i16 }>(p),
+                    ),
+                }
+            };
+            // SAFETY: `auth_data` is at offset 8 of the 8-aligned map value: two words.
+            let (a0, a1) = unsafe {
                 let a = core::ptr::addr_of!(pol.auth_data).cast::<u32>();
-                (raw32(at), raw32(at + 4), *a, *a.add(1))
+                (u64::from(*a), u64::from(*a.add(1)))
             };
             if d0 != a0 || d1 != a1 {
                 return ci::AUTH_FAILURE;
@@ -250,18 +266,18 @@ fn key_v4(ctx: &XdpContext, vrid: u8, src: u32) -> PeerKey {
     }
 }
 
-/// The inline row of IPv4 source `src` in policy slot `slot` (the VRID), if it owns one.
+/// The inline row of IPv4 source `src` in the rows of `pol`, policy slot `slot` (the VRID), if
+/// it owns one.
 #[inline(always)]
-fn row_v4(slot: u32, src: u32) -> Option<*mut PeerCounters> {
-    let dir = XVRRP_ROWDIR.get_ptr(slot)?;
+fn row_v4(pol: *const Policy, slot: u32, src: u32) -> Option<*mut PeerCounters> {
     let mut i = 0;
     while i < INLINE_ROWS {
         // SAFETY: a map value; `i < INLINE_ROWS`. IPv4 rows hold a zero-padded address, and
         // the row is only taken once its state says it is ready.
         let (a, st) = unsafe {
             (
-                *(*dir).addrs[i].as_ptr().cast::<u32>(),
-                core::ptr::addr_of!((*dir).state[i]),
+                *(*pol).rows.addrs[i].as_ptr().cast::<u32>(),
+                core::ptr::addr_of!((*pol).rows.state[i]),
             )
         };
         if a == src && load_u64(st) == row_state::READY {
@@ -272,51 +288,45 @@ fn row_v4(slot: u32, src: u32) -> Option<*mut PeerCounters> {
     None
 }
 
-/// Counts a failure found once the source and VRID are known: in the source's inline row, else
-/// as [`count_failure`] does (hash row, a unicast peer's new row, or the bucket).
+/// Counts a failure found once the source and VRID are known: in the source's inline row; else
+/// in its hash row when the slot may have any; else in a new row when it is a configured unicast
+/// peer; else in the unknown-source bucket (so a flood from spoofed sources creates nothing).
 ///
 /// # Safety
 ///
-/// As for [`ipv4`].
+/// As for [`ipv4`]; `pol` is the VRID's policy.
 #[inline(always)]
-unsafe fn count_keyed(ctx: &XdpContext, p: usize, counter: usize) -> u32 {
+unsafe fn count_keyed(
+    ctx: &XdpContext,
+    p: usize,
+    counter: usize,
+    pol: Option<*const Policy>,
+) -> u32 {
     // SAFETY: inside FAST_LEN.
-    let (src, vrid) = unsafe {
-        (
-            raw32(p + IP + 12),
-            *((p + VRRP + 1) as *const u8),
-        )
+    let (src, vrid) = unsafe { (raw32(p + IP + 12), *((p + VRRP + 1) as *const u8)) };
+    let Some(pol) = pol else {
+        bump_bucket(counter);
+        return xdp_action::XDP_DROP;
     };
-    if let Some(c) = row_v4(u32::from(vrid), src) {
+    if let Some(c) = row_v4(pol, u32::from(vrid), src) {
         // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
         bump_slots(unsafe { &mut (*c).counts }, counter, false);
-    } else {
-        count_slow(ctx, src, vrid, counter);
+        return xdp_action::XDP_DROP;
     }
-    xdp_action::XDP_DROP
-}
-
-/// The rest of [`count_keyed`]: the source has no inline row. Its hash row when the slot may
-/// have any; else a new row when it is a configured unicast peer; else the unknown-source
-/// bucket (so a flood from spoofed sources creates nothing).
-#[inline(always)]
-fn count_slow(ctx: &XdpContext, src: u32, vrid: u8, counter: usize) {
     // SAFETY: a map value; the `hashed` byte is read afresh (the program may set it on another
     // CPU), the mode is only written by the agent.
-    let (hashed, unicast) = match XVRRP_POLICY.get_ptr(u32::from(vrid)) {
-        Some(pol) => unsafe {
-            (
-                core::ptr::read_volatile(core::ptr::addr_of!((*pol).hashed)) != 0,
-                (*pol).unicast != unicast_mode::OFF,
-            )
-        },
-        None => (false, false),
+    let (hashed, unicast) = unsafe {
+        (
+            core::ptr::read_volatile(core::ptr::addr_of!((*pol).hashed)) != 0,
+            (*pol).unicast != unicast_mode::OFF,
+        )
     };
     if hashed || unicast {
         slow_row(&key_v4(ctx, vrid, src), counter);
     } else {
         bump_bucket(counter);
     }
+    xdp_action::XDP_DROP
 }
 
 /// [`count_failure`] for a source with a hash row or in a unicast instance, out of line.

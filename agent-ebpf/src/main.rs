@@ -37,7 +37,7 @@ use aya_ebpf::{
 use agent_common::{
     checksum_form, counter_index as ci, family, iface_flags, policy_slot, row_state, ttl_check,
     unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
-    RowDir, COUNTER_SLOTS, EVENTS_RING_BYTES, INLINE_ROWS, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS,
+    COUNTER_SLOTS, EVENTS_RING_BYTES, INLINE_ROWS, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS,
     MAX_PEERS, MAX_POLICIES,
 };
 
@@ -62,10 +62,6 @@ static XVRRP_BUCKET: PerCpuArray<PeerCounters> = PerCpuArray::with_max_entries(1
 #[map(name = "XVRRP_COUNTERS")]
 static XVRRP_COUNTERS: LruPerCpuHashMap<PeerKey, PeerCounters> =
     LruPerCpuHashMap::with_max_entries(MAX_COUNTER_ENTRIES, 0);
-
-/// Which source owns each inline counter row of a policy slot.
-#[map(name = "XVRRP_ROWDIR")]
-static XVRRP_ROWDIR: Array<RowDir> = Array::with_max_entries(MAX_POLICIES, 0);
 
 /// The inline rows' counts, at `slot * INLINE_ROWS + i`.
 #[map(name = "XVRRP_ROWCNT")]
@@ -317,21 +313,14 @@ fn load_u64(p: *const u64) -> u64 {
     unsafe { ptr::read_volatile(p) }
 }
 
-/// Whether rows of policy slot `slot` may be in the LRU hash (its policy's flag).
-#[inline(always)]
-fn hashed(slot: u32) -> bool {
-    XVRRP_POLICY
-        .get_ptr(slot)
-        // SAFETY: a map value; the byte is read afresh (the program may set it on another CPU).
-        .is_some_and(|pol| unsafe { ptr::read_volatile(ptr::addr_of!((*pol).hashed)) } != 0)
-}
-
 /// The row of `key`: an inline row of its policy slot when the source owns one, else its LRU
 /// hash entry when the slot may have any.
 #[inline(always)]
 fn find_row(key: &PeerKey) -> Option<*mut PeerCounters> {
     let slot = policy_slot(key.family, key.vrid);
-    let dir = XVRRP_ROWDIR.get_ptr(slot)?;
+    let pol = XVRRP_POLICY.get_ptr(slot)?;
+    // SAFETY: a map value; the rows are read in place.
+    let dir = unsafe { ptr::addr_of!((*pol).rows) };
     let a = addr_words(&key.addr);
     let mut i = 0;
     while i < INLINE_ROWS {
@@ -351,7 +340,8 @@ fn find_row(key: &PeerKey) -> Option<*mut PeerCounters> {
         }
         i += 1;
     }
-    if !hashed(slot) {
+    // SAFETY: a map value; the byte is read afresh (the program may set it on another CPU).
+    if unsafe { ptr::read_volatile(ptr::addr_of!((*pol).hashed)) } == 0 {
         return None;
     }
     XVRRP_COUNTERS.get_ptr_mut(key)
@@ -397,7 +387,10 @@ unsafe fn xchg(p: *mut u64, v: u64) {
 #[inline(never)]
 fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
     let slot = policy_slot(key.family, key.vrid);
-    if let Some(dir) = XVRRP_ROWDIR.get_ptr_mut(slot) {
+    let pol = XVRRP_POLICY.get_ptr_mut(slot);
+    if let Some(pol) = pol {
+        // SAFETY: a map value; the rows are claimed in place.
+        let dir = unsafe { ptr::addr_of_mut!((*pol).rows) };
         let mut i = 0;
         while i < INLINE_ROWS {
             // SAFETY: a map value; `i` is in bounds (checked by `get_mut`).
@@ -424,7 +417,7 @@ fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
             i += 1;
         }
     }
-    if let Some(pol) = XVRRP_POLICY.get_ptr_mut(slot) {
+    if let Some(pol) = pol {
         // SAFETY: a map value; one byte, which the agent keeps once set (a byte store is atomic,
         // and every writer stores 1). Set before the row is inserted, so a reader that misses
         // it can only miss a row that is not there yet.
@@ -497,7 +490,7 @@ fn unicast_peer(policy: *const Policy, key: &PeerKey) -> Option<u8> {
 /// The 16 address bytes as four words (for comparing), read with four 32-bit loads.
 ///
 /// Every address compared here is 4-byte aligned: [`PeerKey::addr`] (offset 8 of a 4-aligned
-/// struct), and [`RowDir::addrs`] / [`Policy::peers`] (offsets 32 / 24 of map values, which the
+/// struct), and [`agent_common::RowDir::addrs`] / [`Policy::peers`] (offsets 120 / 24 of map values, which the
 /// kernel 8-byte aligns). Copying the bytes out instead costs 16 byte loads and 12 shifts/ors.
 #[inline(always)]
 fn addr_words(a: &[u8; 16]) -> [u32; 4] {

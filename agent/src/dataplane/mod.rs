@@ -25,9 +25,9 @@ use std::{
 use agent_common::{
     checksum_form, counter_index, family, iface_flags, policy_slot, row_state, ttl_check,
     unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
-    RowDir, ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, MAX_POLICIES,
-    XDP_BUCKET_MAP, XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM,
-    XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_ROWDIR_MAP, XDP_STATS_MAP,
+    ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, MAX_POLICIES, XDP_BUCKET_MAP,
+    XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM, XDP_PEERS_MAP,
+    XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_STATS_MAP,
 };
 use aya::{
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
@@ -373,6 +373,37 @@ struct Maps;
 /// A policy slot, its value, and the unicast peers of the instance.
 type PolicyEntry = (u32, Policy, Vec<(PeerKey, PeerPolicy)>);
 
+/// Gives each configured unicast peer of `entries` a counter row: a free inline row of its slot
+/// (in the entry's row directory), else one in the LRU hash, whose key is returned and whose
+/// slot is flagged `hashed` in its entry. A peer that owns a row already keeps it.
+fn give_peer_rows(entries: &mut [PolicyEntry]) -> Vec<PeerKey> {
+    let mut hash_rows = Vec::new();
+    for (_, value, peers) in entries.iter_mut() {
+        let dir = &mut value.rows;
+        for (key, _) in peers.iter() {
+            let owned = dir
+                .state
+                .iter()
+                .zip(dir.addrs.iter())
+                .any(|(st, a)| *st == row_state::READY && *a == key.addr);
+            if owned {
+                continue;
+            }
+            match dir.state.iter().position(|st| *st == row_state::FREE) {
+                Some(i) => {
+                    dir.addrs[i] = key.addr;
+                    dir.state[i] = row_state::READY;
+                }
+                None => {
+                    value.hashed = 1;
+                    hash_rows.push(*key);
+                }
+            }
+        }
+    }
+    hash_rows
+}
+
 impl Maps {
     /// Replaces the policies (and unicast peers) of `ifindex` with `policies`. New entries are
     /// written before stale ones are removed, so packets never see a gap. Adds the policy slots
@@ -472,22 +503,26 @@ impl Maps {
                 map.insert(k, v, 0).map_err(map_err(XDP_PEERS_MAP))?;
             }
         }
-        // Counter rows for every configured peer, so they are listed (at zero) before the first
-        // packet: a free inline row of the slot (found without a hash lookup), else a row in the
-        // LRU hash, which the program then searches for the slot (`hashed`). Rows already given
-        // are kept, and so is a slot's `hashed` flag (the program may have set it).
-        let hash_rows = Self::give_peer_rows(ebpf, &mut pol_entries)?;
+        let hash_rows;
         {
             let mut map: Array<_, Policy> = Array::try_from(
                 ebpf.map_mut(XDP_POLICY_MAP)
                     .ok_or(DataplaneError::Missing("the policy map"))?,
             )
             .map_err(map_err(XDP_POLICY_MAP))?;
+            // A rewritten policy keeps the rows its slot gave (the program claims them in the
+            // entry) and its `hashed` flag (the program may have set it).
             for (slot, v, _) in &mut pol_entries {
-                if map.get(slot, 0).map_err(map_err(XDP_POLICY_MAP))?.hashed != 0 {
+                let old = map.get(slot, 0).map_err(map_err(XDP_POLICY_MAP))?;
+                v.rows = old.rows;
+                if old.hashed != 0 {
                     v.hashed = 1;
                 }
             }
+            // Counter rows for every configured peer, so they are listed (at zero) before the
+            // first packet: a free inline row of the slot (found without a hash lookup), else a
+            // row in the LRU hash, which the program then searches for the slot (`hashed`).
+            hash_rows = give_peer_rows(&mut pol_entries);
             for (slot, v, _) in &pol_entries {
                 map.set(*slot, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
             }
@@ -497,9 +532,15 @@ impl Maps {
                     continue;
                 }
                 let old = map.get(&slot, 0).map_err(map_err(XDP_POLICY_MAP))?;
-                if old != Policy::default() {
-                    map.set(slot, Policy::default(), 0)
-                        .map_err(map_err(XDP_POLICY_MAP))?;
+                // Unconfigured (version 0), but its sources keep their rows: their adverts now
+                // fail as `vrid_err`, counted where they were counted before.
+                let cleared = Policy {
+                    rows: old.rows,
+                    hashed: old.hashed,
+                    ..Policy::default()
+                };
+                if old != cleared {
+                    map.set(slot, cleared, 0).map_err(map_err(XDP_POLICY_MAP))?;
                 }
             }
         }
@@ -521,52 +562,6 @@ impl Maps {
         }
         slots.extend(pol_entries.iter().map(|(k, _, _)| *k));
         Self::create_counter_rows(ebpf, &hash_rows)
-    }
-
-    /// Gives each configured unicast peer of `entries` a counter row: a free inline row of its
-    /// slot (written to the row directory here), else one in the LRU hash, whose key is returned
-    /// and whose slot is flagged `hashed` in its entry. A peer that owns a row already keeps it.
-    fn give_peer_rows(
-        ebpf: &mut Ebpf,
-        entries: &mut [PolicyEntry],
-    ) -> Result<Vec<PeerKey>, DataplaneError> {
-        let mut dirs: Array<_, RowDir> = Array::try_from(
-            ebpf.map_mut(XDP_ROWDIR_MAP)
-                .ok_or(DataplaneError::Missing("the row directory"))?,
-        )
-        .map_err(map_err(XDP_ROWDIR_MAP))?;
-        let mut hash_rows = Vec::new();
-        for (slot, value, peers) in entries.iter_mut() {
-            if peers.is_empty() {
-                continue;
-            }
-            let mut dir = dirs.get(slot, 0).map_err(map_err(XDP_ROWDIR_MAP))?;
-            let before = dir;
-            for (key, _) in peers.iter() {
-                let owned = dir
-                    .state
-                    .iter()
-                    .zip(dir.addrs.iter())
-                    .any(|(st, a)| *st == row_state::READY && *a == key.addr);
-                if owned {
-                    continue;
-                }
-                match dir.state.iter().position(|st| *st == row_state::FREE) {
-                    Some(i) => {
-                        dir.addrs[i] = key.addr;
-                        dir.state[i] = row_state::READY;
-                    }
-                    None => {
-                        value.hashed = 1;
-                        hash_rows.push(*key);
-                    }
-                }
-            }
-            if dir != before {
-                dirs.set(*slot, dir, 0).map_err(map_err(XDP_ROWDIR_MAP))?;
-            }
-        }
-        Ok(hash_rows)
     }
 
     fn create_counter_rows(ebpf: &mut Ebpf, keys: &[PeerKey]) -> Result<(), DataplaneError> {
@@ -643,18 +638,18 @@ impl Maps {
                 }
             }
         };
-        let dirs: Array<_, RowDir> = Array::try_from(
-            ebpf.map(XDP_ROWDIR_MAP)
-                .ok_or(DataplaneError::Missing("the row directory"))?,
+        let dirs: Array<_, Policy> = Array::try_from(
+            ebpf.map(XDP_POLICY_MAP)
+                .ok_or(DataplaneError::Missing("the policy map"))?,
         )
-        .map_err(map_err(XDP_ROWDIR_MAP))?;
+        .map_err(map_err(XDP_POLICY_MAP))?;
         let inline = PerCpuArray::<_, PeerCounters>::try_from(
             ebpf.map(XDP_ROWCNT_MAP)
                 .ok_or(DataplaneError::Missing("the inline rows"))?,
         )
         .map_err(map_err(XDP_ROWCNT_MAP))?;
         for &slot in slots {
-            let dir = dirs.get(&slot, 0).map_err(map_err(XDP_ROWDIR_MAP))?;
+            let dir = dirs.get(&slot, 0).map_err(map_err(XDP_POLICY_MAP))?.rows;
             let (fam, vrid) = if slot >= 256 {
                 (Family::V6, (slot - 256) as u8)
             } else {
