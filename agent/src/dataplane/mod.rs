@@ -1075,3 +1075,63 @@ impl XdpTestProgram {
         Maps::stats(&self.ebpf, TEST_RUN_IFINDEX, &self.slots)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(peers: &[u8]) -> PolicyEntry {
+        let list = peers
+            .iter()
+            .map(|i| {
+                let key = PeerKey {
+                    ifindex: 7,
+                    vrid: 51,
+                    family: family::V4,
+                    _pad: [0; 2],
+                    addr: addr_bytes(&IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, *i))),
+                };
+                (key, PeerPolicy::default())
+            })
+            .collect();
+        (51, Policy::default(), list)
+    }
+
+    #[test]
+    fn peers_get_free_inline_rows_then_hash_rows() {
+        let mut entries = vec![entry(&[1, 2])];
+        assert!(give_peer_rows(&mut entries).is_empty());
+        let rows = entries[0].1.rows;
+        assert_eq!(rows.state[..2], [row_state::READY; 2]);
+        assert_eq!(rows.state[2..], [row_state::FREE; 2]);
+        assert_eq!(rows.addrs[1], entries[0].2[1].0.addr);
+        assert_eq!(entries[0].1.hashed, 0);
+
+        let mut entries = vec![entry(&[1, 2, 3, 4, 5, 6])];
+        let hashed = give_peer_rows(&mut entries);
+        assert_eq!(
+            hashed,
+            vec![entries[0].2[4].0, entries[0].2[5].0],
+            "the peers beyond the inline rows"
+        );
+        assert_eq!(entries[0].1.hashed, 1);
+    }
+
+    #[test]
+    fn a_peer_keeps_the_row_it_owns() {
+        let mut entries = vec![entry(&[1, 2])];
+        let b = entries[0].2[1].0.addr;
+        entries[0].1.rows.state[2] = row_state::READY;
+        entries[0].1.rows.addrs[2] = b;
+        // A row being claimed by the program is not given away.
+        entries[0].1.rows.state[0] = row_state::CLAIMED;
+        assert!(give_peer_rows(&mut entries).is_empty());
+        let rows = entries[0].1.rows;
+        assert_eq!(rows.addrs[2], b);
+        assert_eq!(rows.addrs[1], entries[0].2[0].0.addr);
+        assert_eq!(rows.state[1], row_state::READY);
+        assert_eq!(rows.state[3], row_state::FREE);
+        let owners = rows.addrs.iter().filter(|a| **a == b).count();
+        assert_eq!(owners, 1, "no second row for the same peer");
+    }
+}
