@@ -8,7 +8,7 @@
 //!
 //! | map | kind | key | value | filled by |
 //! | --- | --- | --- | --- | --- |
-//! | [`XDP_POLICY_MAP`] | array | [`policy_slot`] (family, VRID) | [`Policy`] | agent (its [`Policy::rows`]: both) |
+//! | [`XDP_POLICY_MAP`] | global data (an array of one [`PolicyTable`]) | 0 | [`PolicyTable`]: a [`Policy`] per [`policy_slot`] (family, VRID) | agent (the [`Policy::rows`]: both) |
 //! | [`XDP_PEERS_MAP`] | hash | [`PeerKey`] (ifindex, VRID, family, address) | [`PeerPolicy`] | agent |
 //! | [`XDP_IFACE_MAP`] | array, 1 entry | 0 | [`IfaceConfig`] | agent |
 //! | [`XDP_ROWCNT_MAP`] | per-CPU array | `policy_slot * INLINE_ROWS + i` | [`PeerCounters`] | program |
@@ -55,7 +55,7 @@ pub const XDP_PASS_PROGRAM: &str = "xvrrp_xdp_pass";
 /// Name of the per-CPU stats map inside the embedded object.
 pub const XDP_STATS_MAP: &str = "XVRRP_STATS";
 /// Name of the instance policy map.
-pub const XDP_POLICY_MAP: &str = "XVRRP_POLICY";
+pub const XDP_POLICY_MAP: &str = ".bss.xvrrp_policies";
 /// Name of the unicast peer map.
 pub const XDP_PEERS_MAP: &str = "XVRRP_PEERS";
 /// Name of the per-interface flags map.
@@ -110,8 +110,10 @@ pub mod counter_index {
     pub const OWNER_DROP: usize = 15;
 }
 
-/// Capacity of [`XDP_POLICY_MAP`]: one slot per VRID and family (see [`policy_slot`]).
+/// Capacity of [`XDP_POLICY_MAP`]: one slot per VRID and family (see [`policy_slot`]). A power
+/// of two: the program bounds a slot by masking it.
 pub const MAX_POLICIES: u32 = 512;
+const _: () = assert!(MAX_POLICIES.is_power_of_two());
 /// Capacity of [`XDP_PEERS_MAP`] (unicast peers of instances with more than
 /// [`MAX_INLINE_PEERS`] of them).
 pub const MAX_PEERS: u32 = 4096;
@@ -198,7 +200,26 @@ pub mod checksum_form {
     pub const RFC9568: u8 = 2;
 }
 
-/// Value of [`XDP_POLICY_MAP`]: what the receive checks (steps 16 to 23) need of an instance.
+/// The only value of [`XDP_POLICY_MAP`]: the policy of every slot.
+///
+/// The map is the program's global data (its own ELF section, which the loader turns into an
+/// array map of one entry): the program reaches an entry through a pointer fixed at load time,
+/// without a map lookup (whose key goes through the stack) or a helper call, which LLVM must
+/// treat as clobbering registers. Measured with `cargo xtask bench xdp`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PolicyTable {
+    /// Indexed by [`policy_slot`].
+    pub entries: [Policy; MAX_POLICIES as usize],
+}
+
+impl PolicyTable {
+    /// Every slot unconfigured.
+    // SAFETY: every field of `Policy` is an integer or an array of integers: all-zero is valid.
+    pub const ZERO: PolicyTable = unsafe { core::mem::zeroed() };
+}
+
+/// An entry of [`PolicyTable`]: what the receive checks (steps 16 to 23) need of an instance.
 /// An all-zero entry (version 0) is an unconfigured VRID.
 ///
 /// `Debug` leaves out `auth_data` (the configured `auth_pass`), so no log or panic shows it.
@@ -545,6 +566,8 @@ mod user {
     unsafe impl aya::Pod for super::IfaceConfig {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::RowDir {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::PolicyTable {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::AdvertEvent {}
     // SAFETY: see above.

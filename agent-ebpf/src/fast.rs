@@ -21,9 +21,9 @@ use agent_common::{
 };
 
 use crate::{
-    at32, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64,
+    at32, policy_ptr, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64,
     raw32, sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN, IPPROTO_VRRP,
-    IPV4_HLEN, VRRP_HLEN, XVRRP_POLICY, XVRRP_ROWCNT,
+    IPV4_HLEN, VRRP_HLEN, XVRRP_ROWCNT,
 };
 
 /// Verdicts of [`vrrp`] besides the counter indexes (all below these): valid, with the checksum
@@ -59,7 +59,7 @@ pub fn ipv4(ctx: &XdpContext, p: usize, w0: u64, total: usize) -> u32 {
         // The VRID's policy (always present: unconfigured ones are zero), looked up once for the
         // checks and the counting (it holds the slot's row directory).
         let vrid = u32::from(*((p + VRRP + 1) as *const u8));
-        let pol = XVRRP_POLICY.get_ptr(vrid);
+        let pol = Some(policy_ptr(vrid).cast_const());
         let verdict = vrrp(ctx, p, total - IPV4_HLEN, pol);
         if verdict & 0x100 != 0 {
             return accept(ctx, p, (verdict & 0xff) as u8);

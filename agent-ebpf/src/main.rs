@@ -37,6 +37,7 @@ use aya_ebpf::{
 use agent_common::{
     checksum_form, counter_index as ci, family, iface_flags, policy_slot, row_state, ttl_check,
     unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
+    PolicyTable,
     COUNTER_SLOTS, EVENTS_RING_BYTES, INLINE_ROWS, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS,
     MAX_PEERS, MAX_POLICIES,
 };
@@ -44,9 +45,22 @@ use agent_common::{
 #[map(name = "XVRRP_STATS")]
 static XVRRP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(xdp_stats::LEN, 0);
 
-/// Indexed by [`policy_slot`]: an array lookup, which the verifier inlines (no helper call).
-#[map(name = "XVRRP_POLICY")]
-static XVRRP_POLICY: Array<Policy> = Array::with_max_entries(MAX_POLICIES, 0);
+/// Indexed by [`policy_slot`], reached through [`policy_ptr`] (see [`PolicyTable`]). Exported
+/// (`no_mangle`) so that LLVM cannot assume only this program writes it: the agent fills it.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".bss.xvrrp_policies")]
+static mut XVRRP_POLICIES: PolicyTable = PolicyTable::ZERO;
+
+/// The policy entry of `slot`: a pointer into the global table, no lookup. The slot is bounded
+/// by masking (every slot is below [`MAX_POLICIES`], a power of two), which the verifier also
+/// understands.
+#[inline(always)]
+fn policy_ptr(slot: u32) -> *mut Policy {
+    let i = (slot & (MAX_POLICIES - 1)) as usize;
+    // SAFETY: `i < MAX_POLICIES`, inside the table; only a raw pointer is formed (no reference
+    // to the mutable static).
+    unsafe { (&raw mut XVRRP_POLICIES.entries).cast::<Policy>().add(i) }
+}
 
 #[map(name = "XVRRP_PEERS")]
 static XVRRP_PEERS: HashMap<PeerKey, PeerPolicy> = HashMap::with_max_entries(MAX_PEERS, 0);
@@ -318,7 +332,7 @@ fn load_u64(p: *const u64) -> u64 {
 #[inline(always)]
 fn find_row(key: &PeerKey) -> Option<*mut PeerCounters> {
     let slot = policy_slot(key.family, key.vrid);
-    let pol = XVRRP_POLICY.get_ptr(slot)?;
+    let pol = policy_ptr(slot);
     // SAFETY: a map value; the rows are read in place.
     let dir = unsafe { ptr::addr_of!((*pol).rows) };
     let a = addr_words(&key.addr);
@@ -387,8 +401,8 @@ unsafe fn xchg(p: *mut u64, v: u64) {
 #[inline(never)]
 fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
     let slot = policy_slot(key.family, key.vrid);
-    let pol = XVRRP_POLICY.get_ptr_mut(slot);
-    if let Some(pol) = pol {
+    let pol = policy_ptr(slot);
+    {
         // SAFETY: a map value; the rows are claimed in place.
         let dir = unsafe { ptr::addr_of_mut!((*pol).rows) };
         let mut i = 0;
@@ -417,7 +431,7 @@ fn create_entry(key: &PeerKey, counter: usize, pri_zero: bool) {
             i += 1;
         }
     }
-    if let Some(pol) = pol {
+    {
         // SAFETY: a map value; one byte, which the agent keeps once set (a byte store is atomic,
         // and every writer stores 1). Set before the row is inserted, so a reader that misses
         // it can only miss a row that is not there yet.
@@ -502,7 +516,7 @@ fn addr_words(a: &[u8; 16]) -> [u32; 4] {
 /// The policy entry of `key`'s VRID and family (always present: unconfigured ones are zero).
 #[inline(always)]
 fn policy_of(key: &PeerKey) -> Option<*const Policy> {
-    XVRRP_POLICY.get_ptr(policy_slot(key.family, key.vrid))
+    Some(policy_ptr(policy_slot(key.family, key.vrid)).cast_const())
 }
 
 /// Counts a failure: in the entry of the source when it exists (it sent a valid advert before)

@@ -25,7 +25,7 @@ use std::{
 use agent_common::{
     checksum_form, counter_index, family, iface_flags, policy_slot, row_state, ttl_check,
     unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
-    ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, MAX_POLICIES, XDP_BUCKET_MAP,
+    PolicyTable, ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, XDP_BUCKET_MAP,
     XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM, XDP_PEERS_MAP,
     XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_STATS_MAP,
 };
@@ -505,15 +505,18 @@ impl Maps {
         }
         let hash_rows;
         {
-            let mut map: Array<_, Policy> = Array::try_from(
+            // The table is the program's global data: one value, read, changed and written
+            // whole (one update: a packet sees the old table or the new one, not a gap).
+            let mut map: Array<_, PolicyTable> = Array::try_from(
                 ebpf.map_mut(XDP_POLICY_MAP)
-                    .ok_or(DataplaneError::Missing("the policy map"))?,
+                    .ok_or(DataplaneError::Missing("the policy table"))?,
             )
             .map_err(map_err(XDP_POLICY_MAP))?;
+            let mut table = Box::new(map.get(&0, 0).map_err(map_err(XDP_POLICY_MAP))?);
             // A rewritten policy keeps the rows its slot gave (the program claims them in the
             // entry) and its `hashed` flag (the program may have set it).
             for (slot, v, _) in &mut pol_entries {
-                let old = map.get(slot, 0).map_err(map_err(XDP_POLICY_MAP))?;
+                let old = &table.entries[*slot as usize];
                 v.rows = old.rows;
                 if old.hashed != 0 {
                     v.hashed = 1;
@@ -523,26 +526,23 @@ impl Maps {
             // first packet: a free inline row of the slot (found without a hash lookup), else a
             // row in the LRU hash, which the program then searches for the slot (`hashed`).
             hash_rows = give_peer_rows(&mut pol_entries);
-            for (slot, v, _) in &pol_entries {
-                map.set(*slot, v, 0).map_err(map_err(XDP_POLICY_MAP))?;
-            }
             let keep: HashSet<u32> = pol_entries.iter().map(|(k, _, _)| *k).collect();
-            for slot in 0..MAX_POLICIES {
-                if keep.contains(&slot) {
+            for (slot, old) in table.entries.iter_mut().enumerate() {
+                if keep.contains(&(slot as u32)) {
                     continue;
                 }
-                let old = map.get(&slot, 0).map_err(map_err(XDP_POLICY_MAP))?;
                 // Unconfigured (version 0), but its sources keep their rows: their adverts now
                 // fail as `vrid_err`, counted where they were counted before.
-                let cleared = Policy {
+                *old = Policy {
                     rows: old.rows,
                     hashed: old.hashed,
                     ..Policy::default()
                 };
-                if old != cleared {
-                    map.set(slot, cleared, 0).map_err(map_err(XDP_POLICY_MAP))?;
-                }
             }
+            for (slot, v, _) in &pol_entries {
+                table.entries[*slot as usize] = *v;
+            }
+            map.set(0, table.as_ref(), 0).map_err(map_err(XDP_POLICY_MAP))?;
         }
         {
             let mut map: HashMap<_, PeerKey, PeerPolicy> = HashMap::try_from(
@@ -638,18 +638,21 @@ impl Maps {
                 }
             }
         };
-        let dirs: Array<_, Policy> = Array::try_from(
+        let table: Array<_, PolicyTable> = Array::try_from(
             ebpf.map(XDP_POLICY_MAP)
-                .ok_or(DataplaneError::Missing("the policy map"))?,
+                .ok_or(DataplaneError::Missing("the policy table"))?,
         )
         .map_err(map_err(XDP_POLICY_MAP))?;
+        let table = Box::new(table.get(&0, 0).map_err(map_err(XDP_POLICY_MAP))?);
         let inline = PerCpuArray::<_, PeerCounters>::try_from(
             ebpf.map(XDP_ROWCNT_MAP)
                 .ok_or(DataplaneError::Missing("the inline rows"))?,
         )
         .map_err(map_err(XDP_ROWCNT_MAP))?;
         for &slot in slots {
-            let dir = dirs.get(&slot, 0).map_err(map_err(XDP_POLICY_MAP))?.rows;
+            let Some(dir) = table.entries.get(slot as usize).map(|p| p.rows) else {
+                continue;
+            };
             let (fam, vrid) = if slot >= 256 {
                 (Family::V6, (slot - 256) as u8)
             } else {
