@@ -567,13 +567,6 @@ pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
         let ethertype = unsafe { raw16(start + 12) };
         if ethertype == ETH_P_IP {
             let (vihl, proto) = unsafe { raw_u8_pair(start + ETH_HLEN, start + ETH_HLEN + 9) };
-            if proto == IPPROTO_VRRP && vihl == 0x45 {
-                let w0 = unsafe { raw32(start + ETH_HLEN) };
-                let total = usize::from(u16::from_be((w0 >> 16) as u16));
-                if (IPV4_HLEN + VRRP_HLEN..=FAST_LEN - ETH_HLEN).contains(&total) {
-                    return fast::ipv4(&ctx, start, u64::from(w0), total);
-                }
-            }
             if vihl >> 4 == 4 && proto != IPPROTO_VRRP {
                 if proto == tcp::IPPROTO_TCP_U8 {
                     if vihl & 0x0f == 5 {
@@ -584,6 +577,15 @@ pub fn xvrrp_xdp(ctx: XdpContext) -> u32 {
                     }
                 }
                 return xdp_action::XDP_PASS;
+            }
+            // The usual advert: the fast lane (`fast.rs`) when the whole message is inside
+            // FAST_LEN (and at least an IPv4 and a VRRP header long).
+            if proto == IPPROTO_VRRP && vihl == 0x45 {
+                let w0 = unsafe { at32::<{ ETH_HLEN as i16 }>(start) };
+                let total = usize::from(u16::from_be((w0 >> 16) as u16));
+                if (IPV4_HLEN + VRRP_HLEN..=FAST_LEN - ETH_HLEN).contains(&total) {
+                    return fast::ipv4(&ctx, start, w0, total);
+                }
             }
         } else if ethertype == ETH_P_IPV6 {
             let (ver, next_header) = unsafe { raw_u8_pair(start + ETH_HLEN, start + ETH_HLEN + 6) };
