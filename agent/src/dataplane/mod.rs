@@ -542,7 +542,8 @@ impl Maps {
             for (slot, v, _) in &pol_entries {
                 table.entries[*slot as usize] = *v;
             }
-            map.set(0, table.as_ref(), 0).map_err(map_err(XDP_POLICY_MAP))?;
+            map.set(0, table.as_ref(), 0)
+                .map_err(map_err(XDP_POLICY_MAP))?;
         }
         {
             let mut map: HashMap<_, PeerKey, PeerPolicy> = HashMap::try_from(
