@@ -7,6 +7,13 @@
 //! EtherType (after at most one 802.1Q tag), the fixed IP header being present, its version
 //! nibble, and the protocol byte.
 //!
+//! Three ways through: untagged frames of at least [`FAST_LEN`] bytes that are not VRRP are
+//! passed after one bounds check; the usual advert (untagged IPv4, 20-byte header, a message of
+//! up to 26 bytes) takes the fast lane of `fast.rs`; every other frame takes [`full`]. Each
+//! decides alone, with the same verdicts and counters (the parity tests run both programs'
+//! paths against the userspace validator). The instance policies are the program's global data
+//! (see [`PolicyTable`]), reached without a map lookup.
+//!
 //! `xvrrp_xdp_pass` is a trivial `XDP_PASS` program, the benchmark's baseline.
 //!
 //! Checksums are summed as little-endian 32-bit words (every length summed here is a multiple of
