@@ -388,7 +388,7 @@ const _: () = assert!(core::mem::size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
 ///
 /// | map | kind | key | value | filled by |
 /// | --- | --- | --- | --- | --- |
-/// | [`tcp::SYN_PORTS_MAP`] | array ([`tcp::SYN_PORT_ENTRIES`]) | destination port (host order) | `u32` count slot, 0: not watched | agent |
+/// | [`tcp::SYN_PORTS_MAP`] | array ([`tcp::SYN_PORT_ENTRIES`]) | destination port as it sits in the frame ([`tcp::syn_port_key`]) | `u32` count slot, 0: not watched | agent |
 /// | [`tcp::SYN_COUNTS_MAP`] | per-CPU array ([`tcp::SYN_SLOTS`]) | count slot | `u64` | agent zeroes a slot before use, program counts |
 ///
 /// Both are arrays so that the verifier inlines both lookups: a SYN to a watched port costs a few
@@ -429,6 +429,12 @@ pub mod tcp {
     pub const SYN_PORT_ENTRIES: u32 = SYN_OWNER_BASE + SYN_SLOTS;
     /// Size of [`EVENTS_MAP`] in bytes.
     pub const EVENTS_RING_BYTES: u32 = 64 * 1024;
+
+    /// The [`SYN_PORTS_MAP`] index of `port`: its two bytes in network order, read as a native
+    /// `u16`, which is what the program loads from the TCP header (one load, no byte swap).
+    pub const fn syn_port_key(port: u16) -> u32 {
+        u16::from_ne_bytes(port.to_be_bytes()) as u32
+    }
 
     /// TCP states (include/net/tcp_states.h).
     pub mod state {

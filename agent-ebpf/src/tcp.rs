@@ -268,18 +268,15 @@ fn count_syn(ctx: &XdpContext, l4: usize) {
 /// `p..p + 14` must be inside the frame (checked against `data_end` so the verifier knows too).
 #[inline(always)]
 pub unsafe fn count_syn_at(p: usize) {
-    // SAFETY: the caller checked the 14 bytes; single bytes need no alignment.
-    let (flags, hi, lo) = unsafe {
-        (
-            *((p + 13) as *const u8),
-            *((p + 2) as *const u8),
-            *((p + 3) as *const u8),
-        )
-    };
+    // SAFETY: the caller checked the 14 bytes; a single byte needs no alignment.
+    let flags = unsafe { *((p + 13) as *const u8) };
     if flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
         return;
     }
-    let port = u16::from_be_bytes([hi, lo]);
+    // The port as it sits in the frame, which is how the map is keyed
+    // (`agent_common::tcp::syn_port_key`): one load, no byte swap.
+    // SAFETY: inside the 14 bytes checked.
+    let port = unsafe { crate::raw16(p + 2) };
     // Two array lookups, both inlined by the verifier (no helper call).
     let Some(slot) = XVRRP_SYN_PORTS.get(u32::from(port)) else {
         return;

@@ -35,7 +35,15 @@ fn tcp_v4() -> Vec<u8> {
     f
 }
 
-/// The same SYN over IPv6.
+/// The same connection's next packet: an ACK, like the bulk of a web server's traffic (a SYN
+/// also goes through the SYN counter of `vrrp_track_listen`).
+fn tcp_v4_ack() -> Vec<u8> {
+    let mut f = tcp_v4();
+    f[14 + 20 + 13] = 0x10;
+    f
+}
+
+/// An ACK over IPv6.
 fn tcp_v6() -> Vec<u8> {
     let mut f = vec![0u8; 14 + 40 + 20];
     f[12..14].copy_from_slice(&[0x86, 0xdd]);
@@ -48,6 +56,8 @@ fn tcp_v6() -> Vec<u8> {
     f[38] = 0x20;
     f[39] = 0x01;
     f[53] = 1;
+    f[14 + 40 + 12] = 0x50;
+    f[14 + 40 + 13] = 0x10;
     f
 }
 
@@ -140,14 +150,21 @@ fn xdp_bench() {
             batch: None,
         },
         Row {
-            name: "non-VRRP TCP/IPv4 -> pass",
+            name: "non-VRRP TCP/IPv4 ACK -> pass",
+            frame: tcp_v4_ack(),
+            baseline: false,
+            action: XDP_PASS,
+            batch: None,
+        },
+        Row {
+            name: "non-VRRP TCP/IPv4 SYN -> pass",
             frame: tcp_v4(),
             baseline: false,
             action: XDP_PASS,
             batch: None,
         },
         Row {
-            name: "non-VRRP TCP/IPv6 -> pass",
+            name: "non-VRRP TCP/IPv6 ACK -> pass",
             frame: tcp_v6(),
             baseline: false,
             action: XDP_PASS,
@@ -199,11 +216,11 @@ fn xdp_bench() {
     // Sanity: the frames get the verdicts the table says (and the valid ones create their rows
     // before the invalid ones from the same source are timed).
     assert!(matches!(
-        xvrrp::packet::verdict(&rows[7].frame, &policies),
+        xvrrp::packet::verdict(&rows[8].frame, &policies),
         Verdict::Drop(Counter::ChecksumErr)
     ));
     assert!(matches!(
-        xvrrp::packet::verdict(&rows[8].frame, &policies),
+        xvrrp::packet::verdict(&rows[9].frame, &policies),
         Verdict::Drop(Counter::ChecksumErr)
     ));
     for row in rows.iter().filter(|r| r.batch.is_some()) {
@@ -290,11 +307,12 @@ fn xdp_bench() {
             .map_or(f64::NAN, |r| r.1)
     };
     let base = get("trivial");
-    let non_vrrp = get("non-VRRP TCP/IPv4");
-    let non_vrrp_paired = results
-        .iter()
-        .find(|r| r.0.starts_with("non-VRRP TCP/IPv4"))
-        .map_or(f64::NAN, |r| r.4);
+    let paired = |prefix: &str| {
+        results
+            .iter()
+            .find(|r| r.0.starts_with(prefix))
+            .map_or(f64::NAN, |r| r.4)
+    };
     let worst_invalid = results
         .iter()
         .filter(|r| r.0.starts_with("invalid"))
@@ -307,15 +325,17 @@ fn xdp_bench() {
         .fold(0.0, f64::max);
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("\ntargets (informational, not asserted):");
-    println!(
-        "  non-VRRP overhead over trivial: {:.1} ns (target <= 3): {}",
-        non_vrrp - base,
-        verdict(non_vrrp - base <= 3.0)
-    );
-    println!(
-        "  non-VRRP overhead, median of same-round differences: {non_vrrp_paired:.1} ns: {}",
-        verdict(non_vrrp_paired <= 3.0)
-    );
+    for (what, prefix) in [
+        ("ACK", "non-VRRP TCP/IPv4 ACK"),
+        ("SYN, counted by the SYN counter", "non-VRRP TCP/IPv4 SYN"),
+    ] {
+        let over = get(prefix) - base;
+        println!(
+            "  non-VRRP TCP/IPv4 {what}, over trivial: {over:.1} ns, median of same-round differences {:.1} ns (target <= 3): {}",
+            paired(prefix),
+            verdict(over <= 3.0)
+        );
+    }
     println!(
         "  slowest invalid advert: {worst_invalid:.1} ns (target < 40): {}",
         verdict(worst_invalid < 40.0)

@@ -29,9 +29,9 @@ use std::{
 };
 
 use agent_common::tcp::{
-    netns_kind, stats, ListenEvent, TcpConfig, TcpCounts, TcpKey, CONFIG_MAP, COUNTS_MAP,
-    EVENTS_MAP, LISTEN_EVENT_LEN, MAX_SYN_PORTS, MAX_WATCHED, PROGRAM, STATS_MAP, SYN_COUNTS_MAP,
-    SYN_OWNER_BASE, SYN_PORTS_MAP, SYN_SLOTS, TRACEPOINT, WATCH_MAP,
+    netns_kind, stats, syn_port_key, ListenEvent, TcpConfig, TcpCounts, TcpKey, CONFIG_MAP,
+    COUNTS_MAP, EVENTS_MAP, LISTEN_EVENT_LEN, MAX_SYN_PORTS, MAX_WATCHED, PROGRAM, STATS_MAP,
+    SYN_COUNTS_MAP, SYN_OWNER_BASE, SYN_PORTS_MAP, SYN_SLOTS, TRACEPOINT, WATCH_MAP,
 };
 use aya::{
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues, RingBuf},
@@ -859,7 +859,7 @@ pub fn set_syn_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), TcpError> {
         match owner {
             Some(p) if wanted.binary_search(p).is_ok() => kept.push(*p),
             Some(p) => {
-                map.set(u32::from(*p), 0, 0)
+                map.set(syn_port_key(*p), 0, 0)
                     .map_err(map_err(SYN_PORTS_MAP))?;
                 map.set(SYN_OWNER_BASE + slot as u32, 0, 0)
                     .map_err(map_err(SYN_PORTS_MAP))?;
@@ -904,7 +904,7 @@ pub fn set_syn_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), TcpError> {
     for (p, slot) in assigned {
         map.set(SYN_OWNER_BASE + slot, u32::from(p) + 1, 0)
             .map_err(map_err(SYN_PORTS_MAP))?;
-        map.set(u32::from(p), slot, 0)
+        map.set(syn_port_key(p), slot, 0)
             .map_err(map_err(SYN_PORTS_MAP))?;
     }
     Ok(())
@@ -943,7 +943,7 @@ pub fn syn_counts(ebpf: &Ebpf, ports: &[u16]) -> Result<StdHashMap<u16, u64>, Tc
     let mut out = StdHashMap::new();
     for port in ports {
         let slot = slots
-            .get(&u32::from(*port), 0)
+            .get(&syn_port_key(*port), 0)
             .map_err(map_err(SYN_PORTS_MAP))?;
         if slot == 0 {
             continue;
