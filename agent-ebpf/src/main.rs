@@ -806,7 +806,7 @@ fn ipv4(ctx: &XdpContext, h: usize, l3: usize, key: &mut PeerKey) -> Result<Acce
 /// and the options' sum), then the VRRP steps on the `vlen`-byte message.
 #[inline(always)]
 fn ipv4_rest(
-    msg: &impl Msg,
+    msg: &Bounded<'_>,
     key: &mut PeerKey,
     words: [u64; 5],
     options: u64,
@@ -819,7 +819,7 @@ fn ipv4_rest(
     if !sum_ok(w0 + w1 + w2 + src + dst + options) {
         return Err(early(ci::IP_HEADER_ERR));
     }
-    // 8. (The fast lane's messages are long enough by construction.)
+    // 8. The VRRP fixed header is there.
     if vlen < VRRP_HLEN {
         return Err(early(ci::PACKET_LEN_ERR));
     }
@@ -830,26 +830,14 @@ fn ipv4_rest(
     vrrp(msg, key, vlen, ttl, [dst as u32, 0, 0, 0], pseudo)
 }
 
-/// Where the words of a VRRP message come from (the frame at a computed offset, bounds-checked
-/// on every load: [`Bounded`]).
-trait Msg {
-    /// The first two words (the fixed header; the message is at least that long).
-    fn header(&self) -> Option<(u64, u64)>;
-    /// The one's complement sum of the first `words` words (the whole message, which step 12
-    /// found to be exactly `words * 4` bytes).
-    fn sum(&self, words: usize) -> Option<u64>;
-    /// The two words of PASS data after `count` IPv4 addresses (in a v2 message whose length
-    /// step 12 matched).
-    fn pass_data(&self, count: u8) -> Option<(u32, u32)>;
-}
-
 /// A VRRP message at frame offset `off`, every load bounds-checked.
 struct Bounded<'a> {
     ctx: &'a XdpContext,
     off: usize,
 }
 
-impl Msg for Bounded<'_> {
+impl Bounded<'_> {
+    /// The first two words (the fixed header; the message is at least that long).
     #[inline(always)]
     fn header(&self) -> Option<(u64, u64)> {
         Some((
@@ -858,11 +846,15 @@ impl Msg for Bounded<'_> {
         ))
     }
 
+    /// The one's complement sum of the first `words` words (the whole message, which step 12
+    /// found to be exactly `words * 4` bytes).
     #[inline(always)]
     fn sum(&self, words: usize) -> Option<u64> {
         sum_vrrp(self.ctx, self.off, words)
     }
 
+    /// The two words of PASS data after `count` IPv4 addresses (in a v2 message whose length
+    /// step 12 matched).
     #[inline(always)]
     fn pass_data(&self, count: u8) -> Option<(u32, u32)> {
         // From the front, and hidden from LLVM: as `off + vlen - 8` it becomes a pointer with
@@ -913,7 +905,7 @@ fn ipv6(
 /// Steps 8 to 23 on the VRRP message at `off` (`vlen` bytes, inside the frame).
 #[inline(always)]
 fn vrrp(
-    msg: &impl Msg,
+    msg: &Bounded<'_>,
     key: &mut PeerKey,
     vlen: usize,
     ttl: u8,
