@@ -56,10 +56,10 @@ pub fn ipv4(ctx: &XdpContext, p: usize, w0: u64, total: usize) -> u32 {
         if !sum_ok(sum) {
             return early_drop(ci::IP_HEADER_ERR);
         }
-        // The VRID's policy (always present: unconfigured ones are zero), looked up once for the
-        // checks and the counting (it holds the slot's row directory).
+        // The VRID's policy (unconfigured ones are zero), for the checks and the counting (it
+        // holds the slot's row directory).
         let vrid = u32::from(*((p + VRRP + 1) as *const u8));
-        let pol = Some(policy_ptr(vrid).cast_const());
+        let pol = policy_ptr(vrid).cast_const();
         let verdict = vrrp(ctx, p, total - IPV4_HLEN, pol);
         if verdict & 0x100 != 0 {
             return accept(ctx, p, (verdict & 0xff) as u8);
@@ -81,7 +81,7 @@ fn early_drop(counter: usize) -> u32 {
 ///
 /// As for [`ipv4`]: the frame at `p` holds FAST_LEN bytes and is the lane's shape.
 #[inline(always)]
-unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize, pol: Option<*const Policy>) -> usize {
+unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize, pol: *const Policy) -> usize {
     // SAFETY (every fixed-offset load): inside FAST_LEN, as the caller guarantees.
     let h0 = unsafe { at32::<{ VRRP as i16 }>(p) };
     let vt = h0 & 0xff;
@@ -156,9 +156,6 @@ unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize, pol: Option<*const Polic
         return ci::ADVERT_INTERVAL_ERR;
     }
     // 16. VRID configured here for this family (IPv4's slot is the VRID).
-    let Some(pol) = pol else {
-        return ci::VRID_ERR;
-    };
     // SAFETY: a map value only the agent writes; fields read in place.
     let pol: &Policy = unsafe { &*pol };
     if pol.version == 0 {
@@ -300,14 +297,10 @@ unsafe fn count_keyed(
     ctx: &XdpContext,
     p: usize,
     counter: usize,
-    pol: Option<*const Policy>,
+    pol: *const Policy,
 ) -> u32 {
     // SAFETY: inside FAST_LEN.
     let (src, vrid) = unsafe { (raw32(p + IP + 12), *((p + VRRP + 1) as *const u8)) };
-    let Some(pol) = pol else {
-        bump_bucket(counter);
-        return xdp_action::XDP_DROP;
-    };
     if let Some(c) = row_v4(pol, u32::from(vrid), src) {
         // SAFETY: this CPU's copy of a per-CPU value; XDP is not re-entered on one CPU.
         bump_slots(unsafe { &mut (*c).counts }, counter, false);
