@@ -136,6 +136,36 @@ impl Agent {
         self.query("counters")
     }
 
+    /// The status of the first instance's tracker whose label is `label`.
+    pub fn tracker(&self, label: &str) -> Option<serde_json::Value> {
+        let st = self.status()?;
+        st["instances"][0]["trackers"]
+            .as_array()?
+            .iter()
+            .find(|t| t["label"] == label)
+            .cloned()
+    }
+
+    /// Polls the tracker `label` until `pred` holds on one snapshot of it, for at most
+    /// `timeout`: whether it did, and the last snapshot (`Null` when none was read).
+    pub fn wait_tracker(
+        &self,
+        label: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> (bool, serde_json::Value) {
+        let mut last = serde_json::Value::Null;
+        let held = wait_until(timeout, || match self.tracker(label) {
+            Some(t) => {
+                let ok = pred(&t);
+                last = t;
+                ok
+            }
+            None => false,
+        });
+        (held, last)
+    }
+
     fn query(&self, what: &str) -> Option<serde_json::Value> {
         let out = Command::new(xvrrp_bin())
             .arg(what)

@@ -130,14 +130,11 @@ fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
     assert_eq!(agents[0].state().as_deref(), Some("Master"));
     // The first hanging run is killed at about the end of that window: poll for its count
     // (fall 3 is still more than a second away, so `up` holds in the same snapshot).
-    let mut t = serde_json::Value::Null;
-    assert!(
-        xvrrp_tests::wait_until(Duration::from_millis(1500), || {
-            t = tracker(&agents[0], "script chk_hang").unwrap();
+    let (counted, t) =
+        agents[0].wait_tracker("script chk_hang", Duration::from_millis(1500), |t| {
             t["timeouts"].as_u64().unwrap_or(0) >= 1
-        }),
-        "{t}"
-    );
+        });
+    assert!(counted, "{t}");
     assert_eq!(t["up"], true, "fall 3 not reached yet: {t}");
 
     // Then it is a failure: FAULT, and the Backup takes over.

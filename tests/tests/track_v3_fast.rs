@@ -147,14 +147,11 @@ fn v3_fast_hanging_script_is_killed_and_counted_while_adverts_flow() {
     }
     // The first hanging run is killed at about the end of that window: poll for its count
     // (fall 3 is still more than a second away, so `up` holds in the same snapshot).
-    let mut t = serde_json::Value::Null;
-    assert!(
-        xvrrp_tests::wait_until(Duration::from_millis(1500), || {
-            t = tracker(&agents[0], "script chk_hang").unwrap();
+    let (counted, t) =
+        agents[0].wait_tracker("script chk_hang", Duration::from_millis(1500), |t| {
             t["timeouts"].as_u64().unwrap_or(0) >= 1
-        }),
-        "{t}"
-    );
+        });
+    assert!(counted, "{t}");
     assert_eq!(t["up"], true, "fall 3 not reached yet: {t}");
     assert!(
         wait_state(&agents[1], "Master", FAILOVER),

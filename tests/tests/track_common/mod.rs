@@ -116,12 +116,7 @@ pub fn logs(agents: &[Agent]) -> String {
 
 /// The status of the first instance's tracker whose label is `label`.
 pub fn tracker(a: &Agent, label: &str) -> Option<Value> {
-    let st = a.status()?;
-    st["instances"][0]["trackers"]
-        .as_array()?
-        .iter()
-        .find(|t| t["label"] == label)
-        .cloned()
+    a.tracker(label)
 }
 
 /// The first instance's status.
