@@ -175,14 +175,6 @@ pub mod unicast_mode {
     pub const MAP: u8 = 2;
 }
 
-/// [`Policy::ttl`] and [`PeerPolicy::ttl`] values.
-pub mod ttl_check {
-    /// TTL / Hop Limit must be 255.
-    pub const REQUIRE_255: u8 = 1;
-    /// TTL / Hop Limit is not looked at.
-    pub const SKIP: u8 = 0;
-}
-
 /// [`IfaceConfig::flags`] bits.
 pub mod iface_flags {
     /// Return `XDP_PASS` for valid adverts (so tcpdump and raw sockets still see them) instead
@@ -234,11 +226,12 @@ pub struct Policy {
     pub interval_secs: u8,
     /// 1 when we own the addresses (priority 255): adverts are dropped as `owner_drop`.
     pub owner: u8,
-    /// A [`unicast_mode`] value: in unicast mode only configured peers are accepted, with their
-    /// TTL policy.
+    /// A [`unicast_mode`] value: in unicast mode only configured peers are accepted, each with
+    /// its own TTL range.
     pub unicast: u8,
-    /// Multicast TTL policy, a [`ttl_check`] value (unused in unicast mode).
-    pub ttl: u8,
+    /// Multicast mode: the lowest TTL / Hop Limit accepted (255, as the RFCs require; 0 takes
+    /// any). The highest is 255, the field's own limit. Unused in unicast mode.
+    pub ttl_min: u8,
     /// Number of valid entries in [`Policy::peers`] ([`unicast_mode::INLINE`]).
     pub peer_count: u8,
     /// Non-zero when rows of this slot may be in [`XDP_COUNTERS_MAP`]: set by the agent for the
@@ -248,8 +241,12 @@ pub struct Policy {
     pub hashed: u8,
     /// v2 PASS data: the 8 bytes on the wire (zero otherwise).
     pub auth_data: [u8; 8],
-    /// TTL policy of each inline peer, a [`ttl_check`] value.
-    pub peer_ttl: [u8; 8],
+    /// The lowest TTL / Hop Limit accepted from each inline peer (keepalived's `min_ttl`,
+    /// default 0).
+    pub peer_ttl_min: [u8; MAX_INLINE_PEERS],
+    /// The highest TTL / Hop Limit accepted from each inline peer (keepalived's `max_ttl`,
+    /// default 255).
+    pub peer_ttl_max: [u8; MAX_INLINE_PEERS],
     /// Inline unicast peers: IPv4 in the first 4 bytes (network order), the rest zero.
     pub peers: [[u8; 16]; MAX_INLINE_PEERS],
     /// Which sources own the slot's inline counter rows. In the policy's own entry so that the
@@ -266,9 +263,10 @@ impl core::fmt::Debug for Policy {
             .field("interval_secs", &self.interval_secs)
             .field("owner", &self.owner)
             .field("unicast", &self.unicast)
-            .field("ttl", &self.ttl)
+            .field("ttl_min", &self.ttl_min)
             .field("peer_count", &self.peer_count)
-            .field("peer_ttl", &self.peer_ttl)
+            .field("peer_ttl_min", &self.peer_ttl_min)
+            .field("peer_ttl_max", &self.peer_ttl_max)
             .field("peers", &self.peers)
             .field("hashed", &self.hashed)
             .field("rows", &self.rows)
@@ -297,10 +295,12 @@ pub struct PeerKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PeerPolicy {
-    /// TTL policy for this peer, a [`ttl_check`] value.
-    pub ttl: u8,
+    /// The lowest TTL / Hop Limit accepted from this peer (keepalived's `min_ttl`).
+    pub ttl_min: u8,
+    /// The highest TTL / Hop Limit accepted from this peer (keepalived's `max_ttl`).
+    pub ttl_max: u8,
     /// Always zero.
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 6],
 }
 
 /// Value of [`XDP_COUNTERS_MAP`] (per CPU): one count per receive counter, indexed by
@@ -364,8 +364,10 @@ pub struct AdvertEvent {
 pub const ADVERT_EVENT_LEN: usize = 64;
 
 const _: () = assert!(
-    core::mem::size_of::<Policy>() == 24 + 16 * MAX_INLINE_PEERS + core::mem::size_of::<RowDir>()
+    core::mem::size_of::<Policy>() == 16 + 18 * MAX_INLINE_PEERS + core::mem::size_of::<RowDir>()
 );
+// The program compares peer addresses a word at a time.
+const _: () = assert!(core::mem::offset_of!(Policy, peers) % 4 == 0);
 const _: () = assert!(core::mem::size_of::<PeerKey>() == 24);
 const _: () = assert!(core::mem::size_of::<PeerPolicy>() == 8);
 const _: () = assert!(core::mem::size_of::<PeerCounters>() == 8 * COUNTER_SLOTS);

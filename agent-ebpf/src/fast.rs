@@ -16,14 +16,14 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 
 use agent_common::{
-    checksum_form, counter_index as ci, family, row_state, ttl_check, unicast_mode, PeerCounters,
-    PeerKey, Policy, INLINE_ROWS, MAX_INLINE_PEERS,
+    checksum_form, counter_index as ci, family, row_state, unicast_mode, PeerCounters, PeerKey,
+    Policy, INLINE_ROWS, MAX_INLINE_PEERS,
 };
 
 use crate::{
-    at32, policy_ptr, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64,
-    raw32, sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN, IPPROTO_VRRP,
-    IPV4_HLEN, VRRP_HLEN, XVRRP_ROWCNT,
+    at32, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64, policy_ptr, raw32,
+    sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN, IPPROTO_VRRP, IPV4_HLEN,
+    VRRP_HLEN, XVRRP_ROWCNT,
 };
 
 /// Verdicts of [`vrrp`] besides the counter indexes (all below these): valid, with the checksum
@@ -161,20 +161,21 @@ unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize, pol: *const Policy) -> u
     if pol.version == 0 {
         return ci::VRID_ERR;
     }
-    // 17. Unicast: a configured peer, whose TTL policy applies.
-    let mut ttl_policy = pol.ttl;
+    // 17. Unicast: a configured peer, whose TTL range applies (multicast: the policy's
+    // minimum up to 255).
+    let (mut ttl_min, mut ttl_max) = (pol.ttl_min, u8::MAX);
     if pol.unicast != unicast_mode::OFF {
         // SAFETY: inside FAST_LEN.
         let src = unsafe { at32::<{ (IP + 12) as i16 }>(p) } as u32;
         match peer_ttl(pol, ctx, ((h0 >> 8) & 0xff) as u8, src) {
-            Some(t) => ttl_policy = t,
+            Some((lo, hi)) => (ttl_min, ttl_max) = (lo, hi),
             None => return ci::UNKNOWN_PEER,
         }
     }
     // 18. TTL.
     // SAFETY: inside FAST_LEN.
     let ttl = unsafe { *((p + IP + 8) as *const u8) };
-    if ttl_policy == ttl_check::REQUIRE_255 && ttl != 255 {
+    if ttl < ttl_min || ttl > ttl_max {
         return ci::IP_TTL_ERR;
     }
     // 19. Version configured.
@@ -229,9 +230,9 @@ unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize, pol: *const Policy) -> u
     ok
 }
 
-/// The TTL policy of `src` when it is a configured unicast peer of `pol` (in unicast mode).
+/// The TTL range of `src` when it is a configured unicast peer of `pol` (in unicast mode).
 #[inline(always)]
-fn peer_ttl(pol: &Policy, ctx: &XdpContext, vrid: u8, src: u32) -> Option<u8> {
+fn peer_ttl(pol: &Policy, ctx: &XdpContext, vrid: u8, src: u32) -> Option<(u8, u8)> {
     if pol.unicast == unicast_mode::MAP {
         return unicast_peer(pol, &key_v4(ctx, vrid, src));
     }
@@ -244,7 +245,7 @@ fn peer_ttl(pol: &Policy, ctx: &XdpContext, vrid: u8, src: u32) -> Option<u8> {
         // SAFETY: `peers[i]` is 16 bytes at a 4-aligned offset of the map value.
         let a = unsafe { *pol.peers[i].as_ptr().cast::<u32>() };
         if a == src {
-            return Some(pol.peer_ttl[i]);
+            return Some((pol.peer_ttl_min[i], pol.peer_ttl_max[i]));
         }
         i += 1;
     }
@@ -293,12 +294,7 @@ fn row_v4(pol: *const Policy, slot: u32, src: u32) -> Option<*mut PeerCounters> 
 ///
 /// As for [`ipv4`]; `pol` is the VRID's policy.
 #[inline(always)]
-unsafe fn count_keyed(
-    ctx: &XdpContext,
-    p: usize,
-    counter: usize,
-    pol: *const Policy,
-) -> u32 {
+unsafe fn count_keyed(ctx: &XdpContext, p: usize, counter: usize, pol: *const Policy) -> u32 {
     // SAFETY: inside FAST_LEN.
     let (src, vrid) = unsafe { (raw32(p + IP + 12), *((p + VRRP + 1) as *const u8)) };
     if let Some(c) = row_v4(pol, u32::from(vrid), src) {

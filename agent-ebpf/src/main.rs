@@ -42,9 +42,8 @@ use aya_ebpf::{
 };
 
 use agent_common::{
-    checksum_form, counter_index as ci, family, iface_flags, policy_slot, row_state, ttl_check,
-    unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
-    PolicyTable,
+    checksum_form, counter_index as ci, family, iface_flags, policy_slot, row_state, unicast_mode,
+    xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyTable,
     COUNTER_SLOTS, EVENTS_RING_BYTES, INLINE_ROWS, MAX_COUNTER_ENTRIES, MAX_INLINE_PEERS,
     MAX_PEERS, MAX_POLICIES,
 };
@@ -480,27 +479,35 @@ fn bump_bucket(counter: usize) {
     }
 }
 
-/// The TTL policy of `key`'s source when it is a configured unicast peer of `policy` (which
-/// must be in unicast mode), `None` when it is not one.
+/// The TTL range (lowest, highest) of `key`'s source when it is a configured unicast peer of
+/// `policy` (which must be in unicast mode), `None` when it is not one.
 #[inline(always)]
-fn unicast_peer(policy: *const Policy, key: &PeerKey) -> Option<u8> {
+fn unicast_peer(policy: *const Policy, key: &PeerKey) -> Option<(u8, u8)> {
     // SAFETY: a map value only the agent writes; fields read in place.
     let (mode, n) = unsafe { ((*policy).unicast, (*policy).peer_count) };
     if mode == unicast_mode::MAP {
         // SAFETY: as above.
-        return XVRRP_PEERS.get_ptr(key).map(|p| unsafe { (*p).ttl });
+        return XVRRP_PEERS
+            .get_ptr(key)
+            .map(|p| unsafe { ((*p).ttl_min, (*p).ttl_max) });
     }
     let a = addr_words(&key.addr);
     // SAFETY: as above.
-    let (peers, ttls) = unsafe { (&(*policy).peers, &(*policy).peer_ttl) };
+    let (peers, lows, highs) = unsafe {
+        (
+            &(*policy).peers,
+            &(*policy).peer_ttl_min,
+            &(*policy).peer_ttl_max,
+        )
+    };
     let mut i = 0;
     while i < MAX_INLINE_PEERS {
         if i >= usize::from(n) {
             break;
         }
-        if let (Some(peer), Some(ttl)) = (peers.get(i), ttls.get(i)) {
+        if let (Some(peer), Some(lo), Some(hi)) = (peers.get(i), lows.get(i), highs.get(i)) {
             if addr_words(peer) == a {
-                return Some(*ttl);
+                return Some((*lo, *hi));
             }
         }
         i += 1;
@@ -511,7 +518,7 @@ fn unicast_peer(policy: *const Policy, key: &PeerKey) -> Option<u8> {
 /// The 16 address bytes as four words (for comparing), read with four 32-bit loads.
 ///
 /// Every address compared here is 4-byte aligned: [`PeerKey::addr`] (offset 8 of a 4-aligned
-/// struct), and [`agent_common::RowDir::addrs`] / [`Policy::peers`] (offsets 120 / 24 of map values, which the
+/// struct), and [`agent_common::RowDir::addrs`] / [`Policy::peers`] (4-aligned offsets of map values, which the
 /// kernel 8-byte aligns). Copying the bytes out instead costs 16 byte loads and 12 shifts/ors.
 #[inline(always)]
 fn addr_words(a: &[u8; 16]) -> [u32; 4] {
@@ -790,8 +797,8 @@ fn ipv4(ctx: &XdpContext, h: usize, l3: usize, key: &mut PeerKey) -> Result<Acce
     if ctx.data() + l3 + total > data_end(ctx) {
         return Err(early(ci::PACKET_LEN_ERR));
     }
-    let words = unsafe { [w0, raw32(h + 4), raw32(h + 8), raw32(h + 12), raw32(h + 16)] }
-        .map(u64::from);
+    let words =
+        unsafe { [w0, raw32(h + 4), raw32(h + 8), raw32(h + 12), raw32(h + 16)] }.map(u64::from);
     // The option words are summed here, checked with the fixed ones by `ipv4_rest`.
     let options = sum_words::<MAX_IPV4_OPTION_WORDS>(ctx, l3 + IPV4_HLEN, ihl - 5)
         .ok_or(early(ci::PACKET_LEN_ERR))?;
@@ -980,22 +987,23 @@ fn vrrp(
             (*pp).interval_secs,
             (*pp).owner,
             (*pp).unicast,
-            (*pp).ttl,
+            (*pp).ttl_min,
         )
     };
     if pversion == 0 {
         return Err(keyed(ci::VRID_ERR));
     }
-    // 17. Unicast: a configured peer, whose TTL policy applies.
-    let mut ttl_policy = pttl;
+    // 17. Unicast: a configured peer, whose TTL range applies (multicast: the policy's minimum
+    // up to 255).
+    let (mut ttl_min, mut ttl_max) = (pttl, u8::MAX);
     if punicast != unicast_mode::OFF {
-        let Some(t) = unicast_peer(pp, key) else {
+        let Some(range) = unicast_peer(pp, key) else {
             return Err(keyed(ci::UNKNOWN_PEER));
         };
-        ttl_policy = t;
+        (ttl_min, ttl_max) = range;
     }
     // 18. TTL / Hop Limit.
-    if ttl_policy == ttl_check::REQUIRE_255 && ttl != 255 {
+    if ttl < ttl_min || ttl > ttl_max {
         return Err(keyed(ci::IP_TTL_ERR));
     }
     // 19. Version configured.

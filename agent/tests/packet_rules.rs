@@ -661,9 +661,7 @@ fn ttl_must_be_255_in_multicast_mode() {
     assert_eq!(err, CheckError::Ttl { ttl: 254 });
     assert_eq!(err.counter(), Counter::IpTtlErr);
     let mut skip = RxPolicy::v3(51, Family::V4);
-    skip.source = SourcePolicy::Multicast {
-        ttl: TtlCheck::Skip,
-    };
+    skip.source = SourcePolicy::Multicast { ttl: TtlCheck::ANY };
     assert_eq!(check(&rx, &skip), Ok(()));
 }
 
@@ -684,7 +682,7 @@ fn ttl_check_is_per_unicast_peer() {
             UnicastPeer::new(ip("10.0.0.3")),
             UnicastPeer {
                 addr: ip("10.0.0.4"),
-                ttl: TtlCheck::Require255,
+                ttl: TtlCheck::REQUIRE_255,
             },
         ],
     };
@@ -694,6 +692,30 @@ fn ttl_check_is_per_unicast_peer() {
         Err(CheckError::Ttl { ttl: 64 })
     );
     assert_eq!(check(&v3_rx(52, "10.0.0.4", "10.0.0.1", 255), &p), Ok(()));
+}
+
+#[test]
+fn unicast_peer_min_ttl_and_max_ttl_bound_the_accepted_ttl() {
+    // keepalived's `unicast_peer { ADDR min_ttl 10 max_ttl 64 }`: both ends inclusive.
+    let mut p = RxPolicy::v3(52, Family::V4);
+    p.source = SourcePolicy::Unicast {
+        peers: vec![UnicastPeer {
+            addr: ip("10.0.0.3"),
+            ttl: TtlCheck { min: 10, max: 64 },
+        }],
+    };
+    for ttl in [10, 11, 63, 64] {
+        assert_eq!(
+            check(&v3_rx(52, "10.0.0.3", "10.0.0.1", ttl), &p),
+            Ok(()),
+            "{ttl}"
+        );
+    }
+    for ttl in [0, 9, 65, 255] {
+        let err = check(&v3_rx(52, "10.0.0.3", "10.0.0.1", ttl), &p).unwrap_err();
+        assert_eq!(err, CheckError::Ttl { ttl }, "{ttl}");
+        assert_eq!(err.counter(), Counter::IpTtlErr);
+    }
 }
 
 #[test]

@@ -166,6 +166,15 @@ fn ipv4_unicast_both_ways() {
     let r = recv_one(&sa);
     assert_eq!((r.src, r.dst, r.ttl), (ip_b.into(), ip_a.into(), 255));
 
+    // keepalived's `unicast_ttl`: set per packet (instances share sockets), the next packet
+    // back at 255.
+    sa.send_from(&advert, ip_a.into(), ip_b.into(), 64).unwrap();
+    let r = recv_one(&sb);
+    assert_eq!((r.src, r.dst, r.ttl), (ip_a.into(), ip_b.into(), 64));
+    assert_eq!(r.payload, advert);
+    sa.send_to(&advert, ip_b.into()).unwrap();
+    assert_eq!(recv_one(&sb).ttl, 255);
+
     // A unicast socket is bound to its source: adverts to the group do not reach it.
     let mc = open_in(&a, "va", Family::V4, Mode::Multicast);
     mc.send_to(&advert, mc.group()).unwrap();
@@ -238,6 +247,11 @@ fn ipv6_unicast_and_hop_limit_64() {
     sb.send_to(&advert, ip_a.into()).unwrap();
     let r = recv_one(&sa);
     assert_eq!((r.src, r.dst, r.ttl), (ip_b.into(), ip_a.into(), 255));
+    // `unicast_ttl` over IPv6: the hop limit of this packet only.
+    sb.send_from(&advert, ip_b.into(), ip_a.into(), 7).unwrap();
+    assert_eq!(recv_one(&sa).ttl, 7);
+    sb.send_to(&advert, ip_a.into()).unwrap();
+    assert_eq!(recv_one(&sa).ttl, 255);
 
     // A plain IPv6 raw socket (default hop limit 64) is reported as such.
     let payload = advert.clone();

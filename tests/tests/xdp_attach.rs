@@ -35,7 +35,7 @@ fn policies() -> Vec<RxPolicy> {
     unicast.source = SourcePolicy::Unicast {
         peers: vec![UnicastPeer {
             addr: IpAddr::V4(UNICAST_PEER),
-            ttl: TtlCheck::Require255,
+            ttl: TtlCheck::REQUIRE_255,
         }],
     };
     vec![

@@ -444,6 +444,58 @@ fn unicast_peers_are_counted_in_their_own_rows() {
     }));
 }
 
+/// keepalived's per-peer `min_ttl` / `max_ttl`, for peers kept in the policy entry (2) and in
+/// the peer map (6): both ends accepted, one past either end dropped as `ip_ttl_err`.
+#[test]
+fn unicast_peer_ttl_ranges_match_inline_and_in_the_peer_map() {
+    use xvrrp::packet::{build_frame, EthParams, Family, TtlCheck, TxMeta, UnicastPeer};
+    let me = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));
+    let peer = |i: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10 + i));
+    let range = |i: u8| TtlCheck {
+        min: 10 * i,
+        max: 10 * i + 100,
+    };
+    let policy = |vrid: u8, n: u8| {
+        let mut p = RxPolicy::v3(vrid, Family::V4);
+        p.source = SourcePolicy::Unicast {
+            peers: (1..=n)
+                .map(|i| UnicastPeer {
+                    addr: peer(i),
+                    ttl: range(i),
+                })
+                .collect(),
+        };
+        p
+    };
+    let policies = vec![policy(61, 2), policy(62, 6)];
+    let mut prog = load(&policies);
+    for (vrid, n) in [(61u8, 2u8), (62, 6)] {
+        for i in 1..=n {
+            let frame = |ttl: u8| {
+                let advert = Advert::v3(vrid, 100, vec![me], 100);
+                let mut meta = TxMeta::new(peer(i), me);
+                meta.ttl = ttl;
+                build_frame(&advert, &meta, &EthParams::virtual_router(vrid, &me)).unwrap()
+            };
+            let r = range(i);
+            for (ttl, ok) in [
+                (r.min - 1, false),
+                (r.min, true),
+                (r.max, true),
+                (r.max + 1, false),
+            ] {
+                let name = format!("VRID {vrid} peer {i} TTL {ttl}");
+                let v = check_parity(&mut prog, &policies, &name, &frame(ttl));
+                if ok {
+                    assert!(matches!(v, Verdict::Accept { .. }), "{name}: {v:?}");
+                } else {
+                    assert_eq!(v, Verdict::Drop(Counter::IpTtlErr), "{name}");
+                }
+            }
+        }
+    }
+}
+
 /// Inserts `words` 4-byte IPv4 options (NOPs) into an untagged frame, fixing lengths and the
 /// header checksum.
 fn with_ipv4_options(frame: &[u8], words: usize) -> Vec<u8> {

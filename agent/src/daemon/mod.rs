@@ -39,22 +39,6 @@ pub fn run(opts: runtime::RunOptions) -> ExitCode {
         log::warn!("{w}");
     }
     let cfg = loaded.config;
-    for inst in &cfg.instances {
-        // Accepted for compatibility, not applied: adverts always leave with TTL 255 (enough
-        // for any routed unicast path), and received TTLs are only checked against 255.
-        if inst.unicast_ttl != 255 {
-            log::warn!(
-                "vrrp_instance {}: unicast_ttl {} is accepted but ignored: xvrrp sends adverts with TTL 255",
-                inst.name, inst.unicast_ttl
-            );
-        }
-        if inst.unicast_peers.iter().any(|p| p.max_ttl.is_some()) {
-            log::warn!(
-                "vrrp_instance {}: unicast_peer max_ttl is accepted but ignored (only min_ttl 255 is enforced)",
-                inst.name
-            );
-        }
-    }
     let lookup = |ifname: &str, v6: bool| interface_address(ifname, v6);
     let plans = match plan::plan(&cfg, &lookup) {
         Ok(p) => p,

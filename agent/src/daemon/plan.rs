@@ -275,25 +275,24 @@ fn plan_instance(
         vrrp::Version::V3 => (VersionPolicy::V3, Auth::None),
     };
     let source = if unicast {
-        // keepalived does not check the TTL of unicast adverts (they may be routed); a peer's
-        // `min_ttl`/`max_ttl` options are honoured when given.
+        // keepalived does not require TTL 255 of unicast adverts (they may be routed); a peer's
+        // `min_ttl` / `max_ttl` (default 0 and 255) bound the TTL accepted from it.
         SourcePolicy::Unicast {
             peers: inst
                 .unicast_peers
                 .iter()
                 .map(|p| UnicastPeer {
                     addr: p.address,
-                    ttl: if p.min_ttl == Some(255) {
-                        TtlCheck::Require255
-                    } else {
-                        TtlCheck::Skip
+                    ttl: TtlCheck {
+                        min: p.min_ttl.unwrap_or(TtlCheck::ANY.min),
+                        max: p.max_ttl.unwrap_or(TtlCheck::ANY.max),
                     },
                 })
                 .collect(),
         }
     } else {
         SourcePolicy::Multicast {
-            ttl: TtlCheck::Require255,
+            ttl: TtlCheck::REQUIRE_255,
         }
     };
     let rx = RxPolicy {
@@ -550,7 +549,7 @@ vrrp_instance VI_1 {
                 assert_eq!(peers.len(), 1);
                 assert_eq!(
                     peers[0].ttl,
-                    TtlCheck::Skip,
+                    TtlCheck::ANY,
                     "keepalived does not check unicast TTL"
                 );
             }
@@ -600,9 +599,23 @@ vrrp_instance VI_1 {
         assert_eq!(
             p.rx.source,
             SourcePolicy::Multicast {
-                ttl: TtlCheck::Require255
+                ttl: TtlCheck::REQUIRE_255
             }
         );
+    }
+
+    #[test]
+    fn unicast_ttl_and_each_peers_min_ttl_max_ttl_are_planned_as_configured() {
+        let text = "vrrp_instance V { interface eth1\n virtual_router_id 7\n \
+            unicast_src_ip 10.0.0.1\n unicast_ttl 64\n \
+            unicast_peer {\n 10.0.0.2 min_ttl 60 max_ttl 64\n 10.0.0.3 max_ttl 100\n 10.0.0.4\n }\n}\n";
+        let p = plan(&load(text), &no_iface).unwrap().remove(0);
+        assert_eq!(p.tx.unicast_ttl, 64);
+        let SourcePolicy::Unicast { peers } = &p.rx.source else {
+            panic!("{:?}", p.rx.source);
+        };
+        let ranges: Vec<(u8, u8)> = peers.iter().map(|p| (p.ttl.min, p.ttl.max)).collect();
+        assert_eq!(ranges, [(60, 64), (0, 100), (0, 255)]);
     }
 
     fn sent_checksum_form(extra: &str) -> ChecksumForm {

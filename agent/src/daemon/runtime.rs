@@ -877,7 +877,13 @@ fn send_advert(inst: &mut InstanceRt, priority: u8) {
                 continue;
             }
         };
-        if let Err(e) = inst.sock.send_from(&bytes, tx.src, dst) {
+        // keepalived's `unicast_ttl` applies to unicast adverts; multicast ones always carry 255.
+        let ttl = if tx.unicast {
+            tx.unicast_ttl
+        } else {
+            packet::VRRP_TTL
+        };
+        if let Err(e) = inst.sock.send_from(&bytes, tx.src, dst, ttl) {
             inst.send_errors += 1;
             if inst.send_errors < 10 || inst.send_errors.is_power_of_two() {
                 warn!(

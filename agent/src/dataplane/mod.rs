@@ -23,9 +23,9 @@ use std::{
 };
 
 use agent_common::{
-    checksum_form, counter_index, family, iface_flags, policy_slot, row_state, ttl_check,
-    unicast_mode, xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy,
-    PolicyTable, ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, XDP_BUCKET_MAP,
+    checksum_form, counter_index, family, iface_flags, policy_slot, row_state, unicast_mode,
+    xdp_stats, AdvertEvent, IfaceConfig, PeerCounters, PeerKey, PeerPolicy, Policy, PolicyTable,
+    ADVERT_EVENT_LEN, COUNTER_SLOTS, INLINE_ROWS, MAX_INLINE_PEERS, XDP_BUCKET_MAP,
     XDP_COUNTERS_MAP, XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PASS_PROGRAM, XDP_PEERS_MAP,
     XDP_POLICY_MAP, XDP_PROGRAM, XDP_ROWCNT_MAP, XDP_STATS_MAP,
 };
@@ -36,7 +36,7 @@ use aya::{
 };
 
 use crate::packet::{
-    ChecksumForm, Counter, Family, RxAuth, RxPolicy, SourcePolicy, TtlCheck, Version, VersionPolicy,
+    ChecksumForm, Counter, Family, RxAuth, RxPolicy, SourcePolicy, Version, VersionPolicy,
 };
 
 // The kernel side indexes counters with agent_common's constants: they must be `Counter`'s.
@@ -278,13 +278,6 @@ fn family_code(f: Family) -> u8 {
     }
 }
 
-fn ttl_code(t: TtlCheck) -> u8 {
-    match t {
-        TtlCheck::Require255 => ttl_check::REQUIRE_255,
-        TtlCheck::Skip => ttl_check::SKIP,
-    }
-}
-
 /// Which sender a row of per-peer counters is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PeerSlot {
@@ -446,7 +439,16 @@ impl Maps {
             value.owner = u8::from(p.owner);
             let mut peers: Vec<(PeerKey, PeerPolicy)> = Vec::new();
             match &p.source {
-                SourcePolicy::Multicast { ttl } => value.ttl = ttl_code(*ttl),
+                SourcePolicy::Multicast { ttl } => {
+                    // The program keeps only the multicast minimum (the maximum is 255).
+                    if ttl.max != u8::MAX {
+                        return Err(DataplaneError::Policy {
+                            vrid: p.vrid,
+                            why: "a multicast TTL range must end at 255",
+                        });
+                    }
+                    value.ttl_min = ttl.min;
+                }
                 SourcePolicy::Unicast { peers: configured } => {
                     for peer in configured {
                         // A peer of the other family can never match (as in `check`).
@@ -465,8 +467,9 @@ impl Maps {
                             peers.push((
                                 pk,
                                 PeerPolicy {
-                                    ttl: ttl_code(peer.ttl),
-                                    _pad: [0; 7],
+                                    ttl_min: peer.ttl.min,
+                                    ttl_max: peer.ttl.max,
+                                    _pad: [0; 6],
                                 },
                             ));
                         }
@@ -476,7 +479,8 @@ impl Maps {
                         value.peer_count = peers.len() as u8;
                         for (i, (k, v)) in peers.iter().enumerate() {
                             value.peers[i] = k.addr;
-                            value.peer_ttl[i] = v.ttl;
+                            value.peer_ttl_min[i] = v.ttl_min;
+                            value.peer_ttl_max[i] = v.ttl_max;
                         }
                     } else {
                         value.unicast = unicast_mode::MAP;

@@ -237,13 +237,15 @@ impl VrrpSocket {
     /// Sends one VRRP message to `dst` (the group or a unicast peer) without blocking. A full
     /// socket buffer is an error with [`NetError::is_would_block`]; the caller counts it.
     pub fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<usize> {
-        self.send_from(payload, self.source, dst)
+        self.send_from(payload, self.source, dst, VRRP_TTL as u8)
     }
 
     /// Like [`VrrpSocket::send_to`], from an explicit local source address (keepalived's
     /// `mcast_src_ip`, which must be configured on the interface): the address the caller put in
-    /// the VRRPv3 checksum pseudo-header and uses for the tie-break is the one on the wire.
-    pub fn send_from(&self, payload: &[u8], source: IpAddr, dst: IpAddr) -> Result<usize> {
+    /// the VRRPv3 checksum pseudo-header and uses for the tie-break is the one on the wire. The
+    /// packet leaves with TTL / Hop Limit `ttl` (keepalived's `unicast_ttl`; 255 otherwise),
+    /// set per packet since instances with different settings share a socket.
+    pub fn send_from(&self, payload: &[u8], source: IpAddr, dst: IpAddr, ttl: u8) -> Result<usize> {
         if Family::of(source) != self.family {
             return Err(NetError::invalid(
                 format!("{source} on {}", self.ifname),
@@ -269,14 +271,24 @@ impl VrrpSocket {
                     ipi_spec_dst: sys::in_addr(src),
                     ipi_addr: sys::in_addr(Ipv4Addr::UNSPECIFIED),
                 };
-                cbuf.put(libc::IPPROTO_IP, libc::IP_PKTINFO, &info)
+                let len = cbuf.put(libc::IPPROTO_IP, libc::IP_PKTINFO, &info);
+                if i32::from(ttl) == VRRP_TTL {
+                    len
+                } else {
+                    cbuf.put(libc::IPPROTO_IP, libc::IP_TTL, &i32::from(ttl))
+                }
             }
             IpAddr::V6(src) => {
                 let info = libc::in6_pktinfo {
                     ipi6_addr: sys::in6_addr(src),
                     ipi6_ifindex: self.ifindex,
                 };
-                cbuf.put(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info)
+                let len = cbuf.put(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info);
+                if i32::from(ttl) == VRRP_TTL {
+                    len
+                } else {
+                    cbuf.put(libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, &i32::from(ttl))
+                }
             }
         };
         // SAFETY: msghdr is plain old data; the fields we need are set below.
@@ -612,20 +624,21 @@ fn drain(fd: &OwnedFd) {
 }
 
 /// An 8-byte aligned control-message buffer.
-pub(super) struct CmsgBuf([u64; 16]);
+pub(super) struct CmsgBuf([u64; 16], usize);
 
 impl CmsgBuf {
     const LEN: usize = 128;
 
     pub(super) fn new() -> Self {
-        Self([0; 16])
+        Self([0; 16], 0)
     }
 
     pub(super) fn as_mut_ptr(&mut self) -> *mut libc::c_void {
         self.0.as_mut_ptr().cast()
     }
 
-    /// Writes one control message carrying `value`; returns the control length to use.
+    /// Appends one control message carrying `value`; returns the control length to use (that of
+    /// every message appended so far).
     pub(super) fn put<T: Copy>(&mut self, level: i32, ty: i32, value: &T) -> usize {
         // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
         let (space, len) = unsafe {
@@ -634,21 +647,26 @@ impl CmsgBuf {
                 libc::CMSG_LEN(mem::size_of::<T>() as u32) as usize,
             )
         };
-        debug_assert!(space <= Self::LEN);
+        assert!(
+            self.1 + space <= Self::LEN,
+            "control messages overflow their buffer"
+        );
         let hdr = libc::cmsghdr {
             cmsg_len: len as _,
             cmsg_level: level,
             cmsg_type: ty,
         };
-        let base: *mut u8 = self.0.as_mut_ptr().cast();
-        // SAFETY: the buffer is 128 bytes and 8-byte aligned; a cmsghdr plus an in6_pktinfo
-        // (the largest T used) fit well within it; CMSG_LEN(0) is the aligned header size.
+        // SAFETY: the buffer is 128 bytes and 8-byte aligned, and every message starts at a
+        // multiple of CMSG_SPACE (8-aligned); the assert keeps this one inside; CMSG_LEN(0) is
+        // the aligned header size.
         unsafe {
+            let base: *mut u8 = self.0.as_mut_ptr().cast::<u8>().add(self.1);
             std::ptr::write(base.cast::<libc::cmsghdr>(), hdr);
             let data = base.add(libc::CMSG_LEN(0) as usize);
             std::ptr::write_unaligned(data.cast::<T>(), *value);
         }
-        space
+        self.1 += space;
+        self.1
     }
 }
 

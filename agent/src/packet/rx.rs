@@ -8,18 +8,38 @@ use std::net::IpAddr;
 
 use super::{
     decode_frame, decode_vrrp, Advert, AdvertKind, Auth, Counter, DecodeError, Family, Frame,
-    IpMeta, Received, Version, AUTH_DATA_LEN, VRRP_TTL,
+    IpMeta, Received, Version, AUTH_DATA_LEN,
 };
 
-/// Whether TTL / Hop Limit 255 is required.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TtlCheck {
-    /// Drop unless TTL / Hop Limit is 255 (RFC; the multicast default).
-    #[default]
-    Require255,
-    /// Do not look at TTL / Hop Limit (keepalived's behaviour for unicast peers, which may be
-    /// routed).
-    Skip,
+/// The TTL / Hop Limit values accepted: `min..=max`.
+///
+/// Multicast adverts must arrive with 255 (RFC 3768 7.1, RFC 9568 7.1): they cannot have
+/// crossed a router. Unicast adverts may be routed, so keepalived does not require 255 from a
+/// unicast peer; its `min_ttl` / `max_ttl` options (default 0 and 255) bound what it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TtlCheck {
+    /// The lowest value accepted.
+    pub min: u8,
+    /// The highest value accepted.
+    pub max: u8,
+}
+
+impl TtlCheck {
+    /// Only 255 (the RFCs; the multicast rule).
+    pub const REQUIRE_255: TtlCheck = TtlCheck { min: 255, max: 255 };
+    /// Any value (keepalived's default for a unicast peer).
+    pub const ANY: TtlCheck = TtlCheck { min: 0, max: 255 };
+
+    /// Whether `ttl` is accepted.
+    pub fn accepts(self, ttl: u8) -> bool {
+        (self.min..=self.max).contains(&ttl)
+    }
+}
+
+impl Default for TtlCheck {
+    fn default() -> Self {
+        TtlCheck::REQUIRE_255
+    }
 }
 
 /// A configured unicast peer.
@@ -27,16 +47,16 @@ pub enum TtlCheck {
 pub struct UnicastPeer {
     /// The peer's source address.
     pub addr: IpAddr,
-    /// TTL policy for this peer.
+    /// The TTL / Hop Limit range accepted from this peer.
     pub ttl: TtlCheck,
 }
 
 impl UnicastPeer {
-    /// A peer with keepalived's unicast default: TTL not checked.
+    /// A peer with keepalived's unicast default: any TTL.
     pub fn new(addr: IpAddr) -> Self {
         UnicastPeer {
             addr,
-            ttl: TtlCheck::Skip,
+            ttl: TtlCheck::ANY,
         }
     }
 }
@@ -44,9 +64,10 @@ impl UnicastPeer {
 /// Where adverts may come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SourcePolicy {
-    /// Multicast mode: any source; TTL policy for all.
+    /// Multicast mode: any source; one TTL range for all (its `max` must be 255: the XDP
+    /// program keeps only the minimum for multicast).
     Multicast {
-        /// TTL policy.
+        /// The TTL / Hop Limit range accepted.
         ttl: TtlCheck,
     },
     /// Unicast mode: only these sources.
@@ -59,7 +80,7 @@ pub enum SourcePolicy {
 impl Default for SourcePolicy {
     fn default() -> Self {
         SourcePolicy::Multicast {
-            ttl: TtlCheck::Require255,
+            ttl: TtlCheck::REQUIRE_255,
         }
     }
 }
@@ -262,7 +283,7 @@ pub fn check(rx: &Received, policy: &RxPolicy) -> Result<(), CheckError> {
     if advert.vrid != policy.vrid || Family::of(&rx.meta.src) != policy.family {
         return Err(CheckError::VridNotConfigured { vrid: advert.vrid });
     }
-    // 17. Unicast: known peer; its TTL policy applies.
+    // 17. Unicast: known peer; its TTL range applies.
     let ttl = match &policy.source {
         SourcePolicy::Multicast { ttl } => *ttl,
         SourcePolicy::Unicast { peers } => {
@@ -274,7 +295,7 @@ pub fn check(rx: &Received, policy: &RxPolicy) -> Result<(), CheckError> {
         }
     };
     // 18. TTL / Hop Limit.
-    if ttl == TtlCheck::Require255 && rx.meta.ttl_or_hop_limit != VRRP_TTL {
+    if !ttl.accepts(rx.meta.ttl_or_hop_limit) {
         return Err(CheckError::Ttl {
             ttl: rx.meta.ttl_or_hop_limit,
         });

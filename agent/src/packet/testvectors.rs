@@ -43,6 +43,10 @@ pub const LOCAL_UNICAST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const PEER_TTL_SKIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
 /// Unicast peer whose TTL must be 255.
 pub const PEER_TTL_255: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 4);
+/// Unicast peer with keepalived's `min_ttl 64 max_ttl 128`.
+pub const PEER_TTL_RANGE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+/// The TTL range of [`PEER_TTL_RANGE`].
+pub const PEER_RANGE: TtlCheck = TtlCheck { min: 64, max: 128 };
 /// A source that is not a configured peer.
 pub const STRANGER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
 
@@ -67,7 +71,11 @@ pub fn policies() -> Vec<RxPolicy> {
             UnicastPeer::new(IpAddr::V4(PEER_TTL_SKIP)),
             UnicastPeer {
                 addr: IpAddr::V4(PEER_TTL_255),
-                ttl: TtlCheck::Require255,
+                ttl: TtlCheck::REQUIRE_255,
+            },
+            UnicastPeer {
+                addr: IpAddr::V4(PEER_TTL_RANGE),
+                ttl: PEER_RANGE,
             },
         ],
     };
@@ -594,6 +602,33 @@ pub fn cases() -> Vec<TestCase> {
         add(
             "drop_unicast_peer_requiring_ttl_255",
             ip4_frame(PEER_TTL_255, LOCAL_UNICAST, 64, IPPROTO_VRRP, &m),
+            dropped(Counter::IpTtlErr),
+        );
+    }
+    {
+        // keepalived's per-peer `min_ttl` / `max_ttl`: both ends are inside the range.
+        let m = msg(
+            &v3_advert4(VRID_UNICAST),
+            v4(PEER_TTL_RANGE),
+            v4(LOCAL_UNICAST),
+            V3Ipv4Checksum::PseudoHeader,
+        );
+        let frame = |ttl| ip4_frame(PEER_TTL_RANGE, LOCAL_UNICAST, ttl, IPPROTO_VRRP, &m);
+        add("accept_unicast_peer_ttl_at_min_ttl", frame(64), accept());
+        add("accept_unicast_peer_ttl_at_max_ttl", frame(128), accept());
+        add(
+            "drop_unicast_peer_ttl_below_min_ttl",
+            frame(63),
+            dropped(Counter::IpTtlErr),
+        );
+        add(
+            "drop_unicast_peer_ttl_above_max_ttl",
+            frame(129),
+            dropped(Counter::IpTtlErr),
+        );
+        add(
+            "drop_unicast_peer_ttl_255_above_max_ttl",
+            frame(255),
             dropped(Counter::IpTtlErr),
         );
     }
