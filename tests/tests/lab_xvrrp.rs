@@ -147,6 +147,18 @@ impl Site {
     /// Two servers (index 0 primary, priority 200; index 1 secondary, 100) and a client.
     /// `keepalived[i]` puts keepalived instead of xvrrp on server i.
     fn new(f: Flavour, rx: &str, keepalived: [bool; 2], extra: &str) -> Site {
+        Site::new_edited(f, rx, keepalived, extra, |_, c| c)
+    }
+
+    /// [`Site::new`], with each server's config passed through `edit` (given the peer's
+    /// address) before it starts.
+    fn new_edited(
+        f: Flavour,
+        rx: &str,
+        keepalived: [bool; 2],
+        extra: &str,
+        edit: impl Fn(Ipv4Addr, String) -> String,
+    ) -> Site {
         let lab = Lab::new();
         let p = lab.add_host("primary");
         let s = lab.add_host("secondary");
@@ -157,8 +169,8 @@ impl Site {
             s.start_nginx("<h1>Secondary</h1>\n"),
         ];
         let confs = [
-            conf(f, &p, &s, State::Master, 200, vip, extra),
-            conf(f, &s, &p, State::Backup, 100, vip, extra),
+            edit(s.ip4(), conf(f, &p, &s, State::Master, 200, vip, extra)),
+            edit(p.ip4(), conf(f, &s, &p, State::Backup, 100, vip, extra)),
         ];
         let hosts = [p, s];
         let mk = |i: usize| {
@@ -515,6 +527,105 @@ fn forged_scenario(rx: &str) {
         .lab
         .get(&site.client, site.vip)
         .is_some_and(|b| b.contains("Primary")));
+}
+
+/// keepalived's `unicast_ttl` and each peer's `min_ttl` / `max_ttl`, end to end: both servers
+/// send with TTL 64 and accept 60..=64 from each other (`ka` puts keepalived, which only checks
+/// the range with `check_unicast_src`, on one of them). Adverts at 255 would be outside the
+/// range: the backup would count them as `ip_ttl_err` and become Master as well. Then adverts
+/// forged with the primary's address at TTL 255 and 59 are counted and change nothing.
+fn unicast_ttl_scenario(rx: &str, ka: [bool; 2]) {
+    let site = Site::new_edited(
+        Flavour::TutorialV2,
+        rx,
+        ka,
+        "    unicast_ttl 64\n    check_unicast_src\n",
+        |peer, c| {
+            let line = format!("        {peer}\n");
+            assert!(c.contains(&line), "{c}");
+            c.replace(&line, &format!("        {peer} min_ttl 60 max_ttl 64\n"))
+        },
+    );
+    let p_s = site.hosts[0].ip4().to_string();
+    // Several adverts pass without a failover or a TTL error.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(site.holder(), [true, false], "{}", site.logs());
+    for (i, v) in site.vrrp.iter().enumerate() {
+        if let Speaker::X(a) = v {
+            let st = a.status().unwrap();
+            let want = if i == 0 { "Master" } else { "Backup" };
+            assert_eq!(a.state().as_deref(), Some(want), "{st}\n{}", site.logs());
+            let peer = site.hosts[1 - i].ip4().to_string();
+            assert_eq!(
+                counter(a, &peer, "ip_ttl_err"),
+                0,
+                "{}",
+                a.counters().unwrap()
+            );
+            if i == 1 {
+                assert!(
+                    counter(a, &peer, "advert_rcvd") >= 3,
+                    "{}",
+                    a.counters().unwrap()
+                );
+                assert_eq!(st["instances"][0]["master_address"], p_s.as_str());
+            }
+        }
+    }
+    let Speaker::X(backup) = &site.vrrp[1] else {
+        return;
+    };
+    let attacker = site.lab.add_host("attacker");
+    let backup_mac = site.hosts[1].ns().mac("eth1");
+    let (p, s) = (site.hosts[0].ip4(), site.hosts[1].ip4());
+    let higher = Advert::v2(
+        33,
+        254,
+        vec![IpAddr::V4(site.vip)],
+        1,
+        Auth::pass("password"),
+    );
+    let frames = [255, 255, 59, 59, 65]
+        .into_iter()
+        .map(|ttl| frame(&higher, p, s, ttl, backup_mac))
+        .collect();
+    send_frames(attacker.ns(), "eth1", frames);
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(5), || counter(
+            backup,
+            &p_s,
+            "ip_ttl_err"
+        ) == 5),
+        "{}",
+        backup.counters().unwrap()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(backup.state().as_deref(), Some("Backup"));
+    assert_eq!(site.holder(), [true, false]);
+    assert!(site
+        .lab
+        .get(&site.client, site.vip)
+        .is_some_and(|b| b.contains("Primary")));
+}
+
+#[test]
+fn socket_unicast_ttl_and_peer_ttl_range() {
+    unicast_ttl_scenario("socket", [false, false]);
+}
+
+#[test]
+fn xdp_unicast_ttl_and_peer_ttl_range() {
+    unicast_ttl_scenario("xdp", [false, false]);
+}
+
+#[test]
+fn xdp_unicast_ttl_interop_keepalived_primary() {
+    unicast_ttl_scenario("xdp", [true, false]);
+}
+
+#[test]
+fn xdp_unicast_ttl_interop_keepalived_backup() {
+    unicast_ttl_scenario("xdp", [false, true]);
 }
 
 #[test]
