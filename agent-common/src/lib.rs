@@ -291,9 +291,9 @@ pub struct PeerKey {
     pub addr: [u8; 16],
 }
 
-/// Value of [`XDP_PEERS_MAP`]: a configured unicast peer.
+/// Value of [`XDP_PEERS_MAP`]: a configured unicast peer. The default accepts any TTL.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PeerPolicy {
     /// The lowest TTL / Hop Limit accepted from this peer (keepalived's `min_ttl`).
     pub ttl_min: u8,
@@ -301,6 +301,16 @@ pub struct PeerPolicy {
     pub ttl_max: u8,
     /// Always zero.
     pub _pad: [u8; 6],
+}
+
+impl Default for PeerPolicy {
+    fn default() -> Self {
+        PeerPolicy {
+            ttl_min: 0,
+            ttl_max: u8::MAX,
+            _pad: [0; 6],
+        }
+    }
 }
 
 /// Value of [`XDP_COUNTERS_MAP`] (per CPU): one count per receive counter, indexed by

@@ -533,7 +533,7 @@ fn forged_scenario(rx: &str) {
 /// send with TTL 64 and accept 60..=64 from each other (`ka` puts keepalived, which only checks
 /// the range with `check_unicast_src`, on one of them). Adverts at 255 would be outside the
 /// range: the backup would count them as `ip_ttl_err` and become Master as well. Then adverts
-/// forged with the primary's address at TTL 255 and 59 are counted and change nothing.
+/// forged with the primary's address at TTL 255, 59 and 65 are counted and change nothing.
 fn unicast_ttl_scenario(rx: &str, ka: [bool; 2]) {
     let site = Site::new_edited(
         Flavour::TutorialV2,

@@ -445,37 +445,73 @@ fn unicast_peers_are_counted_in_their_own_rows() {
 }
 
 /// keepalived's per-peer `min_ttl` / `max_ttl`, for peers kept in the policy entry (2) and in
-/// the peer map (6): both ends accepted, one past either end dropped as `ip_ttl_err`.
+/// the peer map (6), IPv4 and IPv6: both ends accepted, one past either end dropped as
+/// `ip_ttl_err`. IPv4 frames go through the fast lane as they are, and through the full path
+/// with an IP option or a VLAN tag; IPv6 always takes the full path.
 #[test]
 fn unicast_peer_ttl_ranges_match_inline_and_in_the_peer_map() {
-    use xvrrp::packet::{build_frame, EthParams, Family, TtlCheck, TxMeta, UnicastPeer};
-    let me = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));
-    let peer = |i: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10 + i));
+    use xvrrp::packet::{build_frame, EthParams, Family, TtlCheck, TxMeta, UnicastPeer, VlanTag};
+    let me4 = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));
+    let me6 = IpAddr::V6("2001:db8::1".parse().unwrap());
+    let peer = |fam: Family, i: u8| match fam {
+        Family::V4 => IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10 + i)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0x10 + u16::from(i),
+        )),
+    };
     let range = |i: u8| TtlCheck {
         min: 10 * i,
         max: 10 * i + 100,
     };
-    let policy = |vrid: u8, n: u8| {
-        let mut p = RxPolicy::v3(vrid, Family::V4);
+    let policy = |vrid: u8, fam: Family, n: u8| {
+        let mut p = RxPolicy::v3(vrid, fam);
         p.source = SourcePolicy::Unicast {
             peers: (1..=n)
                 .map(|i| UnicastPeer {
-                    addr: peer(i),
+                    addr: peer(fam, i),
                     ttl: range(i),
                 })
                 .collect(),
         };
         p
     };
-    let policies = vec![policy(61, 2), policy(62, 6)];
+    let instances = [
+        (61u8, Family::V4, 2u8),
+        (62, Family::V4, 6),
+        (63, Family::V6, 2),
+        (64, Family::V6, 6),
+    ];
+    let policies: Vec<RxPolicy> = instances
+        .iter()
+        .map(|&(vrid, fam, n)| policy(vrid, fam, n))
+        .collect();
     let mut prog = load(&policies);
-    for (vrid, n) in [(61u8, 2u8), (62, 6)] {
+    for (vrid, fam, n) in instances {
+        let me = if fam == Family::V4 { me4 } else { me6 };
         for i in 1..=n {
-            let frame = |ttl: u8| {
+            let frames = |ttl: u8| {
                 let advert = Advert::v3(vrid, 100, vec![me], 100);
-                let mut meta = TxMeta::new(peer(i), me);
+                let mut meta = TxMeta::new(peer(fam, i), me);
                 meta.ttl = ttl;
-                build_frame(&advert, &meta, &EthParams::virtual_router(vrid, &me)).unwrap()
+                let eth = EthParams::virtual_router(vrid, &me);
+                let plain = build_frame(&advert, &meta, &eth).unwrap();
+                if fam == Family::V6 {
+                    return vec![("", plain)];
+                }
+                let tagged = build_frame(&advert, &meta, &eth.with_vlan(VlanTag::new(7))).unwrap();
+                let with_option = with_ipv4_options(&plain, 1);
+                vec![
+                    ("", plain),
+                    (" with an IP option", with_option),
+                    (" VLAN-tagged", tagged),
+                ]
             };
             let r = range(i);
             for (ttl, ok) in [
@@ -484,12 +520,14 @@ fn unicast_peer_ttl_ranges_match_inline_and_in_the_peer_map() {
                 (r.max, true),
                 (r.max + 1, false),
             ] {
-                let name = format!("VRID {vrid} peer {i} TTL {ttl}");
-                let v = check_parity(&mut prog, &policies, &name, &frame(ttl));
-                if ok {
-                    assert!(matches!(v, Verdict::Accept { .. }), "{name}: {v:?}");
-                } else {
-                    assert_eq!(v, Verdict::Drop(Counter::IpTtlErr), "{name}");
+                for (what, frame) in frames(ttl) {
+                    let name = format!("VRID {vrid} peer {i} TTL {ttl}{what}");
+                    let v = check_parity(&mut prog, &policies, &name, &frame);
+                    if ok {
+                        assert!(matches!(v, Verdict::Accept { .. }), "{name}: {v:?}");
+                    } else {
+                        assert_eq!(v, Verdict::Drop(Counter::IpTtlErr), "{name}");
+                    }
                 }
             }
         }

@@ -319,9 +319,9 @@ impl fmt::Display for Family {
 pub struct UnicastPeer {
     /// The peer's address.
     pub address: IpAddr,
-    /// `min_ttl`: lowest TTL accepted from this peer; default none (no check).
+    /// `min_ttl`: lowest TTL accepted from this peer; default none (0).
     pub min_ttl: Option<u8>,
-    /// `max_ttl`: highest TTL accepted from this peer; default none (no check).
+    /// `max_ttl`: highest TTL accepted from this peer; default none (255).
     pub max_ttl: Option<u8>,
 }
 

@@ -277,6 +277,9 @@ fn plan_instance(
     let source = if unicast {
         // keepalived does not require TTL 255 of unicast adverts (they may be routed); a peer's
         // `min_ttl` / `max_ttl` (default 0 and 255) bound the TTL accepted from it.
+        // Choice: keepalived applies the range only with `check_unicast_src`, the option that
+        // makes it drop adverts from non-peers. xvrrp always drops those (vrrp.md: in unicast
+        // mode only configured peers are accepted), so a range the config gives always applies.
         SourcePolicy::Unicast {
             peers: inst
                 .unicast_peers

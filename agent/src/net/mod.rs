@@ -6,7 +6,7 @@
 //! socket is opened in the network namespace of the calling thread and stays bound to it.
 //!
 //! - [`VrrpSocket`]: raw IP protocol 112 socket for IPv4 or IPv6, multicast or unicast,
-//!   non-blocking, with TTL / hop limit 255, and the receive metadata the RFC checks need.
+//!   non-blocking, with TTL / hop limit 255 (or `unicast_ttl` per packet), and the receive metadata the RFC checks need.
 //! - [`Rtnl`] (and the one-shot helpers [`add_address`], [`del_address`], [`list_addresses`],
 //!   [`link`]): hand-rolled `NETLINK_ROUTE` requests.
 //! - [`LinkMonitor`]: a non-blocking `RTMGRP_LINK` subscription for `track_interface`.

@@ -8,7 +8,8 @@ use std::{
 
 use super::{netlink, sys, Family, NetError, Result, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_GROUP_V6};
 
-/// TTL / hop limit every VRRP packet is sent with (RFC 5798 5.1.1.3, 5.1.2.3).
+/// TTL / hop limit VRRP packets are sent with (RFC 5798 5.1.1.3, 5.1.2.3); a unicast advert
+/// may be given another one per packet (keepalived's `unicast_ttl`, see [`VrrpSocket::send_from`]).
 const VRRP_TTL: i32 = 255;
 /// IPv4 TOS / IPv6 traffic class: precedence 6, "internetwork control", as keepalived sends.
 const VRRP_TOS: i32 = 0xc0;
@@ -113,10 +114,10 @@ pub fn parse_ipv4_header(packet: &[u8]) -> Result<Ipv4Header> {
 /// an event loop via [`AsRawFd`]/[`AsFd`] (e.g. tokio's `AsyncFd`).
 ///
 /// Options: `SO_BINDTODEVICE`; the kernel builds the IP header (no `IP_HDRINCL`) with TTL /
-/// hop limit 255 for unicast and multicast, TOS / traffic class 0xc0, multicast on the
-/// interface with loopback off, `IP_MULTICAST_ALL` off (only groups this socket joined); the
-/// VRRP group is joined on the interface in every mode so a NIC's multicast filter passes
-/// adverts (the XDP path relies on it). Each send carries `IP_PKTINFO`/`IPV6_PKTINFO` with
+/// hop limit 255 for unicast and multicast (unless a send asks for another), TOS / traffic
+/// class 0xc0, multicast on the interface with loopback off, `IP_MULTICAST_ALL` off (only
+/// groups this socket joined); the VRRP group is joined on the interface in every mode so a
+/// NIC's multicast filter passes adverts (the XDP path relies on it). Each send carries `IP_PKTINFO`/`IPV6_PKTINFO` with
 /// [`VrrpSocket::source_addr`], so the source the caller used for a VRRPv3 checksum is the one
 /// on the wire. The kernel neither computes nor verifies the VRRP checksum (`IPV6_CHECKSUM` is
 /// left off).
@@ -246,6 +247,12 @@ impl VrrpSocket {
     /// packet leaves with TTL / Hop Limit `ttl` (keepalived's `unicast_ttl`; 255 otherwise),
     /// set per packet since instances with different settings share a socket.
     pub fn send_from(&self, payload: &[u8], source: IpAddr, dst: IpAddr, ttl: u8) -> Result<usize> {
+        if ttl == 0 {
+            return Err(NetError::invalid(
+                format!("{dst} on {}", self.ifname),
+                "TTL / hop limit 0 (1..=255)",
+            ));
+        }
         if Family::of(source) != self.family {
             return Err(NetError::invalid(
                 format!("{source} on {}", self.ifname),

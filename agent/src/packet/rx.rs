@@ -144,7 +144,7 @@ pub struct RxPolicy {
     pub version: VersionPolicy,
     /// We are the address owner (priority 255): adverts for this VRID are discarded.
     pub owner: bool,
-    /// Multicast or unicast, and the TTL policy.
+    /// Multicast or unicast, and the TTL range.
     pub source: SourcePolicy,
 }
 

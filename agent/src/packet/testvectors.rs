@@ -39,8 +39,8 @@ pub const SRC_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
 pub const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x16);
 /// Our address in unicast mode (destination of unicast adverts).
 pub const LOCAL_UNICAST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-/// Unicast peer whose TTL is not checked (keepalived's default).
-pub const PEER_TTL_SKIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+/// Unicast peer accepted with any TTL, 0..=255 (keepalived's default).
+pub const PEER_TTL_ANY: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
 /// Unicast peer whose TTL must be 255.
 pub const PEER_TTL_255: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 4);
 /// Unicast peer with keepalived's `min_ttl 64 max_ttl 128`.
@@ -68,7 +68,7 @@ pub fn policies() -> Vec<RxPolicy> {
     let mut unicast = RxPolicy::v3(VRID_UNICAST, Family::V4);
     unicast.source = SourcePolicy::Unicast {
         peers: vec![
-            UnicastPeer::new(IpAddr::V4(PEER_TTL_SKIP)),
+            UnicastPeer::new(IpAddr::V4(PEER_TTL_ANY)),
             UnicastPeer {
                 addr: IpAddr::V4(PEER_TTL_255),
                 ttl: TtlCheck::REQUIRE_255,
@@ -277,13 +277,13 @@ pub fn cases() -> Vec<TestCase> {
     {
         let m = msg(
             &v3_advert4(VRID_UNICAST),
-            v4(PEER_TTL_SKIP),
+            v4(PEER_TTL_ANY),
             v4(LOCAL_UNICAST),
             V3Ipv4Checksum::PseudoHeader,
         );
         add(
-            "accept_unicast_peer_ttl_not_checked",
-            ip4_frame(PEER_TTL_SKIP, LOCAL_UNICAST, 64, IPPROTO_VRRP, &m),
+            "accept_unicast_peer_any_ttl_by_default",
+            ip4_frame(PEER_TTL_ANY, LOCAL_UNICAST, 64, IPPROTO_VRRP, &m),
             accept(),
         );
     }
