@@ -313,6 +313,20 @@ fn preempt_warnings() {
 }
 
 #[test]
+fn unicast_ttl_without_unicast_peers_is_a_warning() {
+    let l = ok(&inst("    unicast_ttl 64\n"));
+    assert_eq!(
+        l.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["keepalived.conf:4:5: unicast_ttl: unicast_ttl has no effect without unicast_peer (multicast adverts always carry TTL 255)"]
+    );
+    let l = ok(&inst(
+        "    unicast_ttl 64\n    unicast_src_ip 10.0.0.1\n    unicast_peer {\n        10.0.0.2\n    }\n",
+    ));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(l.config.instances[0].unicast_ttl, 64);
+}
+
+#[test]
 fn undefined_references() {
     let text = "vrrp_script chk {\n script x\n}\nvrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n track_script {\n  chk\n  chk_missing weight 5\n }\n track_process {\n  p\n }\n track_file {\n  f\n }\n track_listen {\n  l\n }\n}\n";
     let e = errs(text);

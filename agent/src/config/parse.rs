@@ -137,7 +137,7 @@ pub(crate) struct RawInstance {
     pub mcast_src_ip: Sp<IpAddr>,
     pub unicast_src_ip: Sp<IpAddr>,
     pub peers: Vec<(UnicastPeer, Pos)>,
-    pub unicast_ttl: Option<u8>,
+    pub unicast_ttl: Sp<u8>,
     pub check_unicast_src: Option<bool>,
     pub auth: Option<RawAuth>,
     pub vips: Vec<RawVip>,
@@ -1218,7 +1218,11 @@ impl Parser<'_> {
                         self.peer_line(line, &mut v.peers);
                     }
                 }
-                "unicast_ttl" => put(&mut v.unicast_ttl, self.u8v(s, 1, 255)),
+                "unicast_ttl" => {
+                    if let Some(t) = self.u8v(s, 1, 255) {
+                        v.unicast_ttl = Some((t, here));
+                    }
+                }
                 "check_unicast_src" => {
                     if self.bare(s) {
                         v.check_unicast_src = Some(true);

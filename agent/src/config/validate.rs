@@ -428,6 +428,14 @@ fn instance(
             );
         }
     }
+    if let (Some((_, tp)), true) = (&r.unicast_ttl, r.peers.is_empty()) {
+        // keepalived: "Cannot use unicast_ttl without unicast peers - resetting".
+        d.warn(
+            tp,
+            "unicast_ttl",
+            "unicast_ttl has no effect without unicast_peer (multicast adverts always carry TTL 255)",
+        );
+    }
     if r.preempt_delay.is_some_and(|m| m > 0) && nopreempt {
         d.warn(
             &at,
@@ -536,7 +544,7 @@ fn instance(
         mcast_src_ip: r.mcast_src_ip.map(|(a, _)| a),
         unicast_src_ip: r.unicast_src_ip.map(|(a, _)| a),
         unicast_peers: r.peers.into_iter().map(|(p, _)| p).collect(),
-        unicast_ttl: r.unicast_ttl.unwrap_or(255),
+        unicast_ttl: r.unicast_ttl.map_or(255, |(t, _)| t),
         check_unicast_src: r.check_unicast_src.unwrap_or(g.vrrp_check_unicast_src),
         authentication,
         virtual_ipaddress: r.vips.into_iter().map(|v| vip(v, &interface)).collect(),
