@@ -1062,6 +1062,27 @@ impl Capture {
         parse_adverts(&self.text())
     }
 
+    /// The VRRP advertisements captured so far with their capture time (seconds since the
+    /// epoch, µs resolution; `tcpdump -tt`), in order. On the switch this is the time the frame
+    /// crossed the bridge, independent of what the receivers do with it.
+    pub fn timed_adverts(&self) -> Vec<(f64, Advert)> {
+        let text = String::from_utf8_lossy(
+            &sh(Command::new("tcpdump")
+                .arg("-r")
+                .arg(&self.file)
+                .args(["-n", "-tt"]))
+            .stdout,
+        )
+        .into_owned();
+        text.lines()
+            .filter_map(|line| {
+                let t: f64 = line.split_whitespace().next()?.parse().ok()?;
+                let a = parse_adverts(line).pop()?;
+                Some((t, a))
+            })
+            .collect()
+    }
+
     /// Stops tcpdump (the file stays readable).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1,5 +1,6 @@
 //! The running agent (`xvrrp run`): configuration in, a VRRP router on the network out.
 
+pub mod announce;
 pub mod command;
 pub mod counters;
 pub mod files;

@@ -12,6 +12,7 @@ use std::{
     os::fd::AsRawFd,
     path::PathBuf,
     rc::Rc,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -25,6 +26,7 @@ use tokio::{
 };
 
 use super::{
+    announce::{self, AnnounceQueue, AnnounceTarget, Announcer},
     counters::CounterTable,
     notify::{self, NotifyQueue},
     plan::InstancePlan,
@@ -32,7 +34,7 @@ use super::{
     trackers::{Registry, TrackerStatus, TrackerUpdate},
 };
 use crate::{
-    config::Config,
+    config::{Config, VirtualAddress},
     control::{ControlServer, Responder},
     dataplane::{AttachMode, PeerSlot, XdpDataplane},
     net::{self, Mode, VrrpSocket},
@@ -89,6 +91,9 @@ pub enum StartError {
     /// `--rx xdp` was asked for but XDP is not available yet for this configuration.
     #[error("{0}")]
     Rx(String),
+    /// A worker thread could not be started.
+    #[error("starting a worker thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// An accepted advert handed from a receiver to the event loop.
@@ -112,9 +117,12 @@ struct TransitionRecord {
 struct InstanceRt {
     plan: InstancePlan,
     core: Instance,
-    sock: Rc<VrrpSocket>,
+    sock: Rc<dyn AdvertTx>,
     notify: NotifyQueue,
+    /// The GARP / NA schedule while Master (see `daemon::announce`).
     garp: Option<JoinHandle<()>>,
+    /// What the announcer thread sends for this instance.
+    announce: Arc<AnnounceTarget>,
     trackers: Vec<TrackerStatus>,
     last: Option<TransitionRecord>,
     send_errors: u64,
@@ -143,9 +151,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let control = ControlServer::bind(&opts.control_socket)?;
     let control_path = control.path().to_owned();
-    let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+    let signals = spawn_signals()?;
 
     // Receive path per interface: the XDP filter where it attaches (in `auto`, a raw socket
     // where it does not; in `xdp`, failing to attach is fatal).
@@ -197,10 +203,9 @@ pub async fn run(
     // Sockets: one per (interface, family, mode), shared by the instances that use it. On an
     // XDP interface they only send (and keep the multicast group joined, so a real NIC's filter
     // delivers adverts to XDP).
-    let registry = Registry::build(&plans);
     let mut receivers: Vec<Receiver> = Vec::new();
-    let mut instances: Vec<InstanceRt> = Vec::new();
-    for (idx, plan) in plans.into_iter().enumerate() {
+    let mut senders: Vec<Rc<dyn AdvertTx>> = Vec::new();
+    for (idx, plan) in plans.iter().enumerate() {
         let family = net::Family::of(plan.tx.src);
         let mode = if plan.tx.unicast {
             Mode::Unicast {
@@ -235,80 +240,42 @@ pub async fn run(
             }
         };
         receivers[r].members.push((idx, plan.rx.clone()));
-        let core = Instance::new(plan.params.clone())
-            .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
-        let notify = NotifyQueue::spawn(
-            plan.name.clone(),
-            plan.notify.clone(),
-            notify::NOTIFY_TIMEOUT,
-        );
-        let trackers = plan
-            .trackers
-            .iter()
-            .zip(plan.params.trackers.iter())
-            .map(|(t, p)| registry.tracker_status(t, p))
-            .collect();
-        // Cloud takeover: created here, driven from `Daemon::act` (StateChanged), the advert
-        // branch, SIGHUP and shutdown below.
-        let cloud = plan
-            .digitalocean
-            .clone()
-            .map(|c| CloudTakeover::start(&plan.name, c));
-        instances.push(InstanceRt {
-            cloud,
-            sock: receivers[r].sock.clone(),
-            plan,
-            core,
-            notify,
-            garp: None,
-            trackers,
-            last: None,
-            send_errors: 0,
-            added: Vec::new(),
-        });
+        senders.push(receivers[r].sock.clone());
     }
 
-    let counters = Rc::new(RefCell::new(CounterTable::default()));
-    let (adv_tx, mut adv_rx) = mpsc::channel::<RxAdvert>(1024);
+    let mut announcer = Announcer::spawn().map_err(StartError::Thread)?;
+    let mut d = Daemon::new(
+        plans,
+        senders,
+        Box::new(NetlinkAddresses::default()),
+        announcer.queue(),
+    )?;
+    d.xdp = xdp;
+    d.rx_paths = rx_paths;
+
+    let (adv_tx, adv_rx) = mpsc::channel::<RxAdvert>(ADVERT_QUEUE);
     for r in receivers {
         if r.sock.is_receiving() {
-            spawn_receiver(r, counters.clone(), adv_tx.clone())?;
+            spawn_receiver(r, d.counters.clone(), adv_tx.clone())?;
         }
     }
-    for x in &xdp {
-        let members: Vec<(usize, u8, packet::Family)> = instances
+    for x in &d.xdp {
+        let members: Vec<(usize, u8, packet::Family)> = d
+            .instances
             .iter()
             .enumerate()
             .filter(|(_, i)| i.plan.interface == x.iface)
             .map(|(n, i)| (n, i.plan.rx.vrid, i.plan.rx.family))
             .collect();
-        spawn_xdp_reader(x, members, counters.clone(), adv_tx.clone())?;
+        spawn_xdp_reader(x, members, d.counters.clone(), adv_tx.clone())?;
     }
 
     // Trackers: one watcher per tracked object, shared by the instances that track it.
-    let (trk_tx, mut trk_rx) = mpsc::unbounded_channel::<TrackerUpdate>();
-    let syn_counters: Vec<_> = xdp.iter().map(|x| x.dp.clone()).collect();
-    registry.spawn_all(&trk_tx, &syn_counters);
+    let (trk_tx, trk_rx) = mpsc::unbounded_channel::<TrackerUpdate>();
+    let syn_counters: Vec<_> = d.xdp.iter().map(|x| x.dp.clone()).collect();
+    d.registry.spawn_all(&trk_tx, &syn_counters);
 
-    let epoch = Instant::now();
-    let now = || Time::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX));
-    let mut d = Daemon {
-        xdp,
-        rx_paths,
-        instances,
-        counters,
-        epoch,
-    };
-
-    // Addresses left behind by an agent that was killed are removed before anything starts.
-    for i in 0..d.instances.len() {
-        if d.instances[i].core.base_priority() != vrrp::PRIORITY_OWNER {
-            d.remove_addresses(i, true);
-        }
-    }
-    for i in 0..d.instances.len() {
-        d.handle(i, now(), Event::Startup);
-    }
+    d.start();
     info!(
         "xvrrp running (router_id {}): {} instance(s); control socket {}",
         cfg.global_defs.router_id.as_deref().unwrap_or("-"),
@@ -316,78 +283,139 @@ pub async fn run(
         control_path.display()
     );
 
-    let (mut ctl_rx, ctl_task) = control.serve();
-
-    loop {
-        let deadline = d.instances.iter().filter_map(|i| i.core.deadline()).min();
-        let sleep_until = deadline
-            .map(|t| epoch + Duration::from_micros(t.as_micros()))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            biased;
-            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
-            _ = sighup.recv() => {
-                warn!("SIGHUP: configuration reload is not supported yet; restart xvrrp to apply changes");
-                // Cloud takeover: re-read the token, clear a 401/403 block, probe again.
-                for inst in &mut d.instances {
-                    let state = inst.core.state();
-                    if let Some(c) = inst.cloud.as_mut() { c.reload(state); }
-                }
-            }
-            _ = tokio::time::sleep_until(sleep_until) => {
-                let t = now();
-                for i in 0..d.instances.len() {
-                    if d.instances[i].core.deadline().is_some_and(|dl| dl <= t) {
-                        d.handle(i, t, Event::TimerFired);
-                    }
-                }
-            }
-            Some(a) = adv_rx.recv() => {
-                let ev = Event::AdvertReceived { src: a.src, priority: a.priority, max_advert_interval: a.interval };
-                d.handle(a.instance, now(), ev);
-                // Cloud takeover: a lower-priority advert while Master triggers a reconcile.
-                if let Some(inst) = d.instances.get(a.instance) {
-                    if let Some(c) = inst.cloud.as_ref() {
-                        c.on_advert(inst.core.state(), inst.core.effective_priority(), a.src, a.priority);
-                    }
-                }
-            }
-            Some(u) = trk_rx.recv() => {
-                for &(i, id) in registry.users(u.object) {
-                    let Some(inst) = d.instances.get_mut(i) else { continue };
-                    let Some(ts) = inst.trackers.get_mut(id.0 as usize) else { continue };
-                    let ev = ts.apply(&u);
-                    info!("{}: tracker {} is {}", inst.plan.name, ts.label, ts.describe());
-                    d.handle(i, now(), ev);
-                }
-            }
-            Some((req, resp)) = ctl_rx.recv() => {
-                d.answer(&req.cmd, resp);
-            }
-        }
-    }
-
-    // Shutdown: priority 0 from Masters, addresses removed, STOP notified.
-    for i in 0..d.instances.len() {
-        d.handle(i, now(), Event::Shutdown);
-    }
-    // Cloud takeover: cancel every task (no API call after this point).
-    for inst in &mut d.instances {
-        if let Some(c) = inst.cloud.as_mut() {
-            c.shutdown();
-        }
-    }
-    // Give the notify queues a bounded time to finish (keepalived waits for its scripts too).
-    let until = Instant::now() + Duration::from_secs(10);
-    while d.instances.iter().any(|i| *i.notify.pending.borrow() > 0) && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (ctl_rx, ctl_task) = control.serve();
+    d.serve(Inputs {
+        signals,
+        adverts: adv_rx,
+        trackers: trk_rx,
+        control: ctl_rx,
+    })
+    .await;
+    d.shutdown().await;
+    // Queued announcements of the last Masters are void by now; let the worker finish.
+    announcer.stop();
     // Stop answering (removes the control socket) before saying we stopped.
     ctl_task.abort();
     let _ = ctl_task.await;
     info!("xvrrp stopped");
     Ok(())
+}
+
+/// Accepted adverts queued between the receivers and the loop.
+const ADVERT_QUEUE: usize = 1024;
+
+/// What the signal handlers ask of the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// SIGTERM / SIGINT: shut down.
+    Stop(&'static str),
+    /// SIGHUP.
+    Reload,
+}
+
+fn spawn_signals() -> Result<mpsc::UnboundedReceiver<Signal>, StartError> {
+    let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::task::spawn_local(async move {
+        loop {
+            let s = tokio::select! {
+                _ = sigterm.recv() => Signal::Stop("SIGTERM"),
+                _ = sigint.recv() => Signal::Stop("SIGINT"),
+                _ = sighup.recv() => Signal::Reload,
+            };
+            if tx.send(s).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Everything the event loop listens to besides the instances' own timers.
+struct Inputs {
+    signals: mpsc::UnboundedReceiver<Signal>,
+    adverts: mpsc::Receiver<RxAdvert>,
+    trackers: mpsc::UnboundedReceiver<TrackerUpdate>,
+    control: mpsc::Receiver<(crate::control::Request, Responder)>,
+}
+
+/// Sends encoded adverts: the instance's raw VRRP socket (a recorder in tests).
+pub(crate) trait AdvertTx {
+    /// Sends `payload` from `src` to `dst` with TTL / hop limit `ttl`; must not block.
+    fn send_from(
+        &self,
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+    ) -> Result<(), net::NetError>;
+}
+
+impl AdvertTx for VrrpSocket {
+    fn send_from(
+        &self,
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+    ) -> Result<(), net::NetError> {
+        VrrpSocket::send_from(self, payload, src, dst, ttl).map(|_| ())
+    }
+}
+
+/// Adds and removes virtual addresses (netlink; a recorder in tests). Each call is one request
+/// on a socket kept open, so it costs tens of microseconds on the loop.
+pub(crate) trait AddressOps {
+    /// Adds `v`; an address already present is `Err` with `EEXIST`.
+    fn add(&mut self, v: &VirtualAddress) -> Result<(), net::NetError>;
+    /// Removes `v`; an absent address is `Err` with `EADDRNOTAVAIL`.
+    fn del(&mut self, v: &VirtualAddress) -> Result<(), net::NetError>;
+}
+
+/// [`AddressOps`] over one `NETLINK_ROUTE` socket, opened on first use and again after an
+/// error that may have broken it.
+#[derive(Default)]
+struct NetlinkAddresses {
+    rtnl: Option<net::Rtnl>,
+}
+
+impl NetlinkAddresses {
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&net::Rtnl) -> Result<T, net::NetError>,
+    ) -> Result<T, net::NetError> {
+        let rtnl = match self.rtnl.take() {
+            Some(r) => r,
+            None => net::Rtnl::open()?,
+        };
+        let res = f(&rtnl);
+        let keep = match &res {
+            Ok(_) => true,
+            // The kernel's answer to a well-formed request: the socket is fine.
+            Err(e) => matches!(
+                e.raw_os_error(),
+                Some(libc::EEXIST | libc::EADDRNOTAVAIL | libc::ENODEV | libc::EINVAL)
+            ),
+        };
+        if keep {
+            self.rtnl = Some(rtnl);
+        }
+        res
+    }
+}
+
+impl AddressOps for NetlinkAddresses {
+    fn add(&mut self, v: &VirtualAddress) -> Result<(), net::NetError> {
+        let ifx = net::ifindex(&v.dev)?;
+        self.with(|r| r.add_address(ifx, v.address, v.prefix_len, v.label.as_deref()))
+    }
+
+    fn del(&mut self, v: &VirtualAddress) -> Result<(), net::NetError> {
+        let ifx = net::ifindex(&v.dev)?;
+        self.with(|r| r.del_address(ifx, v.address, v.prefix_len))
+    }
 }
 
 /// The XDP filter of one interface, shared by its event reader and the control socket.
@@ -601,10 +629,205 @@ struct Daemon {
     rx_paths: Vec<serde_json::Value>,
     instances: Vec<InstanceRt>,
     counters: Rc<RefCell<CounterTable>>,
+    registry: Registry,
+    addrs: Box<dyn AddressOps>,
+    announce: AnnounceQueue,
+    timing: LoopTiming,
     epoch: Instant,
 }
 
+/// How late the loop fires instance timers: the loop's own health, in status. A timer fired
+/// late delays that instance's advert by as much.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+struct LoopTiming {
+    /// Timer firings so far.
+    fired: u64,
+    /// Largest lateness seen (µs after the deadline).
+    late_max_us: u64,
+    /// Firings more than 10 ms late.
+    late_over_10ms: u64,
+}
+
 impl Daemon {
+    /// Builds the instances (core, notify queue, trackers' status, cloud takeover); no I/O
+    /// beyond spawning their tasks on the current `LocalSet`.
+    fn new(
+        plans: Vec<InstancePlan>,
+        senders: Vec<Rc<dyn AdvertTx>>,
+        addrs: Box<dyn AddressOps>,
+        announce: AnnounceQueue,
+    ) -> Result<Self, StartError> {
+        let registry = Registry::build(&plans);
+        let mut instances = Vec::with_capacity(plans.len());
+        for (plan, sock) in plans.into_iter().zip(senders) {
+            let core = Instance::new(plan.params.clone())
+                .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
+            let notify = NotifyQueue::spawn(
+                plan.name.clone(),
+                plan.notify.clone(),
+                notify::NOTIFY_TIMEOUT,
+            );
+            let trackers = plan
+                .trackers
+                .iter()
+                .zip(plan.params.trackers.iter())
+                .map(|(t, p)| registry.tracker_status(t, p))
+                .collect();
+            // Cloud takeover: created here, driven from `Daemon::act` (StateChanged), the
+            // advert branch, SIGHUP and shutdown.
+            let cloud = plan
+                .digitalocean
+                .clone()
+                .map(|c| CloudTakeover::start(&plan.name, c));
+            let target = AnnounceTarget::new(
+                &plan.name,
+                plan.vips
+                    .iter()
+                    .map(|v| (v.dev.clone(), v.address))
+                    .collect(),
+            );
+            instances.push(InstanceRt {
+                cloud,
+                sock,
+                plan,
+                core,
+                notify,
+                garp: None,
+                announce: target,
+                trackers,
+                last: None,
+                send_errors: 0,
+                added: Vec::new(),
+            });
+        }
+        Ok(Self {
+            xdp: Vec::new(),
+            rx_paths: Vec::new(),
+            instances,
+            counters: Rc::new(RefCell::new(CounterTable::default())),
+            registry,
+            addrs,
+            announce,
+            timing: LoopTiming::default(),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now(&self) -> Time {
+        Time::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// Removes addresses left behind by an agent that was killed, then starts every instance.
+    fn start(&mut self) {
+        for i in 0..self.instances.len() {
+            if self.instances[i].core.base_priority() != vrrp::PRIORITY_OWNER {
+                self.remove_addresses(i, true);
+            }
+        }
+        for i in 0..self.instances.len() {
+            let now = self.now();
+            self.handle(i, now, Event::Startup);
+        }
+    }
+
+    /// The event loop, until a stop signal (or every input is closed).
+    ///
+    /// Scheduling: one timer, at the earliest deadline of all instances; when it fires, every
+    /// instance whose deadline has passed is handled at once, before anything else (`biased`:
+    /// signals, then timers, then received adverts, tracker changes and control requests).
+    /// Every branch does a bounded amount of non-blocking work: adverts are one `sendmsg`
+    /// each, address changes one netlink request each, and everything else (announcements,
+    /// scripts, API calls, control replies) is queued to a task or thread.
+    async fn serve(&mut self, mut inp: Inputs) {
+        loop {
+            let deadline = self.instances.iter().filter_map(|i| i.core.deadline()).min();
+            let sleep_until = deadline
+                .map(|t| self.epoch + Duration::from_micros(t.as_micros()))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                s = inp.signals.recv() => match s {
+                    Some(Signal::Stop(name)) => { info!("{name}: shutting down"); return; }
+                    Some(Signal::Reload) => {
+                        warn!("SIGHUP: configuration reload is not supported yet; restart xvrrp to apply changes");
+                        // Cloud takeover: re-read the token, clear a 401/403 block, probe again.
+                        for inst in &mut self.instances {
+                            let state = inst.core.state();
+                            if let Some(c) = inst.cloud.as_mut() { c.reload(state); }
+                        }
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(sleep_until) => {
+                    let t = self.now();
+                    if let Some(d) = deadline {
+                        let late = t.as_micros().saturating_sub(d.as_micros());
+                        self.timing.fired += 1;
+                        self.timing.late_max_us = self.timing.late_max_us.max(late);
+                        if late > 10_000 {
+                            self.timing.late_over_10ms += 1;
+                        }
+                    }
+                    for i in 0..self.instances.len() {
+                        if self.instances[i].core.deadline().is_some_and(|dl| dl <= t) {
+                            self.handle(i, t, Event::TimerFired);
+                        }
+                    }
+                }
+                Some(a) = inp.adverts.recv() => {
+                    let ev = Event::AdvertReceived { src: a.src, priority: a.priority, max_advert_interval: a.interval };
+                    let now = self.now();
+                    self.handle(a.instance, now, ev);
+                    // Cloud takeover: a lower-priority advert while Master triggers a reconcile.
+                    if let Some(inst) = self.instances.get(a.instance) {
+                        if let Some(c) = inst.cloud.as_ref() {
+                            c.on_advert(inst.core.state(), inst.core.effective_priority(), a.src, a.priority);
+                        }
+                    }
+                }
+                Some(u) = inp.trackers.recv() => {
+                    let users = self.registry.users(u.object).to_vec();
+                    for (i, id) in users {
+                        let Some(inst) = self.instances.get_mut(i) else { continue };
+                        let Some(ts) = inst.trackers.get_mut(id.0 as usize) else { continue };
+                        let ev = ts.apply(&u);
+                        info!("{}: tracker {} is {}", inst.plan.name, ts.label, ts.describe());
+                        let now = self.now();
+                        self.handle(i, now, ev);
+                    }
+                }
+                Some((req, resp)) = inp.control.recv() => {
+                    self.answer(&req.cmd, resp);
+                }
+            }
+        }
+    }
+
+    /// Priority 0 from Masters, addresses removed, STOP notified; cloud tasks cancelled; the
+    /// notify queues given a bounded time to finish.
+    async fn shutdown(&mut self) {
+        for i in 0..self.instances.len() {
+            let now = self.now();
+            self.handle(i, now, Event::Shutdown);
+        }
+        // Cloud takeover: cancel every task (no API call after this point).
+        for inst in &mut self.instances {
+            if let Some(c) = inst.cloud.as_mut() {
+                c.shutdown();
+            }
+        }
+        // keepalived waits for its scripts too.
+        let until = Instant::now() + Duration::from_secs(10);
+        while self
+            .instances
+            .iter()
+            .any(|i| *i.notify.pending.borrow() > 0)
+            && Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn handle(&mut self, i: usize, now: Time, ev: Event) {
         let actions = match self.instances.get_mut(i) {
             Some(inst) => inst.core.handle(now, ev),
@@ -630,7 +853,9 @@ impl Daemon {
                     reason: format!("{reason:?}"),
                     at: crate::logging::utc_now(),
                 });
-                if to != State::Master {
+                if from == State::Master && to != State::Master {
+                    // Announcements queued while Master are void from here on.
+                    inst.announce.invalidate();
                     if let Some(g) = inst.garp.take() {
                         g.abort();
                     }
@@ -651,7 +876,11 @@ impl Daemon {
                 if let Some(g) = inst.garp.take() {
                     g.abort();
                 }
-                inst.garp = Some(spawn_garp(inst.plan.clone()));
+                inst.garp = Some(announce::spawn_schedule(
+                    inst.plan.garp,
+                    inst.announce.clone(),
+                    self.announce.clone(),
+                ));
             }
             Action::Notify(state) => {
                 let prio = inst.core.effective_priority();
@@ -666,9 +895,7 @@ impl Daemon {
         };
         inst.added.resize(inst.plan.vips.len(), false);
         for (n, v) in inst.plan.vips.iter().enumerate() {
-            let res = net::ifindex(&v.dev)
-                .and_then(|ifx| net::add_address(ifx, v.address, v.prefix_len, v.label.as_deref()));
-            match res {
+            match self.addrs.add(v) {
                 Ok(()) => {
                     inst.added[n] = true;
                     info!(
@@ -700,9 +927,7 @@ impl Daemon {
             if let Some(a) = inst.added.get_mut(n) {
                 *a = false;
             }
-            let res =
-                net::ifindex(&v.dev).and_then(|ifx| net::del_address(ifx, v.address, v.prefix_len));
-            match res {
+            match self.addrs.del(v) {
                 Ok(()) if at_start => warn!(
                     "{}: removed {}/{} from {}, left behind by an earlier run",
                     inst.plan.name, v.address, v.prefix_len, v.dev
@@ -755,6 +980,7 @@ impl Daemon {
             .collect();
         serde_json::json!({
             "uptime_ms": self.epoch.elapsed().as_millis() as u64,
+            "timers": self.timing,
             "rx": self.rx_paths,
             "instances": list,
         })
@@ -893,42 +1119,4 @@ fn send_advert(inst: &mut InstanceRt, priority: u8) {
             }
         }
     }
-}
-
-/// keepalived's GARP schedule on becoming Master: a burst of `repeat` at once, another burst
-/// `delay` later, then `refresh_repeat` every `refresh` while Master. Aborted on leaving Master.
-fn spawn_garp(plan: InstancePlan) -> JoinHandle<()> {
-    tokio::task::spawn_local(async move {
-        let burst = |count: u32| {
-            let plan = &plan;
-            async move {
-                for n in 0..count.max(1) {
-                    for v in &plan.vips {
-                        let res = match v.address {
-                            IpAddr::V4(a) => net::send_garp(&v.dev, a),
-                            IpAddr::V6(a) => net::send_unsolicited_na(&v.dev, a),
-                        };
-                        if let Err(e) = res {
-                            debug!("{}: announcing {} on {}: {e}", plan.name, v.address, v.dev);
-                        }
-                    }
-                    let gap = plan.garp.arp_gap.max(plan.garp.na_gap);
-                    if n + 1 < count && !gap.is_zero() {
-                        tokio::time::sleep(gap).await;
-                    }
-                }
-            }
-        };
-        burst(plan.garp.repeat).await;
-        if !plan.garp.delay.is_zero() {
-            tokio::time::sleep(plan.garp.delay).await;
-            burst(plan.garp.repeat).await;
-        }
-        if !plan.garp.refresh.is_zero() {
-            loop {
-                tokio::time::sleep(plan.garp.refresh).await;
-                burst(plan.garp.refresh_repeat).await;
-            }
-        }
-    })
 }

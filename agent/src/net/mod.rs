@@ -10,7 +10,8 @@
 //! - [`Rtnl`] (and the one-shot helpers [`add_address`], [`del_address`], [`list_addresses`],
 //!   [`link`]): hand-rolled `NETLINK_ROUTE` requests.
 //! - [`LinkMonitor`]: a non-blocking `RTMGRP_LINK` subscription for `track_interface`.
-//! - [`send_garp`] and [`send_unsolicited_na`]: one announcement each, sent at once.
+//! - [`Announcer`]: gratuitous ARP and unsolicited NA on sockets kept open per interface
+//!   ([`send_garp`] and [`send_unsolicited_na`] are one-shot versions for tests and tools).
 //!
 //! All fallible calls return [`NetError`], which names the interface or address and the
 //! system call that failed. It converts into [`std::io::Error`] keeping the error kind, so
@@ -23,7 +24,9 @@ mod sys;
 
 use std::{fmt, io, net::IpAddr};
 
-pub use announce::{build_garp_frame, build_unsolicited_na, send_garp, send_unsolicited_na};
+pub use announce::{
+    build_garp_frame, build_unsolicited_na, send_garp, send_unsolicited_na, Announcer,
+};
 pub use netlink::{
     add_address, del_address, ifindex, link, list_addresses, parse_link_events, AddressInfo,
     LinkEvent, LinkInfo, LinkMonitor, Rtnl, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY,
