@@ -2,11 +2,12 @@
 //!
 //! A Unix stream socket (default [`DEFAULT_SOCKET`], mode 0600 in a 0700 directory: root only).
 //! One request per connection: the client writes one JSON line (`{"cmd":"status"}`), the agent
-//! answers one JSON line and closes. Binding refuses to start a second agent on the same path
-//! (a live agent answers on it); a stale socket file left by a killed agent is replaced.
+//! answers one JSON document (of any size, streamed in chunks) and closes; the client reads to
+//! the end. Binding refuses to start a second agent on the same path (a live agent answers on
+//! it); a stale socket file left by a killed agent is replaced.
 
 use std::{
-    io::{self, BufRead, BufReader, Write},
+    io::{self, Read, Write},
     os::unix::{fs::PermissionsExt, net::UnixStream as StdUnixStream},
     path::{Path, PathBuf},
     time::Duration,
@@ -184,27 +185,37 @@ pub struct Responder {
 
 impl Responder {
     /// Sends `value` as the answer and closes the connection.
-    pub async fn reply(mut self, value: &serde_json::Value) {
-        let mut line = value.to_string();
-        line.push('\n');
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.stream.write_all(line.as_bytes()),
-        )
-        .await;
+    pub async fn reply(self, value: &serde_json::Value) {
+        let mut bytes = value.to_string().into_bytes();
+        bytes.push(b'\n');
+        self.send(bytes).await;
     }
 
     /// Sends `{"error": message}` and closes the connection.
     pub async fn error(&mut self, message: &str) {
         let mut line = serde_json::json!({ "error": message }).to_string();
         line.push('\n');
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.stream.write_all(line.as_bytes()),
-        )
-        .await;
+        let _ = tokio::time::timeout(STALL_TIMEOUT, self.stream.write_all(line.as_bytes())).await;
+    }
+
+    /// Streams `bytes` in chunks, however large: a client that reads gets the whole answer; one
+    /// that stops reading for [`STALL_TIMEOUT`] is dropped.
+    async fn send(mut self, bytes: Vec<u8>) {
+        for chunk in bytes.chunks(REPLY_CHUNK) {
+            match tokio::time::timeout(STALL_TIMEOUT, self.stream.write_all(chunk)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+        let _ = self.stream.shutdown().await;
     }
 }
+
+/// A reply is written this much at a time; each piece must make progress within
+/// [`STALL_TIMEOUT`].
+const REPLY_CHUNK: usize = 64 * 1024;
+/// How long either side waits for the other to make progress.
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Client side: sends `cmd` to the agent at `path` and returns its JSON answer.
 pub fn query(path: &Path, cmd: &str) -> Result<serde_json::Value, ControlError> {
@@ -217,10 +228,10 @@ pub fn query(path: &Path, cmd: &str) -> Result<serde_json::Value, ControlError> 
         source,
     };
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(STALL_TIMEOUT))
         .map_err(io_err)?;
     stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
+        .set_write_timeout(Some(STALL_TIMEOUT))
         .map_err(io_err)?;
     let mut req = serde_json::to_string(&Request {
         cmd: cmd.to_owned(),
@@ -231,12 +242,12 @@ pub fn query(path: &Path, cmd: &str) -> Result<serde_json::Value, ControlError> 
     })?;
     req.push('\n');
     stream.write_all(req.as_bytes()).map_err(io_err)?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(io_err)?;
+    // The answer is one JSON document of any size, ended by the agent closing the connection
+    // (each read must make progress within the timeout set above, not the whole answer).
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(io_err)?;
     let value: serde_json::Value =
-        serde_json::from_str(line.trim()).map_err(|e| ControlError::Protocol {
+        serde_json::from_slice(raw.trim_ascii()).map_err(|e| ControlError::Protocol {
             path: path.to_owned(),
             message: format!("unreadable answer: {e}"),
         })?;
@@ -301,6 +312,32 @@ mod tests {
             drop(server);
         });
         assert!(!path.exists(), "socket removed on drop");
+        let _ = std::fs::remove_dir(path.parent().unwrap());
+    }
+
+    #[test]
+    fn replies_of_any_size_arrive_whole() {
+        // ~6 MB: far beyond a Unix socket's buffer, and the client reads in its own time.
+        let path = temp_sock("c");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let big: Vec<serde_json::Value> = (0..60_000)
+            .map(|n| serde_json::json!({ "name": format!("VI_{n}"), "pad": "x".repeat(80) }))
+            .collect();
+        let value = serde_json::json!({ "instances": big });
+        rt.block_on(async {
+            let server = ControlServer::bind(&path).unwrap();
+            let p2 = path.clone();
+            let client = tokio::task::spawn_blocking(move || query(&p2, "status"));
+            let (_req, resp) = server.next().await.unwrap();
+            resp.reply(&value).await;
+            let got = client.await.unwrap().unwrap();
+            assert_eq!(got["instances"].as_array().map(Vec::len), Some(60_000));
+            assert_eq!(got, value);
+            drop(server);
+        });
         let _ = std::fs::remove_dir(path.parent().unwrap());
     }
 

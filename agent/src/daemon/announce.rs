@@ -19,7 +19,7 @@
 use std::{
     net::IpAddr,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc, Arc,
     },
     thread::JoinHandle,
@@ -68,13 +68,26 @@ struct Job {
     generation: u64,
 }
 
+enum Msg {
+    Job(Job),
+    /// Finish what was queued before this, then end (queue handles may outlive the worker).
+    Stop,
+}
+
 /// Handle to the announcer thread. Dropping it (or [`Announcer::stop`]) ends the thread once
-/// the queued jobs are done.
+/// the jobs queued so far are done, even while queue handles are still alive.
 #[derive(Debug)]
 pub struct Announcer {
-    tx: Option<mpsc::Sender<Job>>,
+    tx: Option<mpsc::SyncSender<Msg>>,
+    stopping: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// Jobs queued at most. Each lower-priority advert a Master hears queues a burst (keepalived's
+/// behaviour), so a peer flooding them could otherwise grow the queue without bound; past this,
+/// jobs are dropped and counted.
+pub const QUEUE_BOUND: usize = 4096;
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,12 +107,17 @@ impl Announcer {
 
     /// Starts the worker with `send` (tests pass a recording or deliberately slow one).
     pub fn spawn_with(mut send: SendFn) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_BOUND);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop_flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("xvrrp-announce".into())
             .spawn(move || {
                 let mut errors: u64 = 0;
-                while let Ok(job) = rx.recv() {
+                while let Ok(Msg::Job(job)) = rx.recv() {
+                    if stop_flag.load(Ordering::Acquire) {
+                        return;
+                    }
                     if job.generation != job.target.current() {
                         continue; // queued while Master, and the instance has left Master since
                     }
@@ -120,6 +138,8 @@ impl Announcer {
             })?;
         Ok(Self {
             tx: Some(tx),
+            stopping,
+            dropped: Arc::new(AtomicU64::new(0)),
             thread: Some(thread),
         })
     }
@@ -128,12 +148,17 @@ impl Announcer {
     pub fn queue(&self) -> AnnounceQueue {
         AnnounceQueue {
             tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
         }
     }
 
-    /// Stops taking jobs and waits for the queued ones to be sent.
+    /// Stops the worker: the job being sent is finished, the queued ones are dropped (at
+    /// shutdown every instance has left Master, so they are void anyway).
     pub fn stop(&mut self) {
-        self.tx = None;
+        self.stopping.store(true, Ordering::Release);
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.try_send(Msg::Stop);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -149,7 +174,8 @@ impl Drop for Announcer {
 /// Queues announcement jobs for the worker. Never blocks.
 #[derive(Clone, Debug)]
 pub struct AnnounceQueue {
-    tx: Option<mpsc::Sender<Job>>,
+    tx: Option<mpsc::SyncSender<Msg>>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl AnnounceQueue {
@@ -157,11 +183,22 @@ impl AnnounceQueue {
     /// `generation`.
     fn push(&self, target: &Arc<AnnounceTarget>, generation: u64) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Job {
+            let job = Msg::Job(Job {
                 target: target.clone(),
                 generation,
             });
+            if let Err(mpsc::TrySendError::Full(_)) = tx.try_send(job) {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    warn!("announcement queue full ({QUEUE_BOUND} jobs): {n} announcements dropped so far");
+                }
+            }
         }
+    }
+
+    /// Announcements dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -208,6 +245,17 @@ mod tests {
     use super::*;
     use std::{sync::Mutex, time::Duration};
 
+    fn wait(mut cond: impl FnMut() -> bool) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
     fn recorder() -> (SendFn, Arc<Mutex<Vec<(String, IpAddr)>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
@@ -226,14 +274,14 @@ mod tests {
         let mut w = Announcer::spawn_with(send).unwrap();
         let q = w.queue();
         let t = AnnounceTarget::new("VI_1", vec![("eth1".into(), "10.0.0.1".parse().unwrap())]);
-        q.push(&t, t.current());
-        q.push(&t, t.current());
         let stale = t.current();
-        t.invalidate();
-        q.push(&t, stale); // queued before leaving Master, processed after: dropped
+        t.invalidate(); // the instance left Master
+        q.push(&t, stale); // queued before that, handled after: dropped
         q.push(&t, t.current());
+        let sent = wait(|| seen.lock().unwrap().len() == 1);
         w.stop();
-        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert!(sent);
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[test]
@@ -264,6 +312,7 @@ mod tests {
             let h = spawn_schedule(plan, t.clone(), w.queue());
             h.await.unwrap();
         });
+        assert!(wait(|| seen.lock().unwrap().len() >= 12));
         w.stop();
         // Two bursts of three, two addresses each.
         assert_eq!(seen.lock().unwrap().len(), 12);
