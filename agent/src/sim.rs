@@ -15,6 +15,8 @@
 //! has no defence against that), which the property tests first found. Crashed nodes stop silently (their timers are dropped);
 //! restarted nodes are a fresh [`Instance`] given [`Event::Startup`].
 
+pub mod hosts;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
