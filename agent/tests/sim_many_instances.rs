@@ -32,9 +32,8 @@ struct Case {
 fn draw(seed: u64, cost: LoopCost, n: Option<u8>, interval: Option<Duration>) -> Case {
     let mut rng = Rng::new(seed);
     let n = n.unwrap_or(rng.range(20, 80) as u8);
-    let interval = interval.unwrap_or(
-        [Duration::from_millis(100), Duration::from_secs(1)][rng.range(0, 1) as usize],
-    );
+    let interval = interval
+        .unwrap_or([Duration::from_millis(100), Duration::from_secs(1)][rng.range(0, 1) as usize]);
     let mut hosts = vec![Vec::new(), Vec::new()];
     let mut owner = vec![0; 256];
     for vrid in 1..=n {
@@ -72,8 +71,16 @@ fn check(seed: u64) {
     sim.run_until(at(converge));
     for vrid in 1..=n {
         let o = owner[usize::from(vrid)];
-        assert_eq!(sim.state(o, vrid), Some(State::Master), "{ctx}: VRID {vrid} owner");
-        assert_eq!(sim.state(1 - o, vrid), Some(State::Backup), "{ctx}: VRID {vrid} other");
+        assert_eq!(
+            sim.state(o, vrid),
+            Some(State::Master),
+            "{ctx}: VRID {vrid} owner"
+        );
+        assert_eq!(
+            sim.state(1 - o, vrid),
+            Some(State::Backup),
+            "{ctx}: VRID {vrid} other"
+        );
     }
     let settled = sim.transitions().len();
     let hold_end = converge + interval * 30;
@@ -87,7 +94,11 @@ fn check(seed: u64) {
     // Every owner's adverts no more than one interval + 10 ms apart.
     let mut last = vec![None::<Time>; 256];
     for w in sim.wire().iter().filter(|w| w.at > at(converge)) {
-        assert_eq!(w.host, owner[usize::from(w.vrid)], "{ctx}: a Backup advertised");
+        assert_eq!(
+            w.host,
+            owner[usize::from(w.vrid)],
+            "{ctx}: a Backup advertised"
+        );
         if let Some(prev) = last[usize::from(w.vrid)] {
             let gap = w.at.as_micros() - prev.as_micros();
             assert!(
@@ -104,7 +115,11 @@ fn check(seed: u64) {
     let mdi = master_down_interval(Version::V3, 100, interval.as_micros() as u64);
     sim.run_until(killed.add_micros(mdi * 2));
     for vrid in 1..=n {
-        assert_eq!(sim.state(0, vrid), Some(State::Master), "{ctx}: VRID {vrid} taken over");
+        assert_eq!(
+            sim.state(0, vrid),
+            Some(State::Master),
+            "{ctx}: VRID {vrid} taken over"
+        );
         if owner[usize::from(vrid)] != 1 {
             continue;
         }
@@ -169,15 +184,13 @@ fn announcements_on_the_loop_make_backups_flap() {
         per_announce: Duration::from_millis(75),
         ..OFFLOADED
     };
-    let Case { mut sim, .. } = draw(
-        1,
-        inline,
-        Some(50),
-        Some(Duration::from_millis(100)),
-    );
+    let Case { mut sim, .. } = draw(1, inline, Some(50), Some(Duration::from_millis(100)));
     sim.run_until(at(Duration::from_secs(2)));
     let settled = sim.transitions().len();
     sim.run_until(at(Duration::from_secs(32)));
     let flaps = sim.transitions().len() - settled;
-    assert!(flaps > 100, "expected the model to flap, saw {flaps} changes");
+    assert!(
+        flaps > 100,
+        "expected the model to flap, saw {flaps} changes"
+    );
 }

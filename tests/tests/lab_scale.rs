@@ -83,7 +83,7 @@ fn converged(n: u8, a: &Agent, b: &Agent, ha: &Host, hb: &Host) -> bool {
         sa[&v].0 == want(a_owns)
             && sb[&v].0 == want(!a_owns)
             && aa.contains(&IpAddr::V4(vip(v))) == a_owns
-            && ab.contains(&IpAddr::V4(vip(v))) == !a_owns
+            && ab.contains(&IpAddr::V4(vip(v))) != a_owns
     })
 }
 
@@ -158,7 +158,13 @@ fn scale(n: u8, interval: Duration, rx: &str, hold: Duration) {
         }
         *count.entry(key).or_default() += 1;
     }
-    let owner = |v: u8| if priority(true, v) == 200 { ha.ip4() } else { hb.ip4() };
+    let owner = |v: u8| {
+        if priority(true, v) == 200 {
+            ha.ip4()
+        } else {
+            hb.ip4()
+        }
+    };
     for v in 1..=n {
         let k = (IpAddr::V4(owner(v)), v);
         let c = count.get(&k).copied().unwrap_or(0);
@@ -205,7 +211,10 @@ fn scale(n: u8, interval: Duration, rx: &str, hold: Duration) {
         .into_iter()
         .filter(|(t, _)| *t >= killed_at - 1.0)
         .collect();
-    assert!(taken, "{n} x {int_s}s ({rx}): a did not take every VIP over");
+    assert!(
+        taken,
+        "{n} x {int_s}s ({rx}): a did not take every VIP over"
+    );
     let mut worst = 0.0f64;
     for v in (2..=n).step_by(2) {
         let last_b = adverts
@@ -250,17 +259,32 @@ fn tail(log: &str) -> String {
 
 #[test]
 fn fifty_vrids_at_100ms_socket() {
-    scale(50, Duration::from_millis(100), "socket", Duration::from_secs(30));
+    scale(
+        50,
+        Duration::from_millis(100),
+        "socket",
+        Duration::from_secs(30),
+    );
 }
 
 #[test]
 fn fifty_vrids_at_100ms_xdp() {
-    scale(50, Duration::from_millis(100), "xdp", Duration::from_secs(30));
+    scale(
+        50,
+        Duration::from_millis(100),
+        "xdp",
+        Duration::from_secs(30),
+    );
 }
 
 #[test]
 fn all_255_vrids_at_1s_socket() {
-    scale(255, Duration::from_secs(1), "socket", Duration::from_secs(60));
+    scale(
+        255,
+        Duration::from_secs(1),
+        "socket",
+        Duration::from_secs(60),
+    );
 }
 
 #[test]

@@ -256,7 +256,9 @@ mod tests {
         false
     }
 
-    fn recorder() -> (SendFn, Arc<Mutex<Vec<(String, IpAddr)>>>) {
+    type Seen = Arc<Mutex<Vec<(String, IpAddr)>>>;
+
+    fn recorder() -> (SendFn, Seen) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         (

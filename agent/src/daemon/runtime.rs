@@ -740,7 +740,11 @@ impl Daemon {
     /// scripts, API calls, control replies) is queued to a task or thread.
     async fn serve(&mut self, mut inp: Inputs) {
         loop {
-            let deadline = self.instances.iter().filter_map(|i| i.core.deadline()).min();
+            let deadline = self
+                .instances
+                .iter()
+                .filter_map(|i| i.core.deadline())
+                .min();
             let sleep_until = deadline
                 .map(|t| self.epoch + Duration::from_micros(t.as_micros()))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -1134,7 +1138,13 @@ mod tests {
     struct Recorder(Rc<RefCell<Vec<(Instant, u8, u8)>>>);
 
     impl AdvertTx for Recorder {
-        fn send_from(&self, payload: &[u8], _: IpAddr, _: IpAddr, _: u8) -> Result<(), net::NetError> {
+        fn send_from(
+            &self,
+            payload: &[u8],
+            _: IpAddr,
+            _: IpAddr,
+            _: u8,
+        ) -> Result<(), net::NetError> {
             let vrid = payload.get(1).copied().unwrap_or(0);
             let prio = payload.get(2).copied().unwrap_or(0);
             self.0.borrow_mut().push((Instant::now(), vrid, prio));

@@ -66,8 +66,17 @@ pub struct HostTransition {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
-    Timer { host: usize, inst: usize },
-    Deliver { host: usize, from: usize, vrid: u8, priority: u8, interval_us: u64 },
+    Timer {
+        host: usize,
+        inst: usize,
+    },
+    Deliver {
+        host: usize,
+        from: usize,
+        vrid: u8,
+        priority: u8,
+        interval_us: u64,
+    },
 }
 
 struct Host {
@@ -232,7 +241,10 @@ impl HostSim {
                     priority,
                     interval_us,
                 } => {
-                    let Some(i) = self.hosts.get(host).and_then(|x| x.by_vrid[usize::from(vrid)])
+                    let Some(i) = self
+                        .hosts
+                        .get(host)
+                        .and_then(|x| x.by_vrid[usize::from(vrid)])
                     else {
                         continue;
                     };
