@@ -1267,27 +1267,25 @@ mod tests {
         (worst, announced.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    #[test]
-    fn fifty_masters_at_100ms_keep_time_while_announcements_are_slow() {
-        let interval = Duration::from_millis(100);
-        let (worst, announced) = drive(50, interval, Duration::from_secs(3));
+    /// Drives `n` Masters for 3 s and checks that no VRID's adverts were further apart than
+    /// the interval + 30 ms (10 ms is the lab's bound on the wire; a unit test shares the
+    /// machine with the rest of the suite). Inline announcements gave gaps of seconds.
+    fn assert_keeps_time(n: u8, interval: Duration) {
+        let (worst, announced) = drive(n, interval, Duration::from_secs(3));
         assert!(announced >= 20, "the announcer was exercised ({announced})");
-        // 10 ms is the lab's bound on the wire; a unit test shares the machine with the rest of
-        // the suite, so allow more here. Inline announcements gave gaps of seconds.
         assert!(
             worst <= interval + Duration::from_millis(30),
-            "largest gap between one VRID's adverts: {worst:?}"
+            "{n} x {interval:?}: largest gap between one VRID's adverts: {worst:?}"
         );
     }
 
     #[test]
+    fn fifty_masters_at_100ms_keep_time_while_announcements_are_slow() {
+        assert_keeps_time(50, Duration::from_millis(100));
+    }
+
+    #[test]
     fn all_255_masters_keep_time_while_announcements_are_slow() {
-        let interval = Duration::from_millis(500);
-        let (worst, announced) = drive(255, interval, Duration::from_secs(3));
-        assert!(announced >= 20, "the announcer was exercised ({announced})");
-        assert!(
-            worst <= interval + Duration::from_millis(30),
-            "largest gap between one VRID's adverts: {worst:?}"
-        );
+        assert_keeps_time(255, Duration::from_millis(500));
     }
 }

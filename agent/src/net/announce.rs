@@ -163,14 +163,20 @@ impl Announcer {
     /// Sends one gratuitous ARP request for `ip` out of `ifname` from the interface's MAC.
     /// Neighbours that already have an entry for `ip` update it; switches learn the MAC's port.
     pub fn garp(&mut self, ifname: &str, ip: Ipv4Addr) -> Result<()> {
-        match self.garp_once(ifname, ip) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                // The interface may have been re-created or changed: read it again, once.
-                self.links.remove(ifname);
-                self.garp_once(ifname, ip)
-            }
-        }
+        self.retry_once(ifname, |a| a.garp_once(ifname, ip))
+    }
+
+    /// Runs `send`; if it fails, forgets the interface (it may have been re-created or
+    /// changed) and runs it once more with fresh sockets and link facts.
+    fn retry_once(
+        &mut self,
+        ifname: &str,
+        mut send: impl FnMut(&mut Self) -> Result<()>,
+    ) -> Result<()> {
+        send(self).or_else(|_| {
+            self.links.remove(ifname);
+            send(self)
+        })
     }
 
     fn garp_once(&mut self, ifname: &str, ip: Ipv4Addr) -> Result<()> {
@@ -219,13 +225,7 @@ impl Announcer {
     /// would be dropped from hosts' default router lists). The source is `ip` itself when it is
     /// configured on the interface, else the kernel's choice (the link-local address).
     pub fn na(&mut self, ifname: &str, ip: Ipv6Addr) -> Result<()> {
-        match self.na_once(ifname, ip) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.links.remove(ifname);
-                self.na_once(ifname, ip)
-            }
-        }
+        self.retry_once(ifname, |a| a.na_once(ifname, ip))
     }
 
     fn na_once(&mut self, ifname: &str, ip: Ipv6Addr) -> Result<()> {
