@@ -137,6 +137,16 @@ fn scale(n: u8, interval: Duration, rx: &str, hold: Duration) {
         tail(&b.log())
     );
     assert!(converged(n, &a, &b, &ha, &hb), "VIPs moved during the hold");
+    // `xvrrp counters --json` answers at this size too: a row per (VRID, peer) heard, and a
+    // only hears b's Masters (the even VRIDs).
+    let rows = a
+        .counters()
+        .and_then(|c| c["peers"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    assert!(
+        rows >= usize::from(n) / 2,
+        "{n} x {int_s}s ({rx}): counters gave {rows} peer rows"
+    );
 
     // Gaps between consecutive adverts of each (source, VRID), on the switch.
     let hold_end = now_secs();
