@@ -215,12 +215,23 @@ fn scale(n: u8, interval: Duration, rx: &str, hold: Duration) {
         let addrs = ha.addrs("eth1");
         (1..=n).all(|v| addrs.contains(&IpAddr::V4(vip(v))))
     });
-    std::thread::sleep(interval * 2);
-    let adverts: Vec<_> = cap
-        .timed_adverts()
-        .into_iter()
-        .filter(|(t, _)| *t >= killed_at - 1.0)
-        .collect();
+    // tcpdump writes what it sees with a little delay under load: read until every even
+    // VRID's first advert from a is in the file (or give up after 5 s and let the checks say).
+    let read = || -> Vec<(f64, xvrrp_tests::lab::Advert)> {
+        cap.timed_adverts()
+            .into_iter()
+            .filter(|(t, _)| *t >= killed_at - 1.0)
+            .collect()
+    };
+    let mut adverts = read();
+    wait_until(Duration::from_secs(5), || {
+        adverts = read();
+        (2..=n).step_by(2).all(|v| {
+            adverts
+                .iter()
+                .any(|(t, ad)| ad.vrid == v && ad.src == IpAddr::V4(ha.ip4()) && *t > killed_at)
+        })
+    });
     assert!(
         taken,
         "{n} x {int_s}s ({rx}): a did not take every VIP over"
