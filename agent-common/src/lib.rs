@@ -44,8 +44,12 @@ pub mod xdp_stats {
     /// Valid adverts whose event could not be queued because the ring buffer was full (they are
     /// still counted as `advert_rcvd` and dropped or passed as usual).
     pub const RING_FULL: u32 = 0;
+    /// Frames passed because they are not ours: VRRP-like frames (IPv4 / IPv6 protocol 112,
+    /// after at most one 802.1Q tag, or with an IP header too broken to tell) whose key
+    /// (untagged, family, VRID) is not a configured instance of this interface.
+    pub const NOT_OURS: u32 = 1;
     /// Number of slots in the stats array.
-    pub const LEN: u32 = 1;
+    pub const LEN: u32 = 2;
 }
 
 /// Name of the XDP advert filter inside the embedded object.

@@ -21,7 +21,7 @@ use agent_common::{
 };
 
 use crate::{
-    at32, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64, policy_ptr, raw32,
+    at32, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64, pass_not_ours, policy_ptr, raw32,
     sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN, IPPROTO_VRRP, IPV4_HLEN,
     VRRP_HLEN, XVRRP_ROWCNT,
 };
@@ -43,6 +43,13 @@ const VRRP: usize = ETH_HLEN + IPV4_HLEN;
 pub fn ipv4(ctx: &XdpContext, p: usize, w0: u64, total: usize) -> u32 {
     // SAFETY (every load in this function): inside the FAST_LEN bytes the caller checked.
     unsafe {
+        // Ours only when the VRID is configured (its policy is set; IPv4's slot is the VRID):
+        // anything else is passed, counted once for the interface.
+        let vrid = u32::from(*((p + VRRP + 1) as *const u8));
+        let pol = policy_ptr(vrid).cast_const();
+        if (*pol).version == 0 {
+            return pass_not_ours();
+        }
         // 6. Fragment bits (flags and offset, bar DF), then the header checksum.
         let w1 = at32::<{ (IP + 4) as i16 }>(p);
         if w1 & 0xff3f_0000 != 0 {
@@ -56,10 +63,6 @@ pub fn ipv4(ctx: &XdpContext, p: usize, w0: u64, total: usize) -> u32 {
         if !sum_ok(sum) {
             return early_drop(ci::IP_HEADER_ERR);
         }
-        // The VRID's policy (unconfigured ones are zero), for the checks and the counting (it
-        // holds the slot's row directory).
-        let vrid = u32::from(*((p + VRRP + 1) as *const u8));
-        let pol = policy_ptr(vrid).cast_const();
         let verdict = vrrp(ctx, p, total - IPV4_HLEN, pol);
         if verdict & 0x100 != 0 {
             return accept(ctx, p, (verdict & 0xff) as u8);
@@ -155,12 +158,10 @@ unsafe fn vrrp(ctx: &XdpContext, p: usize, vlen: usize, pol: *const Policy) -> u
     if !v2 && h1 & 0xff0f == 0 {
         return ci::ADVERT_INTERVAL_ERR;
     }
-    // 16. VRID configured here for this family (IPv4's slot is the VRID).
+    // 16. VRID configured here for this family: the entry checked it (only frames of a
+    // configured instance come this far).
     // SAFETY: a map value only the agent writes; fields read in place.
     let pol: &Policy = unsafe { &*pol };
-    if pol.version == 0 {
-        return ci::VRID_ERR;
-    }
     // 17. Unicast: a configured peer, whose TTL range applies (multicast: the policy's
     // minimum up to 255).
     let (mut ttl_min, mut ttl_max) = (pol.ttl_min, u8::MAX);

@@ -1,11 +1,18 @@
 //! xvrrp kernel programs: the XDP advert filter (and the TCP tracking of `tcp.rs`).
 //!
-//! `xvrrp_xdp` validates VRRP adverts in the kernel, in exactly the order of the userspace
-//! validator (`xvrrp::packet`, module docs, steps 1 to 23), keeps per-peer counters, and queues
-//! valid adverts on a ring buffer for the agent. Everything that is not IPv4/IPv6 protocol 112 is
-//! passed after the fewest checks that keep the verdict identical to the userspace codec:
-//! EtherType (after at most one 802.1Q tag), the fixed IP header being present, its version
-//! nibble, and the protocol byte.
+//! `xvrrp_xdp` validates the adverts of this interface's instances in the kernel, in exactly the
+//! order of the userspace validator (`xvrrp::packet`, module docs, steps 1 to 23), keeps
+//! per-peer counters, and queues valid adverts on a ring buffer for the agent.
+//!
+//! **Only our own frames are acted on** (a good neighbour to other VRRP on the NIC). A frame is
+//! ours when it is untagged IPv4 / IPv6 protocol 112 whose VRID byte can be read (inside the frame
+//! and the IP length) and whose (family, VRID) is a configured instance of the interface the
+//! program is attached to. Everything else is passed untouched: frames that are not VRRP after
+//! the fewest checks (EtherType, the fixed IP header, its version nibble, the protocol byte), and
+//! VRRP-like frames that are not ours (another VRID or family, any 802.1Q-tagged frame, a header
+//! too broken to find the VRID), which are also counted once for the interface
+//! (`xdp_stats::NOT_OURS`). Frames of ours are validated, counted per peer and reason, and
+//! dropped or handed up.
 //!
 //! Three ways through: untagged frames of at least [`FAST_LEN`] bytes that are not VRRP are
 //! passed after one bounds check; the usual advert (untagged IPv4, 20-byte header, a message of
@@ -625,39 +632,47 @@ unsafe fn raw_u8_pair(a: usize, b: usize) -> (u8, u8) {
     unsafe { (*(a as *const u8), *(b as *const u8)) }
 }
 
-/// Steps 1 to 5 for every frame the fast path did not decide, then the VRRP steps.
+/// Every frame the fast path did not decide: steps 1 to 5 and the ownership check (module
+/// docs), then the VRRP steps for the frames that are ours.
 #[inline(always)]
 fn full(ctx: XdpContext) -> u32 {
-    let Some(mut ethertype) = ld16(&ctx, 12) else {
-        return drop_early(&ctx, ci::PACKET_LEN_ERR);
+    let Some(ethertype) = ld16(&ctx, 12) else {
+        return pass_not_ours();
     };
-    let mut l3 = ETH_HLEN;
     if ethertype == ETH_P_8021Q {
-        let Some(inner) = ld16(&ctx, ETH_HLEN + 2) else {
-            return drop_early(&ctx, ci::PACKET_LEN_ERR);
-        };
-        ethertype = inner;
-        l3 = ETH_HLEN + VLAN_HLEN;
+        return tagged(&ctx);
     }
+    let l3 = ETH_HLEN;
     if ethertype == ETH_P_IP {
-        // The verdict order checks the whole fixed header is present before the version.
         let Some(h) = ptr_at::<[u8; IPV4_HLEN]>(&ctx, l3) else {
-            return drop_early(&ctx, ci::PACKET_LEN_ERR);
+            return pass_not_ours();
         };
         // SAFETY: `ptr_at` checked the 20 bytes are inside the frame; `u8` has no alignment.
-        let (vihl, proto) = unsafe { ((*h)[0], (*h)[9]) };
+        let (vihl, proto, total) =
+            unsafe { ((*h)[0], (*h)[9], u16::from_be_bytes([(*h)[2], (*h)[3]])) };
         if vihl >> 4 != 4 {
-            return drop_early(&ctx, ci::IP_HEADER_ERR);
+            return pass_not_ours();
         }
         if proto != IPPROTO_VRRP {
             tcp::syn_v4(&ctx, l3, vihl, proto);
             return xdp_action::XDP_PASS;
         }
+        // The key: the VRID byte, inside both the frame and the IP total length.
+        let hlen = usize::from(vihl & 0x0f) * 4;
+        if hlen < IPV4_HLEN || usize::from(total) < hlen + 2 {
+            return pass_not_ours();
+        }
+        let Some(vrid) = ld8(&ctx, l3 + hlen + 1) else {
+            return pass_not_ours();
+        };
+        if !owned(family::V4, vrid) {
+            return pass_not_ours();
+        }
         // SAFETY: inside the 20 bytes checked above.
         let src = unsafe { raw32(h as usize + 12) };
         let mut key = PeerKey {
             ifindex: ctx.ingress_ifindex() as u32,
-            vrid: 0,
+            vrid,
             family: family::V4,
             _pad: [0; 2],
             addr: words_to_addr([src, 0, 0, 0]),
@@ -666,23 +681,33 @@ fn full(ctx: XdpContext) -> u32 {
         finish(&key, res)
     } else if ethertype == ETH_P_IPV6 {
         let Some(h) = ptr_at::<[u8; IPV6_HLEN]>(&ctx, l3) else {
-            return drop_early(&ctx, ci::PACKET_LEN_ERR);
+            return pass_not_ours();
         };
         // SAFETY: as above, 40 bytes.
-        let (ver, next_header) = unsafe { ((*h)[0], (*h)[6]) };
+        let (ver, next_header, plen) =
+            unsafe { ((*h)[0], (*h)[6], u16::from_be_bytes([(*h)[4], (*h)[5]])) };
         if ver >> 4 != 6 {
-            return drop_early(&ctx, ci::IP_HEADER_ERR);
+            return pass_not_ours();
         }
         if next_header != IPPROTO_VRRP {
             tcp::syn_v6(&ctx, l3, next_header);
             return xdp_action::XDP_PASS;
+        }
+        if plen < 2 {
+            return pass_not_ours();
+        }
+        let Some(vrid) = ld8(&ctx, l3 + IPV6_HLEN + 1) else {
+            return pass_not_ours();
+        };
+        if !owned(family::V6, vrid) {
+            return pass_not_ours();
         }
         let p = h as usize;
         // SAFETY: inside the 40 bytes checked above.
         let src = unsafe { [raw32(p + 8), raw32(p + 12), raw32(p + 16), raw32(p + 20)] };
         let mut key = PeerKey {
             ifindex: ctx.ingress_ifindex() as u32,
-            vrid: 0,
+            vrid,
             family: family::V6,
             _pad: [0; 2],
             addr: words_to_addr(src),
@@ -694,18 +719,67 @@ fn full(ctx: XdpContext) -> u32 {
     }
 }
 
+/// A frame with an 802.1Q tag in its data: never ours (the instances of this interface own
+/// its untagged frames; a VLAN's instance runs on the VLAN's own interface, where the kernel
+/// delivers its frames untagged). Passed: counted as not ours when it is VRRP-like, and its
+/// TCP SYNs still counted for the listener tracking.
+#[inline(always)]
+fn tagged(ctx: &XdpContext) -> u32 {
+    let Some(inner) = ld16(ctx, ETH_HLEN + 2) else {
+        return pass_not_ours();
+    };
+    let l3 = ETH_HLEN + VLAN_HLEN;
+    if inner == ETH_P_IP {
+        let Some(h) = ptr_at::<[u8; IPV4_HLEN]>(ctx, l3) else {
+            return pass_not_ours();
+        };
+        // SAFETY: `ptr_at` checked the 20 bytes are inside the frame.
+        let (vihl, proto) = unsafe { ((*h)[0], (*h)[9]) };
+        if vihl >> 4 != 4 || proto == IPPROTO_VRRP {
+            return pass_not_ours();
+        }
+        tcp::syn_v4(ctx, l3, vihl, proto);
+    } else if inner == ETH_P_IPV6 {
+        let Some(h) = ptr_at::<[u8; IPV6_HLEN]>(ctx, l3) else {
+            return pass_not_ours();
+        };
+        // SAFETY: as above, 40 bytes.
+        let (ver, next_header) = unsafe { ((*h)[0], (*h)[6]) };
+        if ver >> 4 != 6 || next_header == IPPROTO_VRRP {
+            return pass_not_ours();
+        }
+        tcp::syn_v6(ctx, l3, next_header);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// Whether (`fam`, `vrid`) is a configured instance of this interface (its policy is set).
+#[inline(always)]
+fn owned(fam: u8, vrid: u8) -> bool {
+    // SAFETY: a map value only the agent writes; one byte read in place.
+    unsafe { (*policy_ptr(policy_slot(fam, vrid))).version != 0 }
+}
+
+/// Passes a frame that is not ours, counting it once for the interface.
+#[inline(always)]
+fn pass_not_ours() -> u32 {
+    bump_stat(xdp_stats::NOT_OURS);
+    xdp_action::XDP_PASS
+}
+
+/// A bounds-checked byte at `off`.
+#[inline(always)]
+fn ld8(ctx: &XdpContext, off: usize) -> Option<u8> {
+    let p = ptr_at::<u8>(ctx, off)?;
+    // SAFETY: `ptr_at` checked the byte is inside the frame.
+    Some(unsafe { *p })
+}
+
 /// Four words as loaded from the packet back to the 16 address bytes (stored as words).
 #[inline(always)]
 fn words_to_addr(w: [u32; 4]) -> [u8; 16] {
     // SAFETY: both are 16 bytes of plain integers; the bytes keep their memory order.
     unsafe { mem::transmute::<[u32; 4], [u8; 16]>(w) }
-}
-
-/// Drops a frame that failed before its source and VRID are known.
-#[inline(always)]
-fn drop_early(_ctx: &XdpContext, counter: usize) -> u32 {
-    bump_bucket(counter);
-    xdp_action::XDP_DROP
 }
 
 /// CLOCK_MONOTONIC_COARSE in ns, the events' timestamp (the agent only reports it).
@@ -975,7 +1049,8 @@ fn vrrp(
     if !v2 && interval_cs == 0 {
         return Err(keyed(ci::ADVERT_INTERVAL_ERR));
     }
-    // 16. VRID configured here for this family.
+    // 16. VRID configured here for this family: `full` only hands over frames of a configured
+    // instance, so the checks below only read the policy.
     let Some(pp) = policy_of(key) else {
         return Err(keyed(ci::VRID_ERR));
     };

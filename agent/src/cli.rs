@@ -38,8 +38,10 @@ pub enum Command {
         /// XDP only, or a raw socket only.
         #[arg(long, value_enum, default_value_t = RxArg::Auto)]
         rx: RxArg,
-        /// With XDP, also pass valid adverts on to the network stack after handling them, so
-        /// tcpdump and other listeners still see them (default: dropped once handled).
+        /// With XDP, also pass our own valid adverts on to the network stack after handling
+        /// them, so tcpdump and other listeners still see them (default: dropped once handled).
+        /// Invalid adverts of ours are always dropped; frames that are not ours (other VRIDs,
+        /// families or VLANs) are always passed, with or without this flag.
         #[arg(long)]
         xdp_pass: bool,
         /// More logging (-v debug, -vv trace).
@@ -72,8 +74,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Attach the embedded XDP program (with no VRRP instance configured) to an interface for a
-    /// while and print its packet counts as JSON (a self-test of the eBPF pipeline).
+    /// Attach the embedded XDP program to an interface for a while, owning the given IPv4 v3
+    /// VRIDs (none by default), and print its packet counts as JSON (a self-test of the eBPF
+    /// pipeline).
     #[command(hide = true)]
     XdpProbe {
         /// Interface to attach to.
@@ -85,6 +88,9 @@ pub enum Command {
         /// How long to stay attached, in seconds.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
+        /// A VRID to own (VRRPv3, IPv4, multicast); repeatable.
+        #[arg(long = "vrid")]
+        vrids: Vec<u8>,
     },
 }
 
@@ -141,7 +147,8 @@ pub fn main() -> ExitCode {
             interface,
             mode,
             seconds,
-        } => xdp_probe(&interface, mode, seconds),
+            vrids,
+        } => xdp_probe(&interface, mode, seconds, &vrids),
     }
 }
 
@@ -289,6 +296,14 @@ fn tracker_line(tr: &serde_json::Value) -> String {
 
 fn print_counters(v: &serde_json::Value) {
     let empty = Vec::new();
+    for i in v["interfaces"].as_array().unwrap_or(&empty) {
+        println!(
+            "{} ({}): {} VRRP frames passed, not ours (other VRIDs, families or VLANs)",
+            s(&i["interface"]),
+            s(&i["path"]),
+            s(&i["not_ours"])
+        );
+    }
     for p in v["peers"].as_array().unwrap_or(&empty) {
         println!(
             "{} VRID {} peer {}: last priority {}, last interval {} cs, last seen {}",
@@ -317,15 +332,19 @@ fn print_counters(v: &serde_json::Value) {
     }
 }
 
-fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64) -> ExitCode {
+fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64, vrids: &[u8]) -> ExitCode {
     let mode = match mode {
         ProbeMode::Auto => AttachMode::Auto,
         ProbeMode::Native => AttachMode::Native,
         ProbeMode::Generic => AttachMode::Generic,
     };
-    // No policies: every VRRP frame is dropped and counted (vrid_err or earlier), everything else
-    // passes.
-    let att = match XdpDataplane::attach(iface, mode, &[], false) {
+    // Frames of the owned VRIDs are checked, counted and dropped; every other frame passes
+    // (VRRP-like ones counted as not ours).
+    let policies: Vec<crate::packet::RxPolicy> = vrids
+        .iter()
+        .map(|&v| crate::packet::RxPolicy::v3(v, crate::packet::Family::V4))
+        .collect();
+    let att = match XdpDataplane::attach(iface, mode, &policies, false) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("xvrrp: {e}");
@@ -362,6 +381,7 @@ fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64) -> ExitCode {
             "mode": att.mode(),
             "vrrp": stats.vrrp,
             "ring_full": stats.ring_full,
+            "not_ours": stats.not_ours,
             "counters": totals,
         }))
     });

@@ -853,6 +853,12 @@ fn test_vector_table_covers_every_counter() {
         .flat_map(|c| c.expected.counters())
         .collect();
     for c in Counter::ALL {
+        // `vrid_err` is kept for its index but no frame counts it any more: adverts of a VRID
+        // that is not configured are not ours (passed, counted for the interface).
+        if c == Counter::VridErr {
+            assert!(!covered.contains(&c), "a test vector still counts vrid_err");
+            continue;
+        }
         assert!(covered.contains(&c), "no test vector counts {c}");
     }
 }
@@ -863,6 +869,11 @@ fn test_vector_table_agrees_with_raw_socket_path() {
     let policies = testvectors::policies();
     for case in testvectors::cases() {
         if case.frame.len() < 14 || case.frame[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        // Frames that are not ours never reach the checks (a raw socket does not even see
+        // those with a broken IP header: the kernel drops them).
+        if frame_owner(&case.frame, &policies) != Owner::Ours {
             continue;
         }
         let via_ip = decode_ipv4_packet(&case.frame[14..])

@@ -334,18 +334,23 @@ fn attached_filter_delivers_events_counts_per_peer_and_refuses_a_second_agent() 
             );
         }
 
-        // Policies can be replaced in place: VRID 51 gone, so its adverts now fail as vrid_err.
+        // Policies can be replaced in place: VRID 51 gone, so its adverts are no longer ours:
+        // passed and counted for the interface, the peer's row unchanged.
+        let row_before = row(&dp.peer_counters().unwrap(), peer).map(|r| r.counts);
+        let not_ours_before = dp.stats().unwrap().not_ours;
         dp.set_policies(&[RxPolicy::v2(VRID_V2, RxAuth::pass("secret"), 1)])
             .unwrap();
         send(vec![good.clone()]);
         assert!(
-            wait_until(Duration::from_secs(5), || row(
-                &dp.peer_counters().unwrap(),
-                peer
-            )
-            .is_some_and(|r| r.get(Counter::VridErr) == 1)),
+            wait_until(Duration::from_secs(5), || dp.stats().unwrap().not_ours
+                == not_ours_before + 1),
             "{:?}",
-            dp.peer_counters().unwrap()
+            dp.stats().unwrap()
+        );
+        assert_eq!(
+            row(&dp.peer_counters().unwrap(), peer).map(|r| r.counts),
+            row_before,
+            "a frame that is not ours is not counted per peer"
         );
         drop(dp);
     });

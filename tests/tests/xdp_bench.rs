@@ -212,6 +212,20 @@ fn xdp_bench() {
             action: XDP_DROP,
             batch: None,
         },
+        Row {
+            name: "not ours: another VRID -> pass",
+            frame: case("not_ours_vrid_not_configured"),
+            baseline: false,
+            action: XDP_PASS,
+            batch: None,
+        },
+        Row {
+            name: "not ours: VLAN-tagged, our VRID -> pass",
+            frame: case("not_ours_v3_ipv4_vlan_tagged_same_vrid"),
+            baseline: false,
+            action: XDP_PASS,
+            batch: None,
+        },
     ];
     // Sanity: the frames get the verdicts the table says (and the valid ones create their rows
     // before the invalid ones from the same source are timed).

@@ -1,7 +1,7 @@
 //! The eBPF pipeline end to end: the object built by `cargo xtask build-ebpf`, embedded in the
-//! `xvrrp` binary, loads and attaches to a veth inside a test namespace, sees real traffic (and,
-//! with no instance configured, drops and counts the VRRP frames), and is detached when the agent
-//! exits.
+//! `xvrrp` binary, loads and attaches to a veth inside a test namespace, sees real traffic (drops
+//! and counts the VRRP frames of the VRID it owns, passes and counts those of another), and is
+//! detached when the agent exits.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::{net::Ipv4Addr, time::Duration};
@@ -27,21 +27,29 @@ fn probe_counts_vrrp_packets(mode: &str) {
         mode,
         "--seconds",
         "3",
+        "--vrid",
+        "33",
     ]));
     assert!(
         wait_until(Duration::from_secs(10), || xdp_attached(&a, "va")),
         "XDP never attached to va"
     );
 
-    // Five VRRP-protocol packets and three UDP-protocol packets from the other namespace. The
-    // adverts are VRRPv3 with no addresses (step 11: v3 needs one; a v2 one with none is valid
-    // and would fail on its length instead).
+    // Five VRRP-protocol packets for the owned VRID 33, four for VRID 34 (not ours) and three
+    // UDP-protocol packets from the other namespace. The adverts are VRRPv3 with no addresses
+    // (step 11: v3 needs one; a v2 one with none is valid and would fail on its length instead).
     b.run(|| {
         send_raw_ipv4(
             Ipv4Addr::new(10, 77, 0, 1),
             112,
             &[0x31, 33, 100, 0, 0, 100, 0, 0],
             5,
+        );
+        send_raw_ipv4(
+            Ipv4Addr::new(10, 77, 0, 1),
+            112,
+            &[0x31, 34, 100, 0, 0, 100, 0, 0],
+            4,
         );
         send_raw_ipv4(Ipv4Addr::new(10, 77, 0, 1), 17, &[0; 16], 3);
     });
@@ -56,12 +64,16 @@ fn probe_counts_vrrp_packets(mode: &str) {
     assert_eq!(v["mode"], mode, "attached in the requested mode");
     assert_eq!(
         v["vrrp"], 5,
-        "exactly the five protocol-112 packets are counted as VRRP: {v}"
+        "exactly the five protocol-112 packets of VRID 33 are counted as ours: {v}"
     );
     assert_eq!(
         v["counters"],
         serde_json::json!({"addr_list_err": 5}),
         "the five v3 adverts without addresses are dropped and counted, nothing else is: {v}"
+    );
+    assert_eq!(
+        v["not_ours"], 4,
+        "the four VRID 34 packets are passed and counted as not ours, the UDP ones not: {v}"
     );
     assert!(
         !xdp_attached(&a, "va"),

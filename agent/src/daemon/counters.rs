@@ -42,9 +42,21 @@ pub struct Key {
 pub struct CounterTable {
     rows: HashMap<Key, PeerCounters>,
     per_iface: HashMap<String, usize>,
+    not_ours: HashMap<String, u64>,
 }
 
 impl CounterTable {
+    /// Counts a VRRP message received on `interface` that is not ours (another VRID or family,
+    /// see [`crate::packet::message_owner`]): once per interface, never per peer.
+    pub fn not_ours(&mut self, interface: &str) {
+        *self.not_ours.entry(interface.to_owned()).or_insert(0) += 1;
+    }
+
+    /// How many messages that were not ours `interface` received.
+    pub fn not_ours_on(&self, interface: &str) -> u64 {
+        self.not_ours.get(interface).copied().unwrap_or(0)
+    }
+
     fn row(
         &mut self,
         interface: &str,

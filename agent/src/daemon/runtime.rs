@@ -540,6 +540,15 @@ fn spawn_receiver(
                             dst: pkt.dst,
                             ttl_or_hop_limit: pkt.ttl,
                         };
+                        if packet::message_owner(
+                            &pkt.payload,
+                            packet::Family::of(&pkt.src),
+                            &policies,
+                        ) != packet::Owner::Ours
+                        {
+                            counters.borrow_mut().not_ours(&r.interface);
+                            continue;
+                        }
                         let vrid = pkt.payload.get(1).copied().unwrap_or(0);
                         let known = policies.iter().any(|p| match &p.source {
                             packet::SourcePolicy::Unicast { peers } => {
@@ -1059,7 +1068,31 @@ impl Daemon {
         rows.extend(
             socket_rows.filter(|r| !xdp_ifaces.contains(&r["interface"].as_str().unwrap_or(""))),
         );
-        serde_json::json!({ "rx": self.rx_paths, "peers": rows })
+        // Per interface: the VRRP-like frames passed because they were not ours (another VRID,
+        // family or VLAN), from the kernel on XDP interfaces, else from the socket path.
+        let mut ifaces: Vec<&str> = self
+            .instances
+            .iter()
+            .map(|i| i.plan.interface.as_str())
+            .collect();
+        ifaces.sort_unstable();
+        ifaces.dedup();
+        let interfaces: Vec<serde_json::Value> = ifaces
+            .into_iter()
+            .map(|iface| match self.xdp.iter().find(|x| x.iface == iface) {
+                Some(x) => serde_json::json!({
+                    "interface": iface,
+                    "path": "xdp",
+                    "not_ours": x.dp.borrow().not_ours().ok(),
+                }),
+                None => serde_json::json!({
+                    "interface": iface,
+                    "path": "socket",
+                    "not_ours": table.not_ours_on(iface),
+                }),
+            })
+            .collect();
+        serde_json::json!({ "rx": self.rx_paths, "interfaces": interfaces, "peers": rows })
     }
 
     /// Builds the answer here (a snapshot, no I/O) and writes it from its own task, so a slow

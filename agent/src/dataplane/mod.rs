@@ -176,6 +176,9 @@ pub struct XdpStats {
     pub vrrp: u64,
     /// Valid adverts whose event was lost because the ring buffer was full.
     pub ring_full: u64,
+    /// VRRP-like frames passed because they are not ours (another VRID or family, 802.1Q
+    /// tagged, unparseable; see [`crate::packet::frame_owner`]).
+    pub not_ours: u64,
 }
 
 /// A valid advert, as the XDP program reported it.
@@ -535,8 +538,8 @@ impl Maps {
                 if keep.contains(&(slot as u32)) {
                     continue;
                 }
-                // Unconfigured (version 0), but its sources keep their rows: their adverts now
-                // fail as `vrid_err`, counted where they were counted before.
+                // Unconfigured (version 0): its adverts are no longer ours (passed, counted as
+                // not ours); its sources keep their rows and what they counted.
                 *old = Policy {
                     rows: old.rows,
                     hashed: old.hashed,
@@ -724,19 +727,22 @@ impl Maps {
                     .map(|(_, n)| *n)
             })
             .fold(0u64, u64::wrapping_add);
+        Ok(XdpStats {
+            vrrp,
+            ring_full: Self::stat(ebpf, xdp_stats::RING_FULL)?,
+            not_ours: Self::stat(ebpf, xdp_stats::NOT_OURS)?,
+        })
+    }
+
+    /// One slot of the stats array, summed over CPUs.
+    fn stat(ebpf: &Ebpf, idx: u32) -> Result<u64, DataplaneError> {
         let arr = PerCpuArray::<_, u64>::try_from(
             ebpf.map(XDP_STATS_MAP)
                 .ok_or(DataplaneError::Missing("the stats map"))?,
         )
         .map_err(map_err(XDP_STATS_MAP))?;
-        let sum = |idx: u32| -> Result<u64, DataplaneError> {
-            let vals = arr.get(&idx, 0).map_err(map_err(XDP_STATS_MAP))?;
-            Ok(vals.iter().copied().sum())
-        };
-        Ok(XdpStats {
-            vrrp,
-            ring_full: sum(xdp_stats::RING_FULL)?,
-        })
+        let vals = arr.get(&idx, 0).map_err(map_err(XDP_STATS_MAP))?;
+        Ok(vals.iter().copied().sum())
     }
 
     fn ring(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>, DataplaneError> {
@@ -938,6 +944,11 @@ impl XdpDataplane {
     /// The program's other counts.
     pub fn stats(&self) -> Result<XdpStats, DataplaneError> {
         Maps::stats(&self.ebpf, self.ifindex, &self.slots)
+    }
+
+    /// The frames passed as not ours ([`XdpStats::not_ours`]) alone: one per-CPU array read.
+    pub fn not_ours(&self) -> Result<u64, DataplaneError> {
+        Maps::stat(&self.ebpf, xdp_stats::NOT_OURS)
     }
 
     /// The loaded object, for the SYN counter maps ([`tcp::set_syn_ports`], [`tcp::syn_counts`]).

@@ -33,7 +33,9 @@ pub enum Counter {
     ChecksumErr = 10,
     /// Unknown version, v2 over IPv6, or a version other than the configured one (xvrrp).
     VersionErr = 11,
-    /// VRID not configured on the interface for this family (xvrrp).
+    /// VRID not configured on the interface for this family (xvrrp). No longer counted: such
+    /// adverts are not ours, passed and counted for the interface as `not_ours`
+    /// ([`frame_owner`](super::frame_owner)); kept for its stable index.
     VridErr = 12,
     /// Unicast mode: source is not a configured peer (xvrrp).
     UnknownPeer = 13,

@@ -15,6 +15,15 @@
 //! - [`testvectors`]: a named table of frames and their expected verdicts, shared with the XDP
 //!   parity test.
 //!
+//! # Ownership
+//!
+//! Before any validation, [`frame_owner`] decides whether a frame is ours at all: the key is
+//! (interface, VLAN, family, VRID), and an interface's instances own only its untagged frames of
+//! their (family, VRID). Frames that are not ours are passed untouched (VRRP-like ones counted
+//! once per interface as `not_ours`); only ours go through the steps below. So of steps 1 to 5,
+//! only "total length within the buffer" (6) and later can fail for a frame of ours, and
+//! step 16 never fails on the XDP path ([`verdict`]); [`receive_frame`] alone still runs it.
+//!
 //! # Verdict order
 //!
 //! A frame goes through the steps below in this order, and the first failing step decides the
@@ -85,8 +94,8 @@ pub use encode::{
     wrap_ipv4, wrap_ipv6, EncodeError, EthParams, TxMeta, VlanTag,
 };
 pub use rx::{
-    check, check_any, receive_frame, receive_vrrp, verdict, CheckError, RxAuth, RxError, RxPolicy,
-    SourcePolicy, TtlCheck, UnicastPeer, Verdict, VersionPolicy,
+    check, check_any, frame_owner, message_owner, receive_frame, receive_vrrp, verdict, CheckError,
+    Owner, RxAuth, RxError, RxPolicy, SourcePolicy, TtlCheck, UnicastPeer, Verdict, VersionPolicy,
 };
 
 /// IP protocol number (and IPv6 Next Header) of VRRP.

@@ -357,6 +357,110 @@ pub fn check_any<'p>(rx: &Received, policies: &'p [RxPolicy]) -> Result<&'p RxPo
     check(rx, policy).map(|()| policy)
 }
 
+/// Whether a frame or message belongs to a configured instance of the interface (see
+/// [`frame_owner`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// Not VRRP at all (another EtherType or protocol): passed without a count.
+    NotVrrp,
+    /// VRRP-like but not ours: passed, counted once for the interface as `not_ours`.
+    NotOurs,
+    /// Ours: validated (steps 1 to 23), counted per peer and reason.
+    Ours,
+}
+
+/// Whether an instance of `policies` is (`family`, `vrid`).
+fn owns(policies: &[RxPolicy], family: Family, vrid: u8) -> bool {
+    policies
+        .iter()
+        .any(|p| p.vrid == vrid && p.family == family)
+}
+
+/// Who a frame arriving on an interface with `policies` belongs to, before any validation.
+///
+/// The key of a frame is (interface, VLAN, family, VRID). An interface's instances own its
+/// **untagged** frames: a VLAN's instance runs on the VLAN's interface, where the kernel delivers
+/// the frames untagged, so a frame with an 802.1Q tag in its data is never ours (nor the reverse).
+/// A frame is ours when it is untagged IPv4 / IPv6 protocol 112 (Next Header 112, extension
+/// headers are not walked), its VRID byte can be read (inside the frame, and inside the IPv4
+/// total length / IPv6 payload length) and its (family, VRID) is configured.
+///
+/// Not ours, and counted (`NotOurs`): protocol-112 frames of another VRID or family, tagged or
+/// not, and frames whose EtherType says IP but whose fixed header is missing or has the wrong
+/// version nibble, or whose VRID cannot be read (anything that cannot be parsed as VRRP). Other
+/// traffic is `NotVrrp`. The XDP program decides exactly this (the parity tests hold it to it).
+///
+/// Choice: the IPv4 fragment fields do not enter the key (a VRRP advert is never fragmented);
+/// a fragment of a configured VRID is ours and dropped as `ip_header_err`.
+pub fn frame_owner(bytes: &[u8], policies: &[RxPolicy]) -> Owner {
+    let be16 = |i: usize| {
+        bytes
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let Some(outer) = be16(12) else {
+        return Owner::NotOurs;
+    };
+    let (tagged, ethertype, l3) = if outer == super::encode::ETHERTYPE_VLAN {
+        match be16(16) {
+            Some(inner) => (true, inner, 18),
+            None => return Owner::NotOurs,
+        }
+    } else {
+        (false, outer, 14)
+    };
+    let ip = bytes.get(l3..).unwrap_or_default();
+    let (family, vrid_at) = match ethertype {
+        super::encode::ETHERTYPE_IPV4 => {
+            let Some(h) = ip.get(..20) else {
+                return Owner::NotOurs;
+            };
+            if h[0] >> 4 != 4 {
+                return Owner::NotOurs;
+            }
+            if h[9] != super::IPPROTO_VRRP {
+                return Owner::NotVrrp;
+            }
+            let hlen = usize::from(h[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            if hlen < 20 || total < hlen + 2 {
+                return Owner::NotOurs;
+            }
+            (Family::V4, hlen + 1)
+        }
+        super::encode::ETHERTYPE_IPV6 => {
+            let Some(h) = ip.get(..40) else {
+                return Owner::NotOurs;
+            };
+            if h[0] >> 4 != 6 {
+                return Owner::NotOurs;
+            }
+            if h[6] != super::IPPROTO_VRRP {
+                return Owner::NotVrrp;
+            }
+            if u16::from_be_bytes([h[4], h[5]]) < 2 {
+                return Owner::NotOurs;
+            }
+            (Family::V6, 41)
+        }
+        _ => return Owner::NotVrrp,
+    };
+    match ip.get(vrid_at) {
+        Some(&vrid) if !tagged && owns(policies, family, vrid) => Owner::Ours,
+        _ => Owner::NotOurs,
+    }
+}
+
+/// Who a VRRP message received on a raw socket of `family` belongs to (the kernel has checked
+/// the IP layer and dropped frames of VLANs without an interface here): ours when its VRID byte
+/// is there and (family, VRID) is configured, else not ours.
+pub fn message_owner(payload: &[u8], family: Family, policies: &[RxPolicy]) -> Owner {
+    match payload.get(1) {
+        Some(&vrid) if owns(policies, family, vrid) => Owner::Ours,
+        _ => Owner::NotOurs,
+    }
+}
+
 /// Decodes a VRRP message from a raw socket and checks it against an interface's policies.
 pub fn receive_vrrp(
     payload: &[u8],
@@ -385,6 +489,9 @@ pub enum Verdict {
     },
     /// Not VRRP: passed on untouched.
     NotVrrp,
+    /// VRRP-like but not ours ([`frame_owner`]): passed on untouched, counted as `not_ours` for
+    /// the interface.
+    NotOurs,
     /// Dropped, counting this counter.
     Drop(Counter),
 }
@@ -407,7 +514,8 @@ impl Verdict {
     }
 
     /// The counters this verdict increments: `advert_rcvd` (and `pri_zero_rcvd`) for an accepted
-    /// advert, `not_vrrp` for a pass, the error's counter for a drop.
+    /// advert, `not_vrrp` for a pass, nothing per peer for a frame that is not ours (the interface
+    /// counts it), the error's counter for a drop.
     pub fn counters(&self) -> Vec<Counter> {
         match self {
             Verdict::Accept {
@@ -419,12 +527,18 @@ impl Verdict {
                 vec![Counter::AdvertRcvd, Counter::PriZeroRcvd]
             }
             Verdict::NotVrrp => vec![Counter::NotVrrp],
+            Verdict::NotOurs => vec![],
             Verdict::Drop(c) => vec![*c],
         }
     }
 }
 
-/// Receives a frame and returns only its verdict.
+/// The verdict of a frame arriving on an interface with `policies`, as the XDP program gives
+/// it: frames that are not ours ([`frame_owner`]) are passed, ours are received.
 pub fn verdict(bytes: &[u8], policies: &[RxPolicy]) -> Verdict {
-    Verdict::of(&receive_frame(bytes, policies))
+    match frame_owner(bytes, policies) {
+        Owner::NotVrrp => Verdict::NotVrrp,
+        Owner::NotOurs => Verdict::NotOurs,
+        Owner::Ours => Verdict::of(&receive_frame(bytes, policies)),
+    }
 }

@@ -264,7 +264,38 @@ pub fn cases() -> Vec<TestCase> {
         let meta = TxMeta::new(v4(SRC_V4), group4);
         let e = eth(VRID_V3, group4).with_vlan(VlanTag::new(100));
         let f = super::build_frame(&v3_advert4(VRID_V3), &meta, &e).expect("encodes");
-        add("accept_v3_ipv4_vlan_tagged", f, accept());
+        // Ours untagged, so not ours tagged (a VLAN's instance runs on the VLAN's interface).
+        add(
+            "not_ours_v3_ipv4_vlan_tagged_same_vrid",
+            f,
+            Verdict::NotOurs,
+        );
+        let e = eth(99, group4).with_vlan(VlanTag::new(7));
+        let f = super::build_frame(&v3_advert4(99), &meta, &e).expect("encodes");
+        add(
+            "not_ours_v3_ipv4_vlan_tagged_foreign_vrid",
+            f,
+            Verdict::NotOurs,
+        );
+        // A tagged advert for our VRID that would win the election (priority 254) and one that
+        // would fail validation: neither is looked at.
+        let e = eth(VRID_V3, group4).with_vlan(VlanTag::new(7));
+        let mut win = v3_advert4(VRID_V3);
+        win.priority = 254;
+        let f = super::build_frame(&win, &meta, &e).expect("encodes");
+        add(
+            "not_ours_v3_ipv4_vlan_tagged_higher_priority",
+            f.clone(),
+            Verdict::NotOurs,
+        );
+        let mut bad = f;
+        let last = bad.len() - 1;
+        set(&mut bad, last, 0xee);
+        add(
+            "not_ours_v3_ipv4_vlan_tagged_bad_checksum",
+            bad,
+            Verdict::NotOurs,
+        );
         let meta = TxMeta::new(v6(SRC_V6), group6);
         let e = eth(VRID_V3, group6).with_vlan(VlanTag {
             vid: 4094,
@@ -272,7 +303,11 @@ pub fn cases() -> Vec<TestCase> {
             dei: true,
         });
         let f = super::build_frame(&v3_advert6(), &meta, &e).expect("encodes");
-        add("accept_v3_ipv6_vlan_tagged", f, accept());
+        add(
+            "not_ours_v3_ipv6_vlan_tagged_same_vrid",
+            f,
+            Verdict::NotOurs,
+        );
     }
     {
         let m = msg(
@@ -364,9 +399,9 @@ pub fn cases() -> Vec<TestCase> {
         let mut bad = f.clone();
         edit_ipv4_header(&mut bad, |h| set(h, 0, 0x65));
         add(
-            "drop_ipv4_tcp_version_nibble_not_4",
+            "not_ours_ipv4_tcp_version_nibble_not_4",
             bad,
-            dropped(Counter::IpHeaderErr),
+            Verdict::NotOurs,
         );
         // IHL 6 (one word of options, all zero), then the SYN: the TCP header is found past
         // the options. (Header checksums are not checked on traffic that is not VRRP.)
@@ -386,9 +421,9 @@ pub fn cases() -> Vec<TestCase> {
         let mut bad6 = f6;
         set(&mut bad6, 14, 0x40);
         add(
-            "drop_ipv6_tcp_version_nibble_not_6",
+            "not_ours_ipv6_tcp_version_nibble_not_6",
             bad6,
-            dropped(Counter::IpHeaderErr),
+            Verdict::NotOurs,
         );
     }
 
@@ -396,21 +431,37 @@ pub fn cases() -> Vec<TestCase> {
     {
         let good = mcast4_frame(&mcast4(&v3_advert4(VRID_V3)), 255);
         add(
-            "drop_truncated_ethernet_header",
+            "not_ours_truncated_ethernet_header",
             good.get(..10).unwrap_or_default().to_vec(),
-            dropped(Counter::PacketLenErr),
+            Verdict::NotOurs,
         );
         let mut tagged = good.get(..12).unwrap_or_default().to_vec();
         tagged.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
         tagged.extend_from_slice(&[0x00]);
+        add("not_ours_truncated_vlan_tag", tagged, Verdict::NotOurs);
         add(
-            "drop_truncated_vlan_tag",
-            tagged,
-            dropped(Counter::PacketLenErr),
-        );
-        add(
-            "drop_truncated_ipv4_header",
+            "not_ours_truncated_ipv4_header",
             good.get(..14 + 19).unwrap_or_default().to_vec(),
+            Verdict::NotOurs,
+        );
+        // The VRID byte is past the IP total length (in the frame's padding): not readable.
+        let mut f = good.clone();
+        edit_ipv4_header(&mut f, |h| {
+            if let Some(t) = h.get_mut(2..4) {
+                t.copy_from_slice(&21u16.to_be_bytes());
+            }
+        });
+        add("not_ours_ipv4_vrid_past_total_length", f, Verdict::NotOurs);
+        // The frame ends just before the VRID byte.
+        add(
+            "not_ours_ipv4_frame_ends_before_vrid",
+            good.get(..14 + 21).unwrap_or_default().to_vec(),
+            Verdict::NotOurs,
+        );
+        // The frame ends just after it: ours, and truncated.
+        add(
+            "drop_ipv4_frame_ends_after_vrid",
+            good.get(..14 + 22).unwrap_or_default().to_vec(),
             dropped(Counter::PacketLenErr),
         );
         let mut f = good.clone();
@@ -434,17 +485,13 @@ pub fn cases() -> Vec<TestCase> {
         );
         let mut f = good.clone();
         edit_ipv4_header(&mut f, |h| set(h, 0, 0x44));
-        add("drop_ipv4_ihl_below_5", f, dropped(Counter::IpHeaderErr));
+        add("not_ours_ipv4_ihl_below_5", f, Verdict::NotOurs);
         let mut f = good.clone();
         edit_ipv4_header(&mut f, |h| set(h, 6, 0x20));
         add("drop_ipv4_fragment", f, dropped(Counter::IpHeaderErr));
         let mut f = good.clone();
         edit_ipv4_header(&mut f, |h| set(h, 0, 0x65));
-        add(
-            "drop_ipv4_version_nibble_not_4",
-            f,
-            dropped(Counter::IpHeaderErr),
-        );
+        add("not_ours_ipv4_version_nibble_not_4", f, Verdict::NotOurs);
         // Total length covering 4 bytes after the VRRP message (frame padding): VRRP length
         // no longer matches the count.
         let mut f = good.clone();
@@ -569,16 +616,23 @@ pub fn cases() -> Vec<TestCase> {
 
     // ---- local policy ----
     add(
-        "drop_vrid_not_configured",
+        "not_ours_vrid_not_configured",
         mcast4_frame(&mcast4(&v3_advert4(99)), 255),
-        dropped(Counter::VridErr),
+        Verdict::NotOurs,
     );
     {
+        // VRID 33 is configured for IPv4 only.
         let a = Advert::v3(VRID_V2, 100, vec![v6(VIP_V6)], 100);
         add(
-            "drop_vrid_configured_for_other_family",
+            "not_ours_vrid_configured_for_other_family",
             ip6_frame(255, IPPROTO_VRRP, &mcast6(&a)),
-            dropped(Counter::VridErr),
+            Verdict::NotOurs,
+        );
+        let a = Advert::v3(99, 100, vec![v6(VIP_V6)], 100);
+        add(
+            "not_ours_ipv6_vrid_not_configured",
+            ip6_frame(255, IPPROTO_VRRP, &mcast6(&a)),
+            Verdict::NotOurs,
         );
     }
     {
@@ -684,9 +738,9 @@ pub fn cases() -> Vec<TestCase> {
         );
     }
     add(
-        "order_vrid_before_ttl",
+        "not_ours_whatever_else_is_wrong",
         mcast4_frame(&mcast4(&v3_advert4(99)), 64),
-        dropped(Counter::VridErr),
+        Verdict::NotOurs,
     );
     add(
         "order_ttl_before_version",
