@@ -507,6 +507,11 @@ impl Host {
         &self.inner.name
     }
 
+    /// The host's port on the switch (`p1`, `p2`, ...).
+    pub fn port(&self) -> &str {
+        &self.inner.port
+    }
+
     /// The host's namespace.
     pub fn ns(&self) -> &Netns {
         &self.inner.ns

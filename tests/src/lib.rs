@@ -12,6 +12,7 @@ pub mod agent;
 pub mod do_double;
 pub mod forge;
 pub mod lab;
+pub mod vlan;
 
 use std::{
     fs::File,

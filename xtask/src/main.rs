@@ -34,6 +34,8 @@ const APT_PACKAGES: &[&str] = &[
     "tcpdump",
     "netsniff-ng",
     "bpftool",
+    // Switch ports that put VLAN tags in the frame data (tests/src/vlan.rs).
+    "ethtool",
 ];
 
 /// bpf-linker version known to work with LLVM 22 and aya 0.14 (see shared/docs/toolchain.md).

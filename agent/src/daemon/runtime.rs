@@ -37,7 +37,11 @@ use crate::{
     config::{Config, VirtualAddress},
     control::{ControlServer, Responder},
     dataplane::{AttachMode, PeerSlot, XdpDataplane},
-    net::{self, Mode, VrrpSocket},
+    net::{
+        self,
+        offload::{TagsVisible, Visibility},
+        Mode, VrrpSocket,
+    },
     packet::{self, Advert, Counter, RxPolicy, TxMeta},
     vrrp::{self, Action, Event, Instance, State, Time},
 };
@@ -180,12 +184,19 @@ pub async fn run(
                     "{iface}: adverts are received and checked by XDP ({} mode)",
                     dp.mode()
                 );
+                let tags = vlan_tags_visible(iface);
                 rx_paths.push(serde_json::json!({
                     "interface": iface, "path": path, "fallback": dp.fallback_reason(),
+                    "vlan_tags": tags.as_ref().map(|t| match &t.visibility {
+                        Visibility::InFrame => "in_frame",
+                        Visibility::Stripped(_) => "stripped",
+                        Visibility::PeerDecides => "veth_peer_decides",
+                    }),
                 }));
                 xdp.push(XdpRx {
                     iface: iface.to_owned(),
                     dp: Rc::new(RefCell::new(dp)),
+                    _tags: tags,
                 });
             }
             Err(e) if opts.rx == RxMode::Xdp => {
@@ -422,6 +433,42 @@ impl AddressOps for NetlinkAddresses {
 struct XdpRx {
     iface: String,
     dp: Rc<RefCell<XdpDataplane>>,
+    /// VLAN receive offload kept off while XDP is attached (restored when dropped).
+    _tags: Option<TagsVisible>,
+}
+
+/// Makes sure XDP on `iface` sees 802.1Q tags in the frame (see [`crate::net::offload`]): a
+/// tagged advert of another VLAN must never be taken for one of this interface's own. Says what
+/// it did, and warns where it cannot.
+fn vlan_tags_visible(iface: &str) -> Option<TagsVisible> {
+    match TagsVisible::ensure(iface) {
+        Ok(t) => {
+            match &t.visibility {
+                Visibility::InFrame if t.changed() => info!(
+                    "{iface}: VLAN receive offload turned off so that XDP sees 802.1Q tags \
+                     (turned back on at exit)"
+                ),
+                Visibility::InFrame => {}
+                Visibility::Stripped(why) => warn!(
+                    "{iface}: VLAN receive offload stays on ({why}): XDP may see VLAN-tagged \
+                     VRRP as untagged; if VRRP of other VLANs reaches {iface}, use --rx socket"
+                ),
+                Visibility::PeerDecides => info!(
+                    "{iface} is a veth: 802.1Q tags its peer forwards as metadata are invisible \
+                     to XDP; if VRRP of other VLANs reaches it, turn transmit VLAN offload off \
+                     on the peer (ethtool -K PEER txvlan off) or use --rx socket"
+                ),
+            }
+            Some(t)
+        }
+        Err(e) => {
+            warn!(
+                "{iface}: cannot read VLAN receive offload ({e}); XDP may see VLAN-tagged VRRP \
+                 as untagged if the NIC strips tags"
+            );
+            None
+        }
+    }
 }
 
 /// The ring buffer of an [`XdpDataplane`], registered with the reactor.

@@ -19,6 +19,7 @@
 
 mod announce;
 mod netlink;
+pub mod offload;
 mod socket;
 mod sys;
 
