@@ -534,7 +534,8 @@ pub mod tcp {
     }
 
     /// Value of [`COUNTS_MAP`]: changes since the program was attached (the agent adds what
-    /// `/proc/net/tcp*` showed at start to the gauges). Updated with atomic adds.
+    /// one `sock_diag` dump of the watched ports showed at start to the gauges). Updated with
+    /// atomic adds.
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
     pub struct TcpCounts {

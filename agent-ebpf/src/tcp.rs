@@ -2,7 +2,7 @@
 //!
 //! - `xvrrp_tcp_state`, on the raw tracepoint `inet_sock_set_state`: for the local ports the agent
 //!   watches, in the agent's own network namespace only, counts listening sockets and established
-//!   connections (as changes since attach; the agent seeds the gauges from `/proc/net/tcp*`), the
+//!   connections (as changes since attach; the agent seeds the gauges from one `sock_diag` dump), the
 //!   totals of connections established and closed, and pushes listener appearance and
 //!   disappearance to a ring buffer at once.
 //! - [`syn_v4`] / [`syn_v6`], called from the XDP program for TCP frames: counts SYNs to the

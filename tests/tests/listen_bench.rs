@@ -24,7 +24,8 @@ use std::{
 
 use listen_common::{
     capture_vrrp, fast_wait_body, first_priority_zero_us, listen_block, listener_event_us, logs,
-    median_worst, tracker, unix_us, wait_state, Site, Timers, ELECTION, FAILOVER,
+    median_worst, tracker, unix_us, wait_kernel_source, wait_state, Site, Timers, ELECTION,
+    FAILOVER,
 };
 use xvrrp_tests::{
     agent::Agent,
@@ -118,6 +119,8 @@ fn run_variant(v: Variant, runs: u32) -> Vec<Sample> {
         if let Daemons::Xvrrp(a) = &daemons {
             assert!(wait_state(&a[0], "Master", ELECTION), "{}", diag());
             assert!(wait_state(&a[1], "Backup", ELECTION), "{}", diag());
+            let (kernel, t) = wait_kernel_source(&a[0]);
+            assert!(kernel, "{t}\n{}", diag());
         }
         // Let a full advert exchange settle after the preemption.
         thread::sleep(match timers {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use listen_common::{
     capture_vrrp, first_priority_zero_us, listen_block, listener_event_us, logs, tracker,
-    wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER,
+    wait_instance, wait_kernel_source, wait_state, Site, Timers, ELECTION, FAILOVER,
 };
 
 /// The generous bound asserted on listener close -> priority 0 on the wire (the target is
@@ -40,10 +40,10 @@ fn stop_start(timers: Timers) {
         "{}",
         logs(&agents)
     );
-    let t = tracker(&agents[0], "listen chk_http").unwrap();
+    let (kernel, t) = wait_kernel_source(&agents[0]);
+    assert!(kernel, "{t}\n{}", logs(&agents));
     assert_eq!(t["kind"], "listen");
     assert_eq!(t["up"], true, "{t}");
-    assert_eq!(t["source"], "kernel", "{t}");
     // nginx listens on 0.0.0.0:80 and [::]:80 in this namespace; the Backup's and the decoy's
     // listeners on the same port do not count.
     assert_eq!(t["ports"][0]["port"], 80, "{t}");
@@ -138,6 +138,8 @@ fn stall(timers: Timers) {
     site.client_sees("Primary", ELECTION)
         .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
     assert!(wait_state(&agents[0], "Master", ELECTION));
+    let (kernel, t) = wait_kernel_source(&agents[0]);
+    assert!(kernel, "{t}\n{}", logs(&agents));
 
     // nginx hangs: it still listens (a pidof check passes), the kernel still completes
     // handshakes into the accept queue, but nothing is accepted. The client keeps trying.

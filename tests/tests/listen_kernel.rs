@@ -1,7 +1,7 @@
 //! The kernel side of `vrrp_track_listen`, without the daemon: the `inet_sock_set_state`
 //! program counts listeners and connections of its own namespace only (a decoy namespace has a
-//! listener on the same port), seeds from `/proc/net/tcp*`, and reports a listener closing at
-//! once on its ring buffer; the XDP program counts SYNs to watched ports only.
+//! listener on the same port), seeds from a `sock_diag` dump at start, and reports a listener
+//! closing at once on its ring buffer; the XDP program counts SYNs to watched ports only.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::{
@@ -51,14 +51,14 @@ fn wait_readable(t: &TcpTracker, timeout: Duration) -> bool {
 }
 
 #[test]
-fn counts_only_its_own_namespace_seeds_from_proc_and_reports_listener_close_at_once() {
+fn counts_only_its_own_namespace_seeds_at_start_and_reports_listener_close_at_once() {
     require_root();
     let mine = Netns::new("xtcpk");
     let decoy = Netns::new("xtcpd");
     // The decoy's listener on the same port and address (loopback), before and during the test.
     let decoy_l = decoy.run(|| TcpListener::bind(("127.0.0.1", PORT)).unwrap());
     mine.run(move || {
-        // Pre-existing: a listener and an established connection (seeded from /proc).
+        // Pre-existing: a listener and an established connection (seeded from sock_diag).
         let pre = TcpListener::bind(("0.0.0.0", PORT)).unwrap();
         let pre_client = TcpStream::connect(("127.0.0.1", PORT)).unwrap();
         let (pre_server, _) = pre.accept().unwrap();

@@ -11,8 +11,29 @@
 //! (and, with weight 0, sends priority 0 and enters FAULT) within a millisecond or so. The XDP
 //! program of every interface it is attached to counts SYNs to the watched ports.
 //!
-//! If the kernel program cannot be attached (no BTF, no eBPF), the task falls back to reading
-//! `/proc/net/tcp*` every 100 ms, with a warning.
+//! Accept queues come from `sock_diag` ([`crate::net::diag`]): a dump of the **listening**
+//! sockets of the watched ports only (state and ports filtered in the kernel, which walks its
+//! listening table and never the established connections), on a netlink socket opened in the
+//! agent's namespace. It costs tens of microseconds whatever the number of connections, so it
+//! runs on the event loop, at every wake-up of the task (a dump slower than 1 ms is logged).
+//! Loading and attaching the program, and seeding its gauges (one `sock_diag` dump of the
+//! listening and established sockets of the watched ports, `/proc/net/tcp*` only if that
+//! fails), run once at start on a blocking thread. `/proc/net/tcp*` is never read afterwards.
+//!
+//! Until the program is attached (its start takes from tens of milliseconds to a second), and
+//! for good if it cannot be (no BTF, no eBPF; with a warning), the task polls the `sock_diag`
+//! dump every 100 ms for the listeners too: the first verdict is reported at once, from the
+//! first dump, without waiting for the program. Polling has no listener events (changes are
+//! seen within 100 ms) and no connection counts.
+//!
+//! # Where each number comes from
+//!
+//! | | kernel program | start-up and fallback |
+//! |---|---|---|
+//! | listeners | program gauges (seeded at start) and ring events | `sock_diag` dump, polled |
+//! | established, totals | program gauges and totals | not counted |
+//! | accept queue | `sock_diag` dump (`idiag_rqueue`) | the same |
+//! | SYNs | XDP program | XDP program |
 //!
 //! # Semantics
 //!
@@ -23,15 +44,17 @@
 //!   (connections in a listener's accept queue, or SYNs arriving) and the application took none
 //!   of it (no connection left the accept queue). The kernel completes handshakes on behalf of a
 //!   stopped process until its backlog is full, so "established in the kernel" alone would not
-//!   show a hung nginx; the accept queue (`/proc/net/tcp*`, sampled every 100 ms while a stall
-//!   tracker exists) does. Accepts are counted as connections established (kernel total) minus
-//!   the growth of the accept queue.
+//!   show a hung nginx; the accept queue (the `sock_diag` dump, sampled every 100 ms while a
+//!   stall tracker exists) does. Accepts are counted as connections established (the program's
+//!   total) minus the growth of the accept queue; without the program, as the queue shrinking.
 //! - **Checks** happen at every listener event, when the stall verdict changes, and every
 //!   second. `fall N`: down after N failing checks in a row; `rise N`: up after N passing checks
 //!   in a row (the first check of a change is the event itself, so with the defaults, 1 and 1,
 //!   both are immediate). At start the current verdict is reported at once.
 //! - **Status** (`xvrrp status`): per port, listeners, established connections, totals, SYNs
-//!   counted by XDP and SYNs per second (over the last check interval), and the accept queue.
+//!   counted by XDP and SYNs per second (over the last check interval), and the accept queue;
+//!   `source` is `kernel`, or `sock_diag` while polling (where `established` and the totals
+//!   are null).
 
 use std::{cell::RefCell, collections::HashMap, net::IpAddr, rc::Rc, time::Duration};
 
@@ -49,6 +72,7 @@ use crate::{
         tcp::{self, PortCounts, SockOffsets, TcpTracker},
         XdpDataplane,
     },
+    net::diag::{DiagSocket, SockDiag, TCP_LISTEN},
 };
 
 /// One tracked listen definition.
@@ -67,14 +91,24 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the accept queues are sampled for stall detection (and the fallback polls).
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Where the counts come from.
+/// A `sock_diag` dump slower than this is logged (once): it runs on the loop that sends adverts.
+const SLOW_DUMP: Duration = Duration::from_millis(1);
+/// `source` in the status with the kernel program.
+const SOURCE_KERNEL: &str = "kernel";
+/// `source` in the status in the fallback.
+const SOURCE_DIAG: &str = "sock_diag";
+
+/// Where the listener and connection counts come from.
 enum Source {
+    /// The TCP state program: listener events and gauges, connection gauges and totals.
     Kernel(Box<AsyncFd<TcpTracker>>),
-    Proc,
+    /// No program: listeners from the `sock_diag` dumps, polled; no connection counts.
+    Diag,
 }
 
 impl Source {
-    fn counts(&self) -> Vec<PortCounts> {
+    /// The counts; `listeners` is the latest dump (the fallback's only source).
+    fn counts(&self, listeners: &[DiagSocket]) -> Vec<PortCounts> {
         match self {
             Source::Kernel(fd) => match fd.get_ref().counts() {
                 Ok(c) => c,
@@ -83,26 +117,98 @@ impl Source {
                     Vec::new()
                 }
             },
-            Source::Proc => proc_counts(&tcp::proc_sockets()),
+            Source::Diag => diag_counts(listeners),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Source::Kernel(_) => SOURCE_KERNEL,
+            Source::Diag => SOURCE_DIAG,
         }
     }
 }
 
-fn proc_counts(socks: &[tcp::ProcSocket]) -> Vec<PortCounts> {
+/// Listener counts per (port, address) of a dump.
+fn diag_counts(socks: &[DiagSocket]) -> Vec<PortCounts> {
     let mut m: HashMap<(u16, IpAddr), PortCounts> = HashMap::new();
-    for s in socks {
-        let e = m.entry((s.port, s.local)).or_insert(PortCounts {
-            port: s.port,
-            addr: Some(s.local),
-            ..PortCounts::default()
-        });
-        match s.state {
-            tcp::PROC_LISTEN => e.listeners += 1,
-            tcp::PROC_ESTABLISHED => e.established += 1,
-            _ => {}
-        }
+    for s in socks.iter().filter(|s| s.state == TCP_LISTEN) {
+        m.entry((s.port, s.local))
+            .or_insert(PortCounts {
+                port: s.port,
+                addr: Some(s.local),
+                ..PortCounts::default()
+            })
+            .listeners += 1;
     }
     m.into_values().collect()
+}
+
+/// The listening sockets of the watched ports and their accept queues: `sock_diag` dumps
+/// restricted in the kernel to the LISTEN state and the watched ports, so a dump costs the same
+/// with 10 or 100 000 connections.
+struct Listeners {
+    /// Opened in the agent's namespace (the task's thread); reopened after a failure.
+    diag: Option<SockDiag>,
+    ports: Vec<u16>,
+    /// The last good dump.
+    last: Vec<DiagSocket>,
+    /// Dumps fail (logged once, until one succeeds).
+    failing: bool,
+    slow_logged: bool,
+}
+
+impl Listeners {
+    fn new(ports: &[u16]) -> Self {
+        let diag = match SockDiag::open() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                warn!("vrrp_track_listen: sock_diag: {e}; accept queues unknown until it opens");
+                None
+            }
+        };
+        Self {
+            diag,
+            ports: ports.to_vec(),
+            last: Vec::new(),
+            failing: false,
+            slow_logged: false,
+        }
+    }
+
+    /// Dumps the listeners; after a failure the last good dump stays (and the failure is
+    /// logged once).
+    fn refresh(&mut self) -> &[DiagSocket] {
+        let t0 = std::time::Instant::now();
+        let r = match &mut self.diag {
+            Some(d) => d.tcp_listeners(&self.ports),
+            None => SockDiag::open().and_then(|d| self.diag.insert(d).tcp_listeners(&self.ports)),
+        };
+        let took = t0.elapsed();
+        match r {
+            Ok(v) => {
+                if self.failing {
+                    info!("vrrp_track_listen: sock_diag dumps work again");
+                }
+                self.failing = false;
+                self.last = v;
+            }
+            Err(e) => {
+                if !self.failing {
+                    warn!("vrrp_track_listen: sock_diag dump of the listeners failed ({e}); keeping the last one");
+                }
+                self.failing = true;
+            }
+        }
+        if took > SLOW_DUMP && !self.slow_logged {
+            self.slow_logged = true;
+            warn!(
+                "vrrp_track_listen: a sock_diag dump of the listeners took {} µs (expected tens)",
+                took.as_micros()
+            );
+        }
+        &self.last
+    }
 }
 
 /// Per-port view of one tracker.
@@ -154,7 +260,7 @@ impl Stall {
         let queue_growth = v.accept_queue as i64 - self.prev_queue as i64;
         let accepted = new_est as i64 - queue_growth;
         let accepted = if v.established_total == 0 && self.prev_est == 0 {
-            // No kernel totals (the /proc fallback): the queue shrinking is the only sign.
+            // No kernel totals (the sock_diag fallback): the queue shrinking is the only sign.
             -queue_growth
         } else {
             accepted
@@ -256,12 +362,20 @@ impl Entry {
                 } else {
                     0.0
                 };
+                // The fallback does not count connections: null, not a misleading 0.
+                let counted = |n: serde_json::Value| {
+                    if source == SOURCE_DIAG {
+                        serde_json::Value::Null
+                    } else {
+                        n
+                    }
+                };
                 serde_json::json!({
                     "port": p,
                     "listeners": v.listeners,
-                    "established": v.established,
-                    "established_total": v.established_total,
-                    "closed_total": v.closed_total,
+                    "established": counted(v.established.into()),
+                    "established_total": counted(v.established_total.into()),
+                    "closed_total": counted(v.closed_total.into()),
                     "accept_queue": v.accept_queue,
                     "syns": v.syns,
                     "syns_per_sec": (per_sec * 10.0).round() / 10.0,
@@ -306,14 +420,12 @@ fn syn_totals(xdp: &[Rc<RefCell<XdpDataplane>>], ports: &[u16]) -> HashMap<u16, 
     out
 }
 
-/// Accept queue length per (port, address) from `/proc` (listeners only).
-fn accept_queues(spec: &TrackListen, socks: &[tcp::ProcSocket], port: u16) -> u64 {
+/// Accept queue length of `port` (listeners serving `spec.address`) in a dump.
+fn accept_queues(spec: &TrackListen, socks: &[DiagSocket], port: u16) -> u64 {
     socks
         .iter()
-        .filter(|s| {
-            s.state == tcp::PROC_LISTEN && s.port == port && tcp::serves(s.local, spec.address)
-        })
-        .map(|s| u64::from(s.rx_queue))
+        .filter(|s| s.state == TCP_LISTEN && s.port == port && tcp::serves(s.local, spec.address))
+        .map(|s| u64::from(s.rqueue))
         .sum()
 }
 
@@ -360,40 +472,54 @@ pub fn spawn(
                 }
             }
         }
-        // BTF parsing reads a few MB: off the event loop.
-        let offsets = tokio::task::spawn_blocking(SockOffsets::from_kernel).await;
-        let started = match offsets {
-            Ok(Ok(off)) => TcpTracker::start_with(off, &ports).map_err(|e| e.to_string()),
-            Ok(Err(e)) => Err(format!("kernel BTF: {e}")),
-            Err(e) => Err(e.to_string()),
-        };
-        let source = match started {
-            Ok(t) => {
-                // SAFETY: the AsyncFd owns the tracker, so the ring buffer's fd stays open and the
-                // same for as long as the AsyncFd exists.
-                match unsafe { AsyncFd::register_with_interest(t, Interest::READABLE) } {
-                    Ok(fd) => {
-                        info!("vrrp_track_listen: watching TCP ports {ports:?} in the kernel");
-                        Source::Kernel(Box::new(fd))
-                    }
-                    Err(e) => {
-                        let e = std::io::Error::from(e);
-                        warn!("vrrp_track_listen: cannot wait on the kernel ring ({e}); polling /proc/net/tcp instead");
-                        Source::Proc
-                    }
+        // The sock_diag socket answers for the namespace it is opened in: the agent's, here.
+        let listeners = Listeners::new(&ports);
+        // BTF parsing reads a few MB, the verifier and the seed take milliseconds: off the
+        // event loop (blocking threads share the agent's namespace). Until the program is
+        // attached, the task polls the dumps.
+        let watch = ports.clone();
+        let start = tokio::task::spawn_blocking(move || {
+            let off = SockOffsets::from_kernel().map_err(|e| format!("kernel BTF: {e}"))?;
+            TcpTracker::start_with(off, &watch).map_err(|e| e.to_string())
+        });
+        run(watched, &ports, xdp, start, listeners, tx).await;
+    });
+}
+
+/// The kernel program being started on a blocking thread.
+type Starting = tokio::task::JoinHandle<Result<TcpTracker, String>>;
+
+/// The program once started (pending forever when there is nothing to wait for).
+async fn started(start: &mut Option<Starting>) -> Result<TcpTracker, String> {
+    match start {
+        Some(h) => h.await.unwrap_or_else(|e| Err(e.to_string())),
+        None => std::future::pending().await,
+    }
+}
+
+/// The source to use once the program's start finished.
+fn attach(started: Result<TcpTracker, String>, ports: &[u16]) -> Source {
+    match started {
+        Ok(t) => {
+            // SAFETY: the AsyncFd owns the tracker, so the ring buffer's fd stays open and the
+            // same for as long as the AsyncFd exists.
+            match unsafe { AsyncFd::register_with_interest(t, Interest::READABLE) } {
+                Ok(fd) => {
+                    info!("vrrp_track_listen: watching TCP ports {ports:?} in the kernel");
+                    Source::Kernel(Box::new(fd))
+                }
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    warn!("vrrp_track_listen: cannot wait on the kernel ring ({e}); polling sock_diag instead");
+                    Source::Diag
                 }
             }
-            Err(e) => {
-                warn!("vrrp_track_listen: kernel TCP tracking unavailable ({e}); polling /proc/net/tcp every {} ms instead", SAMPLE_INTERVAL.as_millis());
-                Source::Proc
-            }
-        };
-        let source_name = match source {
-            Source::Kernel(_) => "kernel",
-            Source::Proc => "proc",
-        };
-        run(watched, &ports, xdp, source, source_name, tx).await;
-    });
+        }
+        Err(e) => {
+            warn!("vrrp_track_listen: kernel TCP tracking unavailable ({e}); polling sock_diag every {} ms instead", SAMPLE_INTERVAL.as_millis());
+            Source::Diag
+        }
+    }
 }
 
 /// `all_ports`: every port of `watched`, sorted, once each.
@@ -401,13 +527,16 @@ async fn run(
     watched: Vec<Watched>,
     all_ports: &[u16],
     xdp: Vec<Rc<RefCell<XdpDataplane>>>,
-    mut source: Source,
-    source_name: &'static str,
+    start: Starting,
+    mut listeners: Listeners,
     tx: mpsc::UnboundedSender<TrackerUpdate>,
 ) {
     let now = Instant::now();
+    // The dumps until the program is attached (the first verdict does not wait for it), and
+    // for good if it cannot be.
+    let mut source = Source::Diag;
+    let mut start = Some(start);
     let any_stall = watched.iter().any(|w| w.spec.stall.is_some());
-    let sample_needed = any_stall || matches!(source, Source::Proc);
     let mut entries: Vec<Entry> = watched
         .into_iter()
         .map(|w| {
@@ -425,19 +554,15 @@ async fn run(
         })
         .collect();
 
-    // Everything the views need, read once per wake-up.
-    let snapshot = |source: &Source, with_proc: bool| {
-        let counts = source.counts();
-        let socks = if with_proc {
-            tcp::proc_sockets()
-        } else {
-            Vec::new()
-        };
+    // Everything the views need, read once per wake-up (a LISTEN-only dump: tens of µs).
+    let snapshot = |source: &Source, listeners: &mut Listeners| {
+        let socks = listeners.refresh().to_vec();
+        let counts = source.counts(&socks);
         let syns = syn_totals(&xdp, all_ports);
         (counts, socks, syns)
     };
     let views_of =
-        |e: &Entry, counts: &[PortCounts], socks: &[tcp::ProcSocket], syns: &HashMap<u16, u64>| {
+        |e: &Entry, counts: &[PortCounts], socks: &[DiagSocket], syns: &HashMap<u16, u64>| {
             e.w.spec
                 .ports
                 .iter()
@@ -450,12 +575,12 @@ async fn run(
                 .collect::<Vec<_>>()
         };
 
-    let (counts, socks, syns) = snapshot(&source, true);
+    let (counts, socks, syns) = snapshot(&source, &mut listeners);
     for e in &mut entries {
         let views = views_of(e, &counts, &socks, &syns);
         e.stalls = views.iter().map(|v| Stall::new(now, v)).collect();
         e.last_syns = views.iter().map(|v| v.syns).collect();
-        e.publish(&views, source_name, true);
+        e.publish(&views, source.name(), true);
         if let Some(u) = e.check(&views) {
             info!("vrrp_track_listen {}: {}", e.w.spec.name, u.reason);
             let _ = tx.send(u);
@@ -472,6 +597,7 @@ async fn run(
     loop {
         enum Wake {
             Ring(Vec<tcp::ListenChange>),
+            Started(Source),
             Check,
             Sample,
         }
@@ -494,11 +620,12 @@ async fn run(
                         }
                     },
                     _ = check_tick.tick() => Wake::Check,
-                    _ = sample_tick.tick(), if sample_needed => Wake::Sample,
+                    _ = sample_tick.tick(), if any_stall => Wake::Sample,
                 }
             }
-            Source::Proc => {
+            Source::Diag => {
                 tokio::select! {
+                    r = started(&mut start), if start.is_some() => Wake::Started(attach(r, all_ports)),
                     _ = check_tick.tick() => Wake::Check,
                     _ = sample_tick.tick() => Wake::Sample,
                 }
@@ -507,10 +634,17 @@ async fn run(
         let (events, check_all, sample) = match wake {
             Wake::Ring(ev) if ev.is_empty() => continue,
             Wake::Ring(ev) => (ev, false, false),
+            Wake::Started(s) => {
+                start = None;
+                source = s;
+                // A full check with the new source.
+                (Vec::new(), true, any_stall)
+            }
             Wake::Check => (Vec::new(), true, any_stall),
             Wake::Sample => (Vec::new(), false, true),
         };
-        let (counts, socks, syns) = snapshot(&source, sample || check_all);
+        let fallback = matches!(source, Source::Diag);
+        let (counts, socks, syns) = snapshot(&source, &mut listeners);
         let now = Instant::now();
         for e in &mut entries {
             let touched = events.iter().any(|ev| e.w.spec.ports.contains(&ev.port));
@@ -534,8 +668,7 @@ async fn run(
                 }
             }
             // The fallback has no events: a changed listener count is its event.
-            let proc_change = matches!(source, Source::Proc)
-                && e.reported.is_some_and(|up| up != e.verdict(&views).0);
+            let poll_change = fallback && e.reported.is_some_and(|up| up != e.verdict(&views).0);
             if touched {
                 if let Some(last) = events
                     .iter()
@@ -553,12 +686,12 @@ async fn run(
                     );
                 }
             }
-            if touched || check_all || stall_changed || proc_change {
+            if touched || check_all || stall_changed || poll_change {
                 if let Some(u) = e.check(&views) {
                     info!("vrrp_track_listen {}: {}", e.w.spec.name, u.reason);
                     let _ = tx.send(u);
                 }
-                e.publish(&views, source_name, check_all);
+                e.publish(&views, source.name(), check_all);
             }
         }
     }
@@ -671,6 +804,47 @@ mod tests {
         assert!(!st.sample(t0 + Duration::from_secs(33), &s2, limit));
         s2.syns = 90;
         assert!(st.sample(t0 + Duration::from_secs(37), &s2, limit));
+    }
+
+    #[test]
+    fn dump_gives_listener_counts_and_accept_queues_per_served_address() {
+        let sock = |local: &str, port: u16, rqueue: u32| DiagSocket {
+            family: crate::net::Family::V4,
+            state: TCP_LISTEN,
+            local: local.parse().unwrap(),
+            port,
+            rqueue,
+            wqueue: 511,
+        };
+        let socks = [
+            sock("0.0.0.0", 80, 2),
+            sock("10.0.0.1", 80, 3),
+            sock("10.0.0.2", 80, 5),
+            sock("10.0.0.1", 443, 7),
+            DiagSocket {
+                state: tcp::PROC_ESTABLISHED,
+                ..sock("10.0.0.1", 80, 100)
+            },
+        ];
+        let mut s = spec(None, 1, 1);
+        assert_eq!(accept_queues(&s, &socks, 80), 10);
+        assert_eq!(accept_queues(&s, &socks, 443), 7);
+        s.address = Some("10.0.0.1".parse().unwrap());
+        assert_eq!(
+            accept_queues(&s, &socks, 80),
+            5,
+            "the wildcard and 10.0.0.1"
+        );
+        let counts = diag_counts(&socks);
+        assert_eq!(view(&s, 80, &counts).listeners, 2);
+        assert_eq!(view(&s, 443, &counts).listeners, 1);
+        assert_eq!(
+            view(&s, 80, &counts).established,
+            0,
+            "not counted from the dump"
+        );
+        s.address = None;
+        assert_eq!(view(&s, 80, &counts).listeners, 3);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! TCP tracking in the kernel for `vrrp_track_listen`: the loader of the `inet_sock_set_state`
-//! program, the seeding of its gauges from `/proc/net/tcp*`, the SYN counter maps of the XDP
-//! program, and the two parsers they need (BTF and `/proc/net/tcp`), which never panic.
+//! program, the seeding of its gauges (a `sock_diag` dump, [`crate::net::diag`], with
+//! `/proc/net/tcp*` as the fallback), the SYN counter maps of the XDP program, and the two
+//! parsers they need (BTF and `/proc/net/tcp`), which never panic.
 //!
 //! # Hook and namespaces
 //!
@@ -15,10 +16,12 @@
 //!
 //! Limits: the kernel's BTF must be present (it is on every distribution kernel since about
 //! 5.4; without it [`TcpTracker::start`] fails with a clear error). The counts of the program
-//! are changes since it was attached; [`TcpTracker`] adds what `/proc/net/tcp` and
-//! `/proc/net/tcp6` show (read in the agent's namespace) once at start, with a retry when a
-//! change happened during the read. SYNs are counted by the XDP program, so only on interfaces
-//! where it is attached (`--rx auto|xdp`), and only without IPv6 extension headers.
+//! are changes since it was attached; [`TcpTracker`] adds the listening and established sockets
+//! of the watched ports that exist at start (once, in the agent's namespace: a `sock_diag` dump
+//! of those states and ports, or `/proc/net/tcp` and `/proc/net/tcp6` where `sock_diag` fails),
+//! with a retry when a change happened during the read; nothing here reads `/proc` after that.
+//! SYNs are counted by the XDP program, so only on interfaces where it is attached
+//! (`--rx auto|xdp`), and only without IPv6 extension headers.
 
 use std::{
     collections::HashMap as StdHashMap,
@@ -40,6 +43,7 @@ use aya::{
 };
 
 use super::{load_object, DataplaneError};
+use crate::net::diag::{self, SockDiag};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -386,10 +390,10 @@ impl SockOffsets {
 // /proc/net/tcp
 // ---------------------------------------------------------------------------------------------
 
-/// TCP_LISTEN in `/proc/net/tcp`'s `st` column.
-pub const PROC_LISTEN: u8 = 0x0a;
+/// TCP_LISTEN in `/proc/net/tcp`'s `st` column (the kernel's state number, as in `sock_diag`).
+pub const PROC_LISTEN: u8 = diag::TCP_LISTEN;
 /// TCP_ESTABLISHED.
-pub const PROC_ESTABLISHED: u8 = 0x01;
+pub const PROC_ESTABLISHED: u8 = diag::TCP_ESTABLISHED;
 
 /// One socket line of `/proc/net/tcp` or `/proc/net/tcp6`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -453,6 +457,25 @@ pub fn proc_sockets() -> Vec<ProcSocket> {
         }
     }
     v
+}
+
+/// `(port, local address, state)` of the listening and established TCP sockets of `ports`: from
+/// `sock_diag` while it works (`diag` is dropped at its first failure), else from `/proc`.
+fn seed_sockets(diag: &mut Option<SockDiag>, ports: &[u16]) -> Vec<(u16, IpAddr, u8)> {
+    if let Some(d) = diag {
+        let states = (1 << diag::TCP_LISTEN) | (1 << diag::TCP_ESTABLISHED);
+        match d.tcp(states, ports) {
+            Ok(v) => return v.into_iter().map(|s| (s.port, s.local, s.state)).collect(),
+            Err(e) => {
+                log::warn!("TCP tracking: sock_diag dump failed ({e}); seeding from /proc/net/tcp");
+                *diag = None;
+            }
+        }
+    }
+    proc_sockets()
+        .into_iter()
+        .map(|s| (s.port, s.local, s.state))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,7 +643,8 @@ impl fmt::Debug for TcpTracker {
 
 impl TcpTracker {
     /// Loads the program, configures it for this namespace and `ports`, attaches it, and seeds
-    /// the gauges from `/proc/net/tcp*`. Dropping the tracker detaches it.
+    /// the gauges from a `sock_diag` dump (else `/proc/net/tcp*`). Dropping the tracker detaches
+    /// it. Takes milliseconds (the verifier, the seed): keep it off an event loop.
     pub fn start(ports: &[u16]) -> Result<Self, TcpError> {
         Self::start_with(SockOffsets::from_kernel().map_err(TcpError::Btf)?, ports)
     }
@@ -714,25 +738,34 @@ impl TcpTracker {
         Ok(out)
     }
 
-    /// Seeds the gauges: what `/proc/net/tcp*` shows, minus the program's deltas at that time
-    /// (read before and after; retried while a change happened during the read).
+    /// Seeds the gauges: the listening and established sockets of the watched ports (a
+    /// `sock_diag` dump filtered in the kernel, else `/proc/net/tcp*`), minus the program's
+    /// deltas at that time (read before and after; retried while a change happened during the
+    /// read).
     fn seed(&mut self) -> Result<(), TcpError> {
         let mut tries = 0;
+        let mut diag = match SockDiag::open() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::warn!("TCP tracking: sock_diag unavailable ({e}); seeding from /proc/net/tcp");
+                None
+            }
+        };
         loop {
             let before = self.deltas()?;
-            let socks = proc_sockets();
+            let socks = seed_sockets(&mut diag, &self.ports);
             let after = self.deltas()?;
             tries += 1;
             if before != after && tries < 10 {
                 continue;
             }
             let mut base: StdHashMap<TcpKey, (i64, i64)> = StdHashMap::new();
-            for s in socks {
-                if !self.ports.contains(&s.port) {
+            for (port, local, state) in socks {
+                if !self.ports.contains(&port) {
                     continue;
                 }
-                let e = base.entry(key_of(s.port, s.local)).or_default();
-                match s.state {
+                let e = base.entry(key_of(port, local)).or_default();
+                match state {
                     PROC_LISTEN => e.0 += 1,
                     PROC_ESTABLISHED => e.1 += 1,
                     _ => {}

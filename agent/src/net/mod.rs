@@ -18,6 +18,7 @@
 //! `tokio::io::unix::AsyncFd::try_io(|fd| fd.get_ref().recv().map_err(Into::into))` works.
 
 mod announce;
+pub mod diag;
 mod netlink;
 pub mod offload;
 mod socket;

@@ -142,6 +142,13 @@ pub fn tracker(a: &Agent, label: &str) -> Option<Value> {
     a.tracker(label)
 }
 
+/// Waits until the listen tracker `chk_http` reads the kernel program (`source` "kernel"): the
+/// first verdict comes from a `sock_diag` dump at once, the program (and its listener events) a
+/// moment later.
+pub fn wait_kernel_source(a: &Agent) -> (bool, Value) {
+    a.wait_tracker("listen chk_http", ELECTION, |t| t["source"] == "kernel")
+}
+
 /// Waits until the first instance's state is `state`.
 pub fn wait_state(a: &Agent, state: &str, timeout: Duration) -> bool {
     a.wait_state(state, timeout).is_some()
