@@ -94,6 +94,11 @@ impl Agent {
         );
     }
 
+    /// The agent's pid while it runs (`ip netns exec` execs it, so the child is the agent).
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
+    }
+
     /// Starts it again with the same config (after a kill or stop).
     pub fn restart(&mut self) {
         self.stop_with(libc::SIGKILL);

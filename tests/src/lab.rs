@@ -317,6 +317,32 @@ impl Lab {
         host
     }
 
+    /// Gives `host` one more interface `ifname` on the switch (a new veth into the bridge,
+    /// port `PORTxN` for `ethN`), with `ip4`/24, up.
+    pub fn add_link(&self, host: &Host, ifname: &str, ip4: Ipv4Addr) {
+        let port = format!("{}x{}", host.inner.port, ifname.trim_start_matches("eth"));
+        must(Command::new("ip").args([
+            "link",
+            "add",
+            ifname,
+            "netns",
+            host.ns().name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
+            self.shared.switch.name(),
+        ]));
+        let sw = &self.shared.switch;
+        sw.ip(&["link", "set", &port, "master", "br0"]);
+        sw.ip(&["link", "set", &port, "up"]);
+        host.ns()
+            .ip(&["addr", "add", &format!("{ip4}/24"), "dev", ifname]);
+        host.ns().ip(&["link", "set", ifname, "up"]);
+    }
+
     /// The host added under `name`.
     pub fn host(&self, name: &str) -> Host {
         self.hosts

@@ -9,6 +9,7 @@
 )]
 
 pub mod agent;
+pub mod bench;
 pub mod do_double;
 pub mod forge;
 pub mod lab;

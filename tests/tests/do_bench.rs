@@ -93,6 +93,17 @@ fn takeover_bench() {
         // Sanity: the POST comes within a few API round trips of the transition.
         assert!(pw < Duration::from_secs(5) + latency * 4, "{pw:?}");
         assert!(cm >= pm);
+        let scenario = format!("API latency {} ms", latency.as_millis());
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let imp = xvrrp_tests::bench::Impl::Xvrrp;
+        for (metric, v) in [
+            ("transition_to_post_median_ms", ms(pm)),
+            ("transition_to_post_worst_ms", ms(pw)),
+            ("transition_to_client_median_ms", ms(cm)),
+            ("transition_to_client_worst_ms", ms(cw)),
+        ] {
+            xvrrp_tests::bench::result("takeover", &scenario, imp, metric, v);
+        }
         report.push(format!(
             "latency {:>3} ms  samples {:>2}  transition->POST median {:>4} ms worst {:>4} ms  transition->client median {:>5} ms worst {:>5} ms",
             latency.as_millis(),

@@ -29,6 +29,7 @@ use listen_common::{
 };
 use xvrrp_tests::{
     agent::Agent,
+    bench::{self, Impl},
     lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Nginx, State},
 };
 
@@ -217,6 +218,24 @@ fn failover_bench() {
         "{:<58} {:>4} {:>10} {:>10} {:>14} {:>14}",
         "variant", "runs", "median", "worst", "detect median", "detect worst"
     );
+    for (v, n, cm, cw, (dm, _)) in &table {
+        let (imp, scenario) = match v {
+            Variant::Keepalived => (Impl::Keepalived, "tutorial timers (v2, 1 s adverts)"),
+            Variant::XvrrpTutorial => (Impl::Xvrrp, "tutorial timers (v2, 1 s adverts)"),
+            Variant::XvrrpV3Fast => (Impl::Xvrrp, "VRRPv3, 0.1 s adverts"),
+        };
+        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+        bench::result("failover", scenario, imp, "client_median_ms", ms(cm));
+        bench::result("failover", scenario, imp, "client_worst_ms", ms(cw));
+        bench::result(
+            "failover",
+            scenario,
+            imp,
+            "detect_median_ms",
+            dm.parse().unwrap_or(f64::NAN),
+        );
+        bench::result("failover", scenario, imp, "runs", *n as f64);
+    }
     for (v, n, cm, cw, (dm, dw)) in &table {
         eprintln!(
             "{:<58} {:>4} {:>10} {:>10} {:>14} {:>14}",

@@ -14,8 +14,7 @@
 
 use std::{
     collections::BTreeMap,
-    fmt::Write as _,
-    net::{IpAddr, Ipv4Addr},
+    net::IpAddr,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -27,30 +26,11 @@ enum Daemon {
     Keepalived,
 }
 
-fn vip(vrid: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 89, 0, vrid)
-}
-
-fn owner_is_a(vrid: u8) -> bool {
-    vrid % 2 == 1
-}
+use xvrrp_tests::bench::{many_owner_is_a as owner_is_a, many_vip as vip, percentile};
 
 /// The same text serves both daemons (keepalived.conf syntax).
 fn config(is_a: bool, n: u8, interval: Duration) -> String {
-    let mut c = String::from("global_defs {\n    router_id timing\n}\n");
-    for vrid in 1..=n {
-        let prio = if owner_is_a(vrid) == is_a { 200 } else { 100 };
-        write!(
-            c,
-            "vrrp_instance VI_{vrid} {{\n    interface eth1\n    state BACKUP\n    \
-             virtual_router_id {vrid}\n    priority {prio}\n    version 3\n    \
-             advert_int {}\n    virtual_ipaddress {{\n        {}/32 dev eth1\n    }}\n}}\n",
-            interval.as_secs_f64(),
-            vip(vrid)
-        )
-        .unwrap();
-    }
-    c
+    xvrrp_tests::bench::many_vrids_config(is_a, n, interval, &["eth1"])
 }
 
 struct Figures {
@@ -60,14 +40,6 @@ struct Figures {
     max_ms: f64,
     max_gap_ms: f64,
     flaps: usize,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn now_secs() -> f64 {
@@ -178,6 +150,20 @@ fn advert_interval_jitter() {
             );
             print!("{row}");
             table.push_str(&row);
+            let scenario = format!("{n} VRIDs x {} s", interval.as_secs_f64());
+            let imp = match daemon {
+                Daemon::Xvrrp => xvrrp_tests::bench::Impl::Xvrrp,
+                Daemon::Keepalived => xvrrp_tests::bench::Impl::Keepalived,
+            };
+            for (metric, v) in [
+                ("jitter_p50_ms", f.p50_ms),
+                ("jitter_p99_ms", f.p99_ms),
+                ("jitter_max_ms", f.max_ms),
+                ("largest_gap_ms", f.max_gap_ms),
+                ("non_owner_adverts", f.flaps as f64),
+            ] {
+                xvrrp_tests::bench::result("timing", &scenario, imp, metric, v);
+            }
         }
     }
     println!("\nadvert interval jitter on the wire (switch capture):\n{table}");

@@ -313,6 +313,9 @@ fn xdp_bench() {
     );
     for (name, med, min, max, over) in &results {
         println!("{name:<46} {med:>8.1} {min:>8.1} {max:>8.1} {over:>14.1}");
+        let imp = xvrrp_tests::bench::Impl::Xvrrp;
+        xvrrp_tests::bench::result("xdp", name, imp, "ns_per_packet_median", *med);
+        xvrrp_tests::bench::result("xdp", name, imp, "ns_over_trivial_paired", *over);
     }
     let get = |prefix: &str| {
         results

@@ -15,6 +15,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 /// Debian packages the build and the full test suite need.
 const APT_PACKAGES: &[&str] = &[
     // eBPF build: bpf-linker is built against LLVM 22.
@@ -72,11 +74,13 @@ enum Cmd {
     },
     /// `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
     Lint,
-    /// Benchmarks (must run as root: they use network-namespace labs).
+    /// Benchmarks, xvrrp next to keepalived 2.2.7 in the same run (must run as root: they use
+    /// network-namespace labs). Without a name, every one; writes bench/RESULTS.md and
+    /// bench/results.json.
     Bench {
-        /// Which benchmark.
+        /// Which benchmark (default: all, in order).
         #[command(subcommand)]
-        what: Bench,
+        what: Option<Bench>,
     },
     /// Run the packet decoder fuzz target for a while (installs cargo-fuzz if missing).
     Fuzz {
@@ -91,6 +95,9 @@ enum Bench {
     /// The XDP advert filter: ns per packet from BPF_PROG_TEST_RUN (10^6 repeats, median of 7
     /// runs) next to a trivial XDP_PASS program.
     Xdp,
+    /// Forged-advert flood at the highest rate trafgen reaches: xvrrp --rx xdp, --rx socket and
+    /// keepalived (false transitions, daemon CPU, packets offered).
+    Flood,
     /// DigitalOcean reserved-IP takeover: time from a Master transition to the assign POST and
     /// to the client reaching the new holder, against the API double with 0 and 200 ms latency.
     Takeover {
@@ -106,9 +113,30 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         runs: u32,
     },
+    /// The tutorial's two nodes at rest: CPU-seconds per hour, RSS, peak RSS per node.
+    Rest,
+    /// 255 VRIDs on one interface and over four: CPU per host, convergence, takeover.
+    Scale,
+    /// ~60k established connections on the Master, v3 at 0.1 s, track_listen with stall.
+    Busy,
     /// Advert interval jitter on the wire (switch capture), xvrrp next to keepalived 2.2.7 in
     /// the same run: 1, 50 and 255 VRIDs at 1 s and 50 at 0.1 s between two hosts (~6 min).
     Timing,
+}
+
+impl Bench {
+    fn name_and_runs(&self) -> (&'static str, Option<u32>) {
+        match self {
+            Bench::Xdp => ("xdp", None),
+            Bench::Flood => ("flood", None),
+            Bench::Takeover { runs } => ("takeover", Some(*runs)),
+            Bench::Failover { runs } => ("failover", Some(*runs)),
+            Bench::Rest => ("rest", None),
+            Bench::Scale => ("scale", None),
+            Bench::Busy => ("busy", None),
+            Bench::Timing => ("timing", None),
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -129,12 +157,7 @@ fn main() -> Result<()> {
         Cmd::Test { args } => test(&root, &args),
         Cmd::Lint => lint(),
         Cmd::Fuzz { seconds } => fuzz(&root, seconds),
-        Cmd::Bench { what } => match what {
-            Bench::Xdp => bench_xdp(&root),
-            Bench::Takeover { runs } => bench_lab(&root, "takeover", "do_bench", runs),
-            Bench::Failover { runs } => bench_lab(&root, "failover", "listen_bench", runs),
-            Bench::Timing => bench_lab(&root, "timing", "timing_bench", 1),
-        },
+        Cmd::Bench { what } => bench_cmd(&root, what.as_ref()),
     }
 }
 
@@ -436,30 +459,6 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds the eBPF object and the agent that embeds it, then runs the benchmark (a test of the
-/// suite that only times in earnest when `XVRRP_BENCH` is set) and lets it print its table.
-fn bench_xdp(root: &Path) -> Result<()> {
-    if !is_root() {
-        bail!("`cargo xtask bench xdp` loads eBPF programs and must run as root");
-    }
-    build_ebpf(root)?;
-    // The agent's build script embeds the object just built.
-    run(Command::new(cargo()).args(["build", "-p", "agent"]))?;
-    run(Command::new(cargo())
-        .args([
-            "test",
-            "-p",
-            "xvrrp-tests",
-            "--test",
-            "xdp_bench",
-            "--",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("XVRRP_BENCH", "1"))
-}
-
 fn lint() -> Result<()> {
     run(Command::new(cargo()).args(["fmt", "--all", "--check"]))?;
     run(Command::new(cargo()).args([
@@ -502,25 +501,33 @@ fn release_agent(root: &Path) -> Result<PathBuf> {
     Ok(root.join("target").join("release").join("xvrrp"))
 }
 
-/// `cargo xtask bench takeover` (the `do_bench` lab test: median and worst takeover times per
-/// API latency) and `cargo xtask bench failover` (the `listen_bench` lab test: the failover
-/// table per variant): `test` run against the release agent with `XVRRP_BENCH_RUNS` runs.
-fn bench_lab(root: &Path, name: &str, test: &str, runs: u32) -> Result<()> {
-    if !is_root() {
-        bail!("`cargo xtask bench {name}` uses network namespaces and must run as root");
+/// `cargo xtask bench [NAME]`: builds the eBPF object and the release agent, runs the
+/// benchmarks (see [`bench`]) and writes the report. One failing benchmark does not stop the
+/// others; the report keeps what was measured, and the command fails at the end.
+fn bench_cmd(root: &Path, what: Option<&Bench>) -> Result<()> {
+    let specs: Vec<(&bench::Spec, Option<u32>)> = match what {
+        Some(b) => {
+            let (name, runs) = b.name_and_runs();
+            vec![(bench::spec(name)?, runs)]
+        }
+        None => bench::ALL.iter().map(|s| (s, None)).collect(),
+    };
+    bench::preflight(&specs.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
+    let agent = release_agent(root)?;
+    let mut fresh = Vec::new();
+    let mut failed = Vec::new();
+    for (spec, runs) in specs {
+        match bench::run_one(spec, &agent, runs) {
+            Ok(results) => fresh.push((spec, results)),
+            Err(e) => {
+                eprintln!("xtask: {e:#}");
+                failed.push(spec.name);
+            }
+        }
     }
-    let bin = release_agent(root)?;
-    run(Command::new(cargo())
-        .args([
-            "test",
-            "-p",
-            "xvrrp-tests",
-            "--test",
-            test,
-            "--",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("XVRRP_BIN", &bin)
-        .env("XVRRP_BENCH_RUNS", runs.to_string()))
+    bench::write_report(root, &fresh)?;
+    if !failed.is_empty() {
+        bail!("benchmarks failed: {}", failed.join(", "));
+    }
+    Ok(())
 }
