@@ -278,23 +278,7 @@ impl Lab {
             .take(6)
             .collect();
         let ns = Netns::new(&format!("xl{short}-"));
-        must(Command::new("ip").args([
-            "link",
-            "add",
-            "eth1",
-            "netns",
-            ns.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &port,
-            "netns",
-            self.shared.switch.name(),
-        ]));
-        let sw = &self.shared.switch;
-        sw.ip(&["link", "set", &port, "master", "br0"]);
-        sw.ip(&["link", "set", &port, "up"]);
+        self.plug_veth(&ns, "eth1", &port);
         ns.ip(&["addr", "add", &format!("{ip4}/24"), "dev", "eth1"]);
         if let Some(ip6) = ip6 {
             ns.ip(&["addr", "add", &format!("{ip6}/64"), "dev", "eth1", "nodad"]);
@@ -317,27 +301,32 @@ impl Lab {
         host
     }
 
-    /// Gives `host` one more interface `ifname` on the switch (a new veth into the bridge,
-    /// port `PORTxN` for `ethN`), with `ip4`/24, up.
-    pub fn add_link(&self, host: &Host, ifname: &str, ip4: Ipv4Addr) {
-        let port = format!("{}x{}", host.inner.port, ifname.trim_start_matches("eth"));
+    /// A veth pair: `ifname` in `ns`, `port` in the switch, in the bridge and up.
+    fn plug_veth(&self, ns: &Netns, ifname: &str, port: &str) {
         must(Command::new("ip").args([
             "link",
             "add",
             ifname,
             "netns",
-            host.ns().name(),
+            ns.name(),
             "type",
             "veth",
             "peer",
             "name",
-            &port,
+            port,
             "netns",
             self.shared.switch.name(),
         ]));
         let sw = &self.shared.switch;
-        sw.ip(&["link", "set", &port, "master", "br0"]);
-        sw.ip(&["link", "set", &port, "up"]);
+        sw.ip(&["link", "set", port, "master", "br0"]);
+        sw.ip(&["link", "set", port, "up"]);
+    }
+
+    /// Gives `host` one more interface `ifname` on the switch (a new veth into the bridge,
+    /// port `PORTxN` for `ethN`), with `ip4`/24, up.
+    pub fn add_link(&self, host: &Host, ifname: &str, ip4: Ipv4Addr) {
+        let port = format!("{}x{}", host.inner.port, ifname.trim_start_matches("eth"));
+        self.plug_veth(host.ns(), ifname, &port);
         host.ns()
             .ip(&["addr", "add", &format!("{ip4}/24"), "dev", ifname]);
         host.ns().ip(&["link", "set", ifname, "up"]);

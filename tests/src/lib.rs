@@ -295,43 +295,49 @@ pub struct Capture {
     fd: std::os::fd::OwnedFd,
 }
 
+/// An `AF_PACKET` socket bound to `ifname`, receiving every protocol, opened in the calling
+/// thread's namespace (call it inside [`Netns::run`]).
+pub fn packet_socket(ifname: &str) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let c = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: valid C string.
+    let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(ifindex, 0, "no interface {ifname}");
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2); ownership taken at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
+    // SAFETY: fd is new and ours.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: valid sockaddr_ll of the stated size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "bind AF_PACKET: {}", io::Error::last_os_error());
+    fd
+}
+
 impl Capture {
     /// Starts capturing on `ifname` inside `ns`.
     pub fn open(ns: &Netns, ifname: &str) -> Self {
         let ifname = ifname.to_owned();
-        ns.run(move || {
-            use std::os::fd::FromRawFd;
-            let c = std::ffi::CString::new(ifname.clone()).unwrap();
-            // SAFETY: valid C string.
-            let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
-            assert_ne!(ifindex, 0, "no interface {ifname}");
-            let proto = (libc::ETH_P_ALL as u16).to_be();
-            // SAFETY: plain socket(2); ownership taken at once.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    i32::from(proto),
-                )
-            };
-            assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
-            // SAFETY: fd is new and ours.
-            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-            // SAFETY: sockaddr_ll is plain old data.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = proto;
-            sll.sll_ifindex = ifindex as i32;
-            // SAFETY: valid sockaddr_ll of the stated size.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0, "bind AF_PACKET: {}", io::Error::last_os_error());
-            Self { fd }
+        ns.run(move || Self {
+            fd: packet_socket(&ifname),
         })
     }
 

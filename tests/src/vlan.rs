@@ -24,8 +24,7 @@
 #![allow(clippy::unwrap_used, reason = "test support code")]
 
 use std::{
-    io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -155,36 +154,7 @@ fn dup(fd: &OwnedFd) -> OwnedFd {
 fn open_packet_socket(ns: &Netns, ifname: &str) -> OwnedFd {
     let ifname = ifname.to_owned();
     ns.run(move || {
-        let c = std::ffi::CString::new(ifname.clone()).unwrap();
-        // SAFETY: valid C string.
-        let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
-        assert_ne!(ifindex, 0, "no interface {ifname}");
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2); ownership taken at once.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
-        };
-        assert!(raw >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
-        // SAFETY: new and ours.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: valid sockaddr_ll of the stated size.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "bind AF_PACKET: {}", io::Error::last_os_error());
+        let fd = crate::packet_socket(&ifname);
         let one: libc::c_int = 1;
         let tv = libc::timeval {
             tv_sec: 0,

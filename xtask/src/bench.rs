@@ -44,9 +44,9 @@ pub const ALL: &[Spec] = &[
     Spec {
         name: "xdp",
         test: "xdp_bench",
-        runs: 7,
+        runs: 11,
         about: "The XDP advert filter alone: ns per packet from BPF_PROG_TEST_RUN (10^6 repeats, \
-                median of 7 runs) per frame kind, next to a trivial XDP_PASS program. keepalived \
+                median of 11 runs, on one CPU) per frame kind, next to a trivial XDP_PASS program. keepalived \
                 has no kernel filter, so there is no keepalived column.",
         tools: &[],
     },

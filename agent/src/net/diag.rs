@@ -307,40 +307,19 @@ fn send_kernel(fd: &OwnedFd, bytes: &[u8]) -> Result<()> {
 /// dump before the call that asked for it returns, so on this non-blocking socket `EAGAIN`
 /// means the dump broke off: an error.
 fn recv_kernel(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
-    loop {
-        // SAFETY: sockaddr_nl is plain old data.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        let mut sl = sys::socklen::<libc::sockaddr_nl>();
-        // SAFETY: buf and sa are valid, writable and of the lengths passed. MSG_TRUNC makes the
-        // call return the datagram's real length.
-        let n = unsafe {
-            libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-                (&mut sa as *mut libc::sockaddr_nl).cast(),
-                &mut sl,
-            )
-        };
-        if n < 0 {
-            let e = NetError::last_os("recvfrom(NETLINK_SOCK_DIAG)", "a TCP socket dump");
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        let n = n as usize;
-        if n > buf.len() {
-            return Err(NetError::malformed(
-                "sock_diag reply",
-                format!("datagram of {n} bytes truncated to {}", buf.len()),
-            ));
-        }
-        if sa.nl_pid == 0 {
-            return Ok(n);
-        }
+    // MSG_TRUNC makes the call return the datagram's real length.
+    let n = sys::recv_from_kernel(fd, buf, libc::MSG_TRUNC).map_err(|source| NetError::Sys {
+        syscall: "recvfrom(NETLINK_SOCK_DIAG)",
+        target: "a TCP socket dump".to_owned(),
+        source,
+    })?;
+    if n > buf.len() {
+        return Err(NetError::malformed(
+            "sock_diag reply",
+            format!("datagram of {n} bytes truncated to {}", buf.len()),
+        ));
     }
+    Ok(n)
 }
 
 // ---- parsing ----

@@ -626,36 +626,11 @@ fn recv_kernel(
     op: &'static str,
     target: &str,
 ) -> Result<usize> {
-    loop {
-        // SAFETY: sockaddr_nl is plain old data.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        let mut sl = sys::socklen::<libc::sockaddr_nl>();
-        // SAFETY: buf and sa are valid, writable and of the lengths passed.
-        let n = unsafe {
-            libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                flags,
-                (&mut sa as *mut libc::sockaddr_nl).cast(),
-                &mut sl,
-            )
-        };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(NetError::Sys {
-                syscall: op,
-                target: target.to_owned(),
-                source: err,
-            });
-        }
-        if sa.nl_pid == 0 {
-            return Ok(n as usize);
-        }
-    }
+    sys::recv_from_kernel(fd, buf, flags).map_err(|source| NetError::Sys {
+        syscall: op,
+        target: target.to_owned(),
+        source,
+    })
 }
 
 // ---- parsing ----

@@ -202,3 +202,39 @@ pub(crate) fn bind(fd: &impl AsRawFd, addr: SocketAddr, target: &str) -> Result<
     }
     Ok(())
 }
+
+/// Receives one datagram sent by the kernel (netlink port id 0) on a netlink socket, retrying
+/// on `EINTR` and dropping datagrams from other ports. Returns the datagram's length (its real
+/// length, possibly more than `buf`, when `flags` has `MSG_TRUNC`).
+pub(crate) fn recv_from_kernel(
+    fd: &impl AsRawFd,
+    buf: &mut [u8],
+    flags: i32,
+) -> std::io::Result<usize> {
+    loop {
+        // SAFETY: sockaddr_nl is plain old data.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        let mut sl = socklen::<libc::sockaddr_nl>();
+        // SAFETY: buf and sa are valid, writable and of the lengths passed.
+        let n = unsafe {
+            libc::recvfrom(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags,
+                (&mut sa as *mut libc::sockaddr_nl).cast(),
+                &mut sl,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if sa.nl_pid == 0 {
+            return Ok(n as usize);
+        }
+    }
+}
