@@ -359,6 +359,33 @@ fn master_adver_timer_expiry_sends_advert_and_rearms() {
     );
 }
 
+/// The Adver_Timer is reset to the interval from when it was due, so a loop that fires it late
+/// (tokio rounds timers up to 1 ms) does not slow the advert rate down; a loop a whole interval
+/// or more behind starts again from now instead of sending catch-up adverts.
+#[test]
+fn master_adver_timer_fired_late_rearms_from_when_it_was_due() {
+    let mut p = params(Version::V3, 100, 1);
+    p.advert_interval = Duration::from_millis(100);
+    let (mut i, at) = master(p);
+    let due = at.add_micros(100_000);
+    // 1.2 ms late: the next one is still due one interval after this one was.
+    let a = i.handle(due.add_micros(1_200), Event::TimerFired);
+    assert_eq!(sent(&a), vec![100]);
+    assert_eq!(armed(&a), Some(due.add_micros(100_000)));
+    // Ten times in a row, 1.2 ms late each: no drift.
+    let mut next = due.add_micros(100_000);
+    for _ in 0..10 {
+        let a = i.handle(next.add_micros(1_200), Event::TimerFired);
+        next = next.add_micros(100_000);
+        assert_eq!(armed(&a), Some(next));
+    }
+    // 250 ms late (more than an interval): one advert, then one interval from now.
+    let late = next.add_micros(250_000);
+    let a = i.handle(late, Event::TimerFired);
+    assert_eq!(sent(&a), vec![100]);
+    assert_eq!(armed(&a), Some(late.add_micros(100_000)));
+}
+
 #[test]
 fn master_receiving_priority_0_sends_advert_at_once_and_resets_adver_timer() {
     let (mut i, at) = master(params(Version::V3, 100, 1));

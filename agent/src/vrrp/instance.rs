@@ -569,9 +569,15 @@ impl Instance {
         }
         match self.state {
             State::Master => {
-                // Adver_Timer: send advert, re-arm.
+                // Adver_Timer: send advert, re-arm. RFC 5798 6.4.3 resets the timer to
+                // Advertisement_Interval when it fires. Choice: from when it was due, not from
+                // when the loop got to it, so the loop's lateness (the runtime's timers round up
+                // to 1 ms) does not add up into a slower advert rate; from now when the loop is
+                // a whole interval or more behind (no burst of catch-up adverts).
                 self.send(self.effective_priority, out);
-                self.arm(now.add_micros(self.advert_interval_us()), out);
+                let interval = self.advert_interval_us();
+                let due = deadline.add_micros(interval);
+                self.arm(if due > now { due } else { now.add_micros(interval) }, out);
             }
             State::Backup => {
                 // Master_Down_Timer: send advert, announce, go Master.
