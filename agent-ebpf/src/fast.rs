@@ -21,9 +21,9 @@ use agent_common::{
 };
 
 use crate::{
-    at32, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64, pass_not_ours, policy_ptr, raw32,
-    sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN, IPPROTO_VRRP, IPV4_HLEN,
-    VRRP_HLEN, XVRRP_ROWCNT,
+    at32, bump_bucket, bump_slots, count_failure, finish, keyed, load_u64, pass_not_ours,
+    policy_ptr, raw32, sum_ok, unicast_peer, words_to_addr, Accepted, ETH_HLEN, FAST_LEN,
+    IPPROTO_VRRP, IPV4_HLEN, VRRP_HLEN, XVRRP_ROWCNT,
 };
 
 /// Verdicts of [`vrrp`] besides the counter indexes (all below these): valid, with the checksum
@@ -48,6 +48,12 @@ pub fn ipv4(ctx: &XdpContext, p: usize, w0: u64, total: usize) -> u32 {
         let vrid = u32::from(*((p + VRRP + 1) as *const u8));
         let pol = policy_ptr(vrid).cast_const();
         if (*pol).version == 0 {
+            return pass_not_ours();
+        }
+        // A multicast instance owns only adverts to the VRRP group (as `crate::owned`).
+        if (*pol).unicast == unicast_mode::OFF
+            && at32::<{ (IP + 16) as i16 }>(p) != u64::from(crate::GROUP_V4)
+        {
             return pass_not_ours();
         }
         // 6. Fragment bits (flags and offset, bar DF), then the header checksum.

@@ -5,14 +5,16 @@
 //! per-peer counters, and queues valid adverts on a ring buffer for the agent.
 //!
 //! **Only our own frames are acted on** (a good neighbour to other VRRP on the NIC). A frame is
-//! ours when it is untagged IPv4 / IPv6 protocol 112 whose VRID byte can be read (inside the frame
-//! and the IP length) and whose (family, VRID) is a configured instance of the interface the
-//! program is attached to. Everything else is passed untouched: frames that are not VRRP after
-//! the fewest checks (EtherType, the fixed IP header, its version nibble, the protocol byte), and
-//! VRRP-like frames that are not ours (another VRID or family, any 802.1Q-tagged frame, a header
-//! too broken to find the VRID), which are also counted once for the interface
-//! (`xdp_stats::NOT_OURS`). Frames of ours are validated, counted per peer and reason, and
-//! dropped or handed up.
+//! ours when it is untagged (or carries an 802.1p priority tag, VID 0) IPv4 / IPv6 protocol 112
+//! whose VRID byte can be read (inside the frame and the IP length), whose (family, VRID) is a
+//! configured instance of the interface the program is attached to, and, for a multicast
+//! instance, whose destination is the VRRP group. Everything else is passed untouched: frames
+//! that are not VRRP after the fewest checks (EtherType, the fixed IP header, its version nibble,
+//! the protocol byte), and VRRP-like frames that are not ours (another VRID, family or
+//! destination, a frame tagged with a VLAN, a header too broken to find the VRID), which are also
+//! counted once for the interface (`xdp_stats::NOT_OURS`). Frames of ours are validated, counted
+//! per peer and reason, and dropped or handed up. `xvrrp::packet::frame_owner` is the same rule
+//! in userspace.
 //!
 //! Three ways through: untagged frames of at least [`FAST_LEN`] bytes that are not VRRP are
 //! passed after one bounds check; the usual advert (untagged IPv4, 20-byte header, a message of
@@ -639,12 +641,36 @@ fn full(ctx: XdpContext) -> u32 {
     let Some(ethertype) = ld16(&ctx, 12) else {
         return pass_not_ours();
     };
-    if ethertype == ETH_P_8021Q {
-        return tagged(&ctx);
+    if ethertype != ETH_P_8021Q {
+        return untagged(&ctx, ethertype, ETH_HLEN);
     }
-    let l3 = ETH_HLEN;
+    let (Some(tci), Some(inner)) = (ld16(&ctx, ETH_HLEN), ld16(&ctx, ETH_HLEN + 2)) else {
+        return pass_not_ours();
+    };
+    // An 802.1p priority tag (VID 0) only carries a priority: the frame belongs to the
+    // untagged network, as the kernel also takes it.
+    if u16::from_be(tci) & 0x0fff == 0 {
+        untagged(&ctx, inner, ETH_HLEN + VLAN_HLEN)
+    } else {
+        tagged(&ctx, inner)
+    }
+}
+
+/// IPv4 group address of VRRP, as it sits in memory.
+const GROUP_V4: u32 = u32::from_ne_bytes([224, 0, 0, 18]);
+/// IPv6 group address of VRRP (ff02::12), as four words in memory.
+const GROUP_V6: [u32; 4] = [
+    u32::from_ne_bytes([0xff, 0x02, 0, 0]),
+    0,
+    0,
+    u32::from_ne_bytes([0, 0, 0, 0x12]),
+];
+
+/// A frame of the untagged network (`ethertype` and the L3 offset after any priority tag).
+#[inline(always)]
+fn untagged(ctx: &XdpContext, ethertype: u16, l3: usize) -> u32 {
     if ethertype == ETH_P_IP {
-        let Some(h) = ptr_at::<[u8; IPV4_HLEN]>(&ctx, l3) else {
+        let Some(h) = ptr_at::<[u8; IPV4_HLEN]>(ctx, l3) else {
             return pass_not_ours();
         };
         // SAFETY: `ptr_at` checked the 20 bytes are inside the frame; `u8` has no alignment.
@@ -654,7 +680,7 @@ fn full(ctx: XdpContext) -> u32 {
             return pass_not_ours();
         }
         if proto != IPPROTO_VRRP {
-            tcp::syn_v4(&ctx, l3, vihl, proto);
+            tcp::syn_v4(ctx, l3, vihl, proto);
             return xdp_action::XDP_PASS;
         }
         // The key: the VRID byte, inside both the frame and the IP total length.
@@ -662,14 +688,14 @@ fn full(ctx: XdpContext) -> u32 {
         if hlen < IPV4_HLEN || usize::from(total) < hlen + 2 {
             return pass_not_ours();
         }
-        let Some(vrid) = ld8(&ctx, l3 + hlen + 1) else {
+        let Some(vrid) = ld8(ctx, l3 + hlen + 1) else {
             return pass_not_ours();
         };
-        if !owned(family::V4, vrid) {
+        // SAFETY: inside the 20 bytes checked above.
+        let (src, dst) = unsafe { (raw32(h as usize + 12), raw32(h as usize + 16)) };
+        if !owned(family::V4, vrid, dst == GROUP_V4) {
             return pass_not_ours();
         }
-        // SAFETY: inside the 20 bytes checked above.
-        let src = unsafe { raw32(h as usize + 12) };
         let mut key = PeerKey {
             ifindex: ctx.ingress_ifindex() as u32,
             vrid,
@@ -677,10 +703,10 @@ fn full(ctx: XdpContext) -> u32 {
             _pad: [0; 2],
             addr: words_to_addr([src, 0, 0, 0]),
         };
-        let res = ipv4(&ctx, h as usize, l3, &mut key);
+        let res = ipv4(ctx, h as usize, l3, &mut key);
         finish(&key, res)
     } else if ethertype == ETH_P_IPV6 {
-        let Some(h) = ptr_at::<[u8; IPV6_HLEN]>(&ctx, l3) else {
+        let Some(h) = ptr_at::<[u8; IPV6_HLEN]>(ctx, l3) else {
             return pass_not_ours();
         };
         // SAFETY: as above, 40 bytes.
@@ -690,20 +716,22 @@ fn full(ctx: XdpContext) -> u32 {
             return pass_not_ours();
         }
         if next_header != IPPROTO_VRRP {
-            tcp::syn_v6(&ctx, l3, next_header);
+            tcp::syn_v6(ctx, l3, next_header);
             return xdp_action::XDP_PASS;
         }
         if plen < 2 {
             return pass_not_ours();
         }
-        let Some(vrid) = ld8(&ctx, l3 + IPV6_HLEN + 1) else {
+        let Some(vrid) = ld8(ctx, l3 + IPV6_HLEN + 1) else {
             return pass_not_ours();
         };
-        if !owned(family::V6, vrid) {
-            return pass_not_ours();
-        }
         let p = h as usize;
         // SAFETY: inside the 40 bytes checked above.
+        let dst = unsafe { [raw32(p + 24), raw32(p + 28), raw32(p + 32), raw32(p + 36)] };
+        if !owned(family::V6, vrid, dst == GROUP_V6) {
+            return pass_not_ours();
+        }
+        // SAFETY: as above.
         let src = unsafe { [raw32(p + 8), raw32(p + 12), raw32(p + 16), raw32(p + 20)] };
         let mut key = PeerKey {
             ifindex: ctx.ingress_ifindex() as u32,
@@ -712,22 +740,19 @@ fn full(ctx: XdpContext) -> u32 {
             _pad: [0; 2],
             addr: words_to_addr(src),
         };
-        let res = ipv6(&ctx, p, l3, src, &mut key);
+        let res = ipv6(ctx, p, l3, src, &mut key);
         finish(&key, res)
     } else {
         xdp_action::XDP_PASS
     }
 }
 
-/// A frame with an 802.1Q tag in its data: never ours (the instances of this interface own
-/// its untagged frames; a VLAN's instance runs on the VLAN's own interface, where the kernel
-/// delivers its frames untagged). Passed: counted as not ours when it is VRRP-like, and its
-/// TCP SYNs still counted for the listener tracking.
+/// A frame with an 802.1Q tag of a VLAN (VID 1 to 4095) in its data: never ours (the instances
+/// of this interface own its untagged frames; a VLAN's instance runs on the VLAN's own
+/// interface, where the kernel delivers its frames untagged). Passed: counted as not ours when
+/// it is VRRP-like, and its TCP SYNs still counted for the listener tracking.
 #[inline(always)]
-fn tagged(ctx: &XdpContext) -> u32 {
-    let Some(inner) = ld16(ctx, ETH_HLEN + 2) else {
-        return pass_not_ours();
-    };
+fn tagged(ctx: &XdpContext, inner: u16) -> u32 {
     let l3 = ETH_HLEN + VLAN_HLEN;
     if inner == ETH_P_IP {
         let Some(h) = ptr_at::<[u8; IPV4_HLEN]>(ctx, l3) else {
@@ -753,11 +778,15 @@ fn tagged(ctx: &XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// Whether (`fam`, `vrid`) is a configured instance of this interface (its policy is set).
+/// Whether (`fam`, `vrid`) is a configured instance of this interface (its policy is set) and
+/// the destination fits it: a multicast instance owns only adverts to the VRRP group
+/// (`to_group`); a unicast instance's adverts are checked against its peers later.
 #[inline(always)]
-fn owned(fam: u8, vrid: u8) -> bool {
-    // SAFETY: a map value only the agent writes; one byte read in place.
-    unsafe { (*policy_ptr(policy_slot(fam, vrid))).version != 0 }
+fn owned(fam: u8, vrid: u8, to_group: bool) -> bool {
+    let pol = policy_ptr(policy_slot(fam, vrid));
+    // SAFETY: a map value only the agent writes; two bytes read in place.
+    let (version, unicast) = unsafe { ((*pol).version, (*pol).unicast) };
+    version != 0 && (to_group || unicast != unicast_mode::OFF)
 }
 
 /// Passes a frame that is not ours, counting it once for the interface.

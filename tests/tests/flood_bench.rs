@@ -38,8 +38,10 @@ fn trafgen_conf() -> String {
     let mut c = String::new();
     for i in 0..64u8 {
         let src = [10u8, 88, 0, 150 + i];
+        // Total length 32: the 20-byte header and the 12-byte message below (so the frames fail
+        // on the checksum, not earlier on their length).
         let mut ip = vec![
-            0x45, 0, 0, 28, 0, 0, 0, 0, 255, 112, 0, 0, src[0], src[1], src[2], src[3], 224, 0, 0,
+            0x45, 0, 0, 32, 0, 0, 0, 0, 255, 112, 0, 0, src[0], src[1], src[2], src[3], 224, 0, 0,
             18,
         ];
         let sum = ip_checksum(&ip);
@@ -166,7 +168,7 @@ fn variant(label: &str, rx: Option<&str>, seconds: u64) -> [f64; 5] {
         .find(|l| l.contains("packets outgoing"))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or(f64::NAN);
+        .unwrap_or_else(|| panic!("{label}: trafgen did not report what it sent:\n{text}"));
     let false_transitions = (after.0 - before.0) + (after.1 - before.1);
     let holder = if a.has_addr(vip) {
         "a"

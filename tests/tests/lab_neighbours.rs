@@ -10,9 +10,10 @@
 //!   would win xvrrp's election (higher priority, same VRID, version and interval) if xvrrp took a
 //!   tagged frame as its untagged instance's.
 //!
-//! On top, forged VLAN-7-tagged adverts for VRID 51 at priority 254 are sent from host `f`, from
-//! a source that is not in the lab. The switch ports of the untagged hosts transmit tagged frames
-//! with the tag in the frame data ([`tags_in_frame_data`]), as a wire does, so the XDP program sees
+//! On top, forged VLAN-9-tagged adverts for VRID 51 at priority 254 are sent from host `f`
+//! (VLAN 9, so that only xvrrp could be misled by them), from a source that is not in the lab.
+//! The switch ports of the untagged hosts transmit tagged frames with the tag in the frame data
+//! ([`tags_in_frame_data`]), as a wire does, so the XDP program sees
 //! the tag. After convergence nothing may change for 8 s: each pair has exactly one Master and
 //! exactly one holder of its VIP (the expected one), xvrrp's Backup counts the Master's adverts per
 //! peer, and the frames that are not its own are counted as "not ours" on the interface (with XDP,
@@ -93,7 +94,7 @@ fn role(agent: &Agent) -> Option<(String, u64)> {
     ))
 }
 
-/// VLAN-7-tagged VRRPv3 adverts for VRID 51 at priority 254 from a stranger, to the VRRP group
+/// VLAN-9-tagged VRRPv3 adverts for VRID 51 at priority 254 from a stranger, to the VRRP group
 /// (otherwise valid for xvrrp's instance: same version, interval and VIP).
 fn forged_tagged_adverts(count: usize) -> Vec<Vec<u8>> {
     let src = Ipv4Addr::new(10, 88, 0, 250);
@@ -102,7 +103,7 @@ fn forged_tagged_adverts(count: usize) -> Vec<Vec<u8>> {
     let frame = build_frame(
         &advert,
         &TxMeta::new(src.into(), group.into()),
-        &EthParams::virtual_router(51, &group.into()).with_vlan(VlanTag::new(7)),
+        &EthParams::virtual_router(51, &group.into()).with_vlan(VlanTag::new(9)),
     )
     .unwrap();
     vec![frame; count]

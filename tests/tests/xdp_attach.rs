@@ -365,11 +365,11 @@ fn pass_to_stack_lets_valid_adverts_reach_a_raw_socket() {
     let a = Netns::new("xsa");
     let b = Netns::new("xsb");
     veth(&a, "va", &b, "vb");
-    a.ip(&["addr", "add", "10.79.0.1/24", "dev", "va"]);
-    b.ip(&["addr", "add", "10.79.0.2/24", "dev", "vb"]);
-    let src = Ipv4Addr::new(10, 79, 0, 2);
-    let dst = Ipv4Addr::new(10, 79, 0, 1);
-    let good = frame(&v3(VRID_V3, 100), src, dst, 255);
+    // A unicast instance (a multicast one owns only adverts to the VRRP group, which a plain
+    // raw socket does not receive without joining it): `a` is its local address, `b` a peer.
+    a.ip(&["addr", "add", &format!("{LOCAL}/24"), "dev", "va"]);
+    b.ip(&["addr", "add", &format!("{UNICAST_PEER}/24"), "dev", "vb"]);
+    let good = frame(&v3(VRID_UNICAST, 100), UNICAST_PEER, LOCAL, 255);
     let mut bad = good.clone();
     bad[14 + 20 + 11] ^= 1;
     // The destination MAC must be va's for the stack to take a unicast frame.

@@ -587,11 +587,8 @@ fn spawn_receiver(
                             dst: pkt.dst,
                             ttl_or_hop_limit: pkt.ttl,
                         };
-                        if packet::message_owner(
-                            &pkt.payload,
-                            packet::Family::of(&pkt.src),
-                            &policies,
-                        ) != packet::Owner::Ours
+                        if packet::message_owner(&pkt.payload, pkt.dst, &policies)
+                            != packet::Owner::Ours
                         {
                             counters.borrow_mut().not_ours(&r.interface);
                             continue;

@@ -20,9 +20,9 @@
 //! Before any validation, [`frame_owner`] decides whether a frame is ours at all: the key is
 //! (interface, VLAN, family, VRID), and an interface's instances own only its untagged frames of
 //! their (family, VRID). Frames that are not ours are passed untouched (VRRP-like ones counted
-//! once per interface as `not_ours`); only ours go through the steps below. So of steps 1 to 5,
-//! only "total length within the buffer" (6) and later can fail for a frame of ours, and
-//! step 16 never fails on the XDP path ([`verdict`]); [`receive_frame`] alone still runs it.
+//! once per interface as `not_ours`); only ours go through the steps below. So no step before
+//! "total length within the buffer" (in 6) can fail for a frame of ours, and step 16 never
+//! fails in [`verdict`] (the XDP program's view); [`receive_frame`] alone still runs it.
 //!
 //! # Verdict order
 //!

@@ -369,26 +369,40 @@ pub enum Owner {
     Ours,
 }
 
-/// Whether an instance of `policies` is (`family`, `vrid`).
-fn owns(policies: &[RxPolicy], family: Family, vrid: u8) -> bool {
+/// Whether the first instance of `policies` for (`family`, `vrid`) takes an advert to `dst`: a
+/// multicast one only when it is addressed to the VRRP group.
+fn owns(policies: &[RxPolicy], family: Family, vrid: u8, dst: IpAddr) -> bool {
+    let group = match family {
+        Family::V4 => IpAddr::V4(super::VRRP_GROUP_V4),
+        Family::V6 => IpAddr::V6(super::VRRP_GROUP_V6),
+    };
     policies
         .iter()
-        .any(|p| p.vrid == vrid && p.family == family)
+        .find(|p| p.vrid == vrid && p.family == family)
+        .is_some_and(|p| match p.source {
+            SourcePolicy::Multicast { .. } => dst == group,
+            SourcePolicy::Unicast { .. } => true,
+        })
 }
 
 /// Who a frame arriving on an interface with `policies` belongs to, before any validation.
 ///
 /// The key of a frame is (interface, VLAN, family, VRID). An interface's instances own its
-/// **untagged** frames: a VLAN's instance runs on the VLAN's interface, where the kernel delivers
-/// the frames untagged, so a frame with an 802.1Q tag in its data is never ours (nor the reverse).
-/// A frame is ours when it is untagged IPv4 / IPv6 protocol 112 (Next Header 112, extension
+/// **untagged** frames (an 802.1p priority tag, VID 0, counts as untagged, as for the kernel): a
+/// VLAN's instance runs on the VLAN's interface, where the kernel delivers the frames untagged,
+/// so a frame tagged with a VLAN (VID 1 to 4095) in its data is never ours (nor the reverse). A
+/// frame is ours when it is untagged IPv4 / IPv6 protocol 112 (Next Header 112, extension
 /// headers are not walked), its VRID byte can be read (inside the frame, and inside the IPv4
-/// total length / IPv6 payload length) and its (family, VRID) is configured.
+/// total length / IPv6 payload length), its (family, VRID) is configured, and, for a multicast
+/// instance, it is addressed to the VRRP group (a multicast instance's socket never receives
+/// anything else: unicast adverts between two other routers seen by a NIC in promiscuous mode
+/// are not ours; a unicast instance's adverts are checked against its peers by step 17).
 ///
-/// Not ours, and counted (`NotOurs`): protocol-112 frames of another VRID or family, tagged or
-/// not, and frames whose EtherType says IP but whose fixed header is missing or has the wrong
-/// version nibble, or whose VRID cannot be read (anything that cannot be parsed as VRRP). Other
-/// traffic is `NotVrrp`. The XDP program decides exactly this (the parity tests hold it to it).
+/// Not ours, and counted (`NotOurs`): protocol-112 frames of another VRID, family or
+/// destination, tagged or not, and frames whose EtherType says IP but whose fixed header is
+/// missing or has the wrong version nibble, or whose VRID cannot be read (anything that cannot be
+/// parsed as VRRP). Other traffic is `NotVrrp`. The XDP program decides exactly this (the parity
+/// tests hold it to it).
 ///
 /// Choice: the IPv4 fragment fields do not enter the key (a VRRP advert is never fragmented);
 /// a fragment of a configured VRID is ours and dropped as `ip_header_err`.
@@ -402,15 +416,15 @@ pub fn frame_owner(bytes: &[u8], policies: &[RxPolicy]) -> Owner {
         return Owner::NotOurs;
     };
     let (tagged, ethertype, l3) = if outer == super::encode::ETHERTYPE_VLAN {
-        match be16(16) {
-            Some(inner) => (true, inner, 18),
-            None => return Owner::NotOurs,
+        match (be16(14), be16(16)) {
+            (Some(tci), Some(inner)) => (tci & 0x0fff != 0, inner, 18),
+            _ => return Owner::NotOurs,
         }
     } else {
         (false, outer, 14)
     };
     let ip = bytes.get(l3..).unwrap_or_default();
-    let (family, vrid_at) = match ethertype {
+    let (family, vrid_at, dst) = match ethertype {
         super::encode::ETHERTYPE_IPV4 => {
             let Some(h) = ip.get(..20) else {
                 return Owner::NotOurs;
@@ -426,7 +440,8 @@ pub fn frame_owner(bytes: &[u8], policies: &[RxPolicy]) -> Owner {
             if hlen < 20 || total < hlen + 2 {
                 return Owner::NotOurs;
             }
-            (Family::V4, hlen + 1)
+            let dst = IpAddr::from(<[u8; 4]>::try_from(&h[16..20]).unwrap_or_default());
+            (Family::V4, hlen + 1, dst)
         }
         super::encode::ETHERTYPE_IPV6 => {
             let Some(h) = ip.get(..40) else {
@@ -441,22 +456,24 @@ pub fn frame_owner(bytes: &[u8], policies: &[RxPolicy]) -> Owner {
             if u16::from_be_bytes([h[4], h[5]]) < 2 {
                 return Owner::NotOurs;
             }
-            (Family::V6, 41)
+            let dst = IpAddr::from(<[u8; 16]>::try_from(&h[24..40]).unwrap_or_default());
+            (Family::V6, 41, dst)
         }
         _ => return Owner::NotVrrp,
     };
     match ip.get(vrid_at) {
-        Some(&vrid) if !tagged && owns(policies, family, vrid) => Owner::Ours,
+        Some(&vrid) if !tagged && owns(policies, family, vrid, dst) => Owner::Ours,
         _ => Owner::NotOurs,
     }
 }
 
-/// Who a VRRP message received on a raw socket of `family` belongs to (the kernel has checked
-/// the IP layer and dropped frames of VLANs without an interface here): ours when its VRID byte
-/// is there and (family, VRID) is configured, else not ours.
-pub fn message_owner(payload: &[u8], family: Family, policies: &[RxPolicy]) -> Owner {
+/// Who a VRRP message received on a raw socket belongs to, by [`frame_owner`]'s rule on what
+/// is left to check (the kernel has checked the IP layer and dropped frames of VLANs without an
+/// interface here): ours when its VRID byte is there and the instance of (family of `dst`,
+/// VRID) takes an advert to `dst`, else not ours.
+pub fn message_owner(payload: &[u8], dst: IpAddr, policies: &[RxPolicy]) -> Owner {
     match payload.get(1) {
-        Some(&vrid) if owns(policies, family, vrid) => Owner::Ours,
+        Some(&vrid) if owns(policies, Family::of(&dst), vrid, dst) => Owner::Ours,
         _ => Owner::NotOurs,
     }
 }

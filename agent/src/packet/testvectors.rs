@@ -308,6 +308,47 @@ pub fn cases() -> Vec<TestCase> {
             f,
             Verdict::NotOurs,
         );
+        // An 802.1p priority tag (VID 0) is untagged for the kernel, and so for us.
+        let meta = TxMeta::new(v4(SRC_V4), group4);
+        let e = eth(VRID_V3, group4).with_vlan(VlanTag {
+            vid: 0,
+            pcp: 6,
+            dei: false,
+        });
+        let f = super::build_frame(&v3_advert4(VRID_V3), &meta, &e).expect("encodes");
+        add("accept_v3_ipv4_priority_tagged_vid0", f.clone(), accept());
+        let mut bad = f;
+        // The VRRP checksum's first byte (after the tag and a 20-byte IP header).
+        let at = 18 + 20 + 6;
+        let b = bad.get(at).copied().unwrap_or_default();
+        set(&mut bad, at, b ^ 0x5a);
+        add(
+            "drop_v3_ipv4_priority_tagged_bad_checksum",
+            bad,
+            dropped(Counter::ChecksumErr),
+        );
+        let meta = TxMeta::new(v6(SRC_V6), group6);
+        let e = eth(VRID_V3, group6).with_vlan(VlanTag::new(0));
+        let f = super::build_frame(&v3_advert6(), &meta, &e).expect("encodes");
+        add("accept_v3_ipv6_priority_tagged_vid0", f, accept());
+        // A multicast instance's advert sent unicast to a host that is not us (two other routers
+        // seen through a NIC in promiscuous mode): not ours.
+        let meta = TxMeta::new(v4(SRC_V4), v4(STRANGER));
+        let e = eth(VRID_V3, v4(STRANGER));
+        let f = super::build_frame(&v3_advert4(VRID_V3), &meta, &e).expect("encodes");
+        add(
+            "not_ours_multicast_instance_unicast_destination",
+            f,
+            Verdict::NotOurs,
+        );
+        let meta = TxMeta::new(v6(SRC_V6), v6(VIP_V6));
+        let e = eth(VRID_V3, v6(VIP_V6));
+        let f = super::build_frame(&v3_advert6(), &meta, &e).expect("encodes");
+        add(
+            "not_ours_multicast_instance_unicast_destination_v6",
+            f,
+            Verdict::NotOurs,
+        );
     }
     {
         let m = msg(
