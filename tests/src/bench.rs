@@ -50,7 +50,7 @@ pub fn result(bench: &str, scenario: &str, imp: Impl, metric: &str, value: f64) 
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of `/proc/PID/stat` times.
-fn ticks_per_second() -> f64 {
+pub fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
@@ -60,40 +60,74 @@ fn ticks_per_second() -> f64 {
     }
 }
 
-/// CPU seconds `pid` has used: user + system, plus its waited-for children's (scripts a
-/// daemon forks and reaps). `None` when the process is gone.
+/// CPU seconds of processes: their own (`utime + stime`, every thread, exited ones included)
+/// and their reaped children's (`cutime + cstime`: the scripts a daemon forks).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cpu {
+    /// The processes' own.
+    pub own: f64,
+    /// Their waited-for children's.
+    pub children: f64,
+}
+
+impl Cpu {
+    /// Of one process; `None` when it is gone.
+    pub fn of_pid(pid: i32) -> Option<Self> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The fields after the command name (which may hold spaces and parentheses) start with
+        // the state (field 3); utime, stime, cutime, cstime are fields 14..=17.
+        let rest = stat.get(stat.rfind(')')? + 1..)?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t: Option<Vec<f64>> = f.get(11..15)?.iter().map(|v| v.parse().ok()).collect();
+        let t = t?;
+        let hz = ticks_per_second();
+        Some(Cpu {
+            own: (t[0] + t[1]) / hz,
+            children: (t[2] + t[3]) / hz,
+        })
+    }
+
+    /// Of several processes together (those that are gone count 0).
+    pub fn of(pids: &[i32]) -> Self {
+        pids.iter()
+            .filter_map(|p| Cpu::of_pid(*p))
+            .fold(Cpu::default(), |a, b| Cpu {
+                own: a.own + b.own,
+                children: a.children + b.children,
+            })
+    }
+
+    /// Own and children's together.
+    pub fn total(self) -> f64 {
+        self.own + self.children
+    }
+}
+
+/// CPU seconds `pid` has used, its waited-for children's included; `None` when it is gone.
 pub fn cpu_seconds(pid: i32) -> Option<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces), from field 3 on.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime, stime, cutime, cstime are fields 14..=17, i.e. 11..=14 here.
-    let sum: f64 = f
-        .get(11..15)?
-        .iter()
-        .filter_map(|v| v.parse::<f64>().ok())
-        .sum();
-    Some(sum / ticks_per_second())
+    Cpu::of_pid(pid).map(Cpu::total)
 }
 
 /// CPU seconds of several processes together (those that are gone count 0).
 pub fn cpu_seconds_all(pids: &[i32]) -> f64 {
-    pids.iter().filter_map(|p| cpu_seconds(*p)).sum()
+    Cpu::of(pids).total()
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`, `RssAnon:`, ...).
+pub fn status_kib(pid: i32, key: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// (RSS, peak RSS) of `pid` in KiB, from `/proc/PID/status` (`VmRSS`, `VmHWM`).
 pub fn memory_kib(pid: i32) -> Option<(u64, u64)> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?))
 }
 
 /// CPU use of `pids` over `window`, in percent of one CPU, measured from `/proc`.
