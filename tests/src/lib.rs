@@ -79,10 +79,15 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates a namespace named `{prefix}{pid}x{n}` with loopback up.
+    /// Creates a namespace named `{prefix}{pid}x{n}` with loopback up (and `-{tag}` after it when
+    /// `XVRRP_RUN_TAG` is set: `cargo xtask bench` tags the namespaces of its run, so that after
+    /// an interrupt it removes those and no others).
     pub fn new(prefix: &str) -> Self {
         require_root();
-        let name = unique(prefix);
+        let name = match std::env::var("XVRRP_RUN_TAG") {
+            Ok(tag) if !tag.is_empty() => format!("{}-{tag}", unique(prefix)),
+            _ => unique(prefix),
+        };
         must(Command::new("ip").args(["netns", "add", &name]));
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);

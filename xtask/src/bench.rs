@@ -9,8 +9,11 @@
 //!
 //! Clean-up: the labs remove their namespaces when they end, also when they fail. When a run is
 //! interrupted (Ctrl-C reaches the test process and kills it before its guards run), this process
-//! ignores the interrupt, waits for the test to end, then kills what runs in every network
-//! namespace created during the run and deletes them (XDP programs go with their interfaces).
+//! only notes the interrupt (a handler, which the test process does not inherit), waits for the
+//! test to end, kills what runs in every network namespace of this run and deletes them (XDP
+//! programs go with their interfaces), and runs no further benchmark. The run's namespaces are
+//! told apart by a tag in their names (`XVRRP_RUN_TAG`, see `xvrrp_tests::Netns::new`), so
+//! nobody else's namespaces are touched.
 
 use std::{
     collections::BTreeSet,
@@ -19,6 +22,7 @@ use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
     time::Instant,
 };
 
@@ -149,6 +153,22 @@ pub fn preflight(specs: &[&Spec]) -> Result<()> {
     Ok(())
 }
 
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C was pressed during a benchmark.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// The tag of this run's namespaces.
+fn run_tag() -> String {
+    format!("xb{}", std::process::id())
+}
+
 fn namespaces() -> BTreeSet<String> {
     super::output(Command::new("ip").args(["netns", "list"]))
         .unwrap_or_default()
@@ -157,15 +177,16 @@ fn namespaces() -> BTreeSet<String> {
         .collect()
 }
 
-/// Kills what runs in every namespace not in `before` and deletes it.
-fn clean_up(before: &BTreeSet<String>) {
-    for ns in namespaces().difference(before) {
-        if let Some(pids) = super::output(Command::new("ip").args(["netns", "pids", ns])) {
+/// Kills what runs in every namespace of this run that is still there, and deletes it.
+fn clean_up() {
+    let suffix = format!("-{}", run_tag());
+    for ns in namespaces().into_iter().filter(|n| n.ends_with(&suffix)) {
+        if let Some(pids) = super::output(Command::new("ip").args(["netns", "pids", &ns])) {
             for pid in pids.split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
         eprintln!("xtask: removed namespace {ns} left by an interrupted benchmark");
     }
 }
@@ -173,7 +194,6 @@ fn clean_up(before: &BTreeSet<String>) {
 /// Runs one benchmark against `agent` (the release binary) with `runs`, echoing its output,
 /// and returns its result lines (parsed).
 pub fn run_one(spec: &Spec, agent: &Path, runs: Option<u32>) -> Result<Vec<serde_json::Value>> {
-    let before = namespaces();
     let runs = runs.unwrap_or(spec.runs);
     let mut cmd = Command::new(super::cargo());
     cmd.args([
@@ -189,11 +209,18 @@ pub fn run_one(spec: &Spec, agent: &Path, runs: Option<u32>) -> Result<Vec<serde
     .env("XVRRP_BIN", agent)
     .env("XVRRP_BENCH_RUNS", runs.to_string())
     .env("XVRRP_BENCH", "1")
+    .env("XVRRP_RUN_TAG", run_tag())
     .stdout(Stdio::piped());
     eprintln!("xtask: bench {}: $ {}", spec.name, super::show(&cmd));
-    // SAFETY: setting a signal disposition has no preconditions. Ctrl-C then stops only the
-    // benchmark (same process group), and this process cleans up after it.
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    // SAFETY: the handler only stores to an atomic (async-signal-safe). A handled signal is
+    // reset to its default in the child at exec (an ignored one would be inherited), so Ctrl-C
+    // stops the benchmark (same process group) and this process cleans up after it.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        )
+    };
     let t = Instant::now();
     let mut child = cmd.spawn().context("starting cargo test")?;
     let mut results = Vec::new();
@@ -210,9 +237,10 @@ pub fn run_one(spec: &Spec, agent: &Path, runs: Option<u32>) -> Result<Vec<serde
         }
     }
     let status = child.wait().context("waiting for cargo test")?;
-    // SAFETY: as above.
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
-    clean_up(&before);
+    clean_up();
+    if interrupted() {
+        bail!("benchmark {} interrupted", spec.name);
+    }
     if !status.success() {
         bail!("benchmark {} failed ({status})", spec.name);
     }

@@ -522,6 +522,9 @@ fn bench_cmd(root: &Path, what: Option<&Bench>) -> Result<()> {
             Err(e) => {
                 eprintln!("xtask: {e:#}");
                 failed.push(spec.name);
+                if bench::interrupted() {
+                    break;
+                }
             }
         }
     }
