@@ -174,6 +174,9 @@ pub async fn run(
             .filter(|p| p.interface == iface)
             .map(|p| p.rx.clone())
             .collect();
+        // Before attaching, so that no tag is stripped once the program runs; restored (dropped)
+        // when XDP does not attach.
+        let tags = vlan_tags_visible(iface);
         match XdpDataplane::attach(iface, AttachMode::Auto, &policies, opts.xdp_pass) {
             Ok(dp) => {
                 if let Some(why) = dp.fallback_reason() {
@@ -184,13 +187,13 @@ pub async fn run(
                     "{iface}: adverts are received and checked by XDP ({} mode)",
                     dp.mode()
                 );
-                let tags = vlan_tags_visible(iface);
                 rx_paths.push(serde_json::json!({
                     "interface": iface, "path": path, "fallback": dp.fallback_reason(),
                     "vlan_tags": tags.as_ref().map(|t| match &t.visibility {
                         Visibility::InFrame => "in_frame",
                         Visibility::Stripped(_) => "stripped",
                         Visibility::PeerDecides => "veth_peer_decides",
+                        Visibility::LowerDecides(_) => "lower_devices_decide",
                     }),
                 }));
                 xdp.push(XdpRx {
@@ -452,6 +455,11 @@ fn vlan_tags_visible(iface: &str) -> Option<TagsVisible> {
                 Visibility::Stripped(why) => warn!(
                     "{iface}: VLAN receive offload stays on ({why}): XDP may see VLAN-tagged \
                      VRRP as untagged; if VRRP of other VLANs reaches {iface}, use --rx socket"
+                ),
+                Visibility::LowerDecides(kind) => warn!(
+                    "{iface} is a {kind} device: its lower devices strip or keep 802.1Q tags; if \
+                     VRRP of other VLANs reaches it, turn VLAN receive offload off on them \
+                     (ethtool -K DEV rxvlan off) or use --rx socket"
                 ),
                 Visibility::PeerDecides => info!(
                     "{iface} is a veth: 802.1Q tags its peer forwards as metadata are invisible \

@@ -11,7 +11,12 @@
 //! A veth is different: the tag travels from its peer as metadata whatever the receiving end's
 //! setting (only the peer's *transmit* offload decides), so XDP on a veth cannot see the tags of
 //! frames its peer forwards from a bridge. That is reported ([`Visibility::PeerDecides`]) for the
-//! operator to act on (`ethtool -K PEER txvlan off`, or `--rx socket`).
+//! operator to act on (`ethtool -K PEER txvlan off`, or `--rx socket`). So are devices stacked on
+//! others (bond, team, macvlan: [`Visibility::LowerDecides`]), whose lower NICs do the
+//! stripping; a VLAN device needs nothing (its frames arrive untagged, other VLANs' never).
+//!
+//! The offload is turned back on when the agent exits normally; after a SIGKILL it stays off
+//! (harmless: the kernel then parses tags in software).
 //!
 //! Uses the legacy `ETHTOOL_GFLAGS` / `ETHTOOL_SFLAGS` ioctls, whose `ETH_FLAG_RXVLAN` is exactly
 //! this feature (no string-set lookup needed).
@@ -33,6 +38,9 @@ pub enum Visibility {
     Stripped(String),
     /// A veth: its peer's transmit offload decides (see the module docs).
     PeerDecides,
+    /// A device stacked on others (bond, team, macvlan, ipvlan): the lower devices strip or
+    /// keep tags; the driver's name.
+    LowerDecides(String),
 }
 
 /// Keeps VLAN receive offload off on one interface while it lives (see the module docs).
@@ -48,14 +56,19 @@ pub struct TagsVisible {
 impl TagsVisible {
     /// Turns VLAN receive offload off on `iface` if it is on, and says what XDP will see.
     pub fn ensure(iface: &str) -> io::Result<Self> {
-        if Ethtool::open(iface)?.driver()? == "veth" {
-            return Ok(Self {
-                iface: iface.to_owned(),
-                restore: false,
-                visibility: Visibility::PeerDecides,
-            });
-        }
-        Self::turn_off(iface)
+        let driver = Ethtool::open(iface)?.driver()?;
+        let visibility = match driver.as_str() {
+            "veth" => Visibility::PeerDecides,
+            // A VLAN device's own frames arrive untagged, and other VLANs' never reach it.
+            "802.1Q VLAN Support" => Visibility::InFrame,
+            "bonding" | "team" | "macvlan" | "ipvlan" => Visibility::LowerDecides(driver),
+            _ => return Self::turn_off(iface),
+        };
+        Ok(Self {
+            iface: iface.to_owned(),
+            restore: false,
+            visibility,
+        })
     }
 
     /// Turns VLAN receive offload off on `iface` if it is on, whatever the driver (on a veth
