@@ -636,7 +636,11 @@ unsafe fn raw_u8_pair(a: usize, b: usize) -> (u8, u8) {
 
 /// Every frame the fast path did not decide: steps 1 to 5 and the ownership check (module
 /// docs), then the VRRP steps for the frames that are ours.
-#[inline(always)]
+///
+/// A function of its own (a BPF-to-BPF call): inlined, its size made LLVM keep the whole program
+/// out of line behind a call, which cost every frame, the non-VRRP fast path included, ~6 ns
+/// (`cargo xtask bench xdp`). Only the rarer frames pay for the call now.
+#[inline(never)]
 fn full(ctx: XdpContext) -> u32 {
     let Some(ethertype) = ld16(&ctx, 12) else {
         return pass_not_ours();

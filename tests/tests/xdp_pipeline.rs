@@ -36,21 +36,14 @@ fn probe_counts_vrrp_packets(mode: &str) {
     );
 
     // Five VRRP-protocol packets for the owned VRID 33, four for VRID 34 (not ours) and three
-    // UDP-protocol packets from the other namespace. The adverts are VRRPv3 with no addresses
-    // (step 11: v3 needs one; a v2 one with none is valid and would fail on its length instead).
+    // UDP-protocol packets from the other namespace. The adverts go to the VRRP group (a
+    // multicast instance owns nothing else) and are VRRPv3 with no addresses (step 11: v3 needs
+    // one; a v2 one with none is valid and would fail on its length instead).
+    b.ip(&["route", "add", "224.0.0.0/4", "dev", "vb"]);
     b.run(|| {
-        send_raw_ipv4(
-            Ipv4Addr::new(10, 77, 0, 1),
-            112,
-            &[0x31, 33, 100, 0, 0, 100, 0, 0],
-            5,
-        );
-        send_raw_ipv4(
-            Ipv4Addr::new(10, 77, 0, 1),
-            112,
-            &[0x31, 34, 100, 0, 0, 100, 0, 0],
-            4,
-        );
+        let group = Ipv4Addr::new(224, 0, 0, 18);
+        send_raw_ipv4(group, 112, &[0x31, 33, 100, 0, 0, 100, 0, 0], 5);
+        send_raw_ipv4(group, 112, &[0x31, 34, 100, 0, 0, 100, 0, 0], 4);
         send_raw_ipv4(Ipv4Addr::new(10, 77, 0, 1), 17, &[0; 16], 3);
     });
 
