@@ -577,7 +577,14 @@ impl Instance {
                 self.send(self.effective_priority, out);
                 let interval = self.advert_interval_us();
                 let due = deadline.add_micros(interval);
-                self.arm(if due > now { due } else { now.add_micros(interval) }, out);
+                self.arm(
+                    if due > now {
+                        due
+                    } else {
+                        now.add_micros(interval)
+                    },
+                    out,
+                );
             }
             State::Backup => {
                 // Master_Down_Timer: send advert, announce, go Master.
