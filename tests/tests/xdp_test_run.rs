@@ -5,7 +5,8 @@
 use xvrrp::dataplane::{PeerSlot, XdpTestProgram, XDP_DROP, XDP_PASS};
 use xvrrp::packet::{Counter, Family, RxPolicy};
 
-/// An IPv4 frame of `proto` whose first payload bytes are a VRRPv3 header of VRID 51.
+/// An IPv4 frame of `proto` to the VRRP group whose first payload bytes are a VRRPv3 header of
+/// VRID 51.
 fn ipv4_frame(proto: u8) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 20 + 8];
     f[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 0x12]);
@@ -15,6 +16,8 @@ fn ipv4_frame(proto: u8) -> Vec<u8> {
     f[14 + 2..14 + 4].copy_from_slice(&28u16.to_be_bytes());
     f[14 + 8] = 255;
     f[14 + 9] = proto;
+    // To the VRRP group (a multicast instance owns nothing else).
+    f[14 + 16..14 + 20].copy_from_slice(&[224, 0, 0, 18]);
     f[14 + 20] = 0x31;
     f[14 + 21] = 51;
     f
