@@ -228,7 +228,11 @@ pub fn run_one(spec: &Spec, agent: &Path, runs: Option<u32>) -> Result<Vec<serde
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
             println!("{line}");
-            if let Some(json) = line.strip_prefix("XVRRP_BENCH_RESULT ") {
+            // Anywhere in the line: the first one a test prints follows libtest's "test NAME ... ".
+            if let Some(json) = line
+                .find("XVRRP_BENCH_RESULT ")
+                .map(|at| &line[at + "XVRRP_BENCH_RESULT ".len()..])
+            {
                 match serde_json::from_str::<serde_json::Value>(json) {
                     Ok(v) => results.push(v),
                     Err(e) => eprintln!("xtask: unreadable result line ({e}): {line}"),
@@ -288,6 +292,18 @@ fn environment(root: &Path) -> serde_json::Value {
         "nginx": first_line(Command::new("nginx").arg("-v")),
         "rustc": first_line(Command::new("rustc").arg("--version")),
     })
+}
+
+/// Rewrites `bench/RESULTS.md` from `bench/results.json` (after a change to the report's
+/// layout, or to results.json by hand).
+pub fn rewrite_markdown(root: &Path) -> Result<()> {
+    let dir = root.join("bench");
+    let all: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.join("results.json")).context("reading bench/results.json")?,
+    )
+    .context("parsing bench/results.json")?;
+    fs::write(dir.join("RESULTS.md"), markdown(&all))?;
+    Ok(())
 }
 
 /// Merges `fresh` (bench name -> results) into `bench/results.json` and rewrites

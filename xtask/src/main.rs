@@ -82,6 +82,8 @@ enum Cmd {
         #[command(subcommand)]
         what: Option<Bench>,
     },
+    /// Rewrite bench/RESULTS.md from bench/results.json (no benchmark runs).
+    BenchReport,
     /// Run the packet decoder fuzz target for a while (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz, in seconds.
@@ -158,6 +160,7 @@ fn main() -> Result<()> {
         Cmd::Lint => lint(),
         Cmd::Fuzz { seconds } => fuzz(&root, seconds),
         Cmd::Bench { what } => bench_cmd(&root, what.as_ref()),
+        Cmd::BenchReport => bench::rewrite_markdown(&root),
     }
 }
 
