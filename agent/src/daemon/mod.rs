@@ -3,16 +3,12 @@
 pub mod announce;
 pub mod command;
 pub mod counters;
-pub mod files;
-pub mod links;
-pub mod listen;
 pub mod notify;
 pub mod plan;
-pub mod process;
 pub mod runtime;
-pub mod scripts;
+pub mod security;
 pub mod takeover;
-pub mod trackers;
+pub mod track;
 
 use std::process::ExitCode;
 

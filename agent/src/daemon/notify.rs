@@ -11,7 +11,7 @@ use log::{info, warn};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{command, plan::NotifyPlan, scripts};
+use super::{command, plan::NotifyPlan, security};
 use crate::vrrp::State;
 
 /// Default limit on one notify script's run time.
@@ -95,7 +95,7 @@ impl NotifyQueue {
                             let (w, user, security) =
                                 (words.clone(), plan.user.clone(), plan.security);
                             let prepared = tokio::task::spawn_blocking(move || {
-                                scripts::prepare_command(&w, user.as_ref(), security)
+                                security::prepare_command(&w, user.as_ref(), security)
                             })
                             .await;
                             match prepared {

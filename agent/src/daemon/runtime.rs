@@ -31,7 +31,7 @@ use super::{
     notify::{self, NotifyQueue},
     plan::InstancePlan,
     takeover::CloudTakeover,
-    trackers::{Registry, TrackerStatus, TrackerUpdate},
+    track::{Registry, TrackerStatus, TrackerUpdate},
 };
 use crate::{
     config::{Config, VirtualAddress},

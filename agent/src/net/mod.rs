@@ -21,6 +21,7 @@ mod announce;
 pub mod diag;
 mod netlink;
 pub mod offload;
+pub mod proc_connector;
 mod socket;
 mod sys;
 

@@ -31,7 +31,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::trackers::{SharedStats, TrackerUpdate};
+use super::{SharedStats, TrackerUpdate};
 use crate::{config::TrackFile, vrrp::TRACK_VALUE_MAX};
 
 /// One tracked file.

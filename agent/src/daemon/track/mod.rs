@@ -20,11 +20,13 @@ use std::{cell::RefCell, rc::Rc};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{
-    files, links, listen,
-    plan::{InstancePlan, TrackerPlan, TrackerSource},
-    process, scripts,
-};
+pub mod files;
+pub mod links;
+pub mod listen;
+pub mod process;
+pub mod scripts;
+
+use super::plan::{InstancePlan, TrackerPlan, TrackerSource};
 use crate::{
     dataplane::XdpDataplane,
     vrrp::{self, Contribution, Event, TrackerId},

@@ -65,7 +65,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::trackers::{SharedStats, TrackerUpdate};
+use super::{SharedStats, TrackerUpdate};
 use crate::{
     config::TrackListen,
     dataplane::{

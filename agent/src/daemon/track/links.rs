@@ -17,7 +17,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::trackers::{SharedStats, TrackerUpdate};
+use super::{SharedStats, TrackerUpdate};
 use crate::net::{LinkEvent, LinkInfo, LinkMonitor, NetError, Rtnl};
 
 /// One tracked interface.
