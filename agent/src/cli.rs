@@ -7,7 +7,10 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::dataplane::{AttachMode, XdpDataplane};
+use crate::{
+    dataplane::{AttachMode, XdpDataplane},
+    state::{RxCounters, Status, TrackerState},
+};
 
 /// Default configuration path. `-f /etc/keepalived/keepalived.conf` runs an existing keepalived
 /// configuration as it is.
@@ -129,19 +132,29 @@ pub fn main() -> ExitCode {
         } => {
             crate::logging::init(verbose, quiet);
             let rx = match rx {
-                RxArg::Auto => crate::daemon::runtime::RxMode::Auto,
-                RxArg::Xdp => crate::daemon::runtime::RxMode::Xdp,
-                RxArg::Socket => crate::daemon::runtime::RxMode::Socket,
+                RxArg::Auto => crate::daemon::RxMode::Auto,
+                RxArg::Xdp => crate::daemon::RxMode::Xdp,
+                RxArg::Socket => crate::daemon::RxMode::Socket,
             };
-            crate::daemon::run(crate::daemon::runtime::RunOptions {
+            crate::daemon::run(crate::daemon::RunOptions {
                 config,
                 rx,
                 control_socket: cli.control_socket,
                 xdp_pass,
             })
         }
-        Command::Status { json } => show(&cli.control_socket, "status", json, print_status),
-        Command::Counters { json } => show(&cli.control_socket, "counters", json, print_counters),
+        Command::Status { json } => show(
+            &cli.control_socket,
+            crate::control::Command::Status,
+            json,
+            print_status,
+        ),
+        Command::Counters { json } => show(
+            &cli.control_socket,
+            crate::control::Command::Counters,
+            json,
+            print_counters,
+        ),
         Command::Check { config, json } => check(&config, json),
         Command::XdpProbe {
             interface,
@@ -181,17 +194,23 @@ fn check(path: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-fn show(
+fn show<T: serde::de::DeserializeOwned + serde::Serialize>(
     socket: &std::path::Path,
-    cmd: &str,
+    cmd: crate::control::Command,
     json: bool,
-    table: fn(&serde_json::Value),
+    table: fn(&T),
 ) -> ExitCode {
-    match crate::control::query(socket, cmd) {
-        Ok(v) if json => {
-            println!("{v}");
-            ExitCode::SUCCESS
-        }
+    match crate::control::query::<T>(socket, cmd) {
+        Ok(v) if json => match serde_json::to_string(&v) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("xvrrp: {e}");
+                ExitCode::from(1)
+            }
+        },
         Ok(v) => {
             table(&v);
             ExitCode::SUCCESS
@@ -203,133 +222,132 @@ fn show(
     }
 }
 
-fn s(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    }
+/// `-` for a missing value.
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-fn print_status(v: &serde_json::Value) {
-    let empty = Vec::new();
-    for i in v["instances"].as_array().unwrap_or(&empty) {
+fn print_status(v: &Status) {
+    for i in &v.instances {
         println!(
-            "{} (VRID {} on {}, VRRPv{}): {}",
-            s(&i["name"]),
-            s(&i["vrid"]),
-            s(&i["interface"]),
-            s(&i["version"]),
-            s(&i["state"])
+            "{} (VRID {} on {}, VRRPv{}): {:?}",
+            i.name, i.vrid, i.interface, i.version, i.state
         );
         println!(
             "  priority {} (base {}), master {}, advert interval {} ms",
-            s(&i["effective_priority"]),
-            s(&i["base_priority"]),
-            s(&i["master_address"]),
-            s(&i["master_adver_interval_ms"])
+            i.effective_priority,
+            i.base_priority,
+            opt(i.master_address),
+            i.master_adver_interval_ms
         );
-        let t = &i["last_transition"];
-        if !t.is_null() {
+        if let Some(t) = &i.last_transition {
             println!(
-                "  last transition {} -> {} at {} ({})",
-                s(&t["from"]),
-                s(&t["to"]),
-                s(&t["at"]),
-                s(&t["reason"])
+                "  last transition {:?} -> {:?} at {} ({})",
+                t.from, t.to, t.at, t.reason
             );
         }
-        for tr in i["trackers"].as_array().unwrap_or(&empty) {
+        for tr in &i.trackers {
             println!("  {}", tracker_line(tr));
         }
     }
 }
 
 /// One tracker of `xvrrp status`: kind, name, state, last change, reason and counters.
-fn tracker_line(tr: &serde_json::Value) -> String {
-    let state = if tr["disabled"].as_bool() == Some(true) {
+fn tracker_line(tr: &TrackerState) -> String {
+    let state = if tr.disabled {
         "DISABLED"
-    } else if tr["up"].as_bool().unwrap_or(false) {
+    } else if tr.up {
         "up"
     } else {
         "DOWN"
     };
-    let mut line = format!("tracker {}: {state}", s(&tr["label"]));
-    if let Some(v) = tr["value"].as_i64() {
+    let mut line = format!("tracker {}: {state}", tr.label);
+    if let Some(v) = tr.value {
         line.push_str(&format!(" value {v}"));
     }
-    let change = tr["priority_change"].as_i64().unwrap_or(0);
-    if change != 0 {
-        line.push_str(&format!(" priority {change:+}"));
+    if tr.priority_change != 0 {
+        line.push_str(&format!(" priority {:+}", tr.priority_change));
     }
-    if let Some(since) = tr["since"].as_str() {
+    if let Some(since) = &tr.since {
         line.push_str(&format!(" since {since}"));
     }
-    if let Some(r) = tr["reason"].as_str() {
+    if let Some(r) = &tr.reason {
         line.push_str(&format!(" ({r})"));
     }
-    let counters: Vec<String> = ["processes", "link", "runs", "failures", "timeouts"]
-        .iter()
-        .filter(|k| !tr[**k].is_null())
-        .map(|k| format!("{k} {}", s(&tr[*k])))
-        .collect();
+    let d = &tr.details;
+    let counters: Vec<String> = [
+        ("processes", d.processes.map(|n| n.to_string())),
+        ("link", d.link.clone()),
+        ("runs", d.runs.map(|n| n.to_string())),
+        ("failures", d.failures.map(|n| n.to_string())),
+        ("timeouts", d.timeouts.map(|n| n.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+    .collect();
     if !counters.is_empty() {
         line.push_str(&format!(" [{}]", counters.join(", ")));
     }
     // vrrp_track_listen: per watched port.
-    for p in tr["ports"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+    for p in d.ports.as_deref().unwrap_or_default() {
         line.push_str(&format!(
             " [port {}: {} listener(s), {} established, {} SYN/s{}]",
-            s(&p["port"]),
-            s(&p["listeners"]),
-            s(&p["established"]),
-            s(&p["syns_per_sec"]),
-            if p["stalled"].as_bool() == Some(true) {
-                ", STALLED"
-            } else {
-                ""
-            }
+            p.port,
+            p.listeners,
+            opt(p.established),
+            p.syns_per_sec,
+            if p.stalled { ", STALLED" } else { "" }
         ));
     }
     line
 }
 
-fn print_counters(v: &serde_json::Value) {
-    let empty = Vec::new();
-    for i in v["interfaces"].as_array().unwrap_or(&empty) {
+fn print_counters(v: &RxCounters) {
+    for i in &v.interfaces {
         println!(
             "{} ({}): {} VRRP frames passed, not ours (other VRIDs, families or VLANs)",
-            s(&i["interface"]),
-            s(&i["path"]),
-            s(&i["not_ours"])
+            i.interface,
+            i.path,
+            opt(i.not_ours)
         );
     }
-    for p in v["peers"].as_array().unwrap_or(&empty) {
+    for p in &v.peers {
         println!(
             "{} VRID {} peer {}: last priority {}, last interval {} cs, last seen {}",
-            s(&p["interface"]),
-            s(&p["vrid"]),
-            s(&p["peer"]),
-            s(&p["last_priority"]),
-            s(&p["last_interval_cs"]),
-            s(&p["last_seen"])
+            p.interface,
+            p.vrid,
+            p.peer,
+            opt(p.last_priority),
+            opt(p.last_interval_cs),
+            opt(p.last_seen.as_deref())
         );
-        if let Some(m) = p["counters"].as_object() {
-            let nonzero: Vec<String> = m
-                .iter()
-                .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
-                .map(|(k, n)| format!("{k}={n}"))
-                .collect();
-            println!(
-                "  {}",
-                if nonzero.is_empty() {
-                    "(no packets)".to_owned()
-                } else {
-                    nonzero.join(" ")
-                }
-            );
-        }
+        let nonzero: Vec<String> = p
+            .counters
+            .0
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        println!(
+            "  {}",
+            if nonzero.is_empty() {
+                "(no packets)".to_owned()
+            } else {
+                nonzero.join(" ")
+            }
+        );
     }
+}
+
+/// What `xvrrp xdp-probe` prints.
+#[derive(serde::Serialize)]
+struct ProbeReport<'a> {
+    interface: &'a str,
+    mode: String,
+    vrrp: u64,
+    ring_full: u64,
+    not_ours: u64,
+    counters: std::collections::BTreeMap<crate::packet::Counter, u64>,
 }
 
 fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64, vrids: &[u8]) -> ExitCode {
@@ -367,27 +385,24 @@ fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64, vrids: &[u8]) -> ExitCo
     std::thread::sleep(Duration::from_secs_f64(secs));
     let report = att.stats().and_then(|stats| {
         let rows = att.peer_counters()?;
-        let mut totals = serde_json::Map::new();
+        let mut counters = std::collections::BTreeMap::new();
         for row in &rows {
             for (c, n) in row.nonzero() {
-                let t = totals
-                    .entry(c.as_str())
-                    .or_insert(serde_json::Value::from(0u64));
-                *t = serde_json::Value::from(t.as_u64().unwrap_or(0) + n);
+                *counters.entry(c).or_insert(0u64) += n;
             }
         }
-        Ok(serde_json::json!({
-            "interface": att.interface(),
-            "mode": att.mode(),
-            "vrrp": stats.vrrp,
-            "ring_full": stats.ring_full,
-            "not_ours": stats.not_ours,
-            "counters": totals,
-        }))
+        Ok(ProbeReport {
+            interface: att.interface(),
+            mode: att.mode().to_string(),
+            vrrp: stats.vrrp,
+            ring_full: stats.ring_full,
+            not_ours: stats.not_ours,
+            counters,
+        })
     });
     match report {
         Ok(out) => {
-            println!("{out}");
+            println!("{}", serde_json::to_string(&out).unwrap_or_default());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -3,7 +3,9 @@
 //! A Unix stream socket (default [`DEFAULT_SOCKET`], mode 0600 in a 0700 directory: root only).
 //! One request per connection: the client writes one JSON line (`{"cmd":"status"}`), the agent
 //! answers one JSON document (of any size, streamed in chunks) and closes; the client reads to
-//! the end. Binding refuses to start a second agent on the same path (a live agent answers on
+//! the end. Requests are [`Command`]s; answers are the typed model of [`crate::state`]
+//! ([`Status`](crate::state::Status) for `status`, [`RxCounters`](crate::state::RxCounters) for
+//! `counters`) or an [`ErrorReply`]. Binding refuses to start a second agent on the same path (a live agent answers on
 //! it); a stale socket file left by a killed agent is replaced.
 
 use std::{
@@ -13,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader},
     net::{UnixListener, UnixStream},
@@ -66,8 +68,25 @@ pub enum ControlError {
 /// A request from a client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
-    /// The command: `status` or `counters`.
-    pub cmd: String,
+    /// The command.
+    pub cmd: Command,
+}
+
+/// What a client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    /// The agent and every instance: [`crate::state::Status`].
+    Status,
+    /// Receive counters per interface and peer: [`crate::state::RxCounters`].
+    Counters,
+}
+
+/// The answer to a request the agent could not serve.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// What went wrong.
+    pub error: String,
 }
 
 /// The agent's side of the socket.
@@ -185,15 +204,22 @@ pub struct Responder {
 
 impl Responder {
     /// Sends `value` as the answer and closes the connection.
-    pub async fn reply(self, value: &serde_json::Value) {
-        let mut bytes = value.to_string().into_bytes();
-        bytes.push(b'\n');
-        self.send(bytes).await;
+    pub async fn reply<T: Serialize>(mut self, value: &T) {
+        match serde_json::to_vec(value) {
+            Ok(mut bytes) => {
+                bytes.push(b'\n');
+                self.send(bytes).await;
+            }
+            Err(e) => self.error(&format!("cannot encode the answer: {e}")).await,
+        }
     }
 
-    /// Sends `{"error": message}` and closes the connection.
+    /// Sends an [`ErrorReply`] and closes the connection.
     pub async fn error(&mut self, message: &str) {
-        let mut line = serde_json::json!({ "error": message }).to_string();
+        let reply = ErrorReply {
+            error: message.to_owned(),
+        };
+        let mut line = serde_json::to_string(&reply).unwrap_or_default();
         line.push('\n');
         let _ = tokio::time::timeout(STALL_TIMEOUT, self.stream.write_all(line.as_bytes())).await;
     }
@@ -217,8 +243,18 @@ const REPLY_CHUNK: usize = 64 * 1024;
 /// How long either side waits for the other to make progress.
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Client side: sends `cmd` to the agent at `path` and returns its JSON answer.
-pub fn query(path: &Path, cmd: &str) -> Result<serde_json::Value, ControlError> {
+/// Client side: sends `cmd` to the agent at `path` and returns its answer.
+pub fn query<T: DeserializeOwned>(path: &Path, cmd: Command) -> Result<T, ControlError> {
+    let raw = query_raw(path, cmd)?;
+    serde_json::from_slice(raw.trim_ascii()).map_err(|e| ControlError::Protocol {
+        path: path.to_owned(),
+        message: format!("unreadable answer: {e}"),
+    })
+}
+
+/// Client side: sends `cmd` to the agent at `path` and returns its answer as JSON text (an
+/// [`ErrorReply`] is returned as an error).
+pub fn query_raw(path: &Path, cmd: Command) -> Result<Vec<u8>, ControlError> {
     let mut stream = StdUnixStream::connect(path).map_err(|source| ControlError::NotRunning {
         path: path.to_owned(),
         source,
@@ -233,10 +269,7 @@ pub fn query(path: &Path, cmd: &str) -> Result<serde_json::Value, ControlError> 
     stream
         .set_write_timeout(Some(STALL_TIMEOUT))
         .map_err(io_err)?;
-    let mut req = serde_json::to_string(&Request {
-        cmd: cmd.to_owned(),
-    })
-    .map_err(|e| ControlError::Protocol {
+    let mut req = serde_json::to_string(&Request { cmd }).map_err(|e| ControlError::Protocol {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
@@ -246,24 +279,20 @@ pub fn query(path: &Path, cmd: &str) -> Result<serde_json::Value, ControlError> 
     // (each read must make progress within the timeout set above, not the whole answer).
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(io_err)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(raw.trim_ascii()).map_err(|e| ControlError::Protocol {
-            path: path.to_owned(),
-            message: format!("unreadable answer: {e}"),
-        })?;
-    if let Some(msg) = value.get("error").and_then(|m| m.as_str()) {
+    if let Ok(ErrorReply { error }) = serde_json::from_slice::<ErrorReply>(raw.trim_ascii()) {
         return Err(ControlError::Protocol {
             path: path.to_owned(),
-            message: msg.to_owned(),
+            message: error,
         });
     }
-    Ok(value)
+    Ok(raw)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+    use crate::state::Status;
 
     /// A socket path in a fresh directory, unique per call (pid, time and tag), so leftovers of
     /// an earlier run with a reused pid cannot collide.
@@ -290,12 +319,12 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "socket is root only");
             let p2 = path.clone();
-            let client = tokio::task::spawn_blocking(move || query(&p2, "status"));
+            let client = tokio::task::spawn_blocking(move || query::<Status>(&p2, Command::Status));
             let (req, resp) = server.next().await.unwrap();
-            assert_eq!(req.cmd, "status");
-            resp.reply(&serde_json::json!({"instances": []})).await;
+            assert_eq!(req.cmd, Command::Status);
+            resp.reply(&Status::default()).await;
             let got = client.await.unwrap().unwrap();
-            assert_eq!(got, serde_json::json!({"instances": []}));
+            assert_eq!(got, Status::default());
 
             let p3 = path.clone();
             let second = tokio::task::spawn_blocking(move || {
@@ -323,18 +352,18 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let big: Vec<serde_json::Value> = (0..60_000)
-            .map(|n| serde_json::json!({ "name": format!("VI_{n}"), "pad": "x".repeat(80) }))
+        let value: Vec<String> = (0..60_000)
+            .map(|n| format!("VI_{n} {}", "x".repeat(80)))
             .collect();
-        let value = serde_json::json!({ "instances": big });
         rt.block_on(async {
             let server = ControlServer::bind(&path).unwrap();
             let p2 = path.clone();
-            let client = tokio::task::spawn_blocking(move || query(&p2, "status"));
+            let client =
+                tokio::task::spawn_blocking(move || query::<Vec<String>>(&p2, Command::Status));
             let (_req, resp) = server.next().await.unwrap();
             resp.reply(&value).await;
             let got = client.await.unwrap().unwrap();
-            assert_eq!(got["instances"].as_array().map(Vec::len), Some(60_000));
+            assert_eq!(got.len(), 60_000);
             assert_eq!(got, value);
             drop(server);
         });
@@ -346,7 +375,7 @@ mod tests {
         let path = temp_sock("b");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // leaves a stale file
-        let err = query(&path, "status").unwrap_err();
+        let err = query::<Status>(&path, Command::Status).unwrap_err();
         assert!(matches!(err, ControlError::NotRunning { .. }), "{err}");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -7,6 +7,7 @@
 //! - [`config`]: keepalived.conf lexer, parser, model and semantic validation.
 //! - [`dataplane`]: loading and attaching the embedded eBPF programs.
 //! - [`net`]: raw VRRP sockets, netlink addresses and link events, GARP / unsolicited NA.
+//! - [`state`]: one typed model of the agent's state (status, counters, trackers, cloud).
 //! - [`daemon`]: the running agent (`xvrrp run`).
 //! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
 //! - [`logging`]: the stderr logger.
@@ -23,4 +24,5 @@ pub mod logging;
 pub mod net;
 pub mod packet;
 pub mod sim;
+pub mod state;
 pub mod vrrp;

@@ -23,8 +23,9 @@ use std::{
 };
 
 use log::{debug, info, warn};
-use serde::Serialize;
 use tokio::{sync::Notify, time::Instant};
+
+pub use crate::state::{CloudStatus, Role};
 
 use super::{
     client::{ActionStatus, Api},
@@ -35,103 +36,7 @@ use super::{
     },
 };
 
-/// Where the instance's cloud effort stands (drives the `state` string of `xvrrp status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Start-up: droplet id and API probe not done yet.
-    Starting,
-    /// Not Master: no API calls.
-    Backup,
-    /// Master, moving (or checking) the IP.
-    Assigning,
-    /// Master, and the IP was verified to point here.
-    Verified,
-}
-
-/// The cloud part of an instance's status. Never holds the token.
-#[derive(Debug, Clone, Serialize)]
-pub struct CloudStatus {
-    /// `"digitalocean"`.
-    pub provider: &'static str,
-    /// The reserved IP.
-    pub reserved_ip: Ipv4Addr,
-    /// This droplet's id, once the metadata service answered.
-    pub droplet_id: Option<u64>,
-    /// The holder the API reported last (`None`: unassigned or not known yet).
-    pub holder: Option<u64>,
-    /// When the API was last read successfully (UTC).
-    pub checked_at: Option<String>,
-    /// The role of the cloud effort.
-    pub role: Role,
-    /// The last metadata failure while the droplet id is unknown.
-    pub metadata_error: Option<String>,
-    /// The last API failure of the current effort (cleared by a success).
-    pub api_error: Option<String>,
-    /// Set after 401/403 (or an unknown IP): nothing is retried until reload.
-    pub blocked: Option<String>,
-    /// Whether the start-up probe got an answer.
-    pub probed: bool,
-    /// API requests made.
-    pub api_calls: u64,
-    /// Assign POSTs made.
-    pub assigns: u64,
-    /// Verified moves of the IP to this droplet.
-    pub moves: u64,
-    /// Milliseconds from the last Master transition to the IP verified here.
-    pub last_takeover_ms: Option<u64>,
-}
-
 impl CloudStatus {
-    /// A fresh status for `ip`.
-    pub fn new(ip: Ipv4Addr) -> Self {
-        Self {
-            provider: "digitalocean",
-            reserved_ip: ip,
-            droplet_id: None,
-            holder: None,
-            checked_at: None,
-            role: Role::Starting,
-            metadata_error: None,
-            api_error: None,
-            blocked: None,
-            probed: false,
-            api_calls: 0,
-            assigns: 0,
-            moves: 0,
-            last_takeover_ms: None,
-        }
-    }
-
-    /// One line for humans and scripts: `starting`, `ok`, `assigning`, `holder: <droplet>`,
-    /// `holder: none`, or `degraded: <why>`.
-    pub fn state(&self) -> String {
-        if let Some(b) = &self.blocked {
-            return format!("degraded: {b}");
-        }
-        if self.droplet_id.is_none() {
-            return match &self.metadata_error {
-                Some(m) => format!("degraded: droplet id unknown ({m})"),
-                None => "starting".to_owned(),
-            };
-        }
-        if let Some(e) = &self.api_error {
-            return format!("degraded: {e}");
-        }
-        match self.role {
-            Role::Assigning => "assigning".to_owned(),
-            Role::Verified => "ok".to_owned(),
-            Role::Starting | Role::Backup => match (self.probed, self.holder) {
-                (false, _) => "starting".to_owned(),
-                (true, Some(h)) if Some(h) == self.droplet_id => {
-                    format!("holder: {h} (this droplet)")
-                }
-                (true, Some(h)) => format!("holder: {h}"),
-                (true, None) => "holder: none".to_owned(),
-            },
-        }
-    }
-
     /// Records a successful read of the IP.
     pub fn seen(&mut self, holder: Option<u64>) {
         self.holder = holder;

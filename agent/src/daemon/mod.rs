@@ -1,14 +1,32 @@
 //! The running agent (`xvrrp run`): configuration in, a VRRP router on the network out.
 
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `plan` | config to one `InstancePlan` per instance (pure) |
+//! | `start` | receive paths, sockets, the loop's inputs; runs until a stop signal |
+//! | `event_loop` | `Daemon`: timers, adverts, tracker changes, signals, control requests to core events |
+//! | `receive` | XDP ring buffer and raw-socket readers, bounded batches |
+//! | `effects` | the core's actions: adverts, addresses, announcements, notify, cloud |
+//! | `status` | snapshots in the typed model (`crate::state`) for the control socket |
+//! | `track/` | trackers: the registry (`mod.rs`), shared types (`types.rs`), one watcher per kind |
+//! | `announce`, `notify`, `command`, `security`, `counters`, `takeover` | GARP/NA schedule, notify queue, running commands, script users and security, socket-path counters, cloud glue |
+
 pub mod announce;
 pub mod command;
 pub mod counters;
+mod effects;
+mod event_loop;
 pub mod notify;
 pub mod plan;
-pub mod runtime;
+mod receive;
 pub mod security;
+mod start;
+mod status;
 pub mod takeover;
 pub mod track;
+
+pub use self::start::{RunOptions, RxMode, StartError};
 
 use std::process::ExitCode;
 
@@ -17,7 +35,7 @@ use log::error;
 /// `xvrrp run`: loads and checks the configuration (nothing is applied when it has errors),
 /// plans every instance, and runs until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 1 for a
 /// configuration error, 3 when the network could not be set up.
-pub fn run(opts: runtime::RunOptions) -> ExitCode {
+pub fn run(opts: RunOptions) -> ExitCode {
     let loaded = match crate::config::load(&opts.config) {
         Ok(l) => l,
         Err(errors) => {
@@ -57,7 +75,7 @@ pub fn run(opts: runtime::RunOptions) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    let code = match local.block_on(&rt, runtime::run(cfg, plans, opts)) {
+    let code = match local.block_on(&rt, start::run(cfg, plans, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

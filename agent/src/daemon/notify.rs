@@ -8,7 +8,6 @@
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use log::{info, warn};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{command, plan::NotifyPlan, security};
@@ -27,18 +26,7 @@ pub fn state_word(state: State) -> &'static str {
     }
 }
 
-/// One finished notify run, for `xvrrp status`.
-#[derive(Clone, Debug, Serialize)]
-pub struct NotifyRecord {
-    /// The state notified.
-    pub state: &'static str,
-    /// The script (its configured command line).
-    pub script: String,
-    /// How it ended.
-    pub outcome: String,
-    /// Sequence number of the transition (1 = first).
-    pub seq: u64,
-}
+pub use crate::state::NotifyRecord;
 
 struct Job {
     state: State,
@@ -126,7 +114,7 @@ impl NotifyQueue {
                         d.remove(0);
                     }
                     d.push(NotifyRecord {
-                        state: word,
+                        state: word.to_owned(),
                         script: script.to_owned(),
                         outcome: outcome.to_string(),
                         seq: job.seq,

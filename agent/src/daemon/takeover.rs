@@ -30,6 +30,7 @@ use crate::{
         Api, ApiError, Class, DoClient, Metadata,
     },
     config::{self, DigitalOcean, TokenSource},
+    state::CloudState,
     vrrp::State,
 };
 
@@ -230,19 +231,15 @@ impl CloudTakeover {
     }
 
     /// The `cloud` object of `xvrrp status`.
-    pub fn status_json(&self) -> serde_json::Value {
+    pub fn snapshot(&self) -> CloudState {
         let st = self.status.borrow();
-        let mut v = serde_json::to_value(&*st).unwrap_or(serde_json::Value::Null);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("state".to_owned(), st.state().into());
-            o.insert("api_url".to_owned(), self.cfg.api_url.clone().into());
-            o.insert(
-                "reconcile_interval_s".to_owned(),
-                self.cfg.reconcile_interval.into(),
-            );
-            o.insert("takeover_running".to_owned(), self.term.is_some().into());
+        CloudState {
+            status: st.clone(),
+            state: st.state(),
+            api_url: self.cfg.api_url.clone(),
+            reconcile_interval_s: u64::from(self.cfg.reconcile_interval),
+            takeover_running: self.term.is_some(),
         }
-        v
     }
 }
 

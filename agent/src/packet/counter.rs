@@ -107,6 +107,25 @@ impl Counter {
             Counter::NotVrrp => "not_vrrp",
         }
     }
+
+    /// The counter called `name` ([`Counter::as_str`]).
+    pub fn from_name(name: &str) -> Option<Counter> {
+        Counter::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+impl serde::Serialize for Counter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Counter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Counter::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown counter {name:?}")))
+    }
 }
 
 impl std::fmt::Display for Counter {

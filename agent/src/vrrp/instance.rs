@@ -16,7 +16,7 @@ pub const PRIORITY_OWNER: u8 = 255;
 pub const PRIORITY_STOP: u8 = 0;
 
 /// Protocol state (RFC 5798 section 6.4 plus keepalived's FAULT).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum State {
     /// Not running (before [`Event::Startup`], after [`Event::Shutdown`]).
     Initialize,
@@ -145,7 +145,7 @@ pub struct Transition {
 }
 
 /// Counters in keepalived's spirit (names from its source where one exists).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Adverts handed to [`Instance::handle`] while Backup or Master.
     pub advert_rcvd: u64,

@@ -108,6 +108,25 @@ impl Tracker {
             c => Contribution::Priority(c),
         }
     }
+
+    /// The event that makes this tracker neutral: keepalived drops a disabled tracker (a script
+    /// refused by `enable_script_security`) from every instance, so from then on it must neither
+    /// move the priority nor force FAULT, whatever its weight and `reverse`.
+    pub fn neutral_event(&self) -> super::Event {
+        let id = self.id;
+        if self.initial_value.is_some() {
+            // Valued: 0 is neutral, except for weight 0 with `reverse` (FAULT at 0).
+            let value = i32::from(self.weight == 0 && self.reverse);
+            super::Event::TrackerValue { id, value }
+        } else {
+            let up = match self.weight {
+                w if w > 0 => false,
+                w if w < 0 => true,
+                _ => !self.reverse,
+            };
+            super::Event::TrackerChanged { id, up }
+        }
+    }
 }
 
 /// Parameters of one VRRP instance (virtual router) as configuration gives them.
@@ -246,4 +265,37 @@ pub enum ParamsError {
     /// Weight outside -254..=254.
     #[error("tracker {0:?} weight {1} is outside -254..254")]
     Weight(TrackerId, i16),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::Event;
+
+    #[test]
+    fn a_disabled_tracker_is_neutral() {
+        for initial_value in [None, Some(0)] {
+            for weight in [-254, -20, -1, 0, 1, 20, 254] {
+                for reverse in [false, true] {
+                    let t = Tracker {
+                        id: TrackerId(1),
+                        weight,
+                        reverse,
+                        initially_up: true,
+                        initial_value,
+                    };
+                    let c = match t.neutral_event() {
+                        Event::TrackerChanged { up, .. } => t.status_contribution(up),
+                        Event::TrackerValue { value, .. } => t.value_contribution(value),
+                        other => panic!("{other:?}"),
+                    };
+                    assert_eq!(
+                        c,
+                        Contribution::Priority(0),
+                        "weight {weight} reverse {reverse} valued {initial_value:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -258,7 +258,6 @@ async fn reread(
 }
 
 fn report(e: &mut Entry, v: i32, reason: String, tx: &mpsc::UnboundedSender<TrackerUpdate>) {
-    e.w.stats.set("value", v);
     if e.last == Some(v) {
         return;
     }
@@ -292,7 +291,8 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
             .into_iter()
             .zip(located)
             .map(|(w, (path, dir, name))| {
-                w.stats.set("path", path.display().to_string());
+                w.stats
+                    .update(|d| d.path = Some(path.display().to_string()));
                 Entry {
                     w,
                     path,

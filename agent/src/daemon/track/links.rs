@@ -162,7 +162,7 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
                 if last.as_ref() == Some(&now) {
                     continue;
                 }
-                w.stats.set("link", now.describe());
+                w.stats.update(|d| d.link = Some(now.describe().to_owned()));
                 let changed_up = last.as_ref().map(LinkState::is_up) != Some(now.is_up());
                 *last = Some(now.clone());
                 if changed_up {

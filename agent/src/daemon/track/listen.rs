@@ -66,6 +66,7 @@ use tokio::{
 };
 
 use super::{SharedStats, TrackerUpdate};
+use crate::state::{ListenerEvent, PortState};
 use crate::{
     config::TrackListen,
     dataplane::{
@@ -348,7 +349,8 @@ impl Entry {
     fn publish(&mut self, views: &[PortView], source: &str, rate: bool) {
         let now = Instant::now();
         let secs = now.duration_since(self.last_check).as_secs_f64();
-        let ports: Vec<serde_json::Value> = self
+        let counted = source != SOURCE_DIAG;
+        let mut ports: Vec<PortState> = self
             .w
             .spec
             .ports
@@ -363,43 +365,32 @@ impl Entry {
                     0.0
                 };
                 // The fallback does not count connections: null, not a misleading 0.
-                let counted = |n: serde_json::Value| {
-                    if source == SOURCE_DIAG {
-                        serde_json::Value::Null
-                    } else {
-                        n
-                    }
-                };
-                serde_json::json!({
-                    "port": p,
-                    "listeners": v.listeners,
-                    "established": counted(v.established.into()),
-                    "established_total": counted(v.established_total.into()),
-                    "closed_total": counted(v.closed_total.into()),
-                    "accept_queue": v.accept_queue,
-                    "syns": v.syns,
-                    "syns_per_sec": (per_sec * 10.0).round() / 10.0,
-                    "stalled": self.stalled.get(i).copied().unwrap_or(false),
-                })
+                PortState {
+                    port: *p,
+                    listeners: v.listeners,
+                    established: counted.then_some(v.established),
+                    established_total: counted.then_some(v.established_total),
+                    closed_total: counted.then_some(v.closed_total),
+                    accept_queue: v.accept_queue,
+                    syns: v.syns,
+                    syns_per_sec: (per_sec * 10.0).round() / 10.0,
+                    stalled: self.stalled.get(i).copied().unwrap_or(false),
+                }
             })
             .collect();
         if rate {
             self.last_syns = views.iter().map(|v| v.syns).collect();
             self.last_check = now;
-            self.w.stats.set("ports", ports);
-        } else if let Some(old) = self.w.stats.get("ports") {
+        } else if let Some(old) = self.w.stats.get().ports {
             // Keep the last rate; refresh the gauges.
-            let mut merged = ports;
-            if let Some(old) = old.as_array() {
-                for (n, o) in merged.iter_mut().zip(old) {
-                    n["syns_per_sec"] = o["syns_per_sec"].clone();
-                }
+            for (n, o) in ports.iter_mut().zip(old) {
+                n.syns_per_sec = o.syns_per_sec;
             }
-            self.w.stats.set("ports", merged);
-        } else {
-            self.w.stats.set("ports", ports);
         }
-        self.w.stats.set("source", source);
+        self.w.stats.update(|d| {
+            d.ports = Some(ports);
+            d.source = Some(source.to_owned());
+        });
     }
 }
 
@@ -675,15 +666,13 @@ async fn run(
                     .filter(|ev| e.w.spec.ports.contains(&ev.port))
                     .max_by_key(|ev| ev.timestamp)
                 {
-                    e.w.stats.set(
-                        "last_listener_event",
-                        serde_json::json!({
-                            "port": last.port,
-                            "address": last.addr.to_string(),
-                            "up": last.up,
-                            "at_unix_us": mono_to_unix_us(last.timestamp),
-                        }),
-                    );
+                    let ev = ListenerEvent {
+                        port: last.port,
+                        address: last.addr.to_string(),
+                        up: last.up,
+                        at_unix_us: mono_to_unix_us(last.timestamp),
+                    };
+                    e.w.stats.update(|d| d.last_listener_event = Some(ev));
                 }
             }
             if touched || check_all || stall_changed || poll_change {

@@ -466,7 +466,7 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
                                 why[i] = format!("{n} matching process(es): {reason}");
                             }
                             counts[i] = n;
-                            w.stats.set("processes", n);
+                            w.stats.update(|d| d.processes = Some(n as u64));
                             if let Some(up) = quorums[i].update(n, now) {
                                 report(&tx, w, up, &why[i]);
                             }

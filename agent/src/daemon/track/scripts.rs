@@ -116,9 +116,11 @@ pub fn spawn(
         let name = script.name.clone();
         let interval = secs(script.interval, 0.01);
         let timeout = secs(script.timeout, 0.01);
-        stats.set("runs", 0);
-        stats.set("failures", 0);
-        stats.set("timeouts", 0);
+        stats.update(|d| {
+            d.runs = Some(0);
+            d.failures = Some(0);
+            d.timeouts = Some(0);
+        });
         let Some(words) = command::split_words(&script.script) else {
             error!(
                 "vrrp_script {name}: cannot parse command {:?}; it counts as failing",
@@ -143,7 +145,7 @@ pub fn spawn(
                 if spec.security =>
             {
                 error!("vrrp_script {name}: refused, disabling it: {e}");
-                stats.set("refused", e.to_string());
+                stats.update(|d| d.refused = Some(e.to_string()));
                 let _ = tx.send(TrackerUpdate::disabled(index, format!("refused: {e}")));
                 return;
             }
@@ -166,7 +168,7 @@ pub fn spawn(
                 warn!("SECURITY VIOLATION - scripts are being executed but script_security not enabled")
             });
         }
-        stats.set("user", run_as.name.clone());
+        stats.update(|d| d.user = Some(run_as.name.clone()));
         // SAFETY: geteuid(2) has no preconditions.
         let privileged = unsafe { libc::geteuid() } == 0;
         let ids = privileged.then_some((run_as.uid, run_as.gid));
@@ -176,18 +178,18 @@ pub fn spawn(
         loop {
             ticker.tick().await;
             let outcome = command::run(&words, &[], timeout, ids).await;
-            stats.incr("runs");
+            stats.update(|d| d.runs = Some(d.runs.unwrap_or(0) + 1));
             if !outcome.success() {
-                stats.incr("failures");
+                stats.update(|d| d.failures = Some(d.failures.unwrap_or(0) + 1));
             }
             if matches!(outcome, command::Outcome::TimedOut) {
-                stats.incr("timeouts");
+                stats.update(|d| d.timeouts = Some(d.timeouts.unwrap_or(0) + 1));
                 warn!(
                     "vrrp_script {name}: {:?} {outcome} after {timeout:?}",
                     script.script
                 );
             }
-            stats.set("last_result", outcome.to_string());
+            stats.update(|d| d.last_result = Some(outcome.to_string()));
             if let Some(up) = state.record(outcome.success()) {
                 info!(
                     "vrrp_script {name}: now {} ({outcome})",
