@@ -3,7 +3,7 @@
 //! Module map (after holo-vrrp):
 //! - [`packet`]: VRRPv2/v3 wire codec, checksums, PASS authentication, typed decode errors.
 //! - [`vrrp`]: the sans-IO protocol core (`Instance`: events in, actions out).
-//! - [`sim`]: a deterministic simulator of many instances on a lossy segment in virtual time.
+//! - `sim` (feature `testing`): a deterministic simulator of many instances on a lossy segment in virtual time.
 //! - [`config`]: keepalived.conf lexer, parser, model and semantic validation.
 //! - [`dataplane`]: loading and attaching the embedded eBPF programs.
 //! - [`net`]: raw VRRP sockets, netlink addresses and link events, GARP / unsolicited NA.
@@ -23,6 +23,7 @@ pub mod dataplane;
 pub mod logging;
 pub mod net;
 pub mod packet;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 pub mod state;
 pub mod vrrp;

@@ -81,6 +81,7 @@ pub mod counter;
 pub mod decode;
 pub mod encode;
 pub mod rx;
+#[cfg(any(test, feature = "testing"))]
 pub mod testvectors;
 
 pub use counter::Counter;
