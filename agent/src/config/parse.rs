@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::error::{Diags, Pos};
 use super::keywords as kw;
 use super::lexer::{Kind, Token};
 use super::model::{
-    Broadcast, InitFile, InitialState, ParamMatch, ScriptUser, Secret, TrackFile, TrackInterface,
-    TrackListen, TrackProcess, UnicastPeer, VrrpScript,
+    Broadcast, InitFile, InitialState, ParamMatch, ScriptUser, Secret, Secs, TrackFile,
+    TrackInterface, TrackListen, TrackProcess, UnicastPeer, VrrpScript,
 };
 use super::tree::Stmt;
 
@@ -23,9 +24,25 @@ const MAX_SECS: u64 = 1_000_000_000;
 /// Microseconds per second.
 pub(crate) const MICROS: u64 = 1_000_000;
 
-/// Converts microseconds to f64 seconds.
-pub(crate) fn secs_f64(micros: u64) -> f64 {
-    micros as f64 / MICROS as f64
+/// Shortest `vrrp_script` `interval` / `timeout` used (smaller values are raised to it, with a
+/// warning): 0.01 s.
+const SCRIPT_MIN_MICROS: u64 = 10_000;
+/// Longest `vrrp_script` `interval` / `timeout` used (larger values are lowered to it, with a
+/// warning): one day.
+const SCRIPT_MAX_MICROS: u64 = 86_400 * MICROS;
+/// Longest `vrrp_track_process` `delay` / `terminate_delay` / `fork_delay` used (larger values are
+/// lowered to it, with a warning): one day.
+const PROCESS_DELAY_MAX_MICROS: u64 = 86_400 * MICROS;
+
+/// The configuration's one conversion to [`Duration`]: from the exact number of microseconds
+/// the parser read ([`parse_micros`]) or whole seconds times [`MICROS`].
+pub(crate) fn duration(micros: u64) -> Duration {
+    Duration::from_micros(micros)
+}
+
+/// Whole seconds as a [`Duration`] (through [`duration`]).
+pub(crate) fn whole_secs(secs: u32) -> Duration {
+    duration(u64::from(secs) * MICROS)
 }
 
 /// Parses a non-negative decimal number of seconds exactly into microseconds.
@@ -580,6 +597,38 @@ impl Parser<'_> {
         self.secs_tok(s.name(), t, min_micros)
     }
 
+    /// A `vrrp_track_process` delay: 0 or more seconds, at most a day.
+    fn process_delay(&mut self, s: &Stmt) -> Option<u64> {
+        self.secs_clamped(
+            s,
+            0,
+            PROCESS_DELAY_MAX_MICROS,
+            "for a vrrp_track_process delay",
+        )
+    }
+
+    /// `keyword SECONDS` (at least 1 µs when `lo > 0`, else 0 or more), then brought into
+    /// `lo..=hi` with a warning at the value when it is outside: the range the consumer can use.
+    fn secs_clamped(&mut self, s: &Stmt, lo: u64, hi: u64, what: &str) -> Option<u64> {
+        let t = self.one(s)?;
+        let m = self.secs_tok(s.name(), t, lo.min(1))?;
+        let c = m.clamp(lo, hi);
+        if c != m {
+            let b = Secs(duration(c));
+            let side = if c > m {
+                "below the minimum"
+            } else {
+                "above the maximum"
+            };
+            self.d.warn(
+                &t.pos,
+                s.name(),
+                format!("'{}' is {side} of {b} s {what}; using {b} s", t.text),
+            );
+        }
+        Some(c)
+    }
+
     fn ip_tok(&mut self, keyword: &str, t: &Token) -> Option<IpAddr> {
         match t.text.parse::<IpAddr>() {
             Ok(a) => Some(a),
@@ -842,8 +891,8 @@ impl Parser<'_> {
         let mut v = VrrpScript {
             name,
             script: String::new(),
-            interval: 1.0,
-            timeout: 0.0,
+            interval: duration(MICROS),
+            timeout: duration(MICROS),
             weight: 0,
             reverse: false,
             rise: 1,
@@ -864,8 +913,14 @@ impl Parser<'_> {
                     }
                     have_script = true;
                 }
-                "interval" => put(&mut interval, self.secs(s, 1)),
-                "timeout" => put(&mut timeout, self.secs(s, 1)),
+                "interval" => put(
+                    &mut interval,
+                    self.secs_clamped(s, SCRIPT_MIN_MICROS, SCRIPT_MAX_MICROS, "for a vrrp_script"),
+                ),
+                "timeout" => put(
+                    &mut timeout,
+                    self.secs_clamped(s, SCRIPT_MIN_MICROS, SCRIPT_MAX_MICROS, "for a vrrp_script"),
+                ),
                 "weight" => {
                     if let Some((w, r)) = self.weight(s) {
                         v.weight = w;
@@ -887,8 +942,8 @@ impl Parser<'_> {
             self.missing("vrrp_script", &v.name, "script");
         }
         let interval = interval.unwrap_or(MICROS);
-        v.interval = secs_f64(interval);
-        v.timeout = secs_f64(timeout.unwrap_or(interval));
+        v.interval = duration(interval);
+        v.timeout = duration(timeout.unwrap_or(interval));
         v
     }
 
@@ -915,8 +970,8 @@ impl Parser<'_> {
             reverse: false,
             quorum: 1,
             quorum_max: None,
-            terminate_delay: 0.0,
-            fork_delay: 0.0,
+            terminate_delay: Duration::ZERO,
+            fork_delay: Duration::ZERO,
         };
         let mut delay = None;
         let mut term = None;
@@ -975,9 +1030,9 @@ impl Parser<'_> {
                 }
                 "quorum" => set(&mut v.quorum, self.u32v(s, 1, 65535)),
                 "quorum_max" => put(&mut v.quorum_max, self.u32v(s, 1, 65535)),
-                "delay" => put(&mut delay, self.secs(s, 0)),
-                "terminate_delay" => put(&mut term, self.secs(s, 0)),
-                "fork_delay" => put(&mut fork, self.secs(s, 0)),
+                "delay" => put(&mut delay, self.process_delay(s)),
+                "terminate_delay" => put(&mut term, self.process_delay(s)),
+                "fork_delay" => put(&mut fork, self.process_delay(s)),
                 _ => self.other(s, "vrrp_track_process", kw::PROCESS, &[], &[]),
             }
         }
@@ -993,8 +1048,8 @@ impl Parser<'_> {
                 );
             }
         }
-        v.terminate_delay = secs_f64(term.or(delay).unwrap_or(0));
-        v.fork_delay = secs_f64(fork.or(delay).unwrap_or(0));
+        v.terminate_delay = duration(term.or(delay).unwrap_or(0));
+        v.fork_delay = duration(fork.or(delay).unwrap_or(0));
         v
     }
 
@@ -1113,7 +1168,7 @@ impl Parser<'_> {
                         v.weight = w;
                     }
                 }
-                "stall" => set(&mut v.stall, self.secs(s, 1).map(|m| Some(secs_f64(m)))),
+                "stall" => set(&mut v.stall, self.secs(s, 1).map(|m| Some(duration(m)))),
                 "rise" => set(&mut v.rise, self.u32v(s, 1, 1_000_000)),
                 "fall" => set(&mut v.fall, self.u32v(s, 1, 1_000_000)),
                 _ => self.other(s, "vrrp_track_listen", kw::LISTEN, &[], &[]),
