@@ -591,6 +591,7 @@ vrrp_instance VI_1 {
             .remove(0);
         assert_eq!(p.tx.dsts, vec![IpAddr::V4(VRRP_GROUP_V4)]);
         assert_eq!(p.tx.interval_v3_cs, 10);
+        assert_eq!(p.params.advert_interval, Duration::from_millis(100));
         assert_eq!(
             p.rx.source,
             SourcePolicy::Multicast {
