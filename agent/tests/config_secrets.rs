@@ -69,7 +69,7 @@ fn token_from_file_with_mode_0600_and_defaults() {
     assert_eq!(dobj.reserved_ip.to_string(), "203.0.113.10");
     assert_eq!(dobj.api_url, "https://api.digitalocean.com");
     assert_eq!(dobj.metadata_url, "http://169.254.169.254");
-    assert_eq!(dobj.reconcile_interval, 60);
+    assert_eq!(dobj.reconcile_interval, std::time::Duration::from_secs(60));
     assert_eq!(i.authentication.as_ref().unwrap().auth_pass.expose(), PASS);
 
     // Nothing printable leaks either secret.
@@ -254,7 +254,7 @@ fn missing_token_and_bad_values() {
     let dobj = l.config.instances[0].digitalocean.as_ref().unwrap();
     assert_eq!(dobj.api_url, "http://127.0.0.1:8080");
     assert_eq!(dobj.metadata_url, "http://[::1]:9000");
-    assert_eq!(dobj.reconcile_interval, 5);
+    assert_eq!(dobj.reconcile_interval, std::time::Duration::from_secs(5));
 }
 
 #[test]

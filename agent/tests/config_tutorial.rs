@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use xvrrp::config::{self, AuthType, Family, InitialState, TrackRef, UnicastPeer};
 
@@ -22,15 +23,19 @@ fn check_common(c: &config::Config) {
     let s = &c.vrrp_scripts[0];
     assert_eq!(s.name, "chk_nginx");
     assert_eq!(s.script, "pidof nginx");
-    assert_eq!(s.interval, 2.0);
-    assert_eq!(s.timeout, 2.0, "timeout defaults to the interval");
+    assert_eq!(s.interval, Duration::from_secs(2));
+    assert_eq!(
+        s.timeout,
+        Duration::from_secs(2),
+        "timeout defaults to the interval"
+    );
     assert_eq!((s.weight, s.reverse, s.rise, s.fall), (0, false, 1, 1));
     assert_eq!(c.instances.len(), 1);
     let i = &c.instances[0];
     assert_eq!(i.name, "VI_1");
     assert_eq!(i.interface, "eth1");
     assert_eq!(i.virtual_router_id, 33);
-    assert_eq!(i.advert_int, 1.0);
+    assert_eq!(i.advert_int, Duration::from_secs(1));
     assert_eq!(i.advert_int_centis(), 100);
     assert_eq!(i.version, 2);
     assert_eq!(i.family, Family::Ipv4);
@@ -52,10 +57,13 @@ fn check_common(c: &config::Config) {
         Some("/etc/keepalived/master.sh")
     );
     assert!(i.virtual_ipaddress.is_empty());
-    assert_eq!((i.garp_master_delay, i.garp_master_repeat), (5, 5));
+    assert_eq!(
+        (i.garp_master_delay, i.garp_master_repeat),
+        (Duration::from_secs(5), 5)
+    );
     assert_eq!(
         (i.garp_master_refresh, i.garp_master_refresh_repeat),
-        (0, 1)
+        (Duration::ZERO, 1)
     );
     assert!(i.accept);
     assert!(i.digitalocean.is_none());
@@ -155,8 +163,8 @@ fn full_example_model() {
         Some("nogroup")
     );
     assert!(g.enable_script_security && g.vrrp_skip_check_adv_addr);
-    assert_eq!(g.vrrp_garp_interval, 0.001);
-    assert_eq!(g.vrrp_gna_interval, 0.000001);
+    assert_eq!(g.vrrp_garp_interval, Duration::from_millis(1));
+    assert_eq!(g.vrrp_gna_interval, Duration::from_micros(1));
     let f = g.notify_fifo.as_ref().unwrap();
     assert_eq!(
         f.script.as_deref(),
@@ -166,7 +174,13 @@ fn full_example_model() {
     let s = &c.vrrp_scripts[0];
     assert_eq!(
         (s.interval, s.timeout, s.weight, s.rise, s.fall),
-        (0.5, 3.0, -20, 2, 3)
+        (
+            Duration::from_millis(500),
+            Duration::from_secs(3),
+            -20,
+            2,
+            3
+        )
     );
     assert!(s.init_fail);
     let p = &c.track_processes[0];
@@ -177,7 +191,10 @@ fn full_example_model() {
         (p.weight, p.reverse, p.quorum, p.quorum_max),
         (10, true, 2, Some(8))
     );
-    assert_eq!((p.terminate_delay, p.fork_delay), (0.5, 1.0));
+    assert_eq!(
+        (p.terminate_delay, p.fork_delay),
+        (Duration::from_millis(500), Duration::from_secs(1))
+    );
     let tf = &c.track_files[0];
     assert_eq!(
         tf.init_file,
@@ -188,7 +205,7 @@ fn full_example_model() {
     );
     let tl = &c.track_listens[0];
     assert_eq!(tl.ports, vec![80, 443]);
-    assert_eq!(tl.stall, Some(5.0));
+    assert_eq!(tl.stall, Some(Duration::from_secs(5)));
 
     let i = &c.instances[0];
     assert_eq!(i.unicast_peers.len(), 2);
@@ -226,7 +243,7 @@ fn full_example_model() {
             i.garp_master_repeat,
             i.garp_master_refresh
         ),
-        (1, 2, 30)
+        (Duration::from_secs(1), 2, Duration::from_secs(30))
     );
     assert!(i.check_unicast_src);
 

@@ -1,12 +1,15 @@
 //! The typed configuration model, with every default filled in.
 //!
 //! Defaults are documented next to each field; they follow keepalived 2.2 (`keepalived.conf(5)`)
-//! unless stated otherwise. Durations are `f64` seconds (parsed exactly from decimal text to
-//! microseconds first, so `0.1` is exactly what the user wrote).
+//! unless stated otherwise. Durations are [`Duration`]s, built once by the parser from the exact
+//! number of microseconds written (decimal seconds, at most 6 decimals), so `0.1` is exactly what
+//! the user wrote; consumers use them as they are (any range limit is applied, with an error or a
+//! warning, while loading). [`Secs`] prints one back in keepalived's decimal-seconds syntax.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
@@ -48,6 +51,46 @@ impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(REDACTED)
     }
+}
+
+/// Displays a [`Duration`] as decimal seconds, exactly and without trailing zeros (`1`, `0.1`,
+/// `0.000001`): the syntax the configuration is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secs(pub Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.subsec_nanos();
+        if nanos == 0 {
+            return write!(f, "{}", self.0.as_secs());
+        }
+        let frac = format!("{nanos:09}");
+        write!(f, "{}.{}", self.0.as_secs(), frac.trim_end_matches('0'))
+    }
+}
+
+/// Serializes a duration as seconds in a JSON float (`1.0`, `0.35`), as the model did when it
+/// held `f64` seconds.
+fn ser_secs_f64<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(secs_f64(*d))
+}
+
+fn ser_opt_secs_f64<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&secs_f64(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serializes a whole-seconds duration as a JSON integer (`5`).
+fn ser_whole_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+/// Seconds as `f64`, computed from whole microseconds (what the parser produces) so that `0.35`
+/// prints as `0.35`.
+fn secs_f64(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1e6
 }
 
 /// A whole effective configuration (all includes expanded, all defaults filled in).
@@ -99,18 +142,24 @@ pub struct GlobalDefs {
     pub script_user: Option<ScriptUser>,
     /// `enable_script_security`; default false.
     pub enable_script_security: bool,
-    /// `vrrp_garp_master_delay` seconds: second GARP burst after becoming master; default 5.
-    pub vrrp_garp_master_delay: u32,
+    /// `vrrp_garp_master_delay` (whole seconds 0..1000): second GARP burst after becoming master;
+    /// default 5 s.
+    #[serde(serialize_with = "ser_whole_secs")]
+    pub vrrp_garp_master_delay: Duration,
     /// `vrrp_garp_master_repeat`: GARPs per burst; default 5.
     pub vrrp_garp_master_repeat: u32,
-    /// `vrrp_garp_master_refresh` seconds between periodic GARP refreshes; default 0 (off).
-    pub vrrp_garp_master_refresh: u32,
+    /// `vrrp_garp_master_refresh` (whole seconds 0..1000000) between periodic GARP refreshes;
+    /// default 0 (off).
+    #[serde(serialize_with = "ser_whole_secs")]
+    pub vrrp_garp_master_refresh: Duration,
     /// `vrrp_garp_master_refresh_repeat`: GARPs per refresh; default 1.
     pub vrrp_garp_master_refresh_repeat: u32,
     /// `vrrp_garp_interval` seconds between GARPs of a burst; default 0.
-    pub vrrp_garp_interval: f64,
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub vrrp_garp_interval: Duration,
     /// `vrrp_gna_interval` seconds between unsolicited NAs of a burst; default 0.
-    pub vrrp_gna_interval: f64,
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub vrrp_gna_interval: Duration,
     /// `vrrp_strict`: strict RFC compliance (default for instances' `strict_mode`); default false.
     pub vrrp_strict: bool,
     /// `vrrp_skip_check_adv_addr` (default for instances); default false.
@@ -131,7 +180,8 @@ pub struct GlobalDefs {
     /// `vrrp_mcast_group6`; default ff02::12.
     pub vrrp_mcast_group6: Ipv6Addr,
     /// `vrrp_startup_delay` seconds before instances start; default 0.
-    pub vrrp_startup_delay: f64,
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub vrrp_startup_delay: Duration,
     /// `notify_fifo` (+ `notify_fifo_script`): all state changes; default none.
     pub notify_fifo: Option<NotifyFifo>,
     /// `vrrp_notify_fifo` (+ `vrrp_notify_fifo_script`): VRRP state changes; default none.
@@ -145,12 +195,12 @@ impl Default for GlobalDefs {
             vrrp_version: 2,
             script_user: None,
             enable_script_security: false,
-            vrrp_garp_master_delay: 5,
+            vrrp_garp_master_delay: Duration::from_secs(5),
             vrrp_garp_master_repeat: 5,
-            vrrp_garp_master_refresh: 0,
+            vrrp_garp_master_refresh: Duration::ZERO,
             vrrp_garp_master_refresh_repeat: 1,
-            vrrp_garp_interval: 0.0,
-            vrrp_gna_interval: 0.0,
+            vrrp_garp_interval: Duration::ZERO,
+            vrrp_gna_interval: Duration::ZERO,
             vrrp_strict: false,
             vrrp_skip_check_adv_addr: false,
             vrrp_check_unicast_src: false,
@@ -159,7 +209,7 @@ impl Default for GlobalDefs {
             vrrp_higher_prio_send_advert: false,
             vrrp_mcast_group4: Ipv4Addr::new(224, 0, 0, 18),
             vrrp_mcast_group6: Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12),
-            vrrp_startup_delay: 0.0,
+            vrrp_startup_delay: Duration::ZERO,
             notify_fifo: None,
             vrrp_notify_fifo: None,
         }
@@ -173,10 +223,14 @@ pub struct VrrpScript {
     pub name: String,
     /// `script`: the command line (quoted or not); required.
     pub script: String,
-    /// `interval` seconds between runs; default 1.
-    pub interval: f64,
-    /// `timeout` seconds before a run counts as failed; default: the interval.
-    pub timeout: f64,
+    /// `interval` seconds between runs, 0.01..86400 (values outside are raised or lowered to
+    /// the nearest bound, with a warning); default 1.
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub interval: Duration,
+    /// `timeout` seconds before a run counts as failed, 0.01..86400 (as `interval`); default:
+    /// the interval.
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub timeout: Duration,
     /// `weight` -253..253; default 0 (0 = a failure puts the instance in FAULT).
     pub weight: i32,
     /// `weight N reverse`: a failure raises priority by N instead of lowering it; default false.
@@ -224,10 +278,14 @@ pub struct TrackProcess {
     pub quorum: u32,
     /// `quorum_max`: maximum number of matching processes; default none (unbounded).
     pub quorum_max: Option<u32>,
-    /// `terminate_delay` seconds (or `delay`) before a process loss counts; default 0.
-    pub terminate_delay: f64,
-    /// `fork_delay` seconds (or `delay`) before a new process counts; default 0.
-    pub fork_delay: f64,
+    /// `terminate_delay` seconds (or `delay`) before a process loss counts, at most 86400 (a
+    /// longer delay is lowered to that, with a warning); default 0.
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub terminate_delay: Duration,
+    /// `fork_delay` seconds (or `delay`) before a new process counts, at most 86400 (as
+    /// `terminate_delay`); default 0.
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub fork_delay: Duration,
 }
 
 /// `init_file [VALUE] [overwrite]` of a `track_file`.
@@ -267,7 +325,8 @@ pub struct TrackListen {
     pub weight: i32,
     /// `stall` seconds: a listener whose accept queue does not drain for this long counts as
     /// down; default none (off).
-    pub stall: Option<f64>,
+    #[serde(serialize_with = "ser_opt_secs_f64")]
+    pub stall: Option<Duration>,
     /// `rise`; default 1.
     pub rise: u32,
     /// `fall`; default 1.
@@ -422,7 +481,7 @@ pub struct DigitalOcean {
     /// `metadata_url`; default `http://169.254.169.254`.
     pub metadata_url: String,
     /// `reconcile_interval` seconds between checks that the IP is still here; default 60.
-    pub reconcile_interval: u32,
+    pub reconcile_interval: Duration,
 }
 
 /// Default `api_url`.
@@ -430,7 +489,7 @@ pub const DEFAULT_DO_API_URL: &str = "https://api.digitalocean.com";
 /// Default `metadata_url`.
 pub const DEFAULT_DO_METADATA_URL: &str = "http://169.254.169.254";
 /// Default `reconcile_interval` (seconds).
-pub const DEFAULT_DO_RECONCILE_INTERVAL: u32 = 60;
+pub const DEFAULT_DO_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// `vrrp_instance NAME { }`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -448,7 +507,8 @@ pub struct VrrpInstance {
     /// (keepalived's rule).
     pub priority: u8,
     /// `advert_int` seconds; default 1. v2: whole seconds 1..255; v3: 0.01..40.95 in 0.01 steps.
-    pub advert_int: f64,
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub advert_int: Duration,
     /// `version` 2|3; default: global `vrrp_version` (IPv6 instances: 3).
     pub version: u8,
     /// Address family: of the virtual addresses, else `unicast_src_ip`, else the first peer,
@@ -457,7 +517,8 @@ pub struct VrrpInstance {
     /// `nopreempt` (`preempt` clears it); default false.
     pub nopreempt: bool,
     /// `preempt_delay` seconds 0..1000; default 0.
-    pub preempt_delay: f64,
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub preempt_delay: Duration,
     /// `mcast_src_ip`; default: the interface's primary address.
     pub mcast_src_ip: Option<IpAddr>,
     /// `unicast_src_ip`; default: the interface's primary address.
@@ -495,18 +556,23 @@ pub struct VrrpInstance {
     pub notify_stop: Option<String>,
     /// `notify` command line (called with `INSTANCE NAME STATE PRIORITY`); default none.
     pub notify: Option<String>,
-    /// `garp_master_delay` seconds; default: global `vrrp_garp_master_delay` (5).
-    pub garp_master_delay: u32,
+    /// `garp_master_delay` (whole seconds); default: global `vrrp_garp_master_delay` (5).
+    #[serde(serialize_with = "ser_whole_secs")]
+    pub garp_master_delay: Duration,
     /// `garp_master_repeat`; default: global `vrrp_garp_master_repeat` (5).
     pub garp_master_repeat: u32,
-    /// `garp_master_refresh` seconds, 0 = off; default: global `vrrp_garp_master_refresh` (0).
-    pub garp_master_refresh: u32,
+    /// `garp_master_refresh` (whole seconds), 0 = off; default: global
+    /// `vrrp_garp_master_refresh` (0).
+    #[serde(serialize_with = "ser_whole_secs")]
+    pub garp_master_refresh: Duration,
     /// `garp_master_refresh_repeat`; default: global `vrrp_garp_master_refresh_repeat` (1).
     pub garp_master_refresh_repeat: u32,
     /// `garp_interval` seconds; default: global `vrrp_garp_interval` (0).
-    pub garp_interval: f64,
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub garp_interval: Duration,
     /// `gna_interval` seconds; default: global `vrrp_gna_interval` (0).
-    pub gna_interval: f64,
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub gna_interval: Duration,
     /// `skip_check_adv_addr`; default: global `vrrp_skip_check_adv_addr`.
     pub skip_check_adv_addr: bool,
     /// `strict_mode`; default: global `vrrp_strict`.
@@ -528,7 +594,7 @@ pub struct VrrpInstance {
 impl VrrpInstance {
     /// `advert_int` in centiseconds (rounded to the nearest; validation makes it exact).
     pub fn advert_int_centis(&self) -> u32 {
-        // Validated to 0.01..=255 s, so the cast cannot overflow.
-        (self.advert_int * 100.0).round() as u32
+        // Validated to at most 255 s, so this fits.
+        u32::try_from((self.advert_int.as_micros() + 5_000) / 10_000).unwrap_or(u32::MAX)
     }
 }

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::error::{Diags, Pos};
 use super::keywords as kw;
 use super::lexer::{Kind, Token};
 use super::model::{
-    Broadcast, InitFile, InitialState, ParamMatch, ScriptUser, Secret, TrackFile, TrackInterface,
-    TrackListen, TrackProcess, UnicastPeer, VrrpScript,
+    Broadcast, InitFile, InitialState, ParamMatch, ScriptUser, Secret, Secs, TrackFile,
+    TrackInterface, TrackListen, TrackProcess, UnicastPeer, VrrpScript,
 };
 use super::tree::Stmt;
 
@@ -23,9 +24,25 @@ const MAX_SECS: u64 = 1_000_000_000;
 /// Microseconds per second.
 pub(crate) const MICROS: u64 = 1_000_000;
 
-/// Converts microseconds to f64 seconds.
-pub(crate) fn secs_f64(micros: u64) -> f64 {
-    micros as f64 / MICROS as f64
+/// Shortest `vrrp_script` `interval` / `timeout` used (smaller values are raised to it, with a
+/// warning): 0.01 s.
+const SCRIPT_MIN_MICROS: u64 = 10_000;
+/// Longest `vrrp_script` `interval` / `timeout` used (larger values are lowered to it, with a
+/// warning): one day.
+const SCRIPT_MAX_MICROS: u64 = 86_400 * MICROS;
+/// Longest `vrrp_track_process` `delay` / `terminate_delay` / `fork_delay` used (larger values are
+/// lowered to it, with a warning): one day.
+const PROCESS_DELAY_MAX_MICROS: u64 = 86_400 * MICROS;
+
+/// The configuration's one conversion to [`Duration`]: from the exact number of microseconds
+/// the parser read ([`parse_micros`]) or whole seconds times [`MICROS`].
+pub(crate) fn duration(micros: u64) -> Duration {
+    Duration::from_micros(micros)
+}
+
+/// Whole seconds as a [`Duration`] (through [`duration`]).
+pub(crate) fn whole_secs(secs: u32) -> Duration {
+    duration(u64::from(secs) * MICROS)
 }
 
 /// Parses a non-negative decimal number of seconds exactly into microseconds.
@@ -580,6 +597,38 @@ impl Parser<'_> {
         self.secs_tok(s.name(), t, min_micros)
     }
 
+    /// A `vrrp_track_process` delay: 0 or more seconds, at most a day.
+    fn process_delay(&mut self, s: &Stmt) -> Option<u64> {
+        self.secs_clamped(
+            s,
+            0,
+            PROCESS_DELAY_MAX_MICROS,
+            "for a vrrp_track_process delay",
+        )
+    }
+
+    /// `keyword SECONDS` (at least 1 µs when `lo > 0`, else 0 or more), then brought into
+    /// `lo..=hi` with a warning at the value when it is outside: the range the consumer can use.
+    fn secs_clamped(&mut self, s: &Stmt, lo: u64, hi: u64, what: &str) -> Option<u64> {
+        let t = self.one(s)?;
+        let m = self.secs_tok(s.name(), t, lo.min(1))?;
+        let c = m.clamp(lo, hi);
+        if c != m {
+            let b = Secs(duration(c));
+            let side = if c > m {
+                "below the minimum"
+            } else {
+                "above the maximum"
+            };
+            self.d.warn(
+                &t.pos,
+                s.name(),
+                format!("'{}' is {side} of {b} s {what}; using {b} s", t.text),
+            );
+        }
+        Some(c)
+    }
+
     fn ip_tok(&mut self, keyword: &str, t: &Token) -> Option<IpAddr> {
         match t.text.parse::<IpAddr>() {
             Ok(a) => Some(a),
@@ -842,8 +891,8 @@ impl Parser<'_> {
         let mut v = VrrpScript {
             name,
             script: String::new(),
-            interval: 1.0,
-            timeout: 0.0,
+            interval: duration(MICROS),
+            timeout: duration(MICROS),
             weight: 0,
             reverse: false,
             rise: 1,
@@ -864,8 +913,14 @@ impl Parser<'_> {
                     }
                     have_script = true;
                 }
-                "interval" => put(&mut interval, self.secs(s, 1)),
-                "timeout" => put(&mut timeout, self.secs(s, 1)),
+                "interval" => put(
+                    &mut interval,
+                    self.secs_clamped(s, SCRIPT_MIN_MICROS, SCRIPT_MAX_MICROS, "for a vrrp_script"),
+                ),
+                "timeout" => put(
+                    &mut timeout,
+                    self.secs_clamped(s, SCRIPT_MIN_MICROS, SCRIPT_MAX_MICROS, "for a vrrp_script"),
+                ),
                 "weight" => {
                     if let Some((w, r)) = self.weight(s) {
                         v.weight = w;
@@ -887,8 +942,8 @@ impl Parser<'_> {
             self.missing("vrrp_script", &v.name, "script");
         }
         let interval = interval.unwrap_or(MICROS);
-        v.interval = secs_f64(interval);
-        v.timeout = secs_f64(timeout.unwrap_or(interval));
+        v.interval = duration(interval);
+        v.timeout = duration(timeout.unwrap_or(interval));
         v
     }
 
@@ -915,8 +970,8 @@ impl Parser<'_> {
             reverse: false,
             quorum: 1,
             quorum_max: None,
-            terminate_delay: 0.0,
-            fork_delay: 0.0,
+            terminate_delay: Duration::ZERO,
+            fork_delay: Duration::ZERO,
         };
         let mut delay = None;
         let mut term = None;
@@ -975,9 +1030,9 @@ impl Parser<'_> {
                 }
                 "quorum" => set(&mut v.quorum, self.u32v(s, 1, 65535)),
                 "quorum_max" => put(&mut v.quorum_max, self.u32v(s, 1, 65535)),
-                "delay" => put(&mut delay, self.secs(s, 0)),
-                "terminate_delay" => put(&mut term, self.secs(s, 0)),
-                "fork_delay" => put(&mut fork, self.secs(s, 0)),
+                "delay" => put(&mut delay, self.process_delay(s)),
+                "terminate_delay" => put(&mut term, self.process_delay(s)),
+                "fork_delay" => put(&mut fork, self.process_delay(s)),
                 _ => self.other(s, "vrrp_track_process", kw::PROCESS, &[], &[]),
             }
         }
@@ -993,8 +1048,8 @@ impl Parser<'_> {
                 );
             }
         }
-        v.terminate_delay = secs_f64(term.or(delay).unwrap_or(0));
-        v.fork_delay = secs_f64(fork.or(delay).unwrap_or(0));
+        v.terminate_delay = duration(term.or(delay).unwrap_or(0));
+        v.fork_delay = duration(fork.or(delay).unwrap_or(0));
         v
     }
 
@@ -1113,7 +1168,7 @@ impl Parser<'_> {
                         v.weight = w;
                     }
                 }
-                "stall" => set(&mut v.stall, self.secs(s, 1).map(|m| Some(secs_f64(m)))),
+                "stall" => set(&mut v.stall, self.secs(s, 1).map(|m| Some(duration(m)))),
                 "rise" => set(&mut v.rise, self.u32v(s, 1, 1_000_000)),
                 "fall" => set(&mut v.fall, self.u32v(s, 1, 1_000_000)),
                 _ => self.other(s, "vrrp_track_listen", kw::LISTEN, &[], &[]),
@@ -1806,5 +1861,204 @@ fn put<T>(slot: &mut Option<T>, v: Option<T>) {
 fn set<T>(slot: &mut T, v: Option<T>) {
     if let Some(v) = v {
         *slot = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{parse_str_with_env, Config, Loaded};
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load(text: &str) -> Loaded {
+        parse_str_with_env("k.conf", text, Path::new("/nonexistent"), &no_env)
+            .unwrap_or_else(|e| panic!("unexpected errors:\n{e}"))
+    }
+
+    fn warnings(l: &Loaded) -> Vec<String> {
+        l.warnings.iter().map(ToString::to_string).collect()
+    }
+
+    fn first_error(text: &str) -> String {
+        match parse_str_with_env("k.conf", text, Path::new("/nonexistent"), &no_env) {
+            Ok(l) => panic!("expected an error, got {:#?}", l.config),
+            Err(e) => e.errors[0].to_string(),
+        }
+    }
+
+    const INST: &str = "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n";
+
+    #[test]
+    fn decimal_seconds_arrive_exactly() {
+        let l = load(&format!(
+            "global_defs {{\n vrrp_garp_interval 0.000250\n vrrp_startup_delay 2.5\n}}\n\
+             vrrp_script s {{\n script /bin/true\n interval 1.5\n timeout 0.3\n}}\n\
+             vrrp_track_process p {{\n process nginx\n terminate_delay 0.000001\n fork_delay 0.1\n}}\n\
+             vrrp_track_listen l {{\n port 80\n stall 0.25\n}}\n\
+             {INST} version 3\n advert_int 0.35\n preempt_delay 0.7\n gna_interval 0.0005\n}}\n"
+        ));
+        assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+        let c: &Config = &l.config;
+        let g = &c.global_defs;
+        assert_eq!(g.vrrp_garp_interval, Duration::from_micros(250));
+        assert_eq!(g.vrrp_startup_delay, Duration::from_millis(2500));
+        let s = &c.vrrp_scripts[0];
+        assert_eq!(s.interval, Duration::from_millis(1500));
+        assert_eq!(s.timeout, Duration::from_millis(300));
+        let p = &c.track_processes[0];
+        assert_eq!(p.terminate_delay, Duration::from_micros(1));
+        assert_eq!(p.fork_delay, Duration::from_millis(100));
+        assert_eq!(c.track_listens[0].stall, Some(Duration::from_millis(250)));
+        let i = &c.instances[0];
+        assert_eq!(i.advert_int, Duration::from_millis(350));
+        assert_eq!(i.advert_int_centis(), 35);
+        assert_eq!(i.preempt_delay, Duration::from_millis(700));
+        assert_eq!(i.garp_interval, Duration::from_micros(250), "from global");
+        assert_eq!(i.gna_interval, Duration::from_micros(500));
+        assert_eq!(i.garp_master_delay, Duration::from_secs(5));
+
+        // Printed back as written (what the f64 model printed), and JSON as before.
+        let r = c.render();
+        for want in [
+            "vrrp_garp_interval 0.00025\n",
+            "vrrp_startup_delay 2.5\n",
+            "interval 1.5\n",
+            "timeout 0.3\n",
+            "terminate_delay 0.000001\n",
+            "fork_delay 0.1\n",
+            "stall 0.25\n",
+            "advert_int 0.35\n",
+            "preempt_delay 0.7\n",
+            "garp_master_delay 5\n",
+            "garp_master_refresh 0\n",
+            "gna_interval 0.0005\n",
+        ] {
+            assert!(r.contains(want), "{want:?} not in:\n{r}");
+        }
+        let j: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(j["instances"][0]["advert_int"], 0.35);
+        assert_eq!(j["instances"][0]["garp_master_delay"], 5);
+        assert_eq!(j["track_listens"][0]["stall"], 0.25);
+        assert_eq!(j["vrrp_scripts"][0]["interval"], 1.5);
+    }
+
+    #[test]
+    fn secs_prints_what_the_f64_model_printed() {
+        let mut m: u64 = 0;
+        let mut step: u64 = 1;
+        while m <= MAX_SECS * MICROS {
+            for x in [m, m + 1, m + 9, m + 250, m + 999_999, m.saturating_sub(1)] {
+                let old = format!("{}", x as f64 / MICROS as f64);
+                assert_eq!(Secs(duration(x)).to_string(), old, "{x} µs");
+            }
+            m += step;
+            step = step * 3 / 2 + 7;
+        }
+        for int in [0, 1, 7, 255, 86_400, 123_456_789, 999_999_999] {
+            for frac in (0..MICROS).step_by(37) {
+                let x = int * MICROS + frac;
+                let old = format!("{}", x as f64 / MICROS as f64);
+                assert_eq!(Secs(duration(x)).to_string(), old, "{x} µs");
+            }
+        }
+        assert_eq!(Secs(Duration::from_nanos(1_500)).to_string(), "0.0000015");
+        assert_eq!(Secs(Duration::from_secs(86_400)).to_string(), "86400");
+    }
+
+    #[test]
+    fn script_interval_and_timeout_are_brought_into_range_with_a_warning() {
+        let l = load(
+            "vrrp_script s {\n script /bin/true\n interval 0.005\n timeout 100000\n}\n\
+             vrrp_script t {\n script /bin/true\n interval 86400.000001\n}\n\
+             vrrp_script u {\n script /bin/true\n interval 0.01\n timeout 86400\n}\n",
+        );
+        let s = &l.config.vrrp_scripts;
+        assert_eq!(s[0].interval, Duration::from_millis(10));
+        assert_eq!(s[0].timeout, Duration::from_secs(86_400));
+        assert_eq!(s[1].interval, Duration::from_secs(86_400));
+        assert_eq!(
+            s[1].timeout,
+            Duration::from_secs(86_400),
+            "the interval, as used"
+        );
+        assert_eq!(s[2].interval, Duration::from_millis(10), "bounds are kept");
+        assert_eq!(s[2].timeout, Duration::from_secs(86_400));
+        assert_eq!(
+            warnings(&l),
+            [
+                "k.conf:3:11: interval: '0.005' is below the minimum of 0.01 s for a vrrp_script; using 0.01 s",
+                "k.conf:4:10: timeout: '100000' is above the maximum of 86400 s for a vrrp_script; using 86400 s",
+                "k.conf:8:11: interval: '86400.000001' is above the maximum of 86400 s for a vrrp_script; using 86400 s",
+            ]
+        );
+        // Zero stays an error, as before.
+        assert_eq!(
+            first_error("vrrp_script s {\n script /bin/true\n interval 0\n}\n"),
+            "k.conf:3:11: interval: '0' is out of range; expected seconds greater than 0, at most 1000000000"
+        );
+    }
+
+    #[test]
+    fn process_delays_are_capped_at_a_day_with_a_warning() {
+        let l = load(
+            "vrrp_track_process p {\n process a\n delay 90000\n}\n\
+             vrrp_track_process q {\n process b\n terminate_delay 86400\n fork_delay 1000000000\n}\n",
+        );
+        let p = &l.config.track_processes;
+        let day = Duration::from_secs(86_400);
+        assert_eq!((p[0].terminate_delay, p[0].fork_delay), (day, day));
+        assert_eq!((p[1].terminate_delay, p[1].fork_delay), (day, day));
+        assert_eq!(
+            warnings(&l),
+            [
+                "k.conf:3:8: delay: '90000' is above the maximum of 86400 s for a vrrp_track_process delay; using 86400 s",
+                "k.conf:8:13: fork_delay: '1000000000' is above the maximum of 86400 s for a vrrp_track_process delay; using 86400 s",
+            ]
+        );
+    }
+
+    /// The daemon's former clamps of `advert_int`, `preempt_delay`, `garp_interval`,
+    /// `gna_interval` (1e9 s) and `stall` (0..1e9 s) are the parser's bounds: at most 1e9 s, never
+    /// negative or NaN; `stall` and `advert_int` more than 0.
+    #[test]
+    fn every_duration_is_bounded_by_the_parser() {
+        let l = load(&format!(
+            "vrrp_track_listen l {{\n port 80\n stall 1000000000\n}}\n\
+             {INST} garp_interval 1000000000\n}}\n"
+        ));
+        assert_eq!(
+            l.config.track_listens[0].stall,
+            Some(Duration::from_secs(1_000_000_000))
+        );
+        assert_eq!(
+            l.config.instances[0].garp_interval,
+            Duration::from_secs(1_000_000_000)
+        );
+        for (text, want) in [
+            (
+                format!("{INST} gna_interval 1000000000.000001\n}}\n"),
+                "k.conf:4:15: gna_interval: '1000000000.000001' is out of range; expected seconds 0 or more, at most 1000000000",
+            ),
+            (
+                "vrrp_track_listen l {\n port 80\n stall 0\n}\n".to_owned(),
+                "k.conf:3:8: stall: '0' is out of range; expected seconds greater than 0, at most 1000000000",
+            ),
+            (
+                format!("{INST} advert_int -1\n}}\n"),
+                "k.conf:4:13: advert_int: '-1' is not a number of seconds (digits with at most 6 decimals, e.g. 1 or 0.5)",
+            ),
+            (
+                format!("{INST} preempt_delay 1000.000001\n}}\n"),
+                "k.conf:4:2: preempt_delay: must be at most 1000 seconds",
+            ),
+        ] {
+            assert_eq!(first_error(&text), want, "for:\n{text}");
+        }
     }
 }

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::model::{
-    Broadcast, Config, NotifyFifo, ParamMatch, ScriptUser, TokenSource, TrackRef, VirtualAddress,
-    VrrpInstance, REDACTED,
+    Broadcast, Config, NotifyFifo, ParamMatch, ScriptUser, Secs, TokenSource, TrackRef,
+    VirtualAddress, VrrpInstance, REDACTED,
 };
 
 /// Quotes `s` when it would not lex back as one bare word.
@@ -129,11 +129,11 @@ impl W {
         self.line(1, format!("interface {}", word(&i.interface)));
         self.line(1, format!("virtual_router_id {}", i.virtual_router_id));
         self.line(1, format!("priority {}", i.priority));
-        self.line(1, format!("advert_int {}", i.advert_int));
+        self.line(1, format!("advert_int {}", Secs(i.advert_int)));
         self.line(1, format!("version {}", i.version));
         self.line(1, format!("# family {}", i.family));
         self.line(1, if i.nopreempt { "nopreempt" } else { "preempt" });
-        self.line(1, format!("preempt_delay {}", i.preempt_delay));
+        self.line(1, format!("preempt_delay {}", Secs(i.preempt_delay)));
         if let Some(a) = i.mcast_src_ip {
             self.line(1, format!("mcast_src_ip {a}"));
         }
@@ -192,9 +192,15 @@ impl W {
                 self.line(1, format!("{kw} {}", quoted(c)));
             }
         }
-        self.line(1, format!("garp_master_delay {}", i.garp_master_delay));
+        self.line(
+            1,
+            format!("garp_master_delay {}", Secs(i.garp_master_delay)),
+        );
         self.line(1, format!("garp_master_repeat {}", i.garp_master_repeat));
-        self.line(1, format!("garp_master_refresh {}", i.garp_master_refresh));
+        self.line(
+            1,
+            format!("garp_master_refresh {}", Secs(i.garp_master_refresh)),
+        );
         self.line(
             1,
             format!(
@@ -202,8 +208,8 @@ impl W {
                 i.garp_master_refresh_repeat
             ),
         );
-        self.line(1, format!("garp_interval {}", i.garp_interval));
-        self.line(1, format!("gna_interval {}", i.gna_interval));
+        self.line(1, format!("garp_interval {}", Secs(i.garp_interval)));
+        self.line(1, format!("gna_interval {}", Secs(i.gna_interval)));
         self.bool(1, "skip_check_adv_addr", i.skip_check_adv_addr);
         self.bool(1, "strict_mode", i.strict_mode);
         self.line(1, if i.accept { "accept" } else { "no_accept" });
@@ -224,7 +230,10 @@ impl W {
             }
             self.line(2, format!("api_url {}", word(&d.api_url)));
             self.line(2, format!("metadata_url {}", word(&d.metadata_url)));
-            self.line(2, format!("reconcile_interval {}", d.reconcile_interval));
+            self.line(
+                2,
+                format!("reconcile_interval {}", Secs(d.reconcile_interval)),
+            );
             self.line(1, "}");
         }
         self.line(0, "}");
@@ -262,7 +271,7 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
     w.flag(1, "enable_script_security", g.enable_script_security);
     w.line(
         1,
-        format!("vrrp_garp_master_delay {}", g.vrrp_garp_master_delay),
+        format!("vrrp_garp_master_delay {}", Secs(g.vrrp_garp_master_delay)),
     );
     w.line(
         1,
@@ -270,7 +279,10 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
     );
     w.line(
         1,
-        format!("vrrp_garp_master_refresh {}", g.vrrp_garp_master_refresh),
+        format!(
+            "vrrp_garp_master_refresh {}",
+            Secs(g.vrrp_garp_master_refresh)
+        ),
     );
     w.line(
         1,
@@ -279,8 +291,14 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
             g.vrrp_garp_master_refresh_repeat
         ),
     );
-    w.line(1, format!("vrrp_garp_interval {}", g.vrrp_garp_interval));
-    w.line(1, format!("vrrp_gna_interval {}", g.vrrp_gna_interval));
+    w.line(
+        1,
+        format!("vrrp_garp_interval {}", Secs(g.vrrp_garp_interval)),
+    );
+    w.line(
+        1,
+        format!("vrrp_gna_interval {}", Secs(g.vrrp_gna_interval)),
+    );
     w.flag(1, "vrrp_strict", g.vrrp_strict);
     w.bool(1, "vrrp_skip_check_adv_addr", g.vrrp_skip_check_adv_addr);
     w.flag(1, "vrrp_check_unicast_src", g.vrrp_check_unicast_src);
@@ -293,7 +311,10 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
     );
     w.line(1, format!("vrrp_mcast_group4 {}", g.vrrp_mcast_group4));
     w.line(1, format!("vrrp_mcast_group6 {}", g.vrrp_mcast_group6));
-    w.line(1, format!("vrrp_startup_delay {}", g.vrrp_startup_delay));
+    w.line(
+        1,
+        format!("vrrp_startup_delay {}", Secs(g.vrrp_startup_delay)),
+    );
     if let Some(f) = &g.notify_fifo {
         w.fifo("notify_fifo", f);
     }
@@ -306,8 +327,8 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
         w.line(0, "");
         w.line(0, format!("vrrp_script {} {{", word(&s.name)));
         w.line(1, format!("script {}", quoted(&s.script)));
-        w.line(1, format!("interval {}", s.interval));
-        w.line(1, format!("timeout {}", s.timeout));
+        w.line(1, format!("interval {}", Secs(s.interval)));
+        w.line(1, format!("timeout {}", Secs(s.timeout)));
         let rev = if s.reverse { " reverse" } else { "" };
         w.line(1, format!("weight {}{rev}", s.weight));
         w.line(1, format!("rise {}", s.rise));
@@ -338,8 +359,8 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
         if let Some(q) = p.quorum_max {
             w.line(1, format!("quorum_max {q}"));
         }
-        w.line(1, format!("terminate_delay {}", p.terminate_delay));
-        w.line(1, format!("fork_delay {}", p.fork_delay));
+        w.line(1, format!("terminate_delay {}", Secs(p.terminate_delay)));
+        w.line(1, format!("fork_delay {}", Secs(p.fork_delay)));
         w.line(0, "}");
     }
     for f in &c.track_files {
@@ -365,7 +386,7 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
         }
         w.line(1, format!("weight {}", l.weight));
         if let Some(s) = l.stall {
-            w.line(1, format!("stall {s}"));
+            w.line(1, format!("stall {}", Secs(s)));
         }
         w.line(1, format!("rise {}", l.rise));
         w.line(1, format!("fall {}", l.fall));

@@ -18,10 +18,10 @@ use std::path::Path;
 use super::error::{Diags, Pos};
 use super::model::{
     AuthType, Authentication, Config, DigitalOcean, Family, GlobalDefs, InitialState, NotifyFifo,
-    Secret, TokenSource, TrackRef, VirtualAddress, VrrpInstance, DEFAULT_DO_API_URL,
+    Secret, Secs, TokenSource, TrackRef, VirtualAddress, VrrpInstance, DEFAULT_DO_API_URL,
     DEFAULT_DO_METADATA_URL, DEFAULT_DO_RECONCILE_INTERVAL,
 };
-use super::parse::{secs_f64, Named, Raw, RawDo, RawInstance, RawRef, RawVip, MICROS};
+use super::parse::{duration, whole_secs, Named, Raw, RawDo, RawInstance, RawRef, RawVip, MICROS};
 
 /// Looks up an environment variable.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -61,18 +61,18 @@ pub(crate) fn finish(raw: Raw, d: &mut Diags, env: EnvLookup<'_>) -> Config {
         enable_script_security: g.enable_script_security.unwrap_or(false),
         vrrp_garp_master_delay: g
             .garp_master_delay
-            .unwrap_or(defaults.vrrp_garp_master_delay),
+            .map_or(defaults.vrrp_garp_master_delay, whole_secs),
         vrrp_garp_master_repeat: g
             .garp_master_repeat
             .unwrap_or(defaults.vrrp_garp_master_repeat),
         vrrp_garp_master_refresh: g
             .garp_master_refresh
-            .unwrap_or(defaults.vrrp_garp_master_refresh),
+            .map_or(defaults.vrrp_garp_master_refresh, whole_secs),
         vrrp_garp_master_refresh_repeat: g
             .garp_master_refresh_repeat
             .unwrap_or(defaults.vrrp_garp_master_refresh_repeat),
-        vrrp_garp_interval: secs_f64(g.garp_interval.unwrap_or(0)),
-        vrrp_gna_interval: secs_f64(g.gna_interval.unwrap_or(0)),
+        vrrp_garp_interval: duration(g.garp_interval.unwrap_or(0)),
+        vrrp_gna_interval: duration(g.gna_interval.unwrap_or(0)),
         vrrp_strict: g.strict.unwrap_or(false),
         vrrp_skip_check_adv_addr: g.skip_check_adv_addr.unwrap_or(false),
         vrrp_check_unicast_src: g.check_unicast_src.unwrap_or(false),
@@ -81,7 +81,7 @@ pub(crate) fn finish(raw: Raw, d: &mut Diags, env: EnvLookup<'_>) -> Config {
         vrrp_higher_prio_send_advert: g.higher_prio_send_advert.unwrap_or(false),
         vrrp_mcast_group4: g.mcast_group4.unwrap_or(defaults.vrrp_mcast_group4),
         vrrp_mcast_group6: g.mcast_group6.unwrap_or(defaults.vrrp_mcast_group6),
-        vrrp_startup_delay: secs_f64(g.startup_delay.unwrap_or(0)),
+        vrrp_startup_delay: duration(g.startup_delay.unwrap_or(0)),
         notify_fifo: fifo(&g.notify_fifo, &g.notify_fifo_script, d, "notify_fifo"),
         vrrp_notify_fifo: fifo(
             &g.vrrp_notify_fifo,
@@ -374,7 +374,7 @@ fn instance(
                 "advert_int",
                 format!(
                     "{} s is not valid for VRRPv2: whole seconds 1..255 (fractions need version 3)",
-                    secs_f64(*m)
+                    Secs(duration(*m))
                 ),
             );
         } else if version == 3 && (m % 10_000 != 0 || *m > 40_950_000) {
@@ -383,7 +383,7 @@ fn instance(
                 "advert_int",
                 format!(
                     "{} s is not valid for VRRPv3: 0.01..40.95 s in steps of 0.01",
-                    secs_f64(*m)
+                    Secs(duration(*m))
                 ),
             );
         }
@@ -536,11 +536,11 @@ fn instance(
         state,
         virtual_router_id: vrid,
         priority,
-        advert_int: secs_f64(adv),
+        advert_int: duration(adv),
         version,
         family,
         nopreempt,
-        preempt_delay: secs_f64(r.preempt_delay.unwrap_or(0)),
+        preempt_delay: duration(r.preempt_delay.unwrap_or(0)),
         mcast_src_ip: r.mcast_src_ip.map(|(a, _)| a),
         unicast_src_ip: r.unicast_src_ip.map(|(a, _)| a),
         unicast_peers: r.peers.into_iter().map(|(p, _)| p).collect(),
@@ -563,14 +563,18 @@ fn instance(
         notify_fault: r.notify_fault,
         notify_stop: r.notify_stop,
         notify: r.notify,
-        garp_master_delay: r.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay),
+        garp_master_delay: r
+            .garp_master_delay
+            .map_or(g.vrrp_garp_master_delay, whole_secs),
         garp_master_repeat: r.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat),
-        garp_master_refresh: r.garp_master_refresh.unwrap_or(g.vrrp_garp_master_refresh),
+        garp_master_refresh: r
+            .garp_master_refresh
+            .map_or(g.vrrp_garp_master_refresh, whole_secs),
         garp_master_refresh_repeat: r
             .garp_master_refresh_repeat
             .unwrap_or(g.vrrp_garp_master_refresh_repeat),
-        garp_interval: r.garp_interval.map_or(g.vrrp_garp_interval, secs_f64),
-        gna_interval: r.gna_interval.map_or(g.vrrp_gna_interval, secs_f64),
+        garp_interval: r.garp_interval.map_or(g.vrrp_garp_interval, duration),
+        gna_interval: r.gna_interval.map_or(g.vrrp_gna_interval, duration),
         skip_check_adv_addr: r.skip_check_adv_addr.unwrap_or(g.vrrp_skip_check_adv_addr),
         strict_mode,
         accept: r.accept.unwrap_or(!strict_mode),
@@ -639,7 +643,7 @@ fn digitalocean(r: RawDo, d: &mut Diags, env: EnvLookup<'_>) -> Option<DigitalOc
             .map_or_else(|| DEFAULT_DO_METADATA_URL.to_string(), |(u, _)| u),
         reconcile_interval: r
             .reconcile_interval
-            .unwrap_or(DEFAULT_DO_RECONCILE_INTERVAL),
+            .map_or(DEFAULT_DO_RECONCILE_INTERVAL, super::parse::whole_secs),
     })
 }
 

@@ -161,14 +161,6 @@ pub struct InstancePlan {
     pub digitalocean: Option<config::DigitalOcean>,
 }
 
-fn secs(f: f64) -> Duration {
-    if f.is_finite() && f > 0.0 {
-        Duration::from_secs_f64(f.min(1e9))
-    } else {
-        Duration::ZERO
-    }
-}
-
 /// Plans every instance. `iface_addr(interface, want_ipv6)` returns the interface's primary
 /// address of that family (IPv4: the first global address; IPv6: the link-local one, which is
 /// what VRRPv3 over IPv6 sends from).
@@ -214,7 +206,7 @@ fn plan_instance(
             family: if v6 { "IPv6" } else { "IPv4" },
         })?;
 
-    let interval = secs(inst.advert_int);
+    let interval = inst.advert_int;
     let trackers = trackers_of(cfg, inst);
     let mut params = Params::new(inst.virtual_router_id, version, src);
     params.priority = inst.priority;
@@ -224,7 +216,7 @@ fn plan_instance(
         config::InitialState::Backup => InitialState::Backup,
     };
     params.preempt = !inst.nopreempt;
-    params.preempt_delay = secs(inst.preempt_delay);
+    params.preempt_delay = inst.preempt_delay;
     params.advert_on_lower_priority = !cfg.global_defs.vrrp_lower_prio_no_advert;
     params.trackers = trackers
         .iter()
@@ -342,12 +334,12 @@ fn plan_instance(
         .cloned()
         .collect();
     let garp = GarpPlan {
-        delay: Duration::from_secs(u64::from(inst.garp_master_delay)),
+        delay: inst.garp_master_delay,
         repeat: inst.garp_master_repeat,
-        refresh: Duration::from_secs(u64::from(inst.garp_master_refresh)),
+        refresh: inst.garp_master_refresh,
         refresh_repeat: inst.garp_master_refresh_repeat,
-        arp_gap: secs(inst.garp_interval),
-        na_gap: secs(inst.gna_interval),
+        arp_gap: inst.garp_interval,
+        na_gap: inst.gna_interval,
     };
     let notify = NotifyPlan {
         master: inst.notify_master.clone(),
@@ -599,6 +591,7 @@ vrrp_instance VI_1 {
             .remove(0);
         assert_eq!(p.tx.dsts, vec![IpAddr::V4(VRRP_GROUP_V4)]);
         assert_eq!(p.tx.interval_v3_cs, 10);
+        assert_eq!(p.params.advert_interval, Duration::from_millis(100));
         assert_eq!(
             p.rx.source,
             SourcePolicy::Multicast {

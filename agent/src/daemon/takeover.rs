@@ -17,7 +17,6 @@ use std::{
     cell::{Cell, RefCell},
     net::IpAddr,
     rc::Rc,
-    time::Duration,
 };
 
 use log::{error, info, warn};
@@ -73,7 +72,11 @@ impl CloudTakeover {
         };
         info!(
             "{}: DigitalOcean reserved IP {} (API {}, metadata {}, reconcile every {}s)",
-            t.name, t.cfg.reserved_ip, t.cfg.api_url, t.cfg.metadata_url, t.cfg.reconcile_interval
+            t.name,
+            t.cfg.reserved_ip,
+            t.cfg.api_url,
+            t.cfg.metadata_url,
+            t.cfg.reconcile_interval.as_secs()
         );
         t.connect();
         t
@@ -147,7 +150,7 @@ impl CloudTakeover {
             st.api_error = None;
         }
         let (name, status) = (self.name.clone(), self.status.clone());
-        let reconcile = Duration::from_secs(u64::from(self.cfg.reconcile_interval.max(1)));
+        let reconcile = self.cfg.reconcile_interval;
         let fut = takeover::term(ctx, self.droplet.clone(), reconcile, self.kick.clone());
         let task = tokio::task::spawn_local(async move {
             let f = fut.await;
@@ -237,7 +240,7 @@ impl CloudTakeover {
             status: st.clone(),
             state: st.state(),
             api_url: self.cfg.api_url.clone(),
-            reconcile_interval_s: u64::from(self.cfg.reconcile_interval),
+            reconcile_interval_s: self.cfg.reconcile_interval.as_secs(),
             takeover_running: self.term.is_some(),
         }
     }

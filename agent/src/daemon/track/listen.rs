@@ -68,7 +68,7 @@ use tokio::{
 use super::{SharedStats, TrackerUpdate};
 use crate::state::{ListenerEvent, PortState};
 use crate::{
-    config::TrackListen,
+    config::{Secs, TrackListen},
     dataplane::{
         tcp::{self, PortCounts, SockOffsets, TcpTracker},
         XdpDataplane,
@@ -308,7 +308,7 @@ impl Entry {
                     format!(
                         "port {port} stalled: {} connection(s) waiting, none accepted for {} s",
                         v.accept_queue,
-                        self.w.spec.stall.unwrap_or(0.0)
+                        Secs(self.w.spec.stall.unwrap_or_default())
                     ),
                 );
             }
@@ -643,7 +643,6 @@ async fn run(
             let mut stall_changed = false;
             if sample {
                 if let Some(limit) = e.w.spec.stall {
-                    let limit = Duration::from_secs_f64(limit.clamp(0.0, 1e9));
                     for (i, v) in views.iter().enumerate() {
                         let Some(st) = e.stalls.get_mut(i) else {
                             continue;
@@ -691,7 +690,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
-    fn spec(stall: Option<f64>, rise: u32, fall: u32) -> TrackListen {
+    fn spec(stall: Option<Duration>, rise: u32, fall: u32) -> TrackListen {
         TrackListen {
             name: "l".to_owned(),
             ports: vec![80],

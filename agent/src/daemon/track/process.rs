@@ -341,14 +341,6 @@ fn thread_main(matchers: Vec<Matcher>, tx: mpsc::UnboundedSender<Msg>) {
     }
 }
 
-fn secs(f: f64) -> Duration {
-    if f.is_finite() && f > 0.0 {
-        Duration::from_secs_f64(f.min(86_400.0))
-    } else {
-        Duration::ZERO
-    }
-}
-
 /// Quorum with keepalived's delays, for one tracked process definition.
 #[derive(Debug)]
 pub struct Quorum {
@@ -368,8 +360,8 @@ impl Quorum {
         Self {
             min: spec.quorum as usize,
             max: spec.quorum_max.map_or(usize::MAX, |m| m as usize),
-            fork_delay: secs(spec.fork_delay),
-            terminate_delay: secs(spec.terminate_delay),
+            fork_delay: spec.fork_delay,
+            terminate_delay: spec.terminate_delay,
             reported: None,
             pending: None,
         }
@@ -531,8 +523,8 @@ mod tests {
             reverse: false,
             quorum: 1,
             quorum_max: None,
-            terminate_delay: 0.0,
-            fork_delay: 0.0,
+            terminate_delay: Duration::ZERO,
+            fork_delay: Duration::ZERO,
         }
     }
 
@@ -612,8 +604,8 @@ mod tests {
         let mut s = spec("nginx", None, ParamMatch::Exact);
         s.quorum = 2;
         s.quorum_max = Some(3);
-        s.fork_delay = 1.0;
-        s.terminate_delay = 2.0;
+        s.fork_delay = Duration::from_secs(1);
+        s.terminate_delay = Duration::from_secs(2);
         let mut q = Quorum::new(&s);
         let t0 = Instant::now();
         assert_eq!(q.update(1, t0), Some(false), "first count reported at once");

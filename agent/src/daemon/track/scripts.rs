@@ -16,7 +16,7 @@
 //! - Status counters (`runs`, `failures`, `timeouts`, `last_result`, `user`) are in
 //!   `xvrrp status`.
 
-use std::{sync::Once, time::Duration};
+use std::sync::Once;
 
 use log::{error, info, warn};
 use tokio::sync::mpsc;
@@ -88,14 +88,6 @@ impl RiseFall {
     }
 }
 
-fn secs(f: f64, min: f64) -> Duration {
-    Duration::from_secs_f64(if f.is_finite() {
-        f.max(min).min(86_400.0)
-    } else {
-        min
-    })
-}
-
 /// Resolves the user and, with `security`, checks the program; blocking (user database,
 /// `stat`s), so it runs on the blocking pool.
 fn prepare(words: &[String], spec: &ScriptSpec) -> Result<RunAs, ScriptError> {
@@ -114,8 +106,8 @@ pub fn spawn(
     tokio::task::spawn_local(async move {
         let script = &spec.script;
         let name = script.name.clone();
-        let interval = secs(script.interval, 0.01);
-        let timeout = secs(script.timeout, 0.01);
+        let interval = script.interval;
+        let timeout = script.timeout;
         stats.update(|d| {
             d.runs = Some(0);
             d.failures = Some(0);
