@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
             verbose,
             quiet,
         } => {
-            crate::logging::init(verbose, quiet);
+            let _flush = crate::logging::init(verbose, quiet);
             let rx = match rx {
                 RxArg::Auto => crate::daemon::runtime::RxMode::Auto,
                 RxArg::Xdp => crate::daemon::runtime::RxMode::Xdp,

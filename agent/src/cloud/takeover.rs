@@ -22,9 +22,9 @@ use std::{
     time::Duration,
 };
 
-use log::{debug, info, warn};
 use serde::Serialize;
 use tokio::{sync::Notify, time::Instant};
+use tracing::{debug, info, warn};
 
 use super::{
     client::{ActionStatus, Api},

@@ -7,9 +7,9 @@
 
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
-use log::{info, warn};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tracing::{info, warn};
 
 use super::{command, plan::NotifyPlan, security};
 use crate::vrrp::State;

@@ -16,7 +16,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use log::{debug, error, info, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
@@ -24,6 +23,7 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
+use tracing::{debug, error, info, warn};
 
 use super::{
     announce::{self, AnnounceQueue, AnnounceTarget, Announcer},

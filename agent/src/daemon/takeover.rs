@@ -20,8 +20,8 @@ use std::{
     time::Duration,
 };
 
-use log::{error, info, warn};
 use tokio::{sync::Notify, task::JoinHandle};
+use tracing::{error, info, warn};
 
 use crate::{
     cloud::{
