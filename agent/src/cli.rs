@@ -130,7 +130,7 @@ pub fn main() -> ExitCode {
             verbose,
             quiet,
         } => {
-            crate::logging::init(verbose, quiet);
+            let _flush = crate::logging::init(verbose, quiet);
             let rx = match rx {
                 RxArg::Auto => crate::daemon::RxMode::Auto,
                 RxArg::Xdp => crate::daemon::RxMode::Xdp,

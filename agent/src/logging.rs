@@ -1,127 +1,161 @@
-//! A small stderr logger: `LEVEL message`, one line per record, with an optional UTC timestamp
-//! (off under systemd/journald, which stamps lines itself).
+//! Logging on `tracing`: `LEVEL message` on stderr, one line per event, with an optional UTC
+//! timestamp (off under systemd/journald, which stamps lines itself). `log` records (aya,
+//! reqwest) are forwarded and printed the same way.
 //!
-//! Logging never blocks the event loop: records are formatted on the caller's thread and handed
-//! to a writer thread through a bounded queue. When stderr stalls (a full pipe, a slow journald)
-//! and the queue is full, lines are dropped and counted, and the writer reports how many were
-//! lost once it can write again.
+//! Logging never blocks the event loop: events are formatted on the caller's thread and handed
+//! to a writer thread (`tracing-appender`, lossy). When stderr stalls (a full pipe, a slow
+//! journald) and the queue is full, lines are dropped and counted, and the writer reports how
+//! many were lost once it can write again.
 //!
 //! Secrets never reach it: the types that hold them (DigitalOcean token, `auth_pass`) redact
 //! themselves in `Debug` and `Display`.
 
 use std::{
-    io::Write,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        mpsc::{sync_channel, SyncSender, TrySendError},
-        Arc,
-    },
+    fmt,
+    io::{self, Write},
+    sync::{Arc, Mutex, OnceLock},
 };
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::{
+    filter::{filter_fn, LevelFilter},
+    fmt::{format::Writer, FmtContext, FormatEvent, FormatFields, MakeWriter},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+    util::SubscriberInitExt,
+    Layer,
+};
 
 /// Lines that may wait for the writer thread before new ones are dropped.
 const QUEUE: usize = 4096;
 
-/// Lines queued and not yet written.
-static PENDING: AtomicU64 = AtomicU64::new(0);
+/// The writer thread's guard: dropping it writes what is queued (waiting at most one second).
+static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
-struct StderrLogger {
-    level: LevelFilter,
-    timestamps: bool,
-    tx: SyncSender<String>,
-    dropped: Arc<AtomicU64>,
-}
+/// Flushes the log (see [`flush`]) when dropped.
+#[must_use = "dropping it flushes the log"]
+pub struct FlushOnDrop(());
 
-impl Log for StderrLogger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.level
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let level = match record.level() {
-            Level::Error => "ERROR",
-            Level::Warn => "WARN",
-            Level::Info => "INFO",
-            Level::Debug => "DEBUG",
-            Level::Trace => "TRACE",
-        };
-        let line = if self.timestamps {
-            format!("{} {level} {}\n", utc_now(), record.args())
-        } else {
-            format!("{level} {}\n", record.args())
-        };
-        PENDING.fetch_add(1, Ordering::SeqCst);
-        match self.tx.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                PENDING.fetch_sub(1, Ordering::SeqCst);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn flush(&self) {
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
         flush();
     }
 }
 
 /// Installs the logger. `verbosity`: 0 info, 1 debug, 2+ trace; `quiet` lowers it to warnings.
-/// Timestamps are printed unless stderr goes to journald (`JOURNAL_STREAM` is set).
-pub fn init(verbosity: u8, quiet: bool) {
+/// Timestamps are printed unless stderr goes to journald (`JOURNAL_STREAM` is set). Keep the
+/// returned value alive while the process logs: dropping it flushes the queue.
+pub fn init(verbosity: u8, quiet: bool) -> FlushOnDrop {
     let level = match (quiet, verbosity) {
-        (true, _) => LevelFilter::Warn,
-        (false, 0) => LevelFilter::Info,
-        (false, 1) => LevelFilter::Debug,
-        (false, _) => LevelFilter::Trace,
+        (true, _) => LevelFilter::WARN,
+        (false, 0) => LevelFilter::INFO,
+        (false, 1) => LevelFilter::DEBUG,
+        (false, _) => LevelFilter::TRACE,
     };
     let timestamps = std::env::var_os("JOURNAL_STREAM").is_none();
-    let (tx, rx) = sync_channel::<String>(QUEUE);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let lost = dropped.clone();
-    let writer = std::thread::Builder::new()
-        .name("xvrrp-log".into())
-        .spawn(move || {
-            for line in rx {
-                let mut out = std::io::stderr().lock();
-                let n = lost.swap(0, Ordering::Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "WARN {n} log line(s) dropped: stderr could not keep up"
-                    );
-                }
-                let _ = out.write_all(line.as_bytes());
-                PENDING.fetch_sub(1, Ordering::SeqCst);
-            }
+    let counter = Arc::new(OnceLock::new());
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUE)
+        .thread_name("xvrrp-log")
+        .finish(Stderr {
+            dropped: counter.clone(),
+            reported: 0,
         });
-    if writer.is_err() {
-        return;
+    let _ = counter.set(writer.error_counter());
+    if let Ok(mut g) = GUARD.lock() {
+        *g = Some(guard);
     }
-    if log::set_boxed_logger(Box::new(StderrLogger {
-        level,
-        timestamps,
-        tx,
-        dropped,
-    }))
-    .is_ok()
-    {
-        log::set_max_level(level);
+    let _ = tracing_subscriber::registry()
+        .with(layer(writer, timestamps, level))
+        .try_init();
+    FlushOnDrop(())
+}
+
+/// The stderr layer: [`Line`]s, written by `writer`, filtered as the `log`-based logger was.
+fn layer<S, W>(writer: W, timestamps: bool, level: LevelFilter) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    // Our own events and every `log` record (aya, reqwest), as before; not the tracing-native
+    // events of dependencies (hyper-util), which the `log`-based logger never saw.
+    let ours = filter_fn(move |m| {
+        *m.level() <= level
+            && (m.target().starts_with("xvrrp") || m.fields().field("log.target").is_some())
+    })
+    .with_max_level_hint(level);
+    // A `--log-format json` would swap `.event_format(..)` for `.json()` here.
+    tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(writer)
+        .event_format(Line { timestamps })
+        .with_filter(ours)
+}
+
+/// One line: `[TIMESTAMP ]LEVEL message fields...`.
+struct Line {
+    timestamps: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for Line
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if self.timestamps {
+            write!(w, "{} ", utc_now())?;
+        }
+        write!(w, "{} ", event.metadata().level())?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
     }
 }
 
-/// Waits (at most one second) until queued log lines are written, e.g. before the process exits.
-pub fn flush() {
-    for _ in 0..200 {
-        if PENDING.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+/// Stderr for the writer thread: first reports the lines dropped since it last wrote.
+struct Stderr {
+    dropped: Arc<OnceLock<ErrorCounter>>,
+    reported: usize,
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write(buf)
     }
-    let _ = std::io::stderr().flush();
+
+    fn write_all(&mut self, line: &[u8]) -> io::Result<()> {
+        let mut out = io::stderr().lock();
+        let dropped = self.dropped.get().map_or(0, ErrorCounter::dropped_lines);
+        if dropped > self.reported {
+            let n = dropped - self.reported;
+            self.reported = dropped;
+            let _ = writeln!(
+                out,
+                "{} {n} log line(s) dropped: stderr could not keep up",
+                Level::WARN
+            );
+        }
+        out.write_all(line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// Writes the queued log lines (waiting at most one second), e.g. before the process exits.
+/// Lines logged after it are dropped.
+pub fn flush() {
+    let guard = GUARD.lock().ok().and_then(|mut g| g.take());
+    drop(guard);
+    let _ = io::stderr().flush();
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`, without a time-zone database.
@@ -152,12 +186,77 @@ pub fn format_utc(secs: u64, millis: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_utc;
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt};
+
+    use super::{format_utc, layer, LevelFilter};
+    use crate::config::Secret;
 
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_utc(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_utc(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(format_utc(1_795_000_000, 999), "2026-11-18T11:06:40.999Z");
+    }
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buf {
+        type Writer = Buf;
+        fn make_writer(&'a self) -> Buf {
+            self.clone()
+        }
+    }
+
+    /// What `f` logs through the daemon's layer (no timestamps).
+    fn capture(level: LevelFilter, f: impl FnOnce()) -> String {
+        let buf = Buf::default();
+        let subscriber = tracing_subscriber::registry().with(layer(buf.clone(), false, level));
+        tracing::subscriber::with_default(subscriber, f);
+        let out = buf.0.lock().unwrap().clone();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn lines_are_level_then_message() {
+        let out = capture(LevelFilter::INFO, || {
+            tracing::info!("VI_1: Backup -> Master ({})", "master down");
+            tracing::warn!("careful");
+            tracing::debug!("hidden at info");
+        });
+        assert_eq!(
+            out,
+            "INFO VI_1: Backup -> Master (master down)\nWARN careful\n"
+        );
+        let out = capture(LevelFilter::WARN, || tracing::info!("hidden when quiet"));
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn secrets_stay_redacted() {
+        let token = Secret::new("dop_v1_0123456789abcdef");
+        let pass = Secret::new("hunter22");
+        let out = capture(LevelFilter::TRACE, || {
+            tracing::info!(token = ?token, "token {token} {token:?}");
+            tracing::warn!(auth_pass = %pass, "auth_pass {pass}");
+            tracing::debug!(?token, %pass);
+        });
+        assert!(!out.contains("dop_v1"), "{out}");
+        assert!(!out.contains("hunter22"), "{out}");
+        assert_eq!(out.matches(crate::config::REDACTED).count(), 7, "{out}");
     }
 }

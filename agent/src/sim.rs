@@ -2,7 +2,7 @@
 //!
 //! Everything is a function of the seed and the [`Scenario`]: events sit in a queue ordered by
 //! `(time, insertion sequence)`, and the only randomness (loss and per-packet delay) comes from a
-//! seeded [`Rng`] (splitmix64) drawn in event order. [`Sim::replay`] therefore reproduces a run
+//! seeded [`Rng`] drawn in event order. [`Sim::replay`] therefore reproduces a run
 //! exactly, and [`Sim::format_trace`] prints it.
 //!
 //! The network model: an advert sent by one node is delivered to every other node after a delay
@@ -25,36 +25,25 @@ use std::time::Duration;
 use crate::vrrp::time::micros;
 use crate::vrrp::{Action, Event, Instance, Params, ParamsError, Reason, State, Time, TrackerId};
 
-/// A small seeded PRNG (splitmix64): fast, good enough for loss and jitter, exactly replayable.
+/// The simulator's seeded PRNG (`fastrand`, wyrand): fast, good enough for loss and jitter,
+/// exactly replayable from its seed.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     /// A generator with this seed.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.u64(..)
     }
 
     /// Uniform in `lo..=hi` (returns `lo` if `hi <= lo`).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
-        }
-        let span = hi - lo + 1;
-        if span == 0 {
-            return self.next_u64();
-        }
-        // Multiply-shift: bias is negligible for the spans used here.
-        lo + ((u128::from(self.next_u64()) * u128::from(span)) >> 64) as u64
+        self.0.u64(lo..=hi.max(lo))
     }
 
     /// True with probability `ppm / 1_000_000`.

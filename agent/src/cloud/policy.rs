@@ -38,14 +38,14 @@ pub const METADATA_MAX: Duration = Duration::from_secs(30);
 /// Smallest gap between two reconciles triggered by lower-priority adverts.
 pub const KICK_MIN_GAP: Duration = Duration::from_secs(2);
 
-/// A small deterministic PRNG (xorshift64*) for jitter; seeded from the clock in production.
+/// A seeded PRNG (`fastrand`) for jitter; seeded from the clock in production.
 #[derive(Debug, Clone)]
-pub struct Jitter(u64);
+pub struct Jitter(fastrand::Rng);
 
 impl Jitter {
     /// A generator with a fixed seed (tests).
     pub fn seeded(seed: u64) -> Self {
-        Self(seed | 1)
+        Self(fastrand::Rng::with_seed(seed))
     }
 
     /// A generator seeded from the wall clock and the process id.
@@ -58,12 +58,7 @@ impl Jitter {
 
     /// Next value in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+        self.0.f64()
     }
 }
 

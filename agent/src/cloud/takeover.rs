@@ -22,8 +22,8 @@ use std::{
     time::Duration,
 };
 
-use log::{debug, info, warn};
 use tokio::{sync::Notify, time::Instant};
+use tracing::{debug, info, warn};
 
 pub use crate::state::{CloudStatus, Role};
 

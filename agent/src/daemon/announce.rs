@@ -25,8 +25,8 @@ use std::{
     thread::JoinHandle,
 };
 
-use log::{debug, warn};
 use tokio::task::JoinHandle as TaskHandle;
+use tracing::{debug, warn};
 
 use super::plan::GarpPlan;
 use crate::net::{self, NetError};

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use log::{error, info, warn};
+use tracing::{error, info, warn};
 
 use super::{
     announce,

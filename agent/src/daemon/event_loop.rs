@@ -8,13 +8,13 @@
 
 use std::{cell::RefCell, rc::Rc, sync::Arc, time::Duration};
 
-use log::{info, warn};
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::mpsc,
     task::JoinHandle,
     time::Instant,
 };
+use tracing::{info, warn};
 
 use super::{
     announce::{AnnounceQueue, AnnounceTarget},

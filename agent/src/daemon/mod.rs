@@ -30,7 +30,7 @@ pub use self::start::{RunOptions, RxMode, StartError};
 
 use std::process::ExitCode;
 
-use log::error;
+use tracing::error;
 
 /// `xvrrp run`: loads and checks the configuration (nothing is applied when it has errors),
 /// plans every instance, and runs until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 1 for a
@@ -51,7 +51,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         }
     };
     for w in &loaded.warnings {
-        log::warn!("{w}");
+        tracing::warn!("{w}");
     }
     let cfg = loaded.config;
     let lookup = |ifname: &str, v6: bool| interface_address(ifname, v6);

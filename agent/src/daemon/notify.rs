@@ -7,8 +7,8 @@
 
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
-use log::{info, warn};
 use tokio::sync::mpsc;
+use tracing::{info, warn};
 
 use super::{command, plan::NotifyPlan, security};
 use crate::vrrp::State;

@@ -3,11 +3,11 @@
 
 use std::{cell::RefCell, net::IpAddr, os::fd::AsRawFd, rc::Rc, time::Duration};
 
-use log::{debug, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
 };
+use tracing::{debug, warn};
 
 use super::{counters::CounterTable, start::StartError};
 use crate::{

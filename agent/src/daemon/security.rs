@@ -9,7 +9,7 @@ use std::{
     sync::Once,
 };
 
-use log::warn;
+use tracing::warn;
 
 use crate::config::ScriptUser;
 

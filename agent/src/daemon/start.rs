@@ -3,8 +3,8 @@
 
 use std::{cell::RefCell, path::PathBuf, rc::Rc};
 
-use log::{info, warn};
 use tokio::sync::mpsc;
+use tracing::{info, warn};
 
 use super::{
     announce::Announcer,

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use log::warn;
+use tracing::warn;
 
 use super::event_loop::Daemon;
 use crate::{

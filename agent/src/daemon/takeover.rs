@@ -19,8 +19,8 @@ use std::{
     rc::Rc,
 };
 
-use log::{error, info, warn};
 use tokio::{sync::Notify, task::JoinHandle};
+use tracing::{error, info, warn};
 
 use crate::{
     cloud::{

@@ -467,7 +467,9 @@ fn seed_sockets(diag: &mut Option<SockDiag>, ports: &[u16]) -> Vec<(u16, IpAddr,
         match d.tcp(states, ports) {
             Ok(v) => return v.into_iter().map(|s| (s.port, s.local, s.state)).collect(),
             Err(e) => {
-                log::warn!("TCP tracking: sock_diag dump failed ({e}); seeding from /proc/net/tcp");
+                tracing::warn!(
+                    "TCP tracking: sock_diag dump failed ({e}); seeding from /proc/net/tcp"
+                );
                 *diag = None;
             }
         }
@@ -747,7 +749,9 @@ impl TcpTracker {
         let mut diag = match SockDiag::open() {
             Ok(d) => Some(d),
             Err(e) => {
-                log::warn!("TCP tracking: sock_diag unavailable ({e}); seeding from /proc/net/tcp");
+                tracing::warn!(
+                    "TCP tracking: sock_diag unavailable ({e}); seeding from /proc/net/tcp"
+                );
                 None
             }
         };

@@ -116,7 +116,7 @@ impl Drop for TagsVisible {
         let res = Ethtool::open(&self.iface)
             .and_then(|s| s.get_flags().and_then(|f| s.set_flags(f | ETH_FLAG_RXVLAN)));
         if let Err(e) = res {
-            log::warn!(
+            tracing::warn!(
                 "{}: could not turn VLAN receive offload back on: {e}",
                 self.iface
             );

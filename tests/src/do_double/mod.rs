@@ -460,8 +460,8 @@ impl Inner {
     fn request_id(&self) -> String {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
         let seed = self.started.elapsed().as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
-        let a = splitmix(seed ^ n);
-        let b = splitmix(a ^ n.rotate_left(17));
+        let mut rng = fastrand::Rng::with_seed(seed ^ n);
+        let (a, b) = (rng.u64(..), rng.u64(..));
         format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
             a >> 32,
@@ -471,13 +471,6 @@ impl Inner {
             b & 0xffff_ffff_ffff
         )
     }
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// ISO 8601 UTC, second precision (`2024-05-01T12:00:00Z`).

@@ -25,11 +25,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use log::{error, info, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
 };
+use tracing::{error, info, warn};
 
 use super::{SharedStats, TrackerUpdate};
 use crate::{config::TrackFile, vrrp::TRACK_VALUE_MAX};

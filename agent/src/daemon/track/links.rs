@@ -11,11 +11,11 @@
 
 use std::collections::HashMap;
 
-use log::{debug, error, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
 };
+use tracing::{debug, error, warn};
 
 use super::{SharedStats, TrackerUpdate};
 use crate::net::{LinkEvent, LinkInfo, LinkMonitor, NetError, Rtnl};

@@ -58,12 +58,12 @@
 
 use std::{cell::RefCell, collections::HashMap, net::IpAddr, rc::Rc, time::Duration};
 
-use log::{error, info, warn};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
     time::Instant,
 };
+use tracing::{error, info, warn};
 
 use super::{SharedStats, TrackerUpdate};
 use crate::state::{ListenerEvent, PortState};

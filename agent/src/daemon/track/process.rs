@@ -43,8 +43,8 @@
 
 use std::{collections::HashSet, os::fd::AsRawFd, time::Duration};
 
-use log::{error, info, warn};
 use tokio::{sync::mpsc, time::Instant};
+use tracing::{error, info, warn};
 
 use super::{SharedStats, TrackerUpdate};
 use crate::config::{ParamMatch, TrackProcess};

@@ -18,8 +18,8 @@
 
 use std::sync::Once;
 
-use log::{error, info, warn};
 use tokio::sync::mpsc;
+use tracing::{error, info, warn};
 
 use super::{SharedStats, TrackerUpdate};
 use crate::daemon::{
