@@ -14,7 +14,7 @@ use std::{
 };
 
 use netlink_packet_core::{
-    DecodeError, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
+    DecodeError, Emitable, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
     NetlinkPayload, NlaBuffer, NlasIterator, Parseable, ParseableParametrized, NLM_F_ACK,
     NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
 };
@@ -565,7 +565,7 @@ pub(crate) fn parse_address(p: &[u8]) -> Result<Option<AddressInfo>> {
     }
     let (mut local, mut address, mut label) = (None, None, None);
     let mut flags = u32::from(header.flags.bits());
-    let rest = p.get(8..).unwrap_or_default();
+    let rest = p.get(header.buffer_len()..).unwrap_or_default();
     for a in attributes(rest, "netlink attribute", |nla| {
         AddressAttribute::parse(nla)
     })? {
@@ -603,7 +603,7 @@ pub(crate) fn parse_link(p: &[u8]) -> Result<LinkInfo> {
         mtu: None,
         operstate: None,
     };
-    let rest = p.get(16..).unwrap_or_default();
+    let rest = p.get(header.buffer_len()..).unwrap_or_default();
     for a in attributes(rest, "netlink attribute", |nla| {
         LinkAttribute::parse_with_param(nla, family)
     })? {
