@@ -8,7 +8,7 @@
 //! - [`VrrpSocket`]: raw IP protocol 112 socket for IPv4 or IPv6, multicast or unicast,
 //!   non-blocking, with TTL / hop limit 255 (or `unicast_ttl` per packet), and the receive metadata the RFC checks need.
 //! - [`Rtnl`] (and the one-shot helpers [`add_address`], [`del_address`], [`list_addresses`],
-//!   [`link`]): hand-rolled `NETLINK_ROUTE` requests.
+//!   [`link`]): `NETLINK_ROUTE` requests (`netlink-sys` sockets, `netlink-packet-route` messages).
 //! - [`LinkMonitor`]: a non-blocking `RTMGRP_LINK` subscription for `track_interface`.
 //! - [`Announcer`]: gratuitous ARP and unsolicited NA on sockets kept open per interface
 //!   ([`send_garp`] and [`send_unsolicited_na`] are one-shot versions for tests and tools).

@@ -1,59 +1,48 @@
-//! Hand-rolled `NETLINK_ROUTE`: addresses (`RTM_NEWADDR`/`RTM_DELADDR`/`RTM_GETADDR`), links
-//! (`RTM_GETLINK`) and the `RTMGRP_LINK` event subscription.
+//! `NETLINK_ROUTE` over `netlink-sys` sockets and `netlink-packet-route` messages: addresses
+//! (`RTM_NEWADDR`/`RTM_DELADDR`/`RTM_GETADDR`), links (`RTM_GETLINK`) and the `RTMGRP_LINK`
+//! event subscription.
 //!
-//! Messages are built and parsed as bytes in native byte order (netlink's); every parser
-//! bounds-checks each header and attribute and returns [`NetError::Malformed`] instead of
-//! panicking.
+//! Replies are decoded attribute by attribute: an attribute the crate cannot decode (a newer
+//! kernel's, or one it decodes strictly) is skipped, as a hand parser skips attributes it does
+//! not know, so it never loses a whole link or address. A broken message or attribute layout is
+//! [`NetError::Malformed`]; nothing here panics on input.
 
 use std::{
     cell::Cell,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd},
+    net::IpAddr,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
 };
+
+use netlink_packet_core::{
+    DecodeError, Emitable, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, NlaBuffer, NlasIterator, Parseable, ParseableParametrized, NLM_F_ACK,
+    NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::{
+    address::{AddressAttribute, AddressFlags, AddressHeader, AddressHeaderFlags, AddressMessage},
+    link::{LinkAttribute, LinkHeader, LinkMessage},
+    AddressFamily, RouteNetlinkMessage,
+};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use super::{sys, NetError, Result};
 
-// Netlink and rtnetlink constants (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h,
-// linux/if_link.h). Spelled out here because libc's coverage of them varies by target.
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_NOOP: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_OVERRUN: u16 = 4;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP_INTR: u16 = 0x10;
-const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
+// The message types received (netlink-packet-route keeps its numbers private; a test checks
+// these against it) and the link group (linux/rtnetlink.h).
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
-const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
-const RTM_DELADDR: u16 = 21;
-const RTM_GETADDR: u16 = 22;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const IFA_LABEL: u16 = 3;
-const IFA_FLAGS: u16 = 8;
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_MTU: u16 = 4;
-const IFLA_OPERSTATE: u16 = 16;
-const IFADDRMSG_LEN: usize = 8;
-const IFINFOMSG_LEN: usize = 16;
 const RTMGRP_LINK: u32 = 1;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 const RECV_BUF: usize = 64 * 1024;
 
 /// `IFA_F_SECONDARY`: a secondary IPv4 address (same subnet as a primary).
-pub const IFA_F_SECONDARY: u32 = 0x01;
+pub const IFA_F_SECONDARY: u32 = AddressFlags::Secondary.bits();
 /// `IFA_F_NODAD`: IPv6 duplicate address detection skipped.
-pub const IFA_F_NODAD: u32 = 0x02;
+pub const IFA_F_NODAD: u32 = AddressFlags::Nodad.bits();
 /// `IFA_F_DADFAILED`: IPv6 duplicate address detection failed.
-pub const IFA_F_DADFAILED: u32 = 0x08;
+pub const IFA_F_DADFAILED: u32 = AddressFlags::Dadfailed.bits();
 /// `IFA_F_TENTATIVE`: IPv6 address still in duplicate address detection.
-pub const IFA_F_TENTATIVE: u32 = 0x40;
+pub const IFA_F_TENTATIVE: u32 = AddressFlags::Tentative.bits();
 
 /// Interface index of `ifname` in the calling thread's network namespace (`if_nametoindex`).
 pub fn ifindex(ifname: &str) -> Result<u32> {
@@ -143,35 +132,29 @@ pub struct LinkEvent {
 /// may keep one per task. Bound to the network namespace it was opened in.
 #[derive(Debug)]
 pub struct Rtnl {
-    fd: OwnedFd,
+    sock: Socket,
     seq: Cell<u32>,
 }
 
 impl Rtnl {
     /// Opens a request socket.
     pub fn open() -> Result<Self> {
-        let fd = sys::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW,
-            libc::NETLINK_ROUTE,
-            "socket(AF_NETLINK)",
-            "NETLINK_ROUTE",
-        )?;
+        let sock = open_socket("NETLINK_ROUTE")?;
         let tv = libc::timeval {
             tv_sec: 5,
             tv_usec: 0,
         };
         sys::setsockopt(
-            &fd,
+            &sock,
             libc::SOL_SOCKET,
             libc::SO_RCVTIMEO,
             &tv,
             "setsockopt(SO_RCVTIMEO)",
             "NETLINK_ROUTE",
         )?;
-        bind_netlink(&fd, 0)?;
+        let sock = bind(sock, 0, "NETLINK_ROUTE")?;
         Ok(Self {
-            fd,
+            sock,
             seq: Cell::new(1),
         })
     }
@@ -204,24 +187,17 @@ impl Rtnl {
                 ));
             }
         }
-        let mut m = addr_msg(
-            RTM_NEWADDR,
-            NLM_F_CREATE | NLM_F_EXCL,
-            self.next_seq(),
-            ifindex,
-            addr,
-            prefix_len,
-        );
+        let mut m = addr_msg(ifindex, addr, prefix_len);
         if let Some(l) = label {
-            let mut b = l.as_bytes().to_vec();
-            b.push(0);
-            m.attr(IFA_LABEL, &b);
+            m.attributes.push(AddressAttribute::Label(l.to_owned()));
         }
         if addr.is_ipv6() {
-            m.attr(IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         match self.request(
-            m,
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
             "RTM_NEWADDR",
             &format!("{addr}/{prefix_len} on ifindex {ifindex}"),
         ) {
@@ -241,9 +217,10 @@ impl Rtnl {
     /// `promote_secondaries` sysctl is set; VIPs are normally secondaries or `/32`s.
     pub fn del_address(&self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<()> {
         check_prefix(addr, prefix_len)?;
-        let m = addr_msg(RTM_DELADDR, 0, self.next_seq(), ifindex, addr, prefix_len);
+        let m = addr_msg(ifindex, addr, prefix_len);
         match self.request(
-            m,
+            RouteNetlinkMessage::DelAddress(m),
+            0,
             "RTM_DELADDR",
             &format!("{addr}/{prefix_len} on ifindex {ifindex}"),
         ) {
@@ -261,26 +238,28 @@ impl Rtnl {
     /// Every IPv4 and IPv6 address on interface `ifindex` (`RTM_GETADDR` dump), in kernel order
     /// (for IPv4, primaries come before their secondaries).
     pub fn list_addresses(&self, ifindex: u32) -> Result<Vec<AddressInfo>> {
-        let mut m = MsgBuf::new(RTM_GETADDR, NLM_F_DUMP, self.next_seq());
-        m.extend(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
-        m.extend(&0u32.to_ne_bytes());
-        let mut out = Vec::new();
-        for payload in self.request(m, "RTM_GETADDR", &format!("ifindex {ifindex}"))? {
-            if let Some(a) = parse_address(&payload)? {
-                if a.ifindex == ifindex {
-                    out.push(a);
-                }
-            }
-        }
-        Ok(out)
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+            "RTM_GETADDR",
+            &format!("ifindex {ifindex}"),
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                Reply::Address(a) if a.ifindex == ifindex => Some(a),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The link with index `ifindex` (`RTM_GETLINK`).
     pub fn link(&self, ifindex: u32) -> Result<LinkInfo> {
-        let mut m = MsgBuf::new(RTM_GETLINK, 0, self.next_seq());
-        m.extend(&link_msg_body(ifindex));
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
         let target = format!("ifindex {ifindex}");
-        let replies = match self.request(m, "RTM_GETLINK", &target) {
+        let replies = match self.request(RouteNetlinkMessage::GetLink(m), 0, "RTM_GETLINK", &target)
+        {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
                 return Err(NetError::NoSuchInterface {
                     name: format!("#{ifindex}"),
@@ -289,21 +268,30 @@ impl Rtnl {
             }
             r => r?,
         };
-        replies
-            .first()
-            .map(|p| parse_link(p))
-            .unwrap_or_else(|| Err(NetError::malformed("RTM_GETLINK reply", "no link message")))
+        match replies.into_iter().next() {
+            Some(Reply::Link(l)) => Ok(l),
+            _ => Err(NetError::malformed("RTM_GETLINK reply", "no link message")),
+        }
     }
 
     /// Every link in the namespace (`RTM_GETLINK` dump); use it to resynchronise after a
     /// [`NetError::Overrun`].
     pub fn links(&self) -> Result<Vec<LinkInfo>> {
-        let mut m = MsgBuf::new(RTM_GETLINK, NLM_F_DUMP, self.next_seq());
-        m.extend(&link_msg_body(0));
-        self.request(m, "RTM_GETLINK", "all links")?
-            .iter()
-            .map(|p| parse_link(p))
-            .collect()
+        self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+            "RTM_GETLINK",
+            "all links",
+        )?
+        .into_iter()
+        .map(|r| match r {
+            Reply::Link(l) => Ok(l),
+            _ => Err(NetError::malformed(
+                "RTM_GETLINK reply",
+                "not a link message",
+            )),
+        })
+        .collect()
     }
 
     fn next_seq(&self) -> u32 {
@@ -312,68 +300,62 @@ impl Rtnl {
         s
     }
 
-    /// Sends `m` with `NLM_F_ACK` and collects the payloads of the data replies (for dumps, up to
-    /// `NLMSG_DONE`; otherwise up to the ack). A negative ack becomes `Sys { syscall: op }`.
-    fn request(&self, mut m: MsgBuf, op: &'static str, target: &str) -> Result<Vec<Vec<u8>>> {
-        let seq = m.seq();
-        let dump = m.flags() & NLM_F_DUMP == NLM_F_DUMP;
-        m.set_flags(m.flags() | NLM_F_REQUEST | NLM_F_ACK);
-        let bytes = m.finish();
-        send_kernel(&self.fd, &bytes, op, target)?;
+    /// Sends `msg` with `flags | NLM_F_REQUEST | NLM_F_ACK` and collects the data replies (for
+    /// dumps, up to `NLMSG_DONE`; otherwise up to the ack). A negative ack becomes
+    /// `Sys { syscall: op }`; a dump the kernel flagged as interrupted is `EINTR`.
+    fn request(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        op: &'static str,
+        target: &str,
+    ) -> Result<Vec<Reply>> {
+        let seq = self.next_seq();
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut header = NetlinkHeader::default();
+        header.flags = flags | NLM_F_REQUEST | NLM_F_ACK;
+        header.sequence_number = seq;
+        let mut m = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        m.finalize();
+        let mut bytes = vec![0u8; m.buffer_len()];
+        m.serialize(&mut bytes);
+        let sys_err = |source| NetError::Sys {
+            syscall: op,
+            target: target.to_owned(),
+            source,
+        };
+        self.sock
+            .send_to(&bytes, &SocketAddr::new(0, 0), 0)
+            .map_err(sys_err)?;
 
         let mut buf = vec![0u8; RECV_BUF];
         let mut out = Vec::new();
         let mut interrupted = false;
         loop {
-            let n = recv_kernel(&self.fd, &mut buf, 0, op, target)?;
-            let Some(chunk) = buf.get(..n) else {
-                return Err(NetError::malformed(
-                    "netlink message",
-                    "length beyond buffer",
-                ));
-            };
-            for msg in split_messages(chunk)? {
-                if msg.seq != seq {
+            let n = recv_kernel(&self.sock, &mut buf, 0).map_err(sys_err)?;
+            for msg in split_messages(buf.get(..n).unwrap_or_default())? {
+                if msg.header.sequence_number != seq {
                     continue; // a stale reply to an earlier, timed-out request
                 }
-                interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
-                match msg.ty {
-                    NLMSG_ERROR => {
-                        let errno = read_i32(msg.payload, 0).ok_or_else(|| {
-                            NetError::malformed("netlink error message", "shorter than 4 bytes")
-                        })?;
-                        if errno == 0 {
-                            if !dump {
-                                return Ok(out);
-                            }
-                        } else {
-                            return Err(NetError::Sys {
-                                syscall: op,
-                                target: target.to_owned(),
-                                source: std::io::Error::from_raw_os_error(-errno),
-                            });
-                        }
-                    }
-                    NLMSG_DONE => {
-                        if let Some(errno) = read_i32(msg.payload, 0).filter(|e| *e < 0) {
-                            return Err(NetError::Sys {
-                                syscall: op,
-                                target: target.to_owned(),
-                                source: std::io::Error::from_raw_os_error(-errno),
-                            });
+                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
+                match msg.payload {
+                    NetlinkPayload::Error(e) => match e.code {
+                        None if dump => {}
+                        None => return Ok(out),
+                        Some(_) => return Err(sys_err(e.to_io())),
+                    },
+                    NetlinkPayload::Done(d) => {
+                        if d.code < 0 {
+                            return Err(sys_err(std::io::Error::from_raw_os_error(-d.code)));
                         }
                         if interrupted {
                             // The table changed mid-dump: the caller retries.
-                            return Err(NetError::Sys {
-                                syscall: op,
-                                target: target.to_owned(),
-                                source: std::io::Error::from_raw_os_error(libc::EINTR),
-                            });
+                            return Err(sys_err(std::io::Error::from_raw_os_error(libc::EINTR)));
                         }
                         return Ok(out);
                     }
-                    NLMSG_NOOP | NLMSG_OVERRUN => {}
-                    _ => out.push(msg.payload.to_vec()),
+                    NetlinkPayload::InnerMessage(r) => out.push(r),
+                    _ => {} // NLMSG_NOOP, NLMSG_OVERRUN
                 }
             }
         }
@@ -382,7 +364,7 @@ impl Rtnl {
 
 impl AsFd for Rtnl {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.sock.as_fd()
     }
 }
 
@@ -412,29 +394,27 @@ pub fn link(ifindex: u32) -> Result<LinkInfo> {
 /// [`LinkMonitor::recv_events`] until it reports [`NetError::is_would_block`].
 #[derive(Debug)]
 pub struct LinkMonitor {
-    fd: OwnedFd,
+    sock: Socket,
 }
 
 impl LinkMonitor {
     /// Subscribes to `RTMGRP_LINK` in the calling thread's namespace (1 MiB receive buffer).
     pub fn open() -> Result<Self> {
-        let fd = sys::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
-            libc::NETLINK_ROUTE,
-            "socket(AF_NETLINK)",
-            "RTMGRP_LINK",
-        )?;
-        sys::setsockopt_int(
-            &fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            1 << 20,
-            "setsockopt(SO_RCVBUF)",
-            "RTMGRP_LINK",
-        )?;
-        bind_netlink(&fd, RTMGRP_LINK)?;
-        Ok(Self { fd })
+        let sock = open_socket("RTMGRP_LINK")?;
+        sock.set_non_blocking(true)
+            .map_err(|source| NetError::Sys {
+                syscall: "ioctl(FIONBIO)",
+                target: "RTMGRP_LINK".to_owned(),
+                source,
+            })?;
+        sock.set_rx_buf_sz::<libc::c_int>(1 << 20)
+            .map_err(|source| NetError::Sys {
+                syscall: "setsockopt(SO_RCVBUF)",
+                target: "RTMGRP_LINK".to_owned(),
+                source,
+            })?;
+        let sock = bind(sock, RTMGRP_LINK, "RTMGRP_LINK")?;
+        Ok(Self { sock })
     }
 
     /// Reads one datagram of events without blocking. Nothing queued is a `Sys` error with
@@ -442,19 +422,17 @@ impl LinkMonitor {
     /// with [`Rtnl::links`]).
     pub fn recv_events(&self) -> Result<Vec<LinkEvent>> {
         let mut buf = vec![0u8; RECV_BUF];
-        let n = match recv_kernel(
-            &self.fd,
-            &mut buf,
-            libc::MSG_DONTWAIT,
-            "recv",
-            "RTMGRP_LINK",
-        ) {
+        let n = match recv_kernel(&self.sock, &mut buf, libc::MSG_DONTWAIT) {
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 return Err(NetError::Overrun {
                     group: "RTMGRP_LINK",
                 })
             }
-            r => r?,
+            r => r.map_err(|source| NetError::Sys {
+                syscall: "recv",
+                target: "RTMGRP_LINK".to_owned(),
+                source,
+            })?,
         };
         parse_link_events(buf.get(..n).unwrap_or_default())
     }
@@ -462,13 +440,13 @@ impl LinkMonitor {
 
 impl AsRawFd for LinkMonitor {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.sock.as_raw_fd()
     }
 }
 
 impl AsFd for LinkMonitor {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.sock.as_fd()
     }
 }
 
@@ -477,92 +455,63 @@ impl AsFd for LinkMonitor {
 pub fn parse_link_events(buf: &[u8]) -> Result<Vec<LinkEvent>> {
     let mut out = Vec::new();
     for msg in split_messages(buf)? {
-        match msg.ty {
-            RTM_NEWLINK | RTM_DELLINK => out.push(LinkEvent {
-                link: parse_link(msg.payload)?,
-                removed: msg.ty == RTM_DELLINK,
-            }),
-            _ => {}
+        if let NetlinkPayload::InnerMessage(Reply::Link(link)) = msg.payload {
+            out.push(LinkEvent {
+                link,
+                removed: msg.header.message_type == RTM_DELLINK,
+            });
         }
     }
     Ok(out)
 }
 
-// ---- message building ----
+// ---- messages ----
 
-/// A netlink message under construction: header (length patched by `finish`) + body.
-struct MsgBuf(Vec<u8>);
+/// A data message received: a link (`RTM_NEWLINK`/`RTM_DELLINK`), an IPv4 or IPv6 address
+/// (`RTM_NEWADDR`), or anything else (skipped).
+#[derive(Debug)]
+enum Reply {
+    Link(LinkInfo),
+    Address(AddressInfo),
+    Other,
+}
 
-impl MsgBuf {
-    fn new(ty: u16, flags: u16, seq: u32) -> Self {
-        let mut v = Vec::with_capacity(128);
-        v.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, patched in finish()
-        v.extend_from_slice(&ty.to_ne_bytes());
-        v.extend_from_slice(&flags.to_ne_bytes());
-        v.extend_from_slice(&seq.to_ne_bytes());
-        v.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel fills in ours
-        Self(v)
-    }
+impl NetlinkDeserializable for Reply {
+    type Error = NetError;
 
-    fn flags(&self) -> u16 {
-        u16::from_ne_bytes([self.0[6], self.0[7]])
-    }
-
-    fn set_flags(&mut self, f: u16) {
-        self.0[6..8].copy_from_slice(&f.to_ne_bytes());
-    }
-
-    fn seq(&self) -> u32 {
-        u32::from_ne_bytes([self.0[8], self.0[9], self.0[10], self.0[11]])
-    }
-
-    fn extend(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(b);
-    }
-
-    /// Appends an `rtattr`, padded to 4 bytes.
-    fn attr(&mut self, ty: u16, data: &[u8]) {
-        let len = (4 + data.len()) as u16;
-        self.0.extend_from_slice(&len.to_ne_bytes());
-        self.0.extend_from_slice(&ty.to_ne_bytes());
-        self.0.extend_from_slice(data);
-        while self.0.len() % 4 != 0 {
-            self.0.push(0);
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        let len = self.0.len() as u32;
-        self.0[0..4].copy_from_slice(&len.to_ne_bytes());
-        self.0
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self> {
+        Ok(match header.message_type {
+            RTM_NEWLINK | RTM_DELLINK => Self::Link(parse_link(payload)?),
+            RTM_NEWADDR => parse_address(payload)?.map_or(Self::Other, Self::Address),
+            _ => Self::Other,
+        })
     }
 }
 
-fn addr_msg(ty: u16, flags: u16, seq: u32, ifindex: u32, addr: IpAddr, plen: u8) -> MsgBuf {
-    let mut m = MsgBuf::new(ty, flags, seq);
-    let (family, ifa_flags) = match addr {
-        IpAddr::V4(_) => (libc::AF_INET as u8, 0u8),
-        IpAddr::V6(_) => (libc::AF_INET6 as u8, IFA_F_NODAD as u8),
+/// An address request: `ifaddrmsg` (scope universe; `IFA_F_NODAD` for IPv6) with `IFA_LOCAL`
+/// and `IFA_ADDRESS` for IPv4, `IFA_ADDRESS` for IPv6.
+fn addr_msg(ifindex: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header = AddressHeader {
+        family: if addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        },
+        prefix_len,
+        flags: if addr.is_ipv4() {
+            AddressHeaderFlags::empty()
+        } else {
+            AddressHeaderFlags::Nodad
+        },
+        scope: Default::default(),
+        index: ifindex,
     };
-    // ifaddrmsg: family, prefixlen, flags, scope (universe), index
-    m.extend(&[family, plen, ifa_flags, 0]);
-    m.extend(&ifindex.to_ne_bytes());
-    match addr {
-        IpAddr::V4(a) => {
-            m.attr(IFA_LOCAL, &a.octets());
-            m.attr(IFA_ADDRESS, &a.octets());
-        }
-        IpAddr::V6(a) => m.attr(IFA_ADDRESS, &a.octets()),
+    if addr.is_ipv4() {
+        m.attributes.push(AddressAttribute::Local(addr));
     }
+    m.attributes.push(AddressAttribute::Address(addr));
     m
-}
-
-fn link_msg_body(ifindex: u32) -> [u8; IFINFOMSG_LEN] {
-    // ifinfomsg: family, pad, type, index, flags, change
-    let mut b = [0u8; IFINFOMSG_LEN];
-    b[0] = libc::AF_UNSPEC as u8;
-    b[4..8].copy_from_slice(&ifindex.to_ne_bytes());
-    b
 }
 
 fn check_prefix(addr: IpAddr, plen: u8) -> Result<()> {
@@ -576,183 +525,55 @@ fn check_prefix(addr: IpAddr, plen: u8) -> Result<()> {
     Ok(())
 }
 
-// ---- socket plumbing ----
-
-fn bind_netlink(fd: &OwnedFd, groups: u32) -> Result<()> {
-    // SAFETY: sockaddr_nl is plain old data; all-zero is valid.
-    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    sa.nl_groups = groups;
-    // SAFETY: `sa` is a valid sockaddr_nl of the stated length.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_nl).cast(),
-            sys::socklen::<libc::sockaddr_nl>(),
-        )
-    };
-    if rc < 0 {
-        return Err(NetError::last_os("bind(AF_NETLINK)", "NETLINK_ROUTE"));
-    }
-    Ok(())
-}
-
-fn send_kernel(fd: &OwnedFd, bytes: &[u8], op: &'static str, target: &str) -> Result<()> {
-    // SAFETY: sockaddr_nl is plain old data; all-zero (pid 0) addresses the kernel.
-    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: buffer and sockaddr are valid for the lengths passed.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            0,
-            (&sa as *const libc::sockaddr_nl).cast(),
-            sys::socklen::<libc::sockaddr_nl>(),
-        )
-    };
-    if n < 0 {
-        return Err(NetError::last_os(op, target));
-    }
-    Ok(())
-}
-
-/// Receives one datagram that came from the kernel (port id 0); others are dropped.
-fn recv_kernel(
-    fd: &OwnedFd,
-    buf: &mut [u8],
-    flags: i32,
-    op: &'static str,
-    target: &str,
-) -> Result<usize> {
-    sys::recv_from_kernel(fd, buf, flags).map_err(|source| NetError::Sys {
-        syscall: op,
-        target: target.to_owned(),
-        source,
-    })
-}
-
-// ---- parsing ----
-
-#[derive(Debug)]
-struct NlMsg<'a> {
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-fn read_u16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn read_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn read_i32(b: &[u8], at: usize) -> Option<i32> {
-    Some(i32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-const fn align4(n: usize) -> usize {
-    (n + 3) & !3
+fn decode_err(what: &'static str) -> impl Fn(DecodeError) -> NetError {
+    move |e| NetError::malformed(what, e.to_string())
 }
 
 /// Splits a datagram into netlink messages, checking every length.
-fn split_messages(mut buf: &[u8]) -> Result<Vec<NlMsg<'_>>> {
+fn split_messages(mut buf: &[u8]) -> Result<Vec<NetlinkMessage<Reply>>> {
     let mut out = Vec::new();
     while !buf.is_empty() {
-        let bad = |r: &str| Err(NetError::malformed("netlink message", r));
-        let (Some(len), Some(ty), Some(flags), Some(seq)) = (
-            read_u32(buf, 0),
-            read_u16(buf, 4),
-            read_u16(buf, 6),
-            read_u32(buf, 8),
-        ) else {
-            return bad("truncated header");
-        };
-        let len = len as usize;
-        if len < NLMSG_HDRLEN {
-            return bad("length below header size");
-        }
-        let Some(payload) = buf.get(NLMSG_HDRLEN..len) else {
-            return bad("length beyond datagram");
-        };
-        out.push(NlMsg {
-            ty,
-            flags,
-            seq,
-            payload,
-        });
-        buf = buf.get(align4(len)..).unwrap_or_default();
+        let nl = NetlinkBuffer::new_checked(&buf).map_err(decode_err("netlink message"))?;
+        let len = nl.length() as usize;
+        out.push(NetlinkMessage::parse(&nl).map_err(decode_err("netlink message"))?);
+        buf = buf.get((len + 3) & !3..).unwrap_or_default();
     }
     Ok(out)
 }
 
-/// Splits an attribute area into `(type, data)` pairs (type without the nested/byte-order bits).
-fn split_attrs(mut buf: &[u8]) -> Result<Vec<(u16, &[u8])>> {
+/// The attributes of `buf` that `parse` decodes; those it cannot decode are skipped, a broken
+/// attribute layout is an error.
+fn attributes<'b, A>(
+    buf: &'b [u8],
+    what: &'static str,
+    parse: impl Fn(&NlaBuffer<&'b [u8]>) -> Result<A, DecodeError>,
+) -> Result<Vec<A>> {
     let mut out = Vec::new();
-    while !buf.is_empty() {
-        let (Some(len), Some(ty)) = (read_u16(buf, 0), read_u16(buf, 2)) else {
-            return Err(NetError::malformed("netlink attribute", "truncated header"));
-        };
-        let len = usize::from(len);
-        if len < 4 {
-            return Err(NetError::malformed("netlink attribute", "length below 4"));
+    for nla in NlasIterator::new(buf) {
+        if let Ok(a) = parse(&nla.map_err(decode_err(what))?) {
+            out.push(a);
         }
-        let Some(data) = buf.get(4..len) else {
-            return Err(NetError::malformed(
-                "netlink attribute",
-                "length beyond message",
-            ));
-        };
-        out.push((ty & NLA_TYPE_MASK, data));
-        buf = buf.get(align4(len)..).unwrap_or_default();
     }
     Ok(out)
-}
-
-fn c_string(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(b.get(..end).unwrap_or_default()).into_owned()
-}
-
-fn ip_from(family: u8, b: &[u8]) -> Result<IpAddr> {
-    match (i32::from(family), b.len()) {
-        (libc::AF_INET, 4) => Ok(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
-        (libc::AF_INET6, 16) => {
-            let mut o = [0u8; 16];
-            o.copy_from_slice(b);
-            Ok(IpAddr::V6(Ipv6Addr::from(o)))
-        }
-        (f, n) => Err(NetError::malformed(
-            "netlink address attribute",
-            format!("{n} bytes for family {f}"),
-        )),
-    }
 }
 
 /// Parses an `RTM_NEWADDR` payload; `Ok(None)` for families other than IPv4/IPv6.
 pub(crate) fn parse_address(p: &[u8]) -> Result<Option<AddressInfo>> {
-    let Some(hdr) = p.get(..IFADDRMSG_LEN) else {
-        return Err(NetError::malformed("ifaddrmsg", "shorter than 8 bytes"));
-    };
-    let (family, prefix_len, flags8, scope) = (hdr[0], hdr[1], hdr[2], hdr[3]);
-    let ifindex = read_u32(hdr, 4).unwrap_or_default();
-    if !matches!(i32::from(family), libc::AF_INET | libc::AF_INET6) {
+    let header = AddressHeader::parse(p).map_err(decode_err("ifaddrmsg"))?;
+    if !matches!(header.family, AddressFamily::Inet | AddressFamily::Inet6) {
         return Ok(None);
     }
-    let (mut local, mut address, mut label, mut flags) = (None, None, None, u32::from(flags8));
-    for (ty, data) in split_attrs(p.get(IFADDRMSG_LEN..).unwrap_or_default())? {
-        match ty {
-            IFA_LOCAL => local = Some(ip_from(family, data)?),
-            IFA_ADDRESS => address = Some(ip_from(family, data)?),
-            IFA_LABEL => label = Some(c_string(data)),
-            IFA_FLAGS => {
-                flags = read_u32(data, 0)
-                    .ok_or_else(|| NetError::malformed("IFA_FLAGS", "shorter than 4 bytes"))?
-            }
+    let (mut local, mut address, mut label) = (None, None, None);
+    let mut flags = u32::from(header.flags.bits());
+    let rest = p.get(header.buffer_len()..).unwrap_or_default();
+    for a in attributes(rest, "netlink attribute", |nla| {
+        AddressAttribute::parse(nla)
+    })? {
+        match a {
+            AddressAttribute::Local(ip) => local = Some(ip),
+            AddressAttribute::Address(ip) => address = Some(ip),
+            AddressAttribute::Label(l) => label = Some(l),
+            AddressAttribute::Flags(f) => flags = f.bits(),
             _ => {}
         }
     }
@@ -760,65 +581,180 @@ pub(crate) fn parse_address(p: &[u8]) -> Result<Option<AddressInfo>> {
         .or(address)
         .ok_or_else(|| NetError::malformed("ifaddrmsg", "no IFA_LOCAL or IFA_ADDRESS"))?;
     Ok(Some(AddressInfo {
-        ifindex,
+        ifindex: header.index,
         addr,
-        prefix_len,
+        prefix_len: header.prefix_len,
         label,
         flags,
-        scope,
+        scope: header.scope.into(),
     }))
 }
 
 /// Parses an `RTM_NEWLINK` / `RTM_DELLINK` payload.
 pub(crate) fn parse_link(p: &[u8]) -> Result<LinkInfo> {
-    let Some(hdr) = p.get(..IFINFOMSG_LEN) else {
-        return Err(NetError::malformed("ifinfomsg", "shorter than 16 bytes"));
-    };
+    let header = LinkHeader::parse(p).map_err(decode_err("ifinfomsg"))?;
+    let family = header.interface_family;
     let mut info = LinkInfo {
-        ifindex: read_u32(hdr, 4).unwrap_or_default(),
+        ifindex: header.index,
         name: String::new(),
-        link_type: read_u16(hdr, 2).unwrap_or_default(),
-        flags: read_u32(hdr, 8).unwrap_or_default(),
+        link_type: header.link_layer_type.into(),
+        flags: header.flags.bits(),
         hw_addr: Vec::new(),
         mtu: None,
         operstate: None,
     };
-    for (ty, data) in split_attrs(p.get(IFINFOMSG_LEN..).unwrap_or_default())? {
-        match ty {
-            IFLA_IFNAME => info.name = c_string(data),
-            IFLA_ADDRESS => info.hw_addr = data.to_vec(),
-            IFLA_MTU => info.mtu = read_u32(data, 0),
-            IFLA_OPERSTATE => info.operstate = data.first().copied(),
+    let rest = p.get(header.buffer_len()..).unwrap_or_default();
+    for a in attributes(rest, "netlink attribute", |nla| {
+        LinkAttribute::parse_with_param(nla, family)
+    })? {
+        match a {
+            LinkAttribute::IfName(n) => info.name = n,
+            LinkAttribute::Address(a) => info.hw_addr = a,
+            LinkAttribute::Mtu(m) => info.mtu = Some(m),
+            LinkAttribute::OperState(s) => info.operstate = Some(s.into()),
             _ => {}
         }
     }
     Ok(info)
 }
 
+// ---- sockets ----
+
+fn open_socket(target: &str) -> Result<Socket> {
+    Socket::new(NETLINK_ROUTE).map_err(|source| NetError::Sys {
+        syscall: "socket(AF_NETLINK)",
+        target: target.to_owned(),
+        source,
+    })
+}
+
+fn bind(mut sock: Socket, groups: u32, target: &str) -> Result<Socket> {
+    sock.bind(&SocketAddr::new(0, groups))
+        .map_err(|source| NetError::Sys {
+            syscall: "bind(AF_NETLINK)",
+            target: target.to_owned(),
+            source,
+        })?;
+    Ok(sock)
+}
+
+/// Receives one datagram sent by the kernel (port id 0), retrying on `EINTR` and dropping
+/// datagrams from other ports. Returns its length (at most `buf.len()`).
+fn recv_kernel(sock: &Socket, buf: &mut [u8], flags: i32) -> std::io::Result<usize> {
+    loop {
+        match sock.recv_from(&mut &mut buf[..], flags) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+            Ok((n, from)) if from.port_number() == 0 => return Ok(n.min(buf.len())),
+            Ok(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
+    use netlink_packet_core::NetlinkSerializable;
+    use netlink_packet_route::link::{LinkFlags, State};
+
     use super::*;
 
-    fn link_msg(ty: u16, name: &str, flags: u32) -> Vec<u8> {
-        let mut m = MsgBuf::new(ty, 0, 7);
-        let mut body = link_msg_body(42);
-        body[8..12].copy_from_slice(&flags.to_ne_bytes());
-        m.extend(&body);
-        let mut n = name.as_bytes().to_vec();
-        n.push(0);
-        m.attr(IFLA_IFNAME, &n);
-        m.attr(IFLA_ADDRESS, &[2, 0, 0, 0, 0, 1]);
-        m.attr(IFLA_MTU, &1500u32.to_ne_bytes());
-        m.attr(IFLA_OPERSTATE, &[6]);
-        m.finish()
+    fn emit(msg: RouteNetlinkMessage) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = 7;
+        let mut m = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        m.finalize();
+        let mut b = vec![0u8; m.buffer_len()];
+        m.serialize(&mut b);
+        b
+    }
+
+    fn link_msg(removed: bool, name: &str, flags: u32) -> Vec<u8> {
+        let mut l = LinkMessage::default();
+        l.header.index = 42;
+        l.header.flags = LinkFlags::from_bits_retain(flags);
+        l.attributes = vec![
+            LinkAttribute::IfName(name.to_owned()),
+            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::OperState(State::Up),
+        ];
+        emit(if removed {
+            RouteNetlinkMessage::DelLink(l)
+        } else {
+            RouteNetlinkMessage::NewLink(l)
+        })
+    }
+
+    fn addr(ip: &str, plen: u8, extra: Vec<AddressAttribute>) -> Vec<u8> {
+        let mut m = addr_msg(3, ip.parse().unwrap(), plen);
+        m.attributes.extend(extra);
+        emit(RouteNetlinkMessage::NewAddress(m))
+    }
+
+    fn first_address(buf: &[u8]) -> AddressInfo {
+        match split_messages(buf).unwrap().remove(0).payload {
+            NetlinkPayload::InnerMessage(Reply::Address(a)) => a,
+            p => panic!("not an address: {p:?}"),
+        }
+    }
+
+    #[test]
+    fn message_types_match_the_crate() {
+        let link = || LinkMessage::default();
+        let new = RouteNetlinkMessage::NewLink(link());
+        assert_eq!(NetlinkSerializable::message_type(&new), RTM_NEWLINK);
+        let del = RouteNetlinkMessage::DelLink(link());
+        assert_eq!(NetlinkSerializable::message_type(&del), RTM_DELLINK);
+        let addr = RouteNetlinkMessage::NewAddress(AddressMessage::default());
+        assert_eq!(NetlinkSerializable::message_type(&addr), RTM_NEWADDR);
+        assert_eq!(IFA_F_SECONDARY, 0x01);
+        assert_eq!(IFA_F_NODAD, 0x02);
+        assert_eq!(IFA_F_DADFAILED, 0x08);
+        assert_eq!(IFA_F_TENTATIVE, 0x40);
+    }
+
+    /// The bytes of an `RTM_NEWADDR` request are those the kernel has always been sent.
+    #[test]
+    fn encodes_address_requests() {
+        let mut m = addr_msg(3, "10.0.0.5".parse().unwrap(), 24);
+        m.attributes
+            .push(AddressAttribute::Label("eth0:vip".to_owned()));
+        let b = emit(RouteNetlinkMessage::NewAddress(m));
+        let mut want = Vec::new();
+        want.extend(56u32.to_ne_bytes());
+        want.extend(RTM_NEWADDR.to_ne_bytes());
+        want.extend(0u16.to_ne_bytes());
+        want.extend(7u32.to_ne_bytes());
+        want.extend(0u32.to_ne_bytes());
+        want.extend([2, 24, 0, 0]);
+        want.extend(3u32.to_ne_bytes());
+        for ty in [2u16, 1] {
+            want.extend(8u16.to_ne_bytes());
+            want.extend(ty.to_ne_bytes());
+            want.extend([10, 0, 0, 5]);
+        }
+        want.extend(13u16.to_ne_bytes());
+        want.extend(3u16.to_ne_bytes());
+        want.extend(b"eth0:vip\0\0\0\0");
+        assert_eq!(b, want);
+
+        let mut m = addr_msg(3, "fd00::5".parse().unwrap(), 64);
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        let b = emit(RouteNetlinkMessage::NewAddress(m));
+        assert_eq!(b.len(), 16 + 8 + 20 + 8);
+        assert_eq!(
+            &b[16..20],
+            &[libc::AF_INET6 as u8, 64, IFA_F_NODAD as u8, 0]
+        );
     }
 
     #[test]
     fn parses_link_events() {
         let up = libc::IFF_UP as u32 | libc::IFF_RUNNING as u32 | libc::IFF_LOWER_UP as u32;
-        let mut buf = link_msg(RTM_NEWLINK, "veth0", up);
-        buf.extend(link_msg(RTM_DELLINK, "veth1", 0));
+        let mut buf = link_msg(false, "veth0", up);
+        buf.extend(link_msg(true, "veth1", 0));
         let ev = parse_link_events(&buf).unwrap();
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0].link.name, "veth0");
@@ -830,24 +766,36 @@ mod tests {
         assert!(ev[1].removed && !ev[1].link.is_up());
     }
 
+    /// An attribute that does not decode (here a 2-byte `IFLA_MTU`) is skipped, not fatal.
+    #[test]
+    fn skips_undecodable_attributes() {
+        let mut buf = link_msg(false, "veth0", 0);
+        // IFLA_MTU (type 4) is the third attribute: 16 + 16 + len("veth0\0") padded (12) + 10.
+        let mtu_at = 16 + 16 + 12 + 12;
+        assert_eq!(&buf[mtu_at + 2..mtu_at + 4], &4u16.to_ne_bytes());
+        buf[mtu_at..mtu_at + 2].copy_from_slice(&6u16.to_ne_bytes());
+        let ev = parse_link_events(&buf).unwrap();
+        assert_eq!((ev[0].link.name.as_str(), ev[0].link.mtu), ("veth0", None));
+        assert_eq!(ev[0].link.operstate, Some(6));
+    }
+
     #[test]
     fn parses_addresses() {
-        let mut m = addr_msg(RTM_NEWADDR, 0, 1, 3, "10.0.0.5".parse().unwrap(), 24);
-        m.attr(IFA_LABEL, b"eth0:vip\0");
-        m.attr(IFA_FLAGS, &(IFA_F_SECONDARY | 0x80).to_ne_bytes());
-        let buf = m.finish();
-        let msgs = split_messages(&buf).unwrap();
-        let a = parse_address(msgs[0].payload).unwrap().unwrap();
+        let buf = addr(
+            "10.0.0.5",
+            24,
+            vec![
+                AddressAttribute::Label("eth0:vip".to_owned()),
+                AddressAttribute::Flags(AddressFlags::Secondary | AddressFlags::Permanent),
+            ],
+        );
+        let a = first_address(&buf);
         assert_eq!(a.addr, "10.0.0.5".parse::<IpAddr>().unwrap());
         assert_eq!((a.ifindex, a.prefix_len), (3, 24));
         assert_eq!(a.label.as_deref(), Some("eth0:vip"));
         assert!(a.is_secondary());
 
-        let m = addr_msg(RTM_NEWADDR, 0, 1, 3, "fd00::5".parse().unwrap(), 64);
-        let buf = m.finish();
-        let a = parse_address(split_messages(&buf).unwrap()[0].payload)
-            .unwrap()
-            .unwrap();
+        let a = first_address(&addr("fd00::5", 64, vec![]));
         assert_eq!(a.addr, "fd00::5".parse::<IpAddr>().unwrap());
         assert_eq!(a.flags, IFA_F_NODAD);
     }
@@ -856,6 +804,7 @@ mod tests {
         #[test]
         fn netlink_parsers_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = parse_link_events(&bytes);
+            let _ = split_messages(&bytes);
             let _ = parse_address(&bytes);
             let _ = parse_link(&bytes);
         }
@@ -866,34 +815,31 @@ mod tests {
     #[test]
     fn truncated_and_corrupted_inputs_never_panic() {
         let up = libc::IFF_UP as u32;
-        let mut samples = vec![link_msg(RTM_NEWLINK, "eth0", up)];
-        let mut m = addr_msg(RTM_NEWADDR, 0, 1, 3, "10.0.0.5".parse().unwrap(), 24);
-        m.attr(IFA_LABEL, b"eth0:vip\0");
-        samples.push(m.finish());
-        samples.push(addr_msg(RTM_NEWADDR, 0, 1, 3, "fd00::1".parse().unwrap(), 64).finish());
+        let label = AddressAttribute::Label("eth0:vip".to_owned());
+        let samples = [
+            link_msg(false, "eth0", up),
+            addr("10.0.0.5", 24, vec![label]),
+            addr("fd00::1", 64, vec![]),
+        ];
         for s in &samples {
             for cut in 0..s.len() {
                 let t = &s[..cut];
                 let _ = parse_link_events(t);
-                if let Ok(msgs) = split_messages(t) {
-                    for m in msgs {
-                        let _ = parse_address(m.payload);
-                        let _ = parse_link(m.payload);
-                    }
-                }
+                let _ = split_messages(t);
                 let _ = parse_address(t);
                 let _ = parse_link(t);
+                if let Some(p) = t.get(16..) {
+                    let _ = parse_address(p);
+                    let _ = parse_link(p);
+                }
             }
             for i in 0..s.len() {
                 for v in [0u8, 1, 3, 0x7f, 0xff] {
                     let mut c = s.clone();
                     c[i] = v;
                     let _ = parse_link_events(&c);
-                    if let Ok(msgs) = split_messages(&c) {
-                        for m in msgs {
-                            let _ = parse_address(m.payload);
-                        }
-                    }
+                    let _ = split_messages(&c);
+                    let _ = parse_address(&c[16..]);
                 }
             }
         }

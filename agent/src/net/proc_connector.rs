@@ -5,16 +5,14 @@
 
 use std::{
     fs::File,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd},
 };
 
-// linux/netlink.h, linux/connector.h, linux/cn_proc.h
-const NETLINK_CONNECTOR: i32 = 11;
+use netlink_packet_core::{NetlinkBuffer, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN};
+use netlink_sys::{protocols::NETLINK_CONNECTOR, Socket, SocketAddr};
+
+// The netlink header's length, then linux/connector.h and linux/cn_proc.h.
 const NLMSG_HDRLEN: usize = 16;
-const NLMSG_NOOP: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_OVERRUN: u16 = 4;
 const CN_IDX_PROC: u32 = 1;
 const CN_VAL_PROC: u32 = 1;
 const CN_MSG_LEN: usize = 20;
@@ -127,13 +125,10 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Vec<ProcEvent>, ProcParseError> {
     let mut out = Vec::new();
     let mut at = 0usize;
     while at + NLMSG_HDRLEN <= buf.len() {
-        let len = u32_at(buf, at).ok_or(ProcParseError::Netlink(at))? as usize;
-        let ty = u16_at(buf, at + 4).ok_or(ProcParseError::Netlink(at))?;
-        if len < NLMSG_HDRLEN || at.checked_add(len).is_none_or(|end| end > buf.len()) {
-            return Err(ProcParseError::Netlink(at));
-        }
-        let payload = &buf[at + NLMSG_HDRLEN..at + len];
-        match ty {
+        let nl = NetlinkBuffer::new_checked(&buf[at..]).map_err(|_| ProcParseError::Netlink(at))?;
+        let len = nl.length() as usize;
+        let payload = nl.payload();
+        match nl.message_type() {
             NLMSG_OVERRUN => return Err(ProcParseError::Overrun),
             NLMSG_NOOP | NLMSG_ERROR => {}
             _ => {
@@ -161,13 +156,11 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Vec<ProcEvent>, ProcParseError> {
 
 /// The subscription request (`PROC_CN_MCAST_LISTEN`) as sent to the kernel.
 fn listen_request() -> Vec<u8> {
-    let mut m = Vec::with_capacity(NLMSG_HDRLEN + CN_MSG_LEN + 4);
-    let total = (NLMSG_HDRLEN + CN_MSG_LEN + 4) as u32;
-    m.extend_from_slice(&total.to_ne_bytes());
-    m.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
-    m.extend_from_slice(&0u16.to_ne_bytes()); // flags
-    m.extend_from_slice(&0u32.to_ne_bytes()); // seq
-    m.extend_from_slice(&0u32.to_ne_bytes()); // pid: filled in by the kernel
+    // The netlink header: flags, sequence and port id 0 (the kernel fills in ours).
+    let mut m = vec![0u8; NLMSG_HDRLEN];
+    let mut nl = NetlinkBuffer::new(&mut m[..]);
+    nl.set_length((NLMSG_HDRLEN + CN_MSG_LEN + 4) as u32);
+    nl.set_message_type(NLMSG_DONE);
     m.extend_from_slice(&CN_IDX_PROC.to_ne_bytes());
     m.extend_from_slice(&CN_VAL_PROC.to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes()); // seq
@@ -183,37 +176,29 @@ pub(crate) fn last_err(what: &str) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
+/// `e` with `what` in front of its message, keeping its kind.
+fn with(what: &'static str) -> impl Fn(std::io::Error) -> std::io::Error {
+    move |e| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 /// Opens, binds and subscribes a connector socket in the calling thread's network namespace.
 fn open_here() -> std::io::Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            NETLINK_CONNECTOR,
-        )
-    };
-    if fd < 0 {
-        return Err(last_err("socket(NETLINK_CONNECTOR)"));
-    }
-    // SAFETY: `fd` is a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // A large buffer: every process event of the machine arrives here.
+    let mut sock = Socket::new(NETLINK_CONNECTOR).map_err(with("socket(NETLINK_CONNECTOR)"))?;
+    // A large buffer: every process event of the machine arrives here. SO_RCVBUFFORCE (root)
+    // goes past rmem_max; netlink-sys only sets SO_RCVBUF.
     let size: libc::c_int = 8 << 20;
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt(2) with a valid int option value and its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            break;
-        }
+    // SAFETY: setsockopt(2) with a valid int option value and its size.
+    let forced = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !forced {
+        let _ = sock.set_rx_buf_sz(size);
     }
     // A receive timeout lets the thread notice that the agent is stopping.
     let tv = libc::timeval {
@@ -223,46 +208,19 @@ fn open_here() -> std::io::Result<OwnedFd> {
     // SAFETY: setsockopt(2) with a valid timeval and its size.
     unsafe {
         libc::setsockopt(
-            fd.as_raw_fd(),
+            sock.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_RCVTIMEO,
             (&tv as *const libc::timeval).cast(),
             std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         )
     };
-    // SAFETY: a zeroed sockaddr_nl is valid; the fields we need are set below.
-    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    sa.nl_groups = CN_IDX_PROC;
-    let sa_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-    // SAFETY: bind(2) with a valid sockaddr_nl and its size.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_nl).cast(),
-            sa_len,
-        )
-    } < 0
-    {
-        return Err(last_err("bind(CN_IDX_PROC)"));
-    }
-    let msg = listen_request();
-    sa.nl_groups = 0; // to the kernel
-                      // SAFETY: sendto(2) with a buffer we own, its length, and a valid destination address.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            msg.as_ptr().cast(),
-            msg.len(),
-            0,
-            (&sa as *const libc::sockaddr_nl).cast(),
-            sa_len,
-        )
-    };
-    if n < 0 {
-        return Err(last_err("subscribing to process events"));
-    }
-    Ok(fd)
+    sock.bind(&SocketAddr::new(0, CN_IDX_PROC))
+        .map_err(with("bind(CN_IDX_PROC)"))?;
+    sock.send_to(&listen_request(), &SocketAddr::new(0, 0), 0)
+        .map_err(with("subscribing to process events"))?;
+    // SAFETY: the descriptor comes out of `sock`, which no longer owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) })
 }
 
 /// Switches the calling thread to the network namespace of `path`.
