@@ -9,6 +9,8 @@
 //! - [`params`]: what configuration gives an instance.
 //! - [`instance`]: the state machine (RFC 3768 / 5798 / 9568 with keepalived's extensions); the
 //!   choices made where readings differ are listed on [`Instance`].
+//! - `types`: its public data ([`State`], [`Event`], [`Action`], [`Reason`], [`Transition`],
+//!   [`Counters`], [`Status`]), re-exported here.
 //!
 //! The driver (runtime or simulator) owns sockets, the virtual address list and the timer; it
 //! passes only adverts that passed the receive checks (vrrp.md), converted to
@@ -17,13 +19,12 @@
 pub mod instance;
 pub mod params;
 pub mod time;
+mod types;
 
-pub use instance::{
-    Action, Counters, Event, Instance, Reason, State, Status, Transition, PRIORITY_OWNER,
-    PRIORITY_STOP,
-};
+pub use instance::{Instance, PRIORITY_OWNER, PRIORITY_STOP};
 pub use params::{
     Contribution, Family, InitialState, Params, ParamsError, Tracker, TrackerId, Version,
     TRACK_VALUE_MAX,
 };
 pub use time::{master_down_interval, skew_time, Time};
+pub use types::{Action, Counters, Event, Reason, State, Status, Transition};
