@@ -478,8 +478,10 @@ pub mod tcp {
         pub const MAP_FULL: u32 = 3;
         /// [`super::EVENTS_MAP`] was full: a listener event was lost (counts are still right).
         pub const RING_FULL: u32 = 4;
+        /// The program ran before its configuration ([`super::TcpConfig`]) was written.
+        pub const UNCONFIGURED: u32 = 5;
         /// Number of slots.
-        pub const LEN: u32 = 5;
+        pub const LEN: u32 = 6;
     }
 
     /// How the program finds the namespace of a socket ([`TcpConfig::netns_kind`]).

@@ -49,6 +49,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
+use aya_log_ebpf::warn;
 
 use agent_common::{
     checksum_form, counter_index as ci, family, iface_flags, policy_slot, row_state, unicast_mode,
@@ -319,6 +320,35 @@ fn bump_stat(idx: u32) {
         // SAFETY: a per-CPU slot: only this CPU writes it, and not concurrently (XDP runs with
         // preemption / migration disabled).
         unsafe { *slot += 1 };
+    }
+}
+
+/// Whether a count just reached 1, 2, 4, 8, ...: the error paths log then, so that a flood
+/// costs a log record ever more rarely (about 20 per CPU for a million events).
+#[inline(always)]
+pub(crate) fn log_now(n: u64) -> bool {
+    n != 0 && n & (n - 1) == 0
+}
+
+/// A valid advert's event did not fit in the ring buffer (the agent is not reading, or a flood
+/// of valid adverts outruns it): counted ([`xdp_stats::RING_FULL`]), and logged (aya-log) when
+/// this CPU's count reaches a power of two. Out of line: the error path's code (the log record
+/// is built in place) stays out of the program's usual way through.
+#[inline(never)]
+fn ring_full() {
+    let Some(slot) = XVRRP_STATS.get_ptr_mut(xdp_stats::RING_FULL) else {
+        return;
+    };
+    // SAFETY: as in `bump_stat`.
+    let n = unsafe {
+        *slot += 1;
+        *slot
+    };
+    if log_now(n) {
+        warn!(
+            &(),
+            "advert ring buffer full: {} valid adverts not queued to the agent on this CPU", n
+        );
     }
 }
 
@@ -870,7 +900,7 @@ fn finish(key: &PeerKey, res: Result<Accepted, Fail>) -> u32 {
             });
             slot.submit(0);
         }
-        None => bump_stat(xdp_stats::RING_FULL),
+        None => ring_full(),
     }
     let pass = XVRRP_IFACE
         .get_ptr(0)

@@ -30,6 +30,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, XdpContext},
 };
+use aya_log_ebpf::{error, warn};
 
 use agent_common::tcp::{
     netns_kind, state, stats, ListenEvent, TcpConfig, TcpCounts, TcpKey, EVENTS_RING_BYTES,
@@ -76,21 +77,106 @@ fn bump(idx: u32) {
     }
 }
 
+/// [`bump`], returning the new count (0 when the slot is missing).
+#[inline(always)]
+fn bump_get(idx: u32) -> u64 {
+    match XVRRP_TCP_STATS.get_ptr_mut(idx) {
+        // SAFETY: as in `bump`.
+        Some(slot) => unsafe {
+            *slot += 1;
+            *slot
+        },
+        None => 0,
+    }
+}
+
+/// Why a transition of interest was not counted, when that is an error (the program's rare
+/// error paths, counted and logged out of line by [`trouble`]).
+#[derive(Clone, Copy)]
+enum Trouble {
+    /// Not a transition, port or namespace we count: no error.
+    Skip,
+    /// The configuration is unset ([`TcpConfig::enabled`] 0): the agent attaches only after
+    /// writing it, so this should not happen.
+    Unconfigured,
+    /// `bpf_probe_read_kernel` failed at this offset: the BTF offsets are wrong for this kernel
+    /// (or the pointer passed by the tracepoint is bad).
+    ReadFailed(u32),
+    /// The counts map is full.
+    MapFull,
+    /// The listener event ring buffer is full.
+    RingFull,
+}
+
 /// Reads a `T` at `base + off` from kernel memory.
 #[inline(always)]
-fn read<T>(base: u64, off: u32) -> Option<T> {
+fn read<T>(base: u64, off: u32) -> Result<T, Trouble> {
     // SAFETY: bpf_probe_read_kernel checks the address and fails (never faults) when it is bad.
-    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T).ok() }
+    unsafe { bpf_probe_read_kernel((base + u64::from(off)) as *const T) }
+        .map_err(|_| Trouble::ReadFailed(off))
 }
 
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub fn xvrrp_tcp_state(ctx: RawTracePointContext) -> i32 {
-    let _ = on_state(&ctx);
+    match on_state(&ctx) {
+        Ok(()) | Err(Trouble::Skip) => {}
+        Err(why) => trouble(&ctx, why),
+    }
     0
 }
 
+/// Counts an error path of [`on_state`] (`stats`), and logs it (aya-log) when this CPU's count
+/// of it reaches a power of two, so that a storm of socket changes cannot make logging
+/// per-event work. Out of line: the log records are built here, not on the usual way through.
+#[inline(never)]
+fn trouble(ctx: &RawTracePointContext, why: Trouble) {
+    match why {
+        Trouble::Skip => {}
+        Trouble::Unconfigured => {
+            let n = bump_get(stats::UNCONFIGURED);
+            if crate::log_now(n) {
+                error!(
+                    ctx,
+                    "TCP state program runs without its configuration: nothing counted ({} on this CPU)",
+                    n
+                );
+            }
+        }
+        Trouble::ReadFailed(off) => {
+            let n = bump_get(stats::READ_FAILED);
+            if crate::log_now(n) {
+                error!(
+                    ctx,
+                    "bpf_probe_read_kernel failed at offset {} (BTF offsets wrong for this kernel?): transition not counted ({} on this CPU)",
+                    off,
+                    n
+                );
+            }
+        }
+        Trouble::MapFull => {
+            let n = bump_get(stats::MAP_FULL);
+            if crate::log_now(n) {
+                warn!(
+                    ctx,
+                    "TCP counts map full: transition not counted ({} on this CPU)", n
+                );
+            }
+        }
+        Trouble::RingFull => {
+            let n = bump_get(stats::RING_FULL);
+            if crate::log_now(n) {
+                warn!(
+                    ctx,
+                    "listener event ring buffer full: event lost, counts still right ({} on this CPU)",
+                    n
+                );
+            }
+        }
+    }
+}
+
 #[inline(always)]
-fn on_state(ctx: &RawTracePointContext) -> Option<()> {
+fn on_state(ctx: &RawTracePointContext) -> Result<(), Trouble> {
     let sk: u64 = ctx.arg(0);
     let old = ctx.arg::<u64>(1) as u32;
     let new = ctx.arg::<u64>(2) as u32;
@@ -99,26 +185,23 @@ fn on_state(ctx: &RawTracePointContext) -> Option<()> {
     let est_up = new == state::ESTABLISHED && old != state::ESTABLISHED;
     let est_down = old == state::ESTABLISHED && new != state::ESTABLISHED;
     if !(listen_up || listen_down || est_up || est_down) {
-        return None;
+        return Err(Trouble::Skip);
     }
-    let cfg = XVRRP_TCP_CONF.get_ptr(0)?;
+    let cfg = XVRRP_TCP_CONF.get_ptr(0).ok_or(Trouble::Unconfigured)?;
     // SAFETY: a map value only the agent writes; copied out at once.
     let cfg: TcpConfig = unsafe { *cfg };
     if cfg.enabled == 0 {
-        return None;
+        return Err(Trouble::Unconfigured);
     }
-    let port: u16 = read(sk, cfg.off_num).or_else(|| {
-        bump(stats::READ_FAILED);
-        None
-    })?;
-    XVRRP_TCP_WATCH.get_ptr(port)?;
+    let port: u16 = read(sk, cfg.off_num)?;
+    XVRRP_TCP_WATCH.get_ptr(port).ok_or(Trouble::Skip)?;
     let proto: u16 = if cfg.protocol_size == 1 {
         u16::from(read::<u8>(sk, cfg.off_protocol)?)
     } else {
         read::<u16>(sk, cfg.off_protocol)?
     };
     if proto != IPPROTO_TCP {
-        return None;
+        return Err(Trouble::Skip);
     }
     let net: u64 = read(sk, cfg.off_net)?;
     let id: u64 = if cfg.netns_kind == netns_kind::INUM {
@@ -128,7 +211,7 @@ fn on_state(ctx: &RawTracePointContext) -> Option<()> {
     };
     if id != cfg.netns_id {
         bump(stats::OTHER_NETNS);
-        return None;
+        return Err(Trouble::Skip);
     }
     let family: u16 = read(sk, cfg.off_family)?;
     let mut key = TcpKey {
@@ -146,17 +229,18 @@ fn on_state(ctx: &RawTracePointContext) -> Option<()> {
     } else if family == AF_INET6 {
         key.addr = read(sk, cfg.off_v6_rcv_saddr)?;
     } else {
-        return None;
+        return Err(Trouble::Skip);
     }
-    let counts = counts_of(&key)?;
+    let counts = counts_of(&key).ok_or(Trouble::MapFull)?;
     bump(stats::COUNTED);
+    let mut pushed = true;
     // SAFETY (all): fields of a live map value, 8-byte aligned (the kernel allocates values
     // 8-byte aligned and every field is a u64 / i64 at a multiple of 8).
     unsafe {
         if listen_up || listen_down {
             let delta: i64 = if listen_up { 1 } else { -1 };
             let now = fetch_add(&raw mut (*counts).listeners, delta) + delta;
-            push_event(&key, now, listen_up);
+            pushed = push_event(&key, now, listen_up);
         }
         if est_up {
             add(&raw mut (*counts).established, 1);
@@ -167,7 +251,11 @@ fn on_state(ctx: &RawTracePointContext) -> Option<()> {
             add((&raw mut (*counts).closed_total).cast(), 1);
         }
     }
-    Some(())
+    if pushed {
+        Ok(())
+    } else {
+        Err(Trouble::RingFull)
+    }
 }
 
 /// Atomically adds `v` to `*p` (BPF `lock xadd`): every CPU updates the same counters.
@@ -200,7 +288,7 @@ unsafe fn fetch_add(p: *mut i64, v: i64) -> i64 {
     r
 }
 
-/// The counters of `key`, created (zero) when missing.
+/// The counters of `key`, created (zero) when missing; `None` when the map is full.
 #[inline(always)]
 fn counts_of(key: &TcpKey) -> Option<*mut TcpCounts> {
     if let Some(c) = XVRRP_TCP_COUNTS.get_ptr_mut(key) {
@@ -209,15 +297,12 @@ fn counts_of(key: &TcpKey) -> Option<*mut TcpCounts> {
     let zero = TcpCounts::default();
     // Fails when another CPU created it in between (then use theirs) or when the map is full.
     let _ = XVRRP_TCP_COUNTS.insert(key, &zero, u64::from(BPF_NOEXIST));
-    let c = XVRRP_TCP_COUNTS.get_ptr_mut(key);
-    if c.is_none() {
-        bump(stats::MAP_FULL);
-    }
-    c
+    XVRRP_TCP_COUNTS.get_ptr_mut(key)
 }
 
+/// Queues a listener event; false when the ring buffer is full.
 #[inline(always)]
-fn push_event(key: &TcpKey, listeners: i64, up: bool) {
+fn push_event(key: &TcpKey, listeners: i64, up: bool) -> bool {
     match XVRRP_TCP_EVENTS.reserve::<ListenEvent>(0) {
         Some(mut slot) => {
             slot.write(ListenEvent {
@@ -229,8 +314,9 @@ fn push_event(key: &TcpKey, listeners: i64, up: bool) {
                 _pad: 0,
             });
             slot.submit(BPF_RB_FORCE_WAKEUP);
+            true
         }
-        None => bump(stats::RING_FULL),
+        None => false,
     }
 }
 

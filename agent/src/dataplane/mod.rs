@@ -9,9 +9,12 @@
 //!   detaches the program (aya detaches the links it owns).
 //! - [`XdpTestProgram`] loads the same program without attaching it and runs it on frames with
 //!   `BPF_PROG_TEST_RUN` (the parity tests and the benchmark).
+//! - [`klog::KernelLog`] forwards the programs' log records (aya-log, error paths only) to the
+//!   agent's log; each loaded object has one.
 //!
 //! The map layouts are in `agent_common`; the verdict order is the one of [`crate::packet`].
 
+pub mod klog;
 pub mod tcp;
 
 use std::{
@@ -36,6 +39,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 
+use self::klog::{GlobalLog, KernelLog, Sink};
 use crate::packet::{
     ChecksumForm, Counter, Family, RxAuth, RxPolicy, SourcePolicy, Version, VersionPolicy,
 };
@@ -863,6 +867,8 @@ pub struct XdpDataplane {
     ifindex: u32,
     mode: AttachMode,
     fallback: Option<String>,
+    /// The program's log records, forwarded to the agent's log.
+    klog: KernelLog,
 }
 
 /// The name used by earlier versions of this module.
@@ -875,6 +881,7 @@ impl fmt::Debug for XdpDataplane {
             .field("ifindex", &self.ifindex)
             .field("mode", &self.mode)
             .field("fallback", &self.fallback)
+            .field("klog", &self.klog)
             .finish()
     }
 }
@@ -959,6 +966,7 @@ impl XdpDataplane {
                 }
             },
         };
+        let klog = KernelLog::start(&mut ebpf, &format!("XDP on {iface}"));
         Ok(Self {
             ebpf,
             slots,
@@ -967,6 +975,7 @@ impl XdpDataplane {
             ifindex,
             mode: used,
             fallback,
+            klog,
         })
     }
 
@@ -1064,6 +1073,9 @@ pub struct XdpTestProgram {
     /// As in [`XdpDataplane`].
     slots: BTreeSet<u32>,
     ring: RingBuf<MapData>,
+    /// As in [`XdpDataplane`] (read by a task when loaded on a tokio runtime, else by
+    /// [`XdpTestProgram::flush_kernel_log`]).
+    klog: KernelLog,
 }
 
 /// The result of running the program once (or `repeat` times) on one frame.
@@ -1077,8 +1089,13 @@ pub struct TestVerdict {
 
 impl XdpTestProgram {
     /// Loads the embedded XDP programs (the filter and the trivial `XDP_PASS` baseline) without
-    /// attaching them, with no policies.
+    /// attaching them, with no policies. Their log records go to the agent's log.
     pub fn load() -> Result<Self, DataplaneError> {
+        Self::load_logging_to(Box::new(GlobalLog))
+    }
+
+    /// [`XdpTestProgram::load`], with the programs' log records going to `sink`.
+    pub fn load_logging_to(sink: Sink) -> Result<Self, DataplaneError> {
         let mut ebpf = load_object()?;
         for name in [XDP_PROGRAM, XDP_PASS_PROGRAM] {
             xdp_program(&mut ebpf, name)?
@@ -1090,10 +1107,12 @@ impl XdpTestProgram {
                 })?;
         }
         let ring = Maps::ring(&mut ebpf)?;
+        let klog = KernelLog::start_with(&mut ebpf, "XDP test program", sink);
         Ok(Self {
             ebpf,
             slots: BTreeSet::new(),
             ring,
+            klog,
         })
     }
 
@@ -1150,6 +1169,12 @@ impl XdpTestProgram {
     /// Takes up to `max` queued adverts.
     pub fn drain_events(&mut self, max: usize) -> Vec<XdpAdvert> {
         drain(&mut self.ring, max)
+    }
+
+    /// Forwards the log records queued so far when loaded outside a tokio runtime (on one, a
+    /// task forwards them as they come).
+    pub fn flush_kernel_log(&mut self) {
+        self.klog.flush();
     }
 
     /// Every per-peer counter row.
@@ -1261,5 +1286,73 @@ mod tests {
         assert_eq!(rows.state[3], row_state::FREE);
         let owners = rows.addrs.iter().filter(|a| **a == b).count();
         assert_eq!(owners, 1, "no second row for the same peer");
+    }
+
+    /// The valid advert of the test vectors (VRRPv3 over IPv4, VRID of `testvectors::policies`).
+    fn valid_advert() -> Vec<u8> {
+        crate::packet::testvectors::cases()
+            .into_iter()
+            .find(|c| c.name == "accept_v3_ipv4_pseudo_header_checksum")
+            .expect("the test vector")
+            .frame
+    }
+
+    #[test]
+    fn the_xdp_program_logs_a_full_ring_rarely_and_nothing_on_its_usual_paths() {
+        use klog::testing::{can_load, runtime, Capture};
+        if !can_load() {
+            return;
+        }
+        runtime().block_on(async {
+            let cap = Capture::default();
+            let mut p = XdpTestProgram::load_logging_to(Box::new(cap.clone())).expect("load");
+            assert!(p.klog.is_forwarding(), "a task forwards the records");
+            p.set_policies(&crate::packet::testvectors::policies())
+                .expect("policies");
+            let valid = valid_advert();
+            // The usual paths: valid adverts (ring not full), an invalid one, another VRID, a
+            // frame that is not VRRP.
+            let mut bad_sum = valid.clone();
+            bad_sum[14 + 20 + 6] ^= 0xff;
+            let mut other_vrid = valid.clone();
+            other_vrid[14 + 21] = 250;
+            let mut tcp = valid.clone();
+            tcp[14 + 9] = 6;
+            assert_eq!(p.run(&valid, 100).expect("run").action, XDP_DROP);
+            assert_eq!(p.run(&bad_sum, 100).expect("run").action, XDP_DROP);
+            assert_eq!(p.run(&other_vrid, 100).expect("run").action, XDP_PASS);
+            assert_eq!(p.run(&tcp, 100).expect("run").action, XDP_PASS);
+            assert_eq!(p.drain_events(usize::MAX).len(), 100);
+            let quiet = cap.settle(0, Duration::from_millis(300)).await;
+            assert!(quiet.is_empty(), "no record on the usual paths: {quiet:?}");
+            assert_eq!(p.stats().expect("stats").ring_full, 0);
+
+            // The error path: nobody drains the ring (it holds some 3600 events), 10^4 adverts.
+            let repeat = 10_000;
+            p.run(&valid, repeat).expect("run");
+            let lost = p.stats().expect("stats").ring_full;
+            assert!(lost > 5000, "the ring filled up: {lost} events lost");
+            let got = cap.settle(1, Duration::from_secs(3)).await;
+            // Let any later record in, then count them all.
+            let got = cap.settle(got.len() + 64, Duration::from_millis(300)).await;
+            assert!(!got.is_empty(), "a full ring is logged");
+            for (level, target, msg) in &got {
+                assert_eq!(*level, log::Level::Warn, "{msg}");
+                assert!(target.starts_with("xvrrp_ebpf"), "{target}");
+                assert!(msg.contains("advert ring buffer full"), "{msg}");
+            }
+            // One record per power of two of a CPU's count: a handful, not one per frame.
+            let per_cpu = u64::BITS - lost.leading_zeros();
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+            assert!(
+                got.len() as u64 <= u64::from(per_cpu) * cpus,
+                "{} records for {lost} lost events",
+                got.len()
+            );
+            assert!(
+                got.iter().any(|(_, _, m)| m.contains("full: 1 valid")),
+                "the first loss is logged: {got:?}"
+            );
+        });
     }
 }

@@ -42,7 +42,7 @@ use aya::{
     Ebpf,
 };
 
-use super::{load_object, DataplaneError};
+use super::{klog::KernelLog, load_object, DataplaneError};
 use crate::net::diag::{self, SockDiag};
 
 const AF_INET: u16 = 2;
@@ -633,6 +633,8 @@ pub struct TcpTracker {
     /// Per key: what `/proc` showed at start minus the program's deltas at that moment.
     base: StdHashMap<TcpKey, (i64, i64)>,
     ports: Vec<u16>,
+    /// The program's log records, forwarded to the agent's log.
+    _klog: KernelLog,
 }
 
 impl fmt::Debug for TcpTracker {
@@ -705,11 +707,13 @@ impl TcpTracker {
             .map_err(|_| DataplaneError::Missing("a raw tracepoint program"))?;
         prog.load().map_err(TcpError::Program)?;
         prog.attach(TRACEPOINT).map_err(TcpError::Program)?;
+        let klog = KernelLog::start(&mut ebpf, "TCP state program");
         let mut t = Self {
             ebpf,
             ring,
             base: StdHashMap::new(),
             ports,
+            _klog: klog,
         };
         t.seed()?;
         Ok(t)
@@ -1156,5 +1160,97 @@ mod tests {
         };
         assert!(off.net > 0 && off.num > 0 && off.family > 0, "{off:?}");
         eprintln!("{off:?}");
+    }
+
+    /// Runs the loaded (not attached) TCP program once with the tracepoint's arguments
+    /// (`struct sock *`, old state, new state).
+    fn run_tcp(ebpf: &mut Ebpf, sk: u64, old: u32, new: u32) {
+        use aya::programs::{RawTracePointRunOptions, TestRun};
+        let prog: &mut RawTracePoint = ebpf.program_mut(PROGRAM).unwrap().try_into().unwrap();
+        let mut opts = RawTracePointRunOptions::new();
+        opts.args[0] = sk;
+        opts.args[1] = u64::from(old);
+        opts.args[2] = u64::from(new);
+        prog.test_run(opts).unwrap();
+    }
+
+    #[test]
+    fn the_tcp_program_logs_its_error_paths_and_nothing_else() {
+        use super::super::klog::testing::{can_load, runtime, Capture};
+        use agent_common::tcp::state;
+        if !can_load() {
+            return;
+        }
+        runtime().block_on(async {
+            let mut ebpf = load_object().unwrap();
+            let prog: &mut RawTracePoint = ebpf.program_mut(PROGRAM).unwrap().try_into().unwrap();
+            prog.load().unwrap();
+            let cap = Capture::default();
+            let klog = KernelLog::start_with(&mut ebpf, "TCP test", Box::new(cap.clone()));
+            assert!(klog.is_forwarding());
+            let wait = Duration::from_millis(300);
+
+            // Not a transition the program counts: nothing read, nothing logged, configured
+            // or not.
+            run_tcp(&mut ebpf, 0, state::SYN_SENT, state::ESTABLISHED + 1);
+            run_tcp(&mut ebpf, 0, state::ESTABLISHED, state::ESTABLISHED);
+            assert_eq!(cap.settle(0, wait).await, vec![]);
+
+            // A listener appearing while the configuration is unset (offsets map left empty).
+            run_tcp(&mut ebpf, 0, state::CLOSE, state::LISTEN);
+            let got = cap.settle(1, Duration::from_secs(3)).await;
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].0, log::Level::Error);
+            assert!(got[0].2.contains("without its configuration"), "{got:?}");
+
+            // Configured with this kernel's offsets, a bad socket pointer: the read fails.
+            let off = SockOffsets::from_kernel().unwrap();
+            {
+                let mut conf: Array<_, TcpConfig> =
+                    Array::try_from(ebpf.map_mut(CONFIG_MAP).unwrap()).unwrap();
+                let c = TcpConfig {
+                    enabled: 1,
+                    netns_kind: off.netns_kind,
+                    netns_id: 1,
+                    off_net: off.net,
+                    off_netns_id: off.netns_id,
+                    off_family: off.family,
+                    off_num: off.num,
+                    off_rcv_saddr: off.rcv_saddr,
+                    off_v6_rcv_saddr: off.v6_rcv_saddr,
+                    off_protocol: off.protocol,
+                    protocol_size: off.protocol_size,
+                };
+                conf.set(0, c, 0).unwrap();
+            }
+            run_tcp(&mut ebpf, 0, state::CLOSE, state::LISTEN);
+            let got = cap.settle(2, Duration::from_secs(3)).await;
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_eq!(got[1].0, log::Level::Error);
+            assert!(
+                got[1].2.contains(&format!("failed at offset {}", off.num)),
+                "{got:?}"
+            );
+            // Again and again: logged at the 2nd and 4th failure of a CPU, not at the 3rd.
+            // (Each test run may land on another CPU: at most one record per run here.)
+            run_tcp(&mut ebpf, 0, state::LISTEN, state::CLOSE);
+            run_tcp(&mut ebpf, 0, state::ESTABLISHED, state::CLOSE);
+            let got = cap.settle(5, wait).await;
+            assert!(got.len() <= 4, "{got:?}");
+            let read_failed = |ebpf: &Ebpf| -> u64 {
+                let arr = PerCpuArray::<_, u64>::try_from(ebpf.map(STATS_MAP).unwrap()).unwrap();
+                arr.get(&stats::READ_FAILED, 0).unwrap().iter().sum()
+            };
+            assert_eq!(read_failed(&ebpf), 3);
+            for _ in 0..61 {
+                run_tcp(&mut ebpf, 0, state::CLOSE, state::LISTEN);
+            }
+            assert_eq!(read_failed(&ebpf), 64);
+            let got = cap.settle(64, wait).await;
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // 1, 2, 4, ..., 64 on one CPU: 7 records, plus the unconfigured one.
+            assert!(got.len() <= 1 + 7 * cpus, "{} records: {got:?}", got.len());
+            drop(klog);
+        });
     }
 }
