@@ -91,6 +91,12 @@ fn map_err(map: &'static str) -> impl Fn(MapError) -> TcpError {
 // ---------------------------------------------------------------------------------------------
 // BTF
 // ---------------------------------------------------------------------------------------------
+// Hand-written on purpose. aya-obj 0.3 (aya 0.14's BTF reader) parses the kernel's BTF but its
+// public API only finds a type id by name and kind: `type_by_id`, `string_at`, the members of a
+// `Struct` and their offsets are `pub(crate)`, so member offsets cannot be read through it. The
+// other BTF reader crate, btf-rs, is LGPL-2.1, statically linked into an MIT/Apache-2.0 binary.
+// This reader is ~230 lines for the few kinds `struct sock` needs; malformed input is tested.
+
 const BTF_MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
