@@ -315,12 +315,11 @@ impl VrrpSocket {
             MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
             Some(&name),
         )
-        .map_err(|e| NetError::Sys {
-            syscall: "sendmsg",
-            target: format!("{} -> {dst} on {}", self.source, self.ifname),
-            source: e.into(),
-        })?;
-        Ok(n as usize)
+        .map_err(os(
+            "sendmsg",
+            format!("{} -> {dst} on {}", self.source, self.ifname),
+        ))?;
+        Ok(n)
     }
 
     /// Receives one packet without blocking. Nothing queued is an error with
@@ -350,11 +349,7 @@ impl VrrpSocket {
             Some(&mut cbuf),
             MsgFlags::MSG_DONTWAIT,
         )
-        .map_err(|e| NetError::Sys {
-            syscall: "recvmsg",
-            target: self.ifname.clone(),
-            source: e.into(),
-        })?;
+        .map_err(os("recvmsg", &self.ifname))?;
         let bad = |reason: String| NetError::BadPacket {
             ifname: self.ifname.clone(),
             syscall: "recvmsg",
