@@ -3,7 +3,6 @@
 //! the blocking pool.
 
 use std::{
-    ffi::CString,
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::Once,
@@ -54,55 +53,16 @@ pub enum ScriptError {
 
 /// Looks `name` up in the user database: (uid, primary gid), or `None` if there is no such user.
 pub fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, ScriptError> {
-    let cname = CString::new(name).map_err(|_| ScriptError::NoUser(name.to_owned()))?;
-    let mut len = 4096usize;
-    loop {
-        let mut buf = vec![0 as libc::c_char; len];
-        // SAFETY: zeroed `passwd` is a valid out-parameter (plain integers and null pointers).
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut res: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf` outlives it and its length is
-        // passed; the result is only read through `pw` below, while `buf` is alive.
-        let rc =
-            unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr(), len, &mut res) };
-        match rc {
-            0 if res.is_null() => return Ok(None),
-            0 => return Ok(Some((pw.pw_uid, pw.pw_gid))),
-            libc::ERANGE if len < (1 << 20) => len *= 4,
-            e => {
-                return Err(ScriptError::Lookup(
-                    name.to_owned(),
-                    std::io::Error::from_raw_os_error(e).to_string(),
-                ))
-            }
-        }
-    }
+    nix::unistd::User::from_name(name)
+        .map(|u| u.map(|u| (u.uid.as_raw(), u.gid.as_raw())))
+        .map_err(|e| ScriptError::Lookup(name.to_owned(), std::io::Error::from(e).to_string()))
 }
 
 /// Looks a group up: its gid, or `None` if there is no such group.
 pub fn lookup_group(name: &str) -> Result<Option<u32>, ScriptError> {
-    let cname = CString::new(name).map_err(|_| ScriptError::NoGroup(name.to_owned()))?;
-    let mut len = 4096usize;
-    loop {
-        let mut buf = vec![0 as libc::c_char; len];
-        // SAFETY: zeroed `group` is a valid out-parameter (integers and null pointers).
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut res: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in `lookup_user`.
-        let rc =
-            unsafe { libc::getgrnam_r(cname.as_ptr(), &mut gr, buf.as_mut_ptr(), len, &mut res) };
-        match rc {
-            0 if res.is_null() => return Ok(None),
-            0 => return Ok(Some(gr.gr_gid)),
-            libc::ERANGE if len < (1 << 20) => len *= 4,
-            e => {
-                return Err(ScriptError::Lookup(
-                    name.to_owned(),
-                    std::io::Error::from_raw_os_error(e).to_string(),
-                ))
-            }
-        }
-    }
+    nix::unistd::Group::from_name(name)
+        .map(|g| g.map(|g| g.gid.as_raw()))
+        .map_err(|e| ScriptError::Lookup(name.to_owned(), std::io::Error::from(e).to_string()))
 }
 
 /// keepalived's default script user.

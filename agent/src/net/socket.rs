@@ -1,10 +1,17 @@
 //! The VRRP advertisement socket: raw IP protocol 112, IPv4 or IPv6, multicast or unicast.
 
 use std::{
+    io::{self, IoSlice, IoSliceMut},
     mem,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd},
 };
+
+use nix::sys::socket::{
+    recv, recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrStorage,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockFilter, Socket, Type};
 
 use super::{netlink, sys, Family, NetError, Result, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_GROUP_V6};
 
@@ -13,8 +20,6 @@ use super::{netlink, sys, Family, NetError, Result, IPPROTO_VRRP, VRRP_GROUP_V4,
 const VRRP_TTL: i32 = 255;
 /// IPv4 TOS / IPv6 traffic class: precedence 6, "internetwork control", as keepalived sends.
 const VRRP_TOS: i32 = 0xc0;
-/// `IPV6_MULTICAST_ALL` (linux/in6.h, kernel 4.20+).
-const IPV6_MULTICAST_ALL: i32 = 29;
 /// Largest datagram accepted: a 60-byte IPv4 header plus a VRRPv3 IPv6 advert with 255
 /// addresses (8 + 255 * 16) fits with room to spare.
 const RECV_BUF: usize = 8192;
@@ -156,35 +161,41 @@ impl VrrpSocket {
             }
         }
         let domain = match family {
-            Family::V4 => libc::AF_INET,
-            Family::V6 => libc::AF_INET6,
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
         };
-        let fd = sys::socket(
+        // socket2 adds SOCK_CLOEXEC.
+        let sock = Socket::new(
             domain,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
-            IPPROTO_VRRP,
-            "socket(SOCK_RAW, 112)",
-            ifname,
-        )?;
+            Type::RAW.nonblocking(),
+            Some(Protocol::from(IPPROTO_VRRP)),
+        )
+        .map_err(os("socket(SOCK_RAW, 112)", ifname))?;
         if !receiving {
-            attach_drop_all(&fd, ifname)?;
+            // `ret #0`: a one-instruction classic BPF program that drops every packet.
+            sock.attach_filter(&[SockFilter::new(
+                (libc::BPF_RET | libc::BPF_K) as u16,
+                0,
+                0,
+                0,
+            )])
+            .map_err(os("setsockopt(SO_ATTACH_FILTER)", ifname))?;
         }
-        sys::bind_to_device(&fd, ifname)?;
+        sock.bind_device(Some(ifname.as_bytes()))
+            .map_err(os("setsockopt(SO_BINDTODEVICE)", ifname))?;
         match family {
-            Family::V4 => setup_v4(&fd, ifname, ifindex)?,
-            Family::V6 => setup_v6(&fd, ifname, ifindex)?,
+            Family::V4 => setup_v4(&sock, ifname, ifindex)?,
+            Family::V6 => setup_v6(&sock, ifname, ifindex)?,
         }
         let source = match mode {
             Mode::Unicast { source } => {
-                sys::bind(
-                    &fd,
-                    sys::socket_addr(source, ifindex),
-                    &format!("{source} on {ifname}"),
-                )?;
+                sock.bind(&sys::socket_addr(source, ifindex).into())
+                    .map_err(os("bind", format!("{source} on {ifname}")))?;
                 source
             }
             Mode::Multicast => multicast_source(ifname, ifindex, family)?,
         };
+        let fd = OwnedFd::from(sock);
         if !receiving {
             drain(&fd);
         }
@@ -265,63 +276,50 @@ impl VrrpSocket {
                 format!("destination is not {}", self.family),
             ));
         }
-        let (mut name, name_len) = sys::sockaddr(sys::socket_addr(dst, self.ifindex));
-        let mut iov = libc::iovec {
-            iov_base: payload.as_ptr().cast_mut().cast(),
-            iov_len: payload.len(),
-        };
-        let mut cbuf = CmsgBuf::new();
-        let controllen = match source {
+        let name = SockaddrStorage::from(sys::socket_addr(dst, self.ifindex));
+        let ttl = i32::from(ttl);
+        let info4;
+        let info6;
+        let mut cmsgs = Vec::with_capacity(2);
+        match source {
             IpAddr::V4(src) => {
-                let info = libc::in_pktinfo {
+                info4 = libc::in_pktinfo {
                     ipi_ifindex: self.ifindex as i32,
-                    ipi_spec_dst: sys::in_addr(src),
-                    ipi_addr: sys::in_addr(Ipv4Addr::UNSPECIFIED),
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(src).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
                 };
-                let len = cbuf.put(libc::IPPROTO_IP, libc::IP_PKTINFO, &info);
-                if i32::from(ttl) == VRRP_TTL {
-                    len
-                } else {
-                    cbuf.put(libc::IPPROTO_IP, libc::IP_TTL, &i32::from(ttl))
+                cmsgs.push(ControlMessage::Ipv4PacketInfo(&info4));
+                if ttl != VRRP_TTL {
+                    cmsgs.push(ControlMessage::Ipv4Ttl(&ttl));
                 }
             }
             IpAddr::V6(src) => {
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: sys::in6_addr(src),
+                info6 = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
                     ipi6_ifindex: self.ifindex,
                 };
-                let len = cbuf.put(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info);
-                if i32::from(ttl) == VRRP_TTL {
-                    len
-                } else {
-                    cbuf.put(libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, &i32::from(ttl))
+                cmsgs.push(ControlMessage::Ipv6PacketInfo(&info6));
+                if ttl != VRRP_TTL {
+                    cmsgs.push(ControlMessage::Ipv6HopLimit(&ttl));
                 }
             }
-        };
-        // SAFETY: msghdr is plain old data; the fields we need are set below.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-        msg.msg_namelen = name_len;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr();
-        msg.msg_controllen = controllen as _;
-        // SAFETY: every pointer in `msg` refers to a live local of the stated length; the
-        // kernel only reads the payload through the iovec.
-        let n = unsafe {
-            libc::sendmsg(
-                self.fd.as_raw_fd(),
-                &msg,
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            return Err(NetError::last_os(
-                "sendmsg",
-                format!("{} -> {dst} on {}", self.source, self.ifname),
-            ));
         }
-        Ok(n as usize)
+        let n = sendmsg(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(payload)],
+            &cmsgs,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            Some(&name),
+        )
+        .map_err(os(
+            "sendmsg",
+            format!("{} -> {dst} on {}", self.source, self.ifname),
+        ))?;
+        Ok(n)
     }
 
     /// Receives one packet without blocking. Nothing queued is an error with
@@ -343,36 +341,31 @@ impl VrrpSocket {
 
     fn recv_any(&self) -> Result<Received> {
         let mut buf = [0u8; RECV_BUF];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: sockaddr_storage is plain old data.
-        let mut name: libc::sockaddr_storage = unsafe { mem::zeroed() };
-        let mut cbuf = CmsgBuf::new();
-        // SAFETY: msghdr is plain old data; the fields we need are set below.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-        msg.msg_namelen = sys::socklen::<libc::sockaddr_storage>();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr();
-        msg.msg_controllen = CmsgBuf::LEN as _;
-        // SAFETY: every pointer in `msg` refers to a live, writable local of the stated length.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-        if n < 0 {
-            return Err(NetError::last_os("recvmsg", &self.ifname));
-        }
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cbuf = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+        let msg = recvmsg::<SockaddrStorage>(
+            self.fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cbuf),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(os("recvmsg", &self.ifname))?;
         let bad = |reason: String| NetError::BadPacket {
             ifname: self.ifname.clone(),
             syscall: "recvmsg",
             reason,
         };
-        if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        if msg.flags.contains(MsgFlags::MSG_TRUNC) {
             return Err(bad(format!("datagram larger than {RECV_BUF} bytes")));
         }
-        let data = buf.get(..n as usize).unwrap_or_default();
-        let ctl = parse_cmsgs(&msg);
+        let ctl = Ctl::from_cmsgs(msg.cmsgs().into_iter().flatten());
+        let src = msg.address.as_ref().and_then(|a| {
+            a.as_sockaddr_in6()
+                .map(|a| IpAddr::V6(a.ip()))
+                .or_else(|| a.as_sockaddr_in().map(|a| IpAddr::V4(a.ip())))
+        });
+        let n = msg.bytes;
+        let data = buf.get(..n).unwrap_or_default();
         match self.family {
             Family::V4 => {
                 let h = parse_ipv4_header(data).map_err(|e| bad(e.to_string()))?;
@@ -385,8 +378,7 @@ impl VrrpSocket {
                 })
             }
             Family::V6 => {
-                let src = sys::from_sockaddr(&name, msg.msg_namelen)
-                    .ok_or_else(|| bad("no IPv6 source address".into()))?;
+                let src = src.ok_or_else(|| bad("no IPv6 source address".into()))?;
                 let dst = ctl
                     .dst
                     .ok_or_else(|| bad("no IPV6_PKTINFO control message".into()))?;
@@ -417,155 +409,71 @@ impl AsFd for VrrpSocket {
     }
 }
 
-fn setup_v4(fd: &OwnedFd, ifname: &str, ifindex: u32) -> Result<()> {
-    use libc::IPPROTO_IP as IP;
-    sys::setsockopt_int(fd, IP, libc::IP_TTL, VRRP_TTL, "setsockopt(IP_TTL)", ifname)?;
-    sys::setsockopt_int(
-        fd,
-        IP,
-        libc::IP_MULTICAST_TTL,
-        VRRP_TTL,
-        "setsockopt(IP_MULTICAST_TTL)",
-        ifname,
-    )?;
-    sys::setsockopt_int(fd, IP, libc::IP_TOS, VRRP_TOS, "setsockopt(IP_TOS)", ifname)?;
-    sys::setsockopt_int(
-        fd,
-        IP,
-        libc::IP_MULTICAST_LOOP,
-        0,
-        "setsockopt(IP_MULTICAST_LOOP)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP,
-        libc::IP_MULTICAST_ALL,
-        0,
-        "setsockopt(IP_MULTICAST_ALL)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP,
-        libc::IP_PKTINFO,
-        1,
-        "setsockopt(IP_PKTINFO)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP,
-        libc::IP_RECVTTL,
-        1,
-        "setsockopt(IP_RECVTTL)",
-        ifname,
-    )?;
+/// Wraps an OS error from `syscall` on `target` as [`NetError::Sys`].
+fn os<E: Into<io::Error>>(
+    syscall: &'static str,
+    target: impl std::fmt::Display,
+) -> impl FnOnce(E) -> NetError {
+    move |e| NetError::Sys {
+        syscall,
+        target: target.to_string(),
+        source: e.into(),
+    }
+}
+
+fn setup_v4(sock: &Socket, ifname: &str, ifindex: u32) -> Result<()> {
+    let ttl = VRRP_TTL as u32;
+    sock.set_ttl_v4(ttl)
+        .map_err(os("setsockopt(IP_TTL)", ifname))?;
+    sock.set_multicast_ttl_v4(ttl)
+        .map_err(os("setsockopt(IP_MULTICAST_TTL)", ifname))?;
+    sock.set_tos_v4(VRRP_TOS as u32)
+        .map_err(os("setsockopt(IP_TOS)", ifname))?;
+    sock.set_multicast_loop_v4(false)
+        .map_err(os("setsockopt(IP_MULTICAST_LOOP)", ifname))?;
+    sock.set_multicast_all_v4(false)
+        .map_err(os("setsockopt(IP_MULTICAST_ALL)", ifname))?;
+    setsockopt(sock, sockopt::Ipv4PacketInfo, &true)
+        .map_err(os("setsockopt(IP_PKTINFO)", ifname))?;
+    setsockopt(sock, sockopt::Ipv4RecvTtl, &true).map_err(os("setsockopt(IP_RECVTTL)", ifname))?;
+    // By interface index (`ip_mreqn`): neither socket2 (by address) nor nix has this form.
     let mreq = libc::ip_mreqn {
-        imr_multiaddr: sys::in_addr(Ipv4Addr::UNSPECIFIED),
-        imr_address: sys::in_addr(Ipv4Addr::UNSPECIFIED),
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: 0 },
         imr_ifindex: ifindex as i32,
     };
     sys::setsockopt(
-        fd,
-        IP,
+        sock,
+        libc::IPPROTO_IP,
         libc::IP_MULTICAST_IF,
         &mreq,
         "setsockopt(IP_MULTICAST_IF)",
         ifname,
     )?;
-    let join = libc::ip_mreqn {
-        imr_multiaddr: sys::in_addr(VRRP_GROUP_V4),
-        ..mreq
-    };
-    sys::setsockopt(
-        fd,
-        IP,
-        libc::IP_ADD_MEMBERSHIP,
-        &join,
-        "setsockopt(IP_ADD_MEMBERSHIP 224.0.0.18)",
-        ifname,
-    )
+    sock.join_multicast_v4_n(&VRRP_GROUP_V4, &InterfaceIndexOrAddress::Index(ifindex))
+        .map_err(os("setsockopt(IP_ADD_MEMBERSHIP 224.0.0.18)", ifname))
 }
 
-fn setup_v6(fd: &OwnedFd, ifname: &str, ifindex: u32) -> Result<()> {
-    use libc::IPPROTO_IPV6 as IP6;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        libc::IPV6_UNICAST_HOPS,
-        VRRP_TTL,
-        "setsockopt(IPV6_UNICAST_HOPS)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        libc::IPV6_MULTICAST_HOPS,
-        VRRP_TTL,
-        "setsockopt(IPV6_MULTICAST_HOPS)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        libc::IPV6_TCLASS,
-        VRRP_TOS,
-        "setsockopt(IPV6_TCLASS)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        libc::IPV6_MULTICAST_LOOP,
-        0,
-        "setsockopt(IPV6_MULTICAST_LOOP)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        IPV6_MULTICAST_ALL,
-        0,
-        "setsockopt(IPV6_MULTICAST_ALL)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        libc::IPV6_MULTICAST_IF,
-        ifindex as i32,
-        "setsockopt(IPV6_MULTICAST_IF)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        libc::IPV6_RECVPKTINFO,
-        1,
-        "setsockopt(IPV6_RECVPKTINFO)",
-        ifname,
-    )?;
-    sys::setsockopt_int(
-        fd,
-        IP6,
-        libc::IPV6_RECVHOPLIMIT,
-        1,
-        "setsockopt(IPV6_RECVHOPLIMIT)",
-        ifname,
-    )?;
-    let join = libc::ipv6_mreq {
-        ipv6mr_multiaddr: sys::in6_addr(VRRP_GROUP_V6),
-        ipv6mr_interface: ifindex,
-    };
-    sys::setsockopt(
-        fd,
-        IP6,
-        libc::IPV6_ADD_MEMBERSHIP,
-        &join,
-        "setsockopt(IPV6_JOIN_GROUP ff02::12)",
-        ifname,
-    )
+fn setup_v6(sock: &Socket, ifname: &str, ifindex: u32) -> Result<()> {
+    let hops = VRRP_TTL as u32;
+    sock.set_unicast_hops_v6(hops)
+        .map_err(os("setsockopt(IPV6_UNICAST_HOPS)", ifname))?;
+    sock.set_multicast_hops_v6(hops)
+        .map_err(os("setsockopt(IPV6_MULTICAST_HOPS)", ifname))?;
+    sock.set_tclass_v6(VRRP_TOS as u32)
+        .map_err(os("setsockopt(IPV6_TCLASS)", ifname))?;
+    sock.set_multicast_loop_v6(false)
+        .map_err(os("setsockopt(IPV6_MULTICAST_LOOP)", ifname))?;
+    sock.set_multicast_all_v6(false)
+        .map_err(os("setsockopt(IPV6_MULTICAST_ALL)", ifname))?;
+    sock.set_multicast_if_v6(ifindex)
+        .map_err(os("setsockopt(IPV6_MULTICAST_IF)", ifname))?;
+    setsockopt(sock, sockopt::Ipv6RecvPacketInfo, &true)
+        .map_err(os("setsockopt(IPV6_RECVPKTINFO)", ifname))?;
+    sock.set_recv_hoplimit_v6(true)
+        .map_err(os("setsockopt(IPV6_RECVHOPLIMIT)", ifname))?;
+    sock.join_multicast_v6(&VRRP_GROUP_V6, ifindex)
+        .map_err(os("setsockopt(IPV6_JOIN_GROUP ff02::12)", ifname))
 }
 
 /// The source the kernel would pick for the group: the first primary IPv4 address, or the
@@ -589,48 +497,19 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
     (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
-/// Attaches a one-instruction classic BPF program, `ret #0`, which drops every packet.
-fn attach_drop_all(fd: &OwnedFd, ifname: &str) -> Result<()> {
-    let mut insn = [libc::sock_filter {
-        code: (libc::BPF_RET | libc::BPF_K) as u16,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    }];
-    let prog = libc::sock_fprog {
-        len: 1,
-        filter: insn.as_mut_ptr(),
-    };
-    sys::setsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_ATTACH_FILTER,
-        &prog,
-        "setsockopt(SO_ATTACH_FILTER)",
-        ifname,
-    )
-}
-
 /// Discards anything queued (between `socket()` and the filter taking effect).
 fn drain(fd: &OwnedFd) {
     let mut b = [0u8; 64];
-    loop {
-        // SAFETY: valid writable buffer of the stated length.
-        let n = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                b.as_mut_ptr().cast(),
-                b.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
-        if n < 0 {
-            break;
-        }
-    }
+    while recv(
+        fd.as_raw_fd(),
+        &mut b,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+    )
+    .is_ok()
+    {}
 }
 
-/// An 8-byte aligned control-message buffer.
+/// An 8-byte aligned control-message buffer (for the NA sender in `announce.rs`).
 pub(super) struct CmsgBuf([u64; 16], usize);
 
 impl CmsgBuf {
@@ -684,55 +563,30 @@ struct Ctl {
     ttl: Option<u8>,
 }
 
-/// Reads `IP_PKTINFO`/`IP_TTL`/`IPV6_PKTINFO`/`IPV6_HOPLIMIT` from a received message.
-fn parse_cmsgs(msg: &libc::msghdr) -> Ctl {
-    let mut ctl = Ctl::default();
-    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR/NXTHDR stay within msg_controllen
-    // and return null at its end.
-    let mut c = unsafe { libc::CMSG_FIRSTHDR(msg) };
-    while !c.is_null() {
-        // SAFETY: non-null cmsg pointers from CMSG_* point at a complete cmsghdr.
-        let (level, ty, len) = unsafe { ((*c).cmsg_level, (*c).cmsg_type, (*c).cmsg_len as usize) };
-        // SAFETY: pure arithmetic.
-        let hdr_len = unsafe { libc::CMSG_LEN(0) } as usize;
-        let data_len = len.saturating_sub(hdr_len);
-        // SAFETY: CMSG_DATA points just past the header within the same control message.
-        let data = unsafe { libc::CMSG_DATA(c) };
-        match (level, ty) {
-            (libc::IPPROTO_IP, libc::IP_PKTINFO)
-                if data_len >= mem::size_of::<libc::in_pktinfo>() =>
-            {
-                // SAFETY: the kernel wrote an in_pktinfo here (length checked).
-                let info: libc::in_pktinfo = unsafe { std::ptr::read_unaligned(data.cast()) };
-                ctl.ifindex = u32::try_from(info.ipi_ifindex).ok();
-                ctl.dst = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                    info.ipi_addr.s_addr,
-                ))));
+impl Ctl {
+    /// Reads `IP_PKTINFO`/`IP_TTL`/`IPV6_PKTINFO`/`IPV6_HOPLIMIT` from a received message.
+    fn from_cmsgs(cmsgs: impl Iterator<Item = ControlMessageOwned>) -> Self {
+        let mut ctl = Self::default();
+        for c in cmsgs {
+            match c {
+                ControlMessageOwned::Ipv4PacketInfo(info) => {
+                    ctl.ifindex = u32::try_from(info.ipi_ifindex).ok();
+                    ctl.dst = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        info.ipi_addr.s_addr,
+                    ))));
+                }
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    ctl.ifindex = Some(info.ipi6_ifindex);
+                    ctl.dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                }
+                ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => {
+                    ctl.ttl = u8::try_from(t).ok();
+                }
+                _ => {}
             }
-            (libc::IPPROTO_IP, libc::IP_TTL) if data_len >= mem::size_of::<i32>() => {
-                // SAFETY: the kernel wrote an int here (length checked).
-                let t: i32 = unsafe { std::ptr::read_unaligned(data.cast()) };
-                ctl.ttl = u8::try_from(t).ok();
-            }
-            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
-                if data_len >= mem::size_of::<libc::in6_pktinfo>() =>
-            {
-                // SAFETY: the kernel wrote an in6_pktinfo here (length checked).
-                let info: libc::in6_pktinfo = unsafe { std::ptr::read_unaligned(data.cast()) };
-                ctl.ifindex = Some(info.ipi6_ifindex);
-                ctl.dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-            }
-            (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) if data_len >= mem::size_of::<i32>() => {
-                // SAFETY: the kernel wrote an int here (length checked).
-                let t: i32 = unsafe { std::ptr::read_unaligned(data.cast()) };
-                ctl.ttl = u8::try_from(t).ok();
-            }
-            _ => {}
         }
-        // SAFETY: as for CMSG_FIRSTHDR.
-        c = unsafe { libc::CMSG_NXTHDR(msg, c) };
+        ctl
     }
-    ctl
 }
 
 #[cfg(test)]

@@ -16,15 +16,16 @@
 
 use std::{
     collections::HashMap,
-    ffi::CString,
+    ffi::OsString,
     io::Read,
-    os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::ffi::OsStrExt,
-    },
+    os::fd::{AsFd, AsRawFd, RawFd},
     path::{Path, PathBuf},
 };
 
+use nix::{
+    errno::Errno,
+    sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor},
+};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
@@ -118,66 +119,20 @@ pub fn read_value(path: &Path) -> (i32, String) {
     }
 }
 
-/// One inotify event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InotifyEvent {
-    /// Watch descriptor.
-    pub wd: i32,
-    /// `IN_*` mask.
-    pub mask: u32,
-    /// The name within the watched directory (empty for events on the directory itself).
-    pub name: Vec<u8>,
-}
-
-/// A buffer from an inotify fd that does not hold whole events.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("inotify event at byte {at} is truncated")]
-pub struct TruncatedEvent {
-    /// Offset of the bad event.
-    pub at: usize,
-}
-
-const EVENT_HDR: usize = 16;
-
-/// Parses what `read(2)` returned from an inotify fd. Never panics.
-pub fn parse_events(buf: &[u8]) -> Result<Vec<InotifyEvent>, TruncatedEvent> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while at < buf.len() {
-        let hdr = buf.get(at..at + EVENT_HDR).ok_or(TruncatedEvent { at })?;
-        let word = |i: usize| [hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]];
-        let wd = i32::from_ne_bytes(word(0));
-        let mask = u32::from_ne_bytes(word(4));
-        let len = u32::from_ne_bytes(word(12)) as usize;
-        let start = at + EVENT_HDR;
-        let name = start
-            .checked_add(len)
-            .and_then(|end| buf.get(start..end))
-            .ok_or(TruncatedEvent { at })?;
-        let name = name.split(|b| *b == 0).next().unwrap_or_default().to_vec();
-        out.push(InotifyEvent { wd, mask, name });
-        at = start + len;
-    }
-    Ok(out)
-}
-
 struct Entry {
     w: Watched,
     path: PathBuf,
     dir: PathBuf,
-    name: Vec<u8>,
-    wd: Option<i32>,
+    name: OsString,
+    wd: Option<WatchDescriptor>,
     last: Option<i32>,
 }
 
 /// Where a tracked file lives: (full path, directory, name in it). The directory is resolved
 /// (symlinks) when it exists, as keepalived does.
-fn locate(file: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+fn locate(file: &str) -> (PathBuf, PathBuf, OsString) {
     let p = Path::new(file);
-    let name = p
-        .file_name()
-        .map(|n| n.as_bytes().to_vec())
-        .unwrap_or_default();
+    let name = p.file_name().unwrap_or_default().to_owned();
     let dir = match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -204,28 +159,17 @@ fn init_file(spec: &TrackFile, path: &Path) {
     }
 }
 
-fn open_inotify() -> std::io::Result<OwnedFd> {
-    // SAFETY: inotify_init1(2) with valid flags; the result is checked before use.
-    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
+const WATCH_MASK: AddWatchFlags = AddWatchFlags::IN_CLOSE_WRITE
+    .union(AddWatchFlags::IN_DELETE)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_MOVED_TO);
 
-const WATCH_MASK: u32 =
-    libc::IN_CLOSE_WRITE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_MOVED_TO;
+/// The inotify instance, as tokio's `AsyncFd` wants it (nix's `Inotify` is only `AsFd`).
+struct InotifyFd(Inotify);
 
-fn add_watch(fd: &OwnedFd, dir: &Path) -> std::io::Result<i32> {
-    let c = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `fd` is an inotify descriptor and `c` a NUL-terminated path, both alive.
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), WATCH_MASK) };
-    if wd < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(wd)
+impl AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
     }
 }
 
@@ -303,8 +247,8 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
                 }
             })
             .collect();
-        let fd = match open_inotify() {
-            Ok(fd) => fd,
+        let inotify = match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
+            Ok(i) => i,
             Err(e) => {
                 error!("track_file: inotify_init1: {e}; tracked files will not be watched");
                 let all = (0..entries.len()).collect();
@@ -312,11 +256,11 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
                 return;
             }
         };
-        let mut wds: HashMap<PathBuf, i32> = HashMap::new();
+        let mut wds: HashMap<PathBuf, WatchDescriptor> = HashMap::new();
         for e in &mut entries {
             let wd = match wds.get(&e.dir) {
                 Some(wd) => Some(*wd),
-                None => match add_watch(&fd, &e.dir) {
+                None => match inotify.add_watch(&e.dir, WATCH_MASK) {
                     Ok(wd) => {
                         wds.insert(e.dir.clone(), wd);
                         Some(wd)
@@ -338,16 +282,16 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
         if !reread(&mut entries, all, &tx).await {
             return;
         }
-        // SAFETY: the OwnedFd stays open and the same until the AsyncFd (which owns it) drops.
-        let afd = match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
+        // SAFETY: the descriptor stays open and the same until the AsyncFd (which owns it) drops.
+        let afd = match unsafe {
+            AsyncFd::register_with_interest(InotifyFd(inotify), Interest::READABLE)
+        } {
             Ok(a) => a,
             Err(e) => {
                 error!("track_file: cannot register the inotify fd: {e}");
                 return;
             }
         };
-        // Room for many events (each 16 bytes + a name of up to NAME_MAX + 1).
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let Ok(mut guard) = afd.readable().await else {
                 return;
@@ -355,41 +299,24 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
             let mut dirty: Vec<usize> = Vec::new();
             let mut removed: Vec<usize> = Vec::new();
             loop {
-                // SAFETY: reading into a buffer we own, with its length.
-                let n = unsafe {
-                    libc::read(
-                        afd.get_ref().as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                    )
-                };
-                if n < 0 {
-                    let err = std::io::Error::last_os_error();
-                    if err.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    if err.kind() != std::io::ErrorKind::WouldBlock {
-                        warn!("track_file: inotify read: {err}");
-                    }
-                    guard.clear_ready();
-                    break;
-                }
-                let chunk = buf.get(..n as usize).unwrap_or_default();
-                let events = match parse_events(chunk) {
+                let events = match afd.get_ref().0.read_events() {
                     Ok(ev) => ev,
-                    Err(e) => {
-                        warn!("track_file: {e}; reading every file again");
-                        dirty.extend(0..entries.len());
-                        continue;
+                    Err(Errno::EINTR) => continue,
+                    Err(err) => {
+                        if err != Errno::EAGAIN {
+                            warn!("track_file: inotify read: {err}");
+                        }
+                        guard.clear_ready();
+                        break;
                     }
                 };
                 for ev in events {
-                    if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                         warn!("track_file: inotify queue overflow; reading every file again");
                         dirty.extend(0..entries.len());
                         continue;
                     }
-                    if ev.mask & libc::IN_IGNORED != 0 {
+                    if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
                         for (i, e) in entries.iter_mut().enumerate() {
                             if e.wd == Some(ev.wd) {
                                 warn!(
@@ -403,14 +330,17 @@ pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
                         }
                         continue;
                     }
-                    if ev.mask & libc::IN_ISDIR != 0 {
+                    if ev.mask.contains(AddWatchFlags::IN_ISDIR) {
                         continue;
                     }
                     for (i, e) in entries.iter().enumerate() {
-                        if e.wd != Some(ev.wd) || e.name != ev.name {
+                        if e.wd != Some(ev.wd) || ev.name.as_ref() != Some(&e.name) {
                             continue;
                         }
-                        if ev.mask & (libc::IN_DELETE | libc::IN_MOVED_FROM) != 0 {
+                        if ev
+                            .mask
+                            .intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM)
+                        {
                             removed.push(i);
                         } else {
                             dirty.push(i);
@@ -461,49 +391,7 @@ mod tests {
         assert_eq!(parse_value(b"-99999999999999999999999"), -254);
     }
 
-    fn event(wd: i32, mask: u32, name: &[u8], pad: usize) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&wd.to_ne_bytes());
-        v.extend_from_slice(&mask.to_ne_bytes());
-        v.extend_from_slice(&0u32.to_ne_bytes());
-        v.extend_from_slice(&((name.len() + pad) as u32).to_ne_bytes());
-        v.extend_from_slice(name);
-        v.extend(std::iter::repeat_n(0u8, pad));
-        v
-    }
-
-    #[test]
-    fn parses_inotify_events_with_padded_names() {
-        let mut buf = event(1, libc::IN_CLOSE_WRITE, b"state", 3);
-        buf.extend(event(2, libc::IN_Q_OVERFLOW, b"", 0));
-        let ev = parse_events(&buf).expect("well formed");
-        assert_eq!(
-            ev,
-            vec![
-                InotifyEvent {
-                    wd: 1,
-                    mask: libc::IN_CLOSE_WRITE,
-                    name: b"state".to_vec()
-                },
-                InotifyEvent {
-                    wd: 2,
-                    mask: libc::IN_Q_OVERFLOW,
-                    name: Vec::new()
-                }
-            ]
-        );
-        assert_eq!(parse_events(&buf[..10]), Err(TruncatedEvent { at: 0 }));
-        let mut long = event(1, 0, b"x", 0);
-        long[12..16].copy_from_slice(&u32::MAX.to_ne_bytes());
-        assert_eq!(parse_events(&long), Err(TruncatedEvent { at: 0 }));
-    }
-
     proptest! {
-        #[test]
-        fn inotify_parser_never_panics(buf in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = parse_events(&buf);
-        }
-
         #[test]
         fn value_parser_never_panics_and_stays_in_range(buf in proptest::collection::vec(any::<u8>(), 0..64)) {
             let v = parse_value(&buf);

@@ -43,14 +43,16 @@
 
 use std::{collections::HashSet, os::fd::AsRawFd, time::Duration};
 
+use nix::{
+    errno::Errno,
+    sys::socket::{recv, MsgFlags},
+};
 use tokio::{sync::mpsc, time::Instant};
 use tracing::{error, info, warn};
 
 use super::{SharedStats, TrackerUpdate};
 use crate::config::{ParamMatch, TrackProcess};
-use crate::net::proc_connector::{
-    last_err, netns_id, open_connector, parse_datagram, ProcEvent, COMM_MAX,
-};
+use crate::net::proc_connector::{netns_id, open_connector, parse_datagram, ProcEvent, COMM_MAX};
 
 /// One tracked process definition.
 #[derive(Debug)]
@@ -62,6 +64,11 @@ pub struct Watched {
     /// Live details (`processes`).
     pub stats: SharedStats,
 }
+
+// `/proc/PID/stat` and `cmdline` are read as bytes here, not through procfs: its `Stat::comm` is
+// lossy UTF-8 and its `cmdline()` drops empty arguments and fails on non-UTF-8 ones, while
+// keepalived compares bytes (a name the kernel cut at 15 bytes may end mid-character, and an
+// empty argument counts in `param_match`). procfs lists the processes.
 
 /// Splits `/proc/PID/stat` into (comm, state). The name is between the first `(` and the last
 /// `)` (it may itself contain parentheses).
@@ -215,13 +222,10 @@ impl Tracker {
         for s in &mut self.sets {
             s.clear();
         }
-        let Ok(dir) = std::fs::read_dir("/proc") else {
+        let Ok(all) = procfs::process::all_processes() else {
             return;
         };
-        for ent in dir.flatten() {
-            let Some(pid) = ent.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
+        for pid in all.flatten().map(|p| p.pid()) {
             let m = self.evaluate(pid, None);
             self.set(pid, &m);
         }
@@ -298,23 +302,21 @@ fn thread_main(matchers: Vec<Matcher>, tx: mpsc::UnboundedSender<Msg>) {
         if tx.is_closed() {
             return;
         }
-        // SAFETY: recv(2) into a buffer we own, with its length.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         let mut reason = None;
-        if n < 0 {
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
-                Some(libc::ENOBUFS) => {
-                    t.rescan();
-                    reason = Some("process events were lost; /proc scanned again".to_owned());
-                }
-                _ => {
-                    let _ = tx.send(Msg::Failed(last_err("recv(process events)").to_string()));
-                    return;
-                }
+        match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            Err(Errno::ENOBUFS) => {
+                t.rescan();
+                reason = Some("process events were lost; /proc scanned again".to_owned());
             }
-        } else {
-            match parse_datagram(buf.get(..n as usize).unwrap_or_default()) {
+            Err(e) => {
+                let _ = tx.send(Msg::Failed(format!(
+                    "recv(process events): {}",
+                    std::io::Error::from(e)
+                )));
+                return;
+            }
+            Ok(n) => match parse_datagram(buf.get(..n).unwrap_or_default()) {
                 Ok(events) => {
                     for ev in &events {
                         if let Some(r) = t.apply(ev) {
@@ -326,7 +328,7 @@ fn thread_main(matchers: Vec<Matcher>, tx: mpsc::UnboundedSender<Msg>) {
                     t.rescan();
                     reason = Some("unreadable process event; /proc scanned again".to_owned());
                 }
-            }
+            },
         }
         let now = counts(&t);
         if now != last {
