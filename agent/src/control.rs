@@ -24,14 +24,14 @@ use tokio::{
 };
 
 /// Default control socket path.
-pub const DEFAULT_SOCKET: &str = "/run/xvrrp/xvrrp.sock";
+pub(crate) const DEFAULT_SOCKET: &str = "/run/xvrrp/xvrrp.sock";
 
 /// Requests are bounded so a stuck or hostile client cannot hold memory.
 const MAX_REQUEST: usize = 4096;
 
 /// Control socket errors.
 #[derive(Debug, thiserror::Error)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     /// Another agent answers on the socket.
     #[error("another xvrrp agent is already running with control socket {0} (use --control-socket PATH for a second agent)")]
     InUse(PathBuf),
@@ -67,7 +67,7 @@ pub enum ControlError {
 
 /// A request from a client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
+pub(crate) struct Request {
     /// The command.
     pub cmd: Command,
 }
@@ -75,7 +75,7 @@ pub struct Request {
 /// What a client asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Command {
+pub(crate) enum Command {
     /// The agent and every instance: [`crate::state::Status`].
     Status,
     /// Receive counters per interface and peer: [`crate::state::RxCounters`].
@@ -84,14 +84,14 @@ pub enum Command {
 
 /// The answer to a request the agent could not serve.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorReply {
+pub(crate) struct ErrorReply {
     /// What went wrong.
     pub error: String,
 }
 
 /// The agent's side of the socket.
 #[derive(Debug)]
-pub struct ControlServer {
+pub(crate) struct ControlServer {
     listener: UnixListener,
     path: PathBuf,
 }
@@ -99,7 +99,7 @@ pub struct ControlServer {
 impl ControlServer {
     /// Binds the control socket, creating its directory (0700) and refusing if another agent is
     /// live on it. Must be called inside a tokio runtime.
-    pub fn bind(path: &Path) -> Result<Self, ControlError> {
+    pub(crate) fn bind(path: &Path) -> Result<Self, ControlError> {
         let io_err = |source| ControlError::Io {
             path: path.to_owned(),
             source,
@@ -126,14 +126,15 @@ impl ControlServer {
     }
 
     /// The socket path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Waits for the next client and reads its request. A malformed request is answered with an
     /// error right here and `None` is returned. Not cancel-safe (a connection accepted when the
     /// future is dropped is lost): an event loop should use [`ControlServer::serve`].
-    pub async fn next(&self) -> Option<(Request, Responder)> {
+    #[cfg(test)]
+    pub(crate) async fn next(&self) -> Option<(Request, Responder)> {
         let (stream, _) = self.listener.accept().await.ok()?;
         read_request(stream).await
     }
@@ -143,7 +144,7 @@ impl ControlServer {
     /// channel is cancel-safe, so an event loop can `select!` on it, and a slow or stuck client
     /// never holds the loop up. The socket file is removed when the task ends (abort it at
     /// shutdown).
-    pub fn serve(self) -> (mpsc::Receiver<(Request, Responder)>, JoinHandle<()>) {
+    pub(crate) fn serve(self) -> (mpsc::Receiver<(Request, Responder)>, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(16);
         let task = tokio::task::spawn_local(async move {
             let server = self;
@@ -198,13 +199,13 @@ impl Drop for ControlServer {
 
 /// Answers one request.
 #[derive(Debug)]
-pub struct Responder {
+pub(crate) struct Responder {
     stream: UnixStream,
 }
 
 impl Responder {
     /// Sends `value` as the answer and closes the connection.
-    pub async fn reply<T: Serialize>(mut self, value: &T) {
+    pub(crate) async fn reply<T: Serialize>(mut self, value: &T) {
         match serde_json::to_vec(value) {
             Ok(mut bytes) => {
                 bytes.push(b'\n');
@@ -215,7 +216,7 @@ impl Responder {
     }
 
     /// Sends an [`ErrorReply`] and closes the connection.
-    pub async fn error(&mut self, message: &str) {
+    pub(crate) async fn error(&mut self, message: &str) {
         let reply = ErrorReply {
             error: message.to_owned(),
         };
@@ -244,7 +245,7 @@ const REPLY_CHUNK: usize = 64 * 1024;
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Client side: sends `cmd` to the agent at `path` and returns its answer.
-pub fn query<T: DeserializeOwned>(path: &Path, cmd: Command) -> Result<T, ControlError> {
+pub(crate) fn query<T: DeserializeOwned>(path: &Path, cmd: Command) -> Result<T, ControlError> {
     let raw = query_raw(path, cmd)?;
     serde_json::from_slice(raw.trim_ascii()).map_err(|e| ControlError::Protocol {
         path: path.to_owned(),
@@ -254,7 +255,7 @@ pub fn query<T: DeserializeOwned>(path: &Path, cmd: Command) -> Result<T, Contro
 
 /// Client side: sends `cmd` to the agent at `path` and returns its answer as JSON text (an
 /// [`ErrorReply`] is returned as an error).
-pub fn query_raw(path: &Path, cmd: Command) -> Result<Vec<u8>, ControlError> {
+pub(crate) fn query_raw(path: &Path, cmd: Command) -> Result<Vec<u8>, ControlError> {
     let mut stream = StdUnixStream::connect(path).map_err(|source| ControlError::NotRunning {
         path: path.to_owned(),
         source,

@@ -14,13 +14,16 @@
 //! - [`cli`]: the `xvrrp` command line.
 //! - [`cloud`]: DigitalOcean reserved-IP takeover (API client, retry policy, takeover task).
 
+// Items the binary and the tests do not reach stay `pub(crate)`.
+#![warn(unreachable_pub)]
+
 pub mod cli;
 pub mod cloud;
 pub mod config;
-pub mod control;
-pub mod daemon;
+mod control;
+mod daemon;
 pub mod dataplane;
-pub mod logging;
+mod logging;
 pub mod net;
 pub mod packet;
 #[cfg(any(test, feature = "testing"))]

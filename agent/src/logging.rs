@@ -35,7 +35,7 @@ static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Flushes the log (see [`flush`]) when dropped.
 #[must_use = "dropping it flushes the log"]
-pub struct FlushOnDrop(());
+pub(crate) struct FlushOnDrop(());
 
 impl Drop for FlushOnDrop {
     fn drop(&mut self) {
@@ -46,7 +46,7 @@ impl Drop for FlushOnDrop {
 /// Installs the logger. `verbosity`: 0 info, 1 debug, 2+ trace; `quiet` lowers it to warnings.
 /// Timestamps are printed unless stderr goes to journald (`JOURNAL_STREAM` is set). Keep the
 /// returned value alive while the process logs: dropping it flushes the queue.
-pub fn init(verbosity: u8, quiet: bool) -> FlushOnDrop {
+pub(crate) fn init(verbosity: u8, quiet: bool) -> FlushOnDrop {
     let level = match (quiet, verbosity) {
         (true, _) => LevelFilter::WARN,
         (false, 0) => LevelFilter::INFO,
@@ -152,14 +152,14 @@ impl Write for Stderr {
 
 /// Writes the queued log lines (waiting at most one second), e.g. before the process exits.
 /// Lines logged after it are dropped.
-pub fn flush() {
+pub(crate) fn flush() {
     let guard = GUARD.lock().ok().and_then(|mut g| g.take());
     drop(guard);
     let _ = io::stderr().flush();
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`, without a time-zone database.
-pub fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -167,7 +167,7 @@ pub fn utc_now() -> String {
 }
 
 /// Formats Unix seconds (+ milliseconds) as an ISO 8601 UTC timestamp.
-pub fn format_utc(secs: u64, millis: u32) -> String {
+pub(crate) fn format_utc(secs: u64, millis: u32) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);

@@ -100,11 +100,11 @@ pub(crate) struct Diags {
 }
 
 impl Diags {
-    pub fn error(&mut self, pos: &Pos, keyword: &str, message: impl Into<String>) {
+    pub(super) fn error(&mut self, pos: &Pos, keyword: &str, message: impl Into<String>) {
         self.errors.push(Diagnostic::new(pos, keyword, message));
     }
 
-    pub fn warn(&mut self, pos: &Pos, keyword: &str, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, pos: &Pos, keyword: &str, message: impl Into<String>) {
         self.warnings.push(Diagnostic::new(pos, keyword, message));
     }
 }

@@ -33,12 +33,12 @@ pub(crate) struct Stmt {
 
 impl Stmt {
     /// The keyword text.
-    pub fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         &self.kw.text
     }
 
     /// The keyword position.
-    pub fn pos(&self) -> &Pos {
+    pub(super) fn pos(&self) -> &Pos {
         &self.kw.pos
     }
 }
@@ -53,7 +53,7 @@ pub(crate) struct TreeBuilder<'d> {
 }
 
 impl<'d> TreeBuilder<'d> {
-    pub fn new(diags: &'d mut Diags) -> Self {
+    pub(super) fn new(diags: &'d mut Diags) -> Self {
         Self {
             diags,
             stack: Vec::new(),
@@ -63,7 +63,7 @@ impl<'d> TreeBuilder<'d> {
 
     /// Parses `text`, the contents of `name` whose includes resolve against `base_dir`.
     /// `canonical` is the file's canonical path, when it is a real file (for loop detection).
-    pub fn parse_file(
+    pub(super) fn parse_file(
         &mut self,
         name: &str,
         text: &str,

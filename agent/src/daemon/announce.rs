@@ -34,7 +34,7 @@ use crate::net::{self, NetError};
 /// What the worker announces for one instance: its name (for logs), its addresses and the
 /// generation counter shared with the event loop.
 #[derive(Debug)]
-pub struct AnnounceTarget {
+pub(crate) struct AnnounceTarget {
     name: String,
     addrs: Vec<(String, IpAddr)>,
     generation: AtomicU64,
@@ -42,7 +42,7 @@ pub struct AnnounceTarget {
 
 impl AnnounceTarget {
     /// The target of an instance: every virtual address on its device.
-    pub fn new(name: &str, addrs: Vec<(String, IpAddr)>) -> Arc<Self> {
+    pub(crate) fn new(name: &str, addrs: Vec<(String, IpAddr)>) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
             addrs,
@@ -51,7 +51,7 @@ impl AnnounceTarget {
     }
 
     /// The instance left Master: jobs queued before now are void.
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -61,7 +61,7 @@ impl AnnounceTarget {
 }
 
 /// Sends one announcement for an address on a device.
-pub type SendFn = Box<dyn FnMut(&str, IpAddr) -> Result<(), NetError> + Send>;
+pub(crate) type SendFn = Box<dyn FnMut(&str, IpAddr) -> Result<(), NetError> + Send>;
 
 struct Job {
     target: Arc<AnnounceTarget>,
@@ -77,7 +77,7 @@ enum Msg {
 /// Handle to the announcer thread. Dropping it (or [`Announcer::stop`]) ends the thread once
 /// the jobs queued so far are done, even while queue handles are still alive.
 #[derive(Debug)]
-pub struct Announcer {
+pub(crate) struct Announcer {
     tx: Option<mpsc::SyncSender<Msg>>,
     stopping: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
@@ -87,7 +87,7 @@ pub struct Announcer {
 /// Jobs queued at most. Each lower-priority advert a Master hears queues a burst (keepalived's
 /// behaviour), so a peer flooding them could otherwise grow the queue without bound; past this,
 /// jobs are dropped and counted.
-pub const QUEUE_BOUND: usize = 4096;
+pub(crate) const QUEUE_BOUND: usize = 4096;
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,7 +97,7 @@ impl std::fmt::Debug for Job {
 
 impl Announcer {
     /// Starts the worker with the real network sender (one [`net::Announcer`]).
-    pub fn spawn() -> std::io::Result<Self> {
+    pub(crate) fn spawn() -> std::io::Result<Self> {
         let mut a = net::Announcer::new();
         Self::spawn_with(Box::new(move |dev, addr| match addr {
             IpAddr::V4(ip) => a.garp(dev, ip),
@@ -106,7 +106,7 @@ impl Announcer {
     }
 
     /// Starts the worker with `send` (tests pass a recording or deliberately slow one).
-    pub fn spawn_with(mut send: SendFn) -> std::io::Result<Self> {
+    pub(crate) fn spawn_with(mut send: SendFn) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_BOUND);
         let stopping = Arc::new(AtomicBool::new(false));
         let stop_flag = stopping.clone();
@@ -145,7 +145,7 @@ impl Announcer {
     }
 
     /// A cheap, cloneable way to queue jobs.
-    pub fn queue(&self) -> AnnounceQueue {
+    pub(crate) fn queue(&self) -> AnnounceQueue {
         AnnounceQueue {
             tx: self.tx.clone(),
             dropped: self.dropped.clone(),
@@ -154,7 +154,7 @@ impl Announcer {
 
     /// Stops the worker: the job being sent is finished, the queued ones are dropped (at
     /// shutdown every instance has left Master, so they are void anyway).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.stopping.store(true, Ordering::Release);
         if let Some(tx) = self.tx.take() {
             let _ = tx.try_send(Msg::Stop);
@@ -173,7 +173,7 @@ impl Drop for Announcer {
 
 /// Queues announcement jobs for the worker. Never blocks.
 #[derive(Clone, Debug)]
-pub struct AnnounceQueue {
+pub(crate) struct AnnounceQueue {
     tx: Option<mpsc::SyncSender<Msg>>,
     dropped: Arc<AtomicU64>,
 }
@@ -197,7 +197,7 @@ impl AnnounceQueue {
     }
 
     /// Announcements dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
@@ -206,7 +206,7 @@ impl AnnounceQueue {
 /// `repeat` at once, another burst `delay` later, then `refresh_repeat` every `refresh` while
 /// Master. The task only sleeps and queues jobs; abort it on leaving Master (and call
 /// [`AnnounceTarget::invalidate`], so that what it already queued is dropped too).
-pub fn spawn_schedule(
+pub(crate) fn spawn_schedule(
     garp: GarpPlan,
     target: Arc<AnnounceTarget>,
     queue: AnnounceQueue,

@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 /// Splits a keepalived command line into words. Returns `None` for an empty line or an
 /// unterminated quote.
-pub fn split_words(line: &str) -> Option<Vec<String>> {
+pub(crate) fn split_words(line: &str) -> Option<Vec<String>> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -51,7 +51,7 @@ pub fn split_words(line: &str) -> Option<Vec<String>> {
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Exited with this status code.
     Exited(i32),
     /// Killed by this signal (not by us).
@@ -64,7 +64,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Exit status 0.
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         *self == Outcome::Exited(0)
     }
 }
@@ -82,7 +82,7 @@ impl std::fmt::Display for Outcome {
 
 /// Runs `words` (program + arguments, plus `extra` arguments) with a timeout.
 /// Output goes to /dev/null: scripts talk through their exit status, as with keepalived.
-pub async fn run(
+pub(crate) async fn run(
     words: &[String],
     extra: &[String],
     timeout: Duration,

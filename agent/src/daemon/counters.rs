@@ -10,11 +10,11 @@ use serde::Serialize;
 use crate::packet::Counter;
 
 /// Most distinct sources remembered per interface before new ones go to the shared bucket.
-pub const MAX_PEERS_PER_INTERFACE: usize = 256;
+pub(crate) const MAX_PEERS_PER_INTERFACE: usize = 256;
 
 /// Counters of one (interface, VRID, source).
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct PeerCounters {
+pub(crate) struct PeerCounters {
     /// Count per [`Counter`] index.
     pub counts: Vec<u64>,
     /// Priority of the last accepted advert.
@@ -28,7 +28,7 @@ pub struct PeerCounters {
 
 /// Key of a counter row. `src: None` is the shared bucket of unknown sources.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key {
+pub(crate) struct Key {
     /// Interface name.
     pub interface: String,
     /// VRID (0 when the packet was too broken to tell).
@@ -39,7 +39,7 @@ pub struct Key {
 
 /// The userspace counter table.
 #[derive(Debug, Default)]
-pub struct CounterTable {
+pub(crate) struct CounterTable {
     rows: HashMap<Key, PeerCounters>,
     per_iface: HashMap<String, usize>,
     not_ours: HashMap<String, u64>,
@@ -48,12 +48,12 @@ pub struct CounterTable {
 impl CounterTable {
     /// Counts a VRRP message received on `interface` that is not ours (another VRID or family,
     /// see [`crate::packet::message_owner`]): once per interface, never per peer.
-    pub fn not_ours(&mut self, interface: &str) {
+    pub(crate) fn not_ours(&mut self, interface: &str) {
         *self.not_ours.entry(interface.to_owned()).or_insert(0) += 1;
     }
 
     /// How many messages that were not ours `interface` received.
-    pub fn not_ours_on(&self, interface: &str) -> u64 {
+    pub(crate) fn not_ours_on(&self, interface: &str) -> u64 {
         self.not_ours.get(interface).copied().unwrap_or(0)
     }
 
@@ -86,7 +86,7 @@ impl CounterTable {
 
     /// Counts a dropped packet. `known` says whether `src` may get a row of its own (a
     /// configured unicast peer); unknown sources only count in an existing row or the bucket.
-    pub fn drop_packet(
+    pub(crate) fn drop_packet(
         &mut self,
         interface: &str,
         vrid: u8,
@@ -102,7 +102,7 @@ impl CounterTable {
     }
 
     /// Counts an accepted advert.
-    pub fn accept(
+    pub(crate) fn accept(
         &mut self,
         interface: &str,
         vrid: u8,
@@ -127,7 +127,14 @@ impl CounterTable {
 
     /// Records the last priority and interval of an advert accepted elsewhere (by the XDP
     /// program, which keeps the counts itself).
-    pub fn note(&mut self, interface: &str, vrid: u8, src: IpAddr, priority: u8, interval_cs: u32) {
+    pub(crate) fn note(
+        &mut self,
+        interface: &str,
+        vrid: u8,
+        src: IpAddr,
+        priority: u8,
+        interval_cs: u32,
+    ) {
         let row = self.row(interface, vrid, Some(src), true);
         row.last_priority = Some(priority);
         row.last_interval_cs = Some(interval_cs);
@@ -135,7 +142,7 @@ impl CounterTable {
     }
 
     /// The row of one peer, if any.
-    pub fn last(&self, interface: &str, vrid: u8, src: IpAddr) -> Option<&PeerCounters> {
+    pub(crate) fn last(&self, interface: &str, vrid: u8, src: IpAddr) -> Option<&PeerCounters> {
         self.rows.get(&Key {
             interface: interface.to_owned(),
             vrid,
@@ -144,7 +151,7 @@ impl CounterTable {
     }
 
     /// Every row, sorted.
-    pub fn rows(&self) -> Vec<(&Key, &PeerCounters)> {
+    pub(crate) fn rows(&self) -> Vec<(&Key, &PeerCounters)> {
         let mut v: Vec<_> = self.rows.iter().collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v

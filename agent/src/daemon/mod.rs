@@ -12,21 +12,21 @@
 //! | `track/` | trackers: the registry (`mod.rs`), shared types (`types.rs`), one watcher per kind |
 //! | `announce`, `notify`, `command`, `security`, `counters`, `takeover` | GARP/NA schedule, notify queue, running commands, script users and security, socket-path counters, cloud glue |
 
-pub mod announce;
-pub mod command;
-pub mod counters;
+pub(crate) mod announce;
+pub(crate) mod command;
+pub(crate) mod counters;
 mod effects;
 mod event_loop;
-pub mod notify;
-pub mod plan;
+pub(crate) mod notify;
+pub(crate) mod plan;
 mod receive;
-pub mod security;
+pub(crate) mod security;
 mod start;
 mod status;
-pub mod takeover;
-pub mod track;
+pub(crate) mod takeover;
+pub(crate) mod track;
 
-pub use self::start::{RunOptions, RxMode, StartError};
+pub(crate) use self::start::{RunOptions, RxMode};
 
 use std::process::ExitCode;
 
@@ -35,7 +35,7 @@ use tracing::error;
 /// `xvrrp run`: loads and checks the configuration (nothing is applied when it has errors),
 /// plans every instance, and runs until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 1 for a
 /// configuration error, 3 when the network could not be set up.
-pub fn run(opts: RunOptions) -> ExitCode {
+pub(crate) fn run(opts: RunOptions) -> ExitCode {
     let loaded = match crate::config::load(&opts.config) {
         Ok(l) => l,
         Err(errors) => {

@@ -14,10 +14,10 @@ use super::{command, plan::NotifyPlan, security};
 use crate::vrrp::State;
 
 /// Default limit on one notify script's run time.
-pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// keepalived's name of a state in notify arguments.
-pub fn state_word(state: State) -> &'static str {
+pub(crate) fn state_word(state: State) -> &'static str {
     match state {
         State::Master => "MASTER",
         State::Backup => "BACKUP",
@@ -26,7 +26,7 @@ pub fn state_word(state: State) -> &'static str {
     }
 }
 
-pub use crate::state::NotifyRecord;
+pub(crate) use crate::state::NotifyRecord;
 
 struct Job {
     state: State,
@@ -35,7 +35,7 @@ struct Job {
 }
 
 /// The notify queue of one instance.
-pub struct NotifyQueue {
+pub(crate) struct NotifyQueue {
     tx: mpsc::UnboundedSender<Job>,
     seq: u64,
     /// Finished runs (most recent last, bounded).
@@ -46,7 +46,7 @@ pub struct NotifyQueue {
 
 impl NotifyQueue {
     /// Starts the queue's task on the current `LocalSet`.
-    pub fn spawn(instance: String, plan: NotifyPlan, timeout: Duration) -> Self {
+    pub(crate) fn spawn(instance: String, plan: NotifyPlan, timeout: Duration) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let done = Rc::new(RefCell::new(Vec::new()));
         let pending = Rc::new(RefCell::new(0u64));
@@ -132,7 +132,7 @@ impl NotifyQueue {
     }
 
     /// Queues the notification of a transition to `state` at `priority`.
-    pub fn push(&mut self, state: State, priority: u8) {
+    pub(crate) fn push(&mut self, state: State, priority: u8) {
         self.seq += 1;
         *self.pending.borrow_mut() += 1;
         if self

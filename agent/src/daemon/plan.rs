@@ -17,7 +17,7 @@ use crate::{
 
 /// Why an instance cannot be planned (configuration passed validation but the host disagrees).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// No source address: no `unicast_src_ip`/`mcast_src_ip` and none on the interface.
     #[error("vrrp_instance {instance}: interface {interface} has no {family} address to send adverts from (set unicast_src_ip or mcast_src_ip, or add an address)")]
     NoSourceAddress {
@@ -41,7 +41,7 @@ pub enum PlanError {
 
 /// What kind of object a tracker watches, and how to run it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum TrackerSource {
+pub(crate) enum TrackerSource {
     /// A `vrrp_script`, with the global settings that govern how it runs.
     Script(ScriptSpec),
     /// A `track_interface` entry: the link's state.
@@ -56,7 +56,7 @@ pub enum TrackerSource {
 
 /// A `vrrp_script` and the global settings that apply to it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ScriptSpec {
+pub(crate) struct ScriptSpec {
     /// The script block.
     pub script: config::VrrpScript,
     /// The user to run it as: its own `user`, else the global `script_user`; `None` means
@@ -68,7 +68,7 @@ pub struct ScriptSpec {
 
 /// One tracker of one instance.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TrackerPlan {
+pub(crate) struct TrackerPlan {
     /// Id used in the core's events.
     pub id: TrackerId,
     /// A name for logs and status (`script chk_nginx`, `interface eth1`...).
@@ -79,7 +79,7 @@ pub struct TrackerPlan {
 
 /// How adverts are sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TxPlan {
+pub(crate) struct TxPlan {
     /// Source address of our adverts (also the core's primary address).
     pub src: IpAddr,
     /// Destinations: the unicast peers, or the VRRP group.
@@ -102,7 +102,7 @@ pub struct TxPlan {
 
 /// keepalived's gratuitous ARP / NA timing for one instance.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GarpPlan {
+pub(crate) struct GarpPlan {
     /// Second burst this long after becoming Master (`garp_master_delay`, 0 = none).
     pub delay: Duration,
     /// Packets per burst (`garp_master_repeat`).
@@ -119,7 +119,7 @@ pub struct GarpPlan {
 
 /// Notify scripts of one instance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NotifyPlan {
+pub(crate) struct NotifyPlan {
     /// `notify_master`.
     pub master: Option<String>,
     /// `notify_backup`.
@@ -138,7 +138,7 @@ pub struct NotifyPlan {
 
 /// Everything the runtime needs for one `vrrp_instance`.
 #[derive(Clone, Debug)]
-pub struct InstancePlan {
+pub(crate) struct InstancePlan {
     /// Instance name.
     pub name: String,
     /// Interface adverts are sent and received on.
@@ -164,7 +164,7 @@ pub struct InstancePlan {
 /// Plans every instance. `iface_addr(interface, want_ipv6)` returns the interface's primary
 /// address of that family (IPv4: the first global address; IPv6: the link-local one, which is
 /// what VRRPv3 over IPv6 sends from).
-pub fn plan(
+pub(crate) fn plan(
     cfg: &Config,
     iface_addr: &dyn Fn(&str, bool) -> Option<IpAddr>,
 ) -> Result<Vec<InstancePlan>, Vec<PlanError>> {

@@ -14,7 +14,7 @@ use crate::config::ScriptUser;
 
 /// Who a script runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunAs {
+pub(crate) struct RunAs {
     /// User id.
     pub uid: u32,
     /// Group id.
@@ -25,7 +25,7 @@ pub struct RunAs {
 
 /// Why a script cannot run.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ScriptError {
+pub(crate) enum ScriptError {
     /// The configured user does not exist.
     #[error("user {0:?} does not exist")]
     NoUser(String),
@@ -52,26 +52,26 @@ pub enum ScriptError {
 }
 
 /// Looks `name` up in the user database: (uid, primary gid), or `None` if there is no such user.
-pub fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, ScriptError> {
+pub(crate) fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, ScriptError> {
     nix::unistd::User::from_name(name)
         .map(|u| u.map(|u| (u.uid.as_raw(), u.gid.as_raw())))
         .map_err(|e| ScriptError::Lookup(name.to_owned(), std::io::Error::from(e).to_string()))
 }
 
 /// Looks a group up: its gid, or `None` if there is no such group.
-pub fn lookup_group(name: &str) -> Result<Option<u32>, ScriptError> {
+pub(crate) fn lookup_group(name: &str) -> Result<Option<u32>, ScriptError> {
     nix::unistd::Group::from_name(name)
         .map(|g| g.map(|g| g.gid.as_raw()))
         .map_err(|e| ScriptError::Lookup(name.to_owned(), std::io::Error::from(e).to_string()))
 }
 
 /// keepalived's default script user.
-pub const DEFAULT_SCRIPT_USER: &str = "keepalived_script";
+pub(crate) const DEFAULT_SCRIPT_USER: &str = "keepalived_script";
 
 static DEFAULT_USER_WARNING: Once = Once::new();
 
 /// Resolves who a script runs as (see the module documentation).
-pub fn resolve_user(user: Option<&ScriptUser>) -> Result<RunAs, ScriptError> {
+pub(crate) fn resolve_user(user: Option<&ScriptUser>) -> Result<RunAs, ScriptError> {
     match user {
         Some(u) => {
             let (uid, mut gid) =
@@ -108,7 +108,7 @@ pub fn resolve_user(user: Option<&ScriptUser>) -> Result<RunAs, ScriptError> {
 
 /// Finds `prog` as `execvp` would: a name with a `/` is used as is; otherwise the first
 /// executable regular file of that name in `PATH`.
-pub fn find_program(prog: &str) -> Result<PathBuf, ScriptError> {
+pub(crate) fn find_program(prog: &str) -> Result<PathBuf, ScriptError> {
     if prog.contains('/') {
         return Ok(PathBuf::from(prog));
     }
@@ -124,7 +124,7 @@ pub fn find_program(prog: &str) -> Result<PathBuf, ScriptError> {
 
 /// The mode, owner and group of one path component, as keepalived's check looks at them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Perm {
+pub(crate) struct Perm {
     /// `st_mode` (type and permission bits).
     pub mode: u32,
     /// Owner.
@@ -136,7 +136,7 @@ pub struct Perm {
 /// keepalived's rule for one path component (`check_security`): unsafe when not owned by root,
 /// or when it is a regular file or a directory without the sticky bit and is writable by a
 /// non-root group or by others. Returns what is wrong.
-pub fn insecure(p: Perm) -> Option<String> {
+pub(crate) fn insecure(p: Perm) -> Option<String> {
     let is_dir = p.mode & libc::S_IFMT == libc::S_IFDIR;
     let is_file = p.mode & libc::S_IFMT == libc::S_IFREG;
     if p.uid != 0 {
@@ -182,7 +182,7 @@ fn check_components(path: &Path) -> Result<(), ScriptError> {
 
 /// `enable_script_security`'s check of a program: the path as found and its real path (after
 /// symlinks), every component from `/` down.
-pub fn check_secure(program: &Path) -> Result<(), ScriptError> {
+pub(crate) fn check_secure(program: &Path) -> Result<(), ScriptError> {
     let abs = if program.is_absolute() {
         program.to_path_buf()
     } else {
@@ -197,7 +197,7 @@ pub fn check_secure(program: &Path) -> Result<(), ScriptError> {
 
 /// Who runs `words` and, with `security` (`enable_script_security`), whether keepalived's rule
 /// allows it. Shared by track scripts and notify scripts. Blocking (user database, `stat`s).
-pub fn prepare_command(
+pub(crate) fn prepare_command(
     words: &[String],
     user: Option<&ScriptUser>,
     security: bool,

@@ -29,7 +29,7 @@ use crate::{
 
 /// How adverts are received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RxMode {
+pub(crate) enum RxMode {
     /// XDP when it attaches (native, then generic), else a raw socket.
     Auto,
     /// XDP only (native, then generic); fail if it cannot attach.
@@ -40,7 +40,7 @@ pub enum RxMode {
 
 /// Options of `xvrrp run`.
 #[derive(Clone, Debug)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Configuration file.
     pub config: PathBuf,
     /// Receive path.
@@ -53,7 +53,7 @@ pub struct RunOptions {
 
 /// Errors that stop the agent at start-up.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// An instance could not be planned.
     #[error("{0}")]
     Plan(String),

@@ -66,6 +66,7 @@ impl Daemon {
             uptime_ms: u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
             timers: self.timing,
             rx: self.rx_paths.clone(),
+            announcements_dropped: self.announce.dropped(),
             instances,
         }
     }

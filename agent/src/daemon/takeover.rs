@@ -39,7 +39,7 @@ struct Term {
 }
 
 /// The cloud takeover of one instance.
-pub struct CloudTakeover {
+pub(crate) struct CloudTakeover {
     name: String,
     cfg: DigitalOcean,
     client: Option<Rc<DoClient>>,
@@ -58,7 +58,7 @@ fn block(status: &RefCell<CloudStatus>, name: &str, f: &Fatal) {
 
 impl CloudTakeover {
     /// Sets up the client and starts the start-up task. Never fails: problems show in status.
-    pub fn start(name: &str, cfg: DigitalOcean) -> Self {
+    pub(crate) fn start(name: &str, cfg: DigitalOcean) -> Self {
         let mut t = Self {
             name: name.to_owned(),
             status: Rc::new(RefCell::new(CloudStatus::new(cfg.reserved_ip))),
@@ -116,7 +116,7 @@ impl CloudTakeover {
     }
 
     /// Call on every state change of the instance.
-    pub fn on_transition(&mut self, from: State, to: State) {
+    pub(crate) fn on_transition(&mut self, from: State, to: State) {
         if to == State::Master && from != State::Master {
             self.became_master();
         } else if from == State::Master && to != State::Master {
@@ -187,7 +187,7 @@ impl CloudTakeover {
 
     /// Call for every accepted advert: a lower-priority one while Master (a peer that also
     /// thinks it is Master, e.g. after a healed split brain) triggers a reconcile at once.
-    pub fn on_advert(&self, state: State, my_priority: u8, src: IpAddr, priority: u8) {
+    pub(crate) fn on_advert(&self, state: State, my_priority: u8, src: IpAddr, priority: u8) {
         if state == State::Master && priority < my_priority && self.term.is_some() {
             info!(
                 "{}: advert from {src} with lower priority {priority} while Master: checking reserved IP {} now",
@@ -199,7 +199,7 @@ impl CloudTakeover {
 
     /// SIGHUP: re-reads the token file, clears a block, probes again, and restarts the takeover
     /// if the instance is Master.
-    pub fn reload(&mut self, state: State) {
+    pub(crate) fn reload(&mut self, state: State) {
         if let (TokenSource::File(path), Some(_)) = (&self.cfg.token_source, &self.cfg.token_file) {
             match config::read_token_file(path) {
                 Ok(t) => self.cfg.token = t,
@@ -226,7 +226,7 @@ impl CloudTakeover {
     }
 
     /// Stops every task (agent shutdown). The IP stays where it is: the next Master moves it.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.cancel_term();
         if let Some(s) = self.startup.take() {
             s.abort();
@@ -234,7 +234,7 @@ impl CloudTakeover {
     }
 
     /// The `cloud` object of `xvrrp status`.
-    pub fn snapshot(&self) -> CloudState {
+    pub(crate) fn snapshot(&self) -> CloudState {
         let st = self.status.borrow();
         CloudState {
             status: st.clone(),

@@ -33,6 +33,9 @@ pub struct Status {
     pub timers: LoopTiming,
     /// The receive path of each interface.
     pub rx: Vec<RxPath>,
+    /// GARP / NA announcements dropped because the announcer's queue was full.
+    #[serde(default)]
+    pub announcements_dropped: u64,
     /// Every `vrrp_instance`, in configuration order.
     pub instances: Vec<InstanceState>,
 }
@@ -217,6 +220,7 @@ mod tests {
                 fallback: Some("native refused".to_owned()),
                 vlan_tags: Some(VlanTags::VethPeerDecides),
             }],
+            announcements_dropped: 0,
             instances: Vec::new(),
         };
         let text = serde_json::to_string(&s).unwrap();

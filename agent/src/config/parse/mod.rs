@@ -94,7 +94,7 @@ pub(crate) struct Parser<'d> {
 
 impl Parser<'_> {
     /// Parses the top level.
-    pub fn top(&mut self, stmts: &[Stmt]) -> Raw {
+    pub(super) fn top(&mut self, stmts: &[Stmt]) -> Raw {
         let mut raw = Raw::default();
         for s in stmts {
             match s.name() {

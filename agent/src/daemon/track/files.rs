@@ -37,7 +37,7 @@ use crate::{config::TrackFile, vrrp::TRACK_VALUE_MAX};
 
 /// One tracked file.
 #[derive(Debug)]
-pub struct Watched {
+pub(crate) struct Watched {
     /// Object index in the registry.
     pub object: usize,
     /// The `track_file` block.
@@ -48,7 +48,7 @@ pub struct Watched {
 
 /// Parses a tracked file's content as keepalived does (`strtol(buf, NULL, 0)`), clamped to
 /// ±254. Never fails: what is not a number reads as 0.
-pub fn parse_value(buf: &[u8]) -> i32 {
+pub(crate) fn parse_value(buf: &[u8]) -> i32 {
     let mut s = buf;
     while let Some((c, rest)) = s.split_first() {
         if c.is_ascii_whitespace() {
@@ -88,7 +88,7 @@ pub fn parse_value(buf: &[u8]) -> i32 {
 }
 
 /// Reads a tracked file (at most 127 bytes, non-blocking open so a FIFO cannot hang us).
-pub fn read_value(path: &Path) -> (i32, String) {
+pub(crate) fn read_value(path: &Path) -> (i32, String) {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -210,7 +210,7 @@ fn report(e: &mut Entry, v: i32, reason: String, tx: &mpsc::UnboundedSender<Trac
 }
 
 /// Starts the watcher of `watched` on the current `LocalSet`.
-pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
+pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
     tokio::task::spawn_local(async move {
         let specs: Vec<TrackFile> = watched.iter().map(|w| w.spec.clone()).collect();
         let prepared = tokio::task::spawn_blocking(move || {

@@ -22,7 +22,7 @@ use crate::net::{LinkEvent, LinkInfo, LinkMonitor, NetError, Rtnl};
 
 /// One tracked interface.
 #[derive(Debug)]
-pub struct Watched {
+pub(crate) struct Watched {
     /// Object index in the registry.
     pub object: usize,
     /// Interface name.
@@ -33,7 +33,7 @@ pub struct Watched {
 
 /// The state of one interface as the tracker sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinkState {
+pub(crate) enum LinkState {
     /// Up and running.
     Up,
     /// Present but not usable; the text says why.
@@ -44,7 +44,7 @@ pub enum LinkState {
 
 impl LinkState {
     /// The state of a link as the kernel describes it.
-    pub fn of(link: &LinkInfo) -> Self {
+    pub(crate) fn of(link: &LinkInfo) -> Self {
         if !link.is_up() {
             LinkState::Down("administratively down")
         } else if !link.is_running() {
@@ -55,7 +55,7 @@ impl LinkState {
     }
 
     /// Whether it counts as up.
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         *self == LinkState::Up
     }
 
@@ -70,21 +70,21 @@ impl LinkState {
 
 /// The tracked interfaces' states, fed by dumps and events.
 #[derive(Debug, Default)]
-pub struct LinkTable {
+pub(crate) struct LinkTable {
     /// name -> (ifindex, state) of present links that are tracked.
     by_name: HashMap<String, (u32, LinkState)>,
 }
 
 impl LinkTable {
     /// The state of `name`.
-    pub fn state(&self, name: &str) -> LinkState {
+    pub(crate) fn state(&self, name: &str) -> LinkState {
         self.by_name
             .get(name)
             .map_or(LinkState::Missing, |(_, s)| s.clone())
     }
 
     /// Replaces everything with a dump's content (only `tracked` names are kept).
-    pub fn resync(&mut self, links: &[LinkInfo], tracked: &[&str]) {
+    pub(crate) fn resync(&mut self, links: &[LinkInfo], tracked: &[&str]) {
         self.by_name = links
             .iter()
             .filter(|l| tracked.contains(&l.name.as_str()))
@@ -93,7 +93,7 @@ impl LinkTable {
     }
 
     /// Applies one event.
-    pub fn apply(&mut self, ev: &LinkEvent, tracked: &[&str]) {
+    pub(crate) fn apply(&mut self, ev: &LinkEvent, tracked: &[&str]) {
         // A tracked name that was on this ifindex and now is not (renamed or deleted).
         self.by_name.retain(|name, (idx, _)| {
             !(*idx == ev.link.ifindex && (ev.removed || *name != ev.link.name))
@@ -124,7 +124,7 @@ async fn dump() -> Result<Vec<LinkInfo>, String> {
 }
 
 /// Starts the watcher of `watched` on the current `LocalSet`.
-pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
+pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
     tokio::task::spawn_local(async move {
         let names: Vec<String> = watched.iter().map(|w| w.name.clone()).collect();
         let tracked: Vec<&str> = names.iter().map(String::as_str).collect();

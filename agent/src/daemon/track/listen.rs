@@ -78,7 +78,7 @@ use crate::{
 
 /// One tracked listen definition.
 #[derive(Debug)]
-pub struct Watched {
+pub(crate) struct Watched {
     /// Object index in the registry.
     pub object: usize,
     /// The `vrrp_track_listen` block.
@@ -441,7 +441,7 @@ fn mono_to_unix_us(mono: Duration) -> u64 {
 
 /// Starts the task watching every `vrrp_track_listen` (SYNs counted by the XDP programs in
 /// `xdp`).
-pub fn spawn(
+pub(crate) fn spawn(
     watched: Vec<Watched>,
     xdp: Vec<Rc<RefCell<XdpDataplane>>>,
     tx: mpsc::UnboundedSender<TrackerUpdate>,

@@ -19,16 +19,16 @@ use std::{cell::RefCell, rc::Rc};
 
 use tokio::sync::mpsc;
 
-pub mod files;
-pub mod links;
-pub mod listen;
-pub mod process;
-pub mod scripts;
+pub(crate) mod files;
+pub(crate) mod links;
+pub(crate) mod listen;
+pub(crate) mod process;
+pub(crate) mod scripts;
 mod status;
 mod types;
 
 use self::types::ObjectKey;
-pub use self::{
+pub(crate) use self::{
     status::TrackerStatus,
     types::{SharedStats, TrackerUpdate},
 };
@@ -41,7 +41,7 @@ use crate::{
 
 /// Every tracked object and who tracks it.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     objects: Vec<(ObjectKey, TrackerSource)>,
     users: Vec<Vec<(usize, TrackerId)>>,
     stats: Vec<SharedStats>,
@@ -49,7 +49,7 @@ pub struct Registry {
 
 impl Registry {
     /// Collects the objects tracked by `plans` (instance index = position in `plans`).
-    pub fn build(plans: &[InstancePlan]) -> Self {
+    pub(crate) fn build(plans: &[InstancePlan]) -> Self {
         let mut reg = Registry::default();
         for (i, plan) in plans.iter().enumerate() {
             for t in &plan.trackers {
@@ -72,23 +72,13 @@ impl Registry {
     }
 
     /// The (instance, tracker id) pairs that track object `object`.
-    pub fn users(&self, object: usize) -> &[(usize, TrackerId)] {
+    pub(crate) fn users(&self, object: usize) -> &[(usize, TrackerId)] {
         self.users.get(object).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// Number of objects.
-    pub fn len(&self) -> usize {
-        self.objects.len()
-    }
-
-    /// True when nothing is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 
     /// The initial status of one tracker of an instance (`core` is its entry in the instance's
     /// parameters), sharing the object's live details.
-    pub fn tracker_status(&self, plan: &TrackerPlan, core: &vrrp::Tracker) -> TrackerStatus {
+    pub(crate) fn tracker_status(&self, plan: &TrackerPlan, core: &vrrp::Tracker) -> TrackerStatus {
         let key = ObjectKey::of(&plan.source);
         let stats = self
             .objects
@@ -102,7 +92,7 @@ impl Registry {
     /// Starts the watchers on the current `LocalSet`: one task per script, one for all
     /// interfaces, one for all files, one for all process trackers, one for all listen trackers
     /// (which count SYNs with the XDP programs in `xdp`).
-    pub fn spawn_all(
+    pub(crate) fn spawn_all(
         &self,
         tx: &mpsc::UnboundedSender<TrackerUpdate>,
         xdp: &[Rc<RefCell<XdpDataplane>>],

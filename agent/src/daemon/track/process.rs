@@ -56,7 +56,7 @@ use crate::net::proc_connector::{netns_id, open_connector, parse_datagram, ProcE
 
 /// One tracked process definition.
 #[derive(Debug)]
-pub struct Watched {
+pub(crate) struct Watched {
     /// Object index in the registry.
     pub object: usize,
     /// The `vrrp_track_process` block.
@@ -72,7 +72,7 @@ pub struct Watched {
 
 /// Splits `/proc/PID/stat` into (comm, state). The name is between the first `(` and the last
 /// `)` (it may itself contain parentheses).
-pub fn parse_stat(stat: &[u8]) -> Option<(Vec<u8>, u8)> {
+pub(crate) fn parse_stat(stat: &[u8]) -> Option<(Vec<u8>, u8)> {
     let open = stat.iter().position(|b| *b == b'(')?;
     let close = stat.iter().rposition(|b| *b == b')')?;
     let comm = stat.get(open + 1..close)?.to_vec();
@@ -82,7 +82,7 @@ pub fn parse_stat(stat: &[u8]) -> Option<(Vec<u8>, u8)> {
 
 /// How one tracked process definition matches.
 #[derive(Clone, Debug)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     /// Match on the command line (else on the process name).
     pub cmdline: bool,
     /// `process`, truncated to [`COMM_MAX`] when matching names.
@@ -95,7 +95,7 @@ pub struct Matcher {
 
 impl Matcher {
     /// The matcher of a `vrrp_track_process` block.
-    pub fn new(spec: &TrackProcess) -> Self {
+    pub(crate) fn new(spec: &TrackProcess) -> Self {
         let cmdline = spec.full_command || spec.params.is_some() || spec.process.contains('/');
         let mut name = spec.process.as_bytes().to_vec();
         if !cmdline {
@@ -114,7 +114,7 @@ impl Matcher {
     }
 
     /// keepalived's `check_params`.
-    pub fn params_match(&self, args: &[&[u8]]) -> bool {
+    pub(crate) fn params_match(&self, args: &[&[u8]]) -> bool {
         let Some(want) = &self.params else {
             return true;
         };
@@ -142,7 +142,7 @@ impl Matcher {
     }
 
     /// Whether a process with this name (comm) and command line matches.
-    pub fn matches(&self, comm: &[u8], cmdline: Option<&[u8]>) -> bool {
+    pub(crate) fn matches(&self, comm: &[u8], cmdline: Option<&[u8]>) -> bool {
         if !self.cmdline {
             return comm == self.name.as_slice();
         }
@@ -345,7 +345,7 @@ fn thread_main(matchers: Vec<Matcher>, tx: mpsc::UnboundedSender<Msg>) {
 
 /// Quorum with keepalived's delays, for one tracked process definition.
 #[derive(Debug)]
-pub struct Quorum {
+pub(crate) struct Quorum {
     min: usize,
     max: usize,
     fork_delay: Duration,
@@ -358,7 +358,7 @@ pub struct Quorum {
 
 impl Quorum {
     /// From a `vrrp_track_process` block.
-    pub fn new(spec: &TrackProcess) -> Self {
+    pub(crate) fn new(spec: &TrackProcess) -> Self {
         Self {
             min: spec.quorum as usize,
             max: spec.quorum_max.map_or(usize::MAX, |m| m as usize),
@@ -370,13 +370,13 @@ impl Quorum {
     }
 
     /// Whether `count` processes make quorum.
-    pub fn holds(&self, count: usize) -> bool {
+    pub(crate) fn holds(&self, count: usize) -> bool {
         (self.min..=self.max).contains(&count)
     }
 
     /// A new count at `now`: returns the status to report now, if any (the first count is
     /// reported at once; later changes after their delay, see [`Quorum::due`]).
-    pub fn update(&mut self, count: usize, now: Instant) -> Option<bool> {
+    pub(crate) fn update(&mut self, count: usize, now: Instant) -> Option<bool> {
         let want = self.holds(count);
         match self.reported {
             None => {
@@ -407,12 +407,12 @@ impl Quorum {
     }
 
     /// When a pending change is due.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.pending.map(|(_, at)| at)
     }
 
     /// At `now`: the pending status, if its delay has passed.
-    pub fn due(&mut self, now: Instant) -> Option<bool> {
+    pub(crate) fn due(&mut self, now: Instant) -> Option<bool> {
         match self.pending {
             Some((want, at)) if at <= now => {
                 self.pending = None;
@@ -426,7 +426,7 @@ impl Quorum {
 
 /// Starts the process tracker for `watched`: the event thread, and on the current `LocalSet`
 /// the task that applies quorum and delays and reports.
-pub fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
+pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
     let matchers: Vec<Matcher> = watched.iter().map(|w| Matcher::new(&w.spec)).collect();
     let (mtx, mut mrx) = mpsc::unbounded_channel::<Msg>();
     let started = std::thread::Builder::new()

@@ -30,7 +30,7 @@ use crate::daemon::{
 
 /// Counts runs of a script's results into a status with keepalived's rise/fall hysteresis.
 #[derive(Clone, Debug)]
-pub struct RiseFall {
+pub(crate) struct RiseFall {
     rise: u32,
     fall: u32,
     up: bool,
@@ -41,7 +41,7 @@ pub struct RiseFall {
 
 impl RiseFall {
     /// Starts `up`, with plain hysteresis from the first result.
-    pub fn new(rise: u32, fall: u32, up: bool) -> Self {
+    pub(crate) fn new(rise: u32, fall: u32, up: bool) -> Self {
         Self {
             rise: rise.max(1),
             fall: fall.max(1),
@@ -53,7 +53,7 @@ impl RiseFall {
 
     /// keepalived's start: without `init_fail`, up, and the first result decides (one success
     /// keeps it up, one failure takes it down); with `init_fail`, down until `rise` successes.
-    pub fn keepalived(rise: u32, fall: u32, init_fail: bool) -> Self {
+    pub(crate) fn keepalived(rise: u32, fall: u32, init_fail: bool) -> Self {
         Self {
             first_decides: !init_fail,
             ..Self::new(rise, fall, !init_fail)
@@ -61,12 +61,13 @@ impl RiseFall {
     }
 
     /// Current status.
-    pub fn up(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn up(&self) -> bool {
         self.up
     }
 
     /// Records one result; returns the new status when it changed.
-    pub fn record(&mut self, ok: bool) -> Option<bool> {
+    pub(crate) fn record(&mut self, ok: bool) -> Option<bool> {
         if std::mem::take(&mut self.first_decides) && !ok {
             self.up = false;
             self.streak = 0;
@@ -97,7 +98,7 @@ fn prepare(words: &[String], spec: &ScriptSpec) -> Result<RunAs, ScriptError> {
 static SECURITY_WARNING: Once = Once::new();
 
 /// Starts the runner of the script registered as object `index` on the current `LocalSet`.
-pub fn spawn(
+pub(crate) fn spawn(
     index: usize,
     spec: ScriptSpec,
     stats: SharedStats,

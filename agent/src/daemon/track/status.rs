@@ -10,7 +10,7 @@ use crate::{
 
 /// The status of one tracker of one instance, as `xvrrp status` shows it.
 #[derive(Clone, Debug)]
-pub struct TrackerStatus {
+pub(crate) struct TrackerStatus {
     /// A name for logs and status (`script chk_nginx`, `interface eth1`...).
     pub label: String,
     /// What is tracked.
@@ -35,7 +35,7 @@ pub struct TrackerStatus {
 
 impl TrackerStatus {
     /// The status before any report: what the core assumes at start.
-    pub fn new(plan: &TrackerPlan, core: &vrrp::Tracker, stats: SharedStats) -> Self {
+    pub(crate) fn new(plan: &TrackerPlan, core: &vrrp::Tracker, stats: SharedStats) -> Self {
         let mut s = Self {
             label: plan.label.clone(),
             kind: kind_of(&plan.source),
@@ -71,7 +71,7 @@ impl TrackerStatus {
     }
 
     /// Records a report of the tracked object and returns the event for this instance's core.
-    pub fn apply(&mut self, u: &TrackerUpdate) -> Event {
+    pub(crate) fn apply(&mut self, u: &TrackerUpdate) -> Event {
         let id = self.core.id;
         self.since = Some(crate::logging::utc_now());
         self.reason = Some(u.reason.clone());
@@ -96,7 +96,7 @@ impl TrackerStatus {
     }
 
     /// The snapshot `xvrrp status` shows.
-    pub fn snapshot(&self) -> TrackerState {
+    pub(crate) fn snapshot(&self) -> TrackerState {
         TrackerState {
             label: self.label.clone(),
             kind: self.kind,
@@ -113,7 +113,7 @@ impl TrackerStatus {
     }
 
     /// A one-line description of the current status, for logs.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let state = if self.disabled {
             "DISABLED".to_owned()
         } else if let Some(v) = self.value {

@@ -10,7 +10,7 @@ use crate::{
 
 /// Identity of a tracked object: its kind and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ObjectKey {
+pub(super) enum ObjectKey {
     /// `vrrp_script NAME`.
     Script(String),
     /// `track_interface` entry.
@@ -36,7 +36,7 @@ impl ObjectKey {
 }
 
 /// The kind of a tracker, as `xvrrp status` shows it.
-pub fn kind_of(source: &TrackerSource) -> TrackerKind {
+pub(super) fn kind_of(source: &TrackerSource) -> TrackerKind {
     match source {
         TrackerSource::Script(_) => TrackerKind::Script,
         TrackerSource::Interface(_) => TrackerKind::Interface,
@@ -48,7 +48,7 @@ pub fn kind_of(source: &TrackerSource) -> TrackerKind {
 
 /// A status change of one object, from its watcher.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrackerUpdate {
+pub(crate) struct TrackerUpdate {
     /// Index of the object in the [`Registry`].
     pub object: usize,
     /// New status (for a valued object: its value is 0).
@@ -64,7 +64,7 @@ pub struct TrackerUpdate {
 
 impl TrackerUpdate {
     /// An up/down report.
-    pub fn status(object: usize, up: bool, reason: impl Into<String>) -> Self {
+    pub(crate) fn status(object: usize, up: bool, reason: impl Into<String>) -> Self {
         Self {
             object,
             up,
@@ -75,7 +75,7 @@ impl TrackerUpdate {
     }
 
     /// A value report (`track_file`).
-    pub fn value(object: usize, value: i32, reason: impl Into<String>) -> Self {
+    pub(crate) fn value(object: usize, value: i32, reason: impl Into<String>) -> Self {
         Self {
             object,
             up: value == 0,
@@ -86,7 +86,7 @@ impl TrackerUpdate {
     }
 
     /// The object is disabled: it stops counting.
-    pub fn disabled(object: usize, reason: impl Into<String>) -> Self {
+    pub(crate) fn disabled(object: usize, reason: impl Into<String>) -> Self {
         Self {
             object,
             up: true,
@@ -101,16 +101,16 @@ impl TrackerUpdate {
 /// the number of matching processes, the link state...), shared between its watcher and the
 /// status of every instance that tracks it.
 #[derive(Clone, Debug, Default)]
-pub struct SharedStats(Rc<RefCell<TrackerDetails>>);
+pub(crate) struct SharedStats(Rc<RefCell<TrackerDetails>>);
 
 impl SharedStats {
     /// Changes the details.
-    pub fn update(&self, f: impl FnOnce(&mut TrackerDetails)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut TrackerDetails)) {
         f(&mut self.0.borrow_mut());
     }
 
     /// A copy of the details.
-    pub fn get(&self) -> TrackerDetails {
+    pub(crate) fn get(&self) -> TrackerDetails {
         self.0.borrow().clone()
     }
 }
