@@ -13,6 +13,7 @@ pub mod bench;
 pub mod do_double;
 pub mod forge;
 pub mod lab;
+pub mod site;
 pub mod vlan;
 
 use std::{

@@ -1,0 +1,266 @@
+//! Shared set-up of the `listen_*` tests and of `cargo xtask bench failover`: the tutorial's two
+//! web servers and a client in the namespace lab, xvrrp on both servers with a
+//! `vrrp_track_listen` on port 80, with the tutorial's timers (v2, unicast, PASS, advert_int 1,
+//! priorities 200/100) or v3 with 0.1 s adverts. Agents run with the default receive path (XDP
+//! where it attaches), so the XDP program counts SYNs.
+
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    time::{Duration, Instant, SystemTime},
+};
+
+use crate::{
+    agent::Agent,
+    lab::{self, Host, Lab},
+    wait_until,
+};
+use serde_json::Value;
+
+/// First election, generous for a loaded machine.
+pub const ELECTION: Duration = Duration::from_secs(20);
+/// A failover or a preemption, with a wide margin.
+pub const FAILOVER: Duration = Duration::from_secs(15);
+
+/// Advert timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timers {
+    /// The tutorial: VRRPv2, unicast, PASS auth, advert_int 1.
+    Tutorial,
+    /// VRRPv3, unicast, advert_int 0.1.
+    V3Fast,
+}
+
+/// The tracker block with weight 0 on port 80, and its reference.
+pub fn listen_block(stall: Option<u32>) -> (String, String) {
+    let stall = stall.map_or(String::new(), |s| format!("    stall {s}\n"));
+    (
+        format!("vrrp_track_listen chk_http {{\n    port 80\n    weight 0\n{stall}}}\n"),
+        "    track_listen {\n        chk_http\n    }\n".to_owned(),
+    )
+}
+
+/// A lab with `primary`, `secondary`, `client`, and the virtual IP `.100`.
+pub struct Site {
+    pub lab: Lab,
+    pub primary: Host,
+    pub secondary: Host,
+    pub client: Host,
+    pub vip: Ipv4Addr,
+    pub timers: Timers,
+}
+
+impl Site {
+    pub fn new(timers: Timers) -> Self {
+        let lab = Lab::new();
+        let primary = lab.add_host("primary");
+        let secondary = lab.add_host("secondary");
+        let client = lab.add_host("client");
+        let vip = lab.addr4(100);
+        Self {
+            lab,
+            primary,
+            secondary,
+            client,
+            vip,
+            timers,
+        }
+    }
+
+    /// The instance for `me`, with `top` blocks before it and `extra` lines inside it.
+    pub fn conf(&self, me: &Host, state: &str, prio: u8, top: &str, extra: &str) -> String {
+        let peer = if me.name() == self.primary.name() {
+            &self.secondary
+        } else {
+            &self.primary
+        };
+        let timers = match self.timers {
+            Timers::Tutorial => {
+                "    authentication {\n        auth_type PASS\n        auth_pass password\n    }\n"
+            }
+            Timers::V3Fast => "    version 3\n    advert_int 0.1\n",
+        };
+        format!(
+            "{top}
+vrrp_instance VI_1 {{
+    interface eth1
+    state {state}
+    priority {prio}
+
+    virtual_router_id 33
+    unicast_src_ip {src}
+    unicast_peer {{
+        {peer_ip}
+    }}
+{timers}    virtual_ipaddress {{
+        {vip}/24 dev eth1
+    }}
+{extra}
+}}
+",
+            src = me.ip4(),
+            peer_ip = peer.ip4(),
+            vip = self.vip,
+        )
+    }
+
+    /// xvrrp on both servers (primary MASTER 200, secondary BACKUP 100) with the same blocks.
+    pub fn start(&self, top: &str, extra: &str) -> [Agent; 2] {
+        [
+            Agent::start(
+                self.primary.ns(),
+                &self.conf(&self.primary, "MASTER", 200, top, extra),
+                &[],
+            ),
+            Agent::start(
+                self.secondary.ns(),
+                &self.conf(&self.secondary, "BACKUP", 100, top, extra),
+                &[],
+            ),
+        ]
+    }
+
+    /// Waits until the client reads `body` at the virtual IP (the lab's 500 ms client).
+    pub fn client_sees(&self, body: &str, timeout: Duration) -> Option<Duration> {
+        self.lab.wait_body(&self.client, self.vip, body, timeout)
+    }
+}
+
+/// Both agents' logs, for assertion messages.
+pub fn logs(agents: &[Agent]) -> String {
+    agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("--- agent {i} ---\n{}", a.log()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The first instance's tracker whose label is `label`.
+pub fn tracker(a: &Agent, label: &str) -> Option<Value> {
+    a.tracker(label)
+}
+
+/// Waits until the listen tracker `chk_http` reads the kernel program (`source` "kernel"): the
+/// first verdict comes from a `sock_diag` dump at once, the program (and its listener events) a
+/// moment later.
+pub fn wait_kernel_source(a: &Agent) -> (bool, Value) {
+    a.wait_tracker("listen chk_http", ELECTION, |t| t["source"] == "kernel")
+}
+
+/// Waits until the first instance's state is `state`.
+pub fn wait_state(a: &Agent, state: &str, timeout: Duration) -> bool {
+    a.wait_state(state, timeout).is_some()
+}
+
+/// The VRRP priority of an IPv4 advert from `src` in an Ethernet frame, if it is one.
+pub fn advert_priority(frame: &[u8], src: Ipv4Addr) -> Option<u8> {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != 112 {
+        return None;
+    }
+    if frame[26..30] != src.octets() {
+        return None;
+    }
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame.get(14 + ihl + 2).copied()
+}
+
+/// Starts `tcpdump` on `host`'s eth1 for VRRP (its pcap carries the kernel's timestamps, so
+/// a loaded test process does not distort the figures).
+pub fn capture_vrrp(host: &Host) -> lab::Capture {
+    host.capture("eth1", "proto 112")
+}
+
+/// The kernel timestamp (µs since the epoch) of the first priority-0 advert from `src` in a
+/// capture started with [`capture_vrrp`] (which is stopped first).
+pub fn first_priority_zero_us(cap: &mut lab::Capture, src: Ipv4Addr) -> Option<u64> {
+    // The lab's tcpdump runs without --immediate-mode: packets reach the file in blocks, at the
+    // latest after the 1 s block timeout, and a block still open at SIGINT is lost.
+    std::thread::sleep(Duration::from_millis(1200));
+    cap.stop();
+    let out = std::process::Command::new("tcpdump")
+        .args(["-tt", "-n", "-r"])
+        .arg(cap.file())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let from = format!(" {src} > ");
+    let found = text
+        .lines()
+        .filter(|l| l.contains(&from) && l.contains("prio 0,"))
+        .find_map(|l| {
+            let secs: f64 = l.split_whitespace().next()?.parse().ok()?;
+            Some((secs * 1e6).round() as u64)
+        });
+    if found.is_none() {
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!(
+            "no priority-0 advert from {src} in the capture ({} lines; {}); last: {:?}",
+            lines.len(),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            &lines[lines.len().saturating_sub(3)..]
+        );
+    }
+    found
+}
+
+/// Microseconds since the epoch.
+pub fn unix_us(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+/// When the tracker last saw a listener event (µs since the epoch, from the kernel timestamp).
+pub fn listener_event_us(t: &Value) -> Option<u64> {
+    t["last_listener_event"]["at_unix_us"].as_u64()
+}
+
+/// A client loop in `client`'s namespace with 20 ms connect timeouts and 50 ms read timeouts,
+/// retrying at once: when the body at `vip` first contained `expected`, or `None` after
+/// `timeout`. (The lab's [`Lab::get`] uses 500 ms timeouts, too coarse for sub-second figures.)
+pub fn fast_wait_body(
+    client: &Host,
+    vip: Ipv4Addr,
+    expected: &str,
+    timeout: Duration,
+) -> Option<Instant> {
+    let expected = expected.to_owned();
+    client.ns().run(move || {
+        let deadline = Instant::now() + timeout;
+        let sa = SocketAddr::from((vip, 80));
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect_timeout(&sa, Duration::from_millis(20)) {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+                if s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").is_ok() {
+                    let mut buf = Vec::new();
+                    let _ = s.read_to_end(&mut buf);
+                    if String::from_utf8_lossy(&buf).contains(&expected) {
+                        return Some(Instant::now());
+                    }
+                }
+            }
+            // A refused connect returns at once: without a pause this loop spins a whole CPU
+            // of the two, against the agents being measured. 1 ms is the resolution kept.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    })
+}
+
+/// Sorted copy; median and worst.
+pub fn median_worst(v: &[Duration]) -> (Duration, Duration) {
+    let mut s = v.to_vec();
+    s.sort();
+    if s.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    (s[s.len() / 2], s[s.len() - 1])
+}
+
+/// Waits until `pred` holds on the first instance's status.
+pub fn wait_instance(a: &Agent, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {
+    wait_until(timeout, || {
+        a.status().is_some_and(|s| pred(&s["instances"][0]))
+    })
+}

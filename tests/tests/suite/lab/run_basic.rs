@@ -1,0 +1,573 @@
+//! `xvrrp run` between two namespaces: who is Master, who holds the virtual address, and how
+//! fast it moves when the Master stops (SIGTERM: priority 0, Skew_Time) or dies (SIGKILL:
+//! Master_Down_Interval). Timing bounds are generous: the figures are printed, the benchmarks
+//! measure them properly.
+
+use std::time::{Duration, Instant};
+
+use xvrrp_tests::{
+    agent::{has_addr, Agent},
+    veth, wait_until, Netns,
+};
+
+const VIP: &str = "10.60.0.100";
+
+fn pair() -> (Netns, Netns) {
+    let a = Netns::new("rba");
+    let b = Netns::new("rbb");
+    veth(&a, "eth1", &b, "eth1");
+    a.ip(&["addr", "add", "10.60.0.1/24", "dev", "eth1"]);
+    b.ip(&["addr", "add", "10.60.0.2/24", "dev", "eth1"]);
+    (a, b)
+}
+
+/// The tutorial's keepalived.conf for one server, plus a LAN virtual address.
+fn tutorial(state: &str, prio: u8, src: &str, peer: &str, extra: &str) -> String {
+    format!(
+        r#"vrrp_instance VI_1 {{
+    interface eth1
+    state {state}
+    priority {prio}
+
+    virtual_router_id 33
+    unicast_src_ip {src}
+    unicast_peer {{
+        {peer}
+    }}
+
+    authentication {{
+        auth_type PASS
+        auth_pass password
+    }}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+{extra}}}
+"#
+    )
+}
+
+fn v3_multicast(prio: u8, extra: &str) -> String {
+    format!(
+        r#"vrrp_instance VI_6 {{
+    interface eth1
+    state BACKUP
+    priority {prio}
+    virtual_router_id 51
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+{extra}}}
+"#
+    )
+}
+
+fn holder(a: &Netns, b: &Netns) -> (bool, bool) {
+    (has_addr(a, "eth1", VIP), has_addr(b, "eth1", VIP))
+}
+
+#[test]
+fn tutorial_unicast_pass_master_election_sigterm_handover_and_preemption() {
+    let (a, b) = pair();
+    let mut pa = Agent::start(
+        &a,
+        &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
+        &["--rx", "socket"],
+    );
+    let pb = Agent::start(
+        &b,
+        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", ""),
+        &["--rx", "socket"],
+    );
+
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || holder(&a, &b) == (true, false)),
+        "VIP only on the primary"
+    );
+    let st = pb.status().unwrap();
+    assert_eq!(st["instances"][0]["master_address"], "10.60.0.1");
+
+    // SIGTERM: the Master sends priority 0; the Backup takes over after Skew_Time (0.609 s).
+    let t = Instant::now();
+    assert_eq!(
+        pa.stop_with(libc::SIGTERM),
+        Some(0),
+        "clean exit; log:\n{}",
+        pa.log()
+    );
+    let took = pb
+        .wait_state("Master", Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("{}", pb.log()));
+    eprintln!(
+        "SIGTERM handover took {:?} (Skew_Time 0.609 s)",
+        t.elapsed()
+    );
+    assert!(took < Duration::from_secs(3));
+    assert!(
+        wait_until(Duration::from_secs(3), || holder(&a, &b) == (false, true)),
+        "VIP moved to the secondary"
+    );
+    let c = pb.counters().unwrap();
+    let peer = c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer"] == "10.60.0.1")
+        .unwrap();
+    assert!(
+        peer["counters"]["pri_zero_rcvd"].as_u64().unwrap() >= 1,
+        "priority 0 seen: {c}"
+    );
+
+    // The primary comes back and preempts.
+    pa.restart();
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    assert!(wait_until(Duration::from_secs(5), || holder(&a, &b) == (true, false)));
+}
+
+#[test]
+fn sigkill_of_master_fails_over_within_master_down_interval_and_stale_vip_is_cleaned_at_start() {
+    let (a, b) = pair();
+    let mut pa = Agent::start(
+        &a,
+        &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
+        &["--rx", "socket"],
+    );
+    let pb = Agent::start(
+        &b,
+        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", ""),
+        &["--rx", "socket"],
+    );
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(wait_until(Duration::from_secs(5), || holder(&a, &b) == (true, false)));
+
+    let t = Instant::now();
+    pa.stop_with(libc::SIGKILL);
+    assert!(
+        pb.wait_state("Master", Duration::from_secs(8)).is_some(),
+        "{}",
+        pb.log()
+    );
+    let took = t.elapsed();
+    eprintln!("SIGKILL failover took {took:?} (Master_Down_Interval 3.609 s)");
+    assert!(
+        took > Duration::from_millis(2500),
+        "not before the master is declared down: {took:?}"
+    );
+    assert!(has_addr(&b, "eth1", VIP));
+    assert!(
+        has_addr(&a, "eth1", VIP),
+        "a killed agent cannot clean up: the VIP is left behind"
+    );
+
+    // Restart the old primary with a lower priority: it removes the stale VIP at start and
+    // stays Backup.
+    pa.set_config(&tutorial("BACKUP", 50, "10.60.0.1", "10.60.0.2", ""));
+    pa.restart();
+    assert!(
+        pa.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(!has_addr(&a, "eth1", VIP), "stale VIP removed at start");
+    assert!(pa.log().contains("left behind"), "{}", pa.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(holder(&a, &b), (false, true));
+}
+
+#[test]
+fn nopreempt_backup_does_not_take_back_mastership() {
+    let (a, b) = pair();
+    let extra = "    nopreempt\n";
+    let mut pa = Agent::start(
+        &a,
+        &tutorial("BACKUP", 200, "10.60.0.1", "10.60.0.2", extra),
+        &["--rx", "socket"],
+    );
+    // With both nopreempt, the first to time out wins for good: the primary is let win before
+    // the secondary starts (its lead would otherwise be Master_Down_Interval's 0.39 s minus the
+    // start-up gap).
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    let pb = Agent::start(
+        &b,
+        &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", extra),
+        &["--rx", "socket"],
+    );
+    assert!(pb.wait_state("Backup", Duration::from_secs(5)).is_some());
+    pa.stop_with(libc::SIGTERM);
+    assert!(pb.wait_state("Master", Duration::from_secs(3)).is_some());
+    pa.restart();
+    assert!(pa.wait_state("Backup", Duration::from_secs(5)).is_some());
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        pa.state().as_deref(),
+        Some("Backup"),
+        "nopreempt: the higher priority stays Backup"
+    );
+    assert_eq!(pb.state().as_deref(), Some("Master"));
+    assert_eq!(holder(&a, &b), (false, true));
+}
+
+#[test]
+fn v3_multicast_tenth_second_adverts_fail_over_fast() {
+    let (a, b) = pair();
+    let mut pa = Agent::start(&a, &v3_multicast(200, ""), &["--rx", "socket"]);
+    // The Backup is configured with 1 s adverts: it must adopt the Master's 0.1 s (RFC 5798
+    // 6.4.2), so it times the Master out after 0.36 s, not 3.6 s.
+    let slow = v3_multicast(100, "").replace("advert_int 0.1", "advert_int 1");
+    let pb = Agent::start(&b, &slow, &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(wait_until(Duration::from_secs(3), || holder(&a, &b) == (true, false)));
+    let st = pb.status().unwrap();
+    assert_eq!(
+        st["instances"][0]["master_adver_interval_ms"], 100,
+        "backup adopted the master's interval"
+    );
+
+    let t = Instant::now();
+    pa.stop_with(libc::SIGKILL);
+    assert!(
+        pb.wait_state("Master", Duration::from_secs(3)).is_some(),
+        "{}",
+        pb.log()
+    );
+    let took = t.elapsed();
+    eprintln!("v3 0.1 s SIGKILL failover took {took:?} (Master_Down_Interval 0.361 s)");
+    // Without adoption the Backup's own 1 s interval would give 3.6 s.
+    assert!(
+        took < Duration::from_secs(2),
+        "the adopted interval decides: {took:?}"
+    );
+    assert!(wait_until(Duration::from_secs(2), || has_addr(
+        &b, "eth1", VIP
+    )));
+}
+
+#[test]
+fn a_second_agent_on_the_same_control_socket_is_refused() {
+    let (a, _b) = pair();
+    let pa = Agent::start(&a, &v3_multicast(100, ""), &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", a.name()])
+        .arg(xvrrp_tests::xvrrp_bin())
+        .args(["run", "-f", "/dev/null", "--control-socket"])
+        .arg(pa.socket())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert_eq!(
+        pa.state().as_deref(),
+        Some("Master"),
+        "the first agent is unaffected"
+    );
+}
+
+#[test]
+fn status_answers_every_query_while_timers_and_adverts_keep_the_loop_busy() {
+    // 20 ms adverts: the event loop wakes up ~100 times a second on each side. A control request
+    // must never be lost when a timer or an advert wins the loop's race (cancel safety).
+    let (a, b) = pair();
+    let busy = |prio: u8| v3_multicast(prio, "").replace("advert_int 0.1", "advert_int 0.02");
+    let pa = Agent::start(&a, &busy(200), &["--rx", "socket"]);
+    let _pb = Agent::start(&b, &busy(100), &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    let lost = (0..150).filter(|_| pa.status().is_none()).count();
+    assert_eq!(lost, 0, "status queries lost out of 150:\n{}", pa.log());
+}
+
+fn v3_ipv6_election_and_failover(rx: &str) {
+    let a = Netns::new("r6a");
+    let b = Netns::new("r6b");
+    a.disable_dad();
+    b.disable_dad();
+    veth(&a, "eth1", &b, "eth1");
+    a.ip(&["addr", "add", "fd00:60::1/64", "dev", "eth1", "nodad"]);
+    b.ip(&["addr", "add", "fd00:60::2/64", "dev", "eth1", "nodad"]);
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_instance VI_V6 {{\n    interface eth1\n    priority {prio}\n    virtual_router_id 61\n    \
+             version 3\n    advert_int 0.1\n    virtual_ipaddress {{\n        fd00:60::100/64\n    }}\n}}\n"
+        )
+    };
+    let vip = "fd00:60::100";
+    // Wait for the link-local addresses the adverts are sent from.
+    assert!(wait_until(Duration::from_secs(5), || a
+        .ip(&["-6", "addr", "show", "dev", "eth1", "scope", "link"])
+        .contains("fe80")));
+    let mut pa = Agent::start(&a, &conf(200), &["--rx", rx]);
+    let pb = Agent::start(&b, &conf(100), &["--rx", rx]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    assert!(wait_until(Duration::from_secs(3), || has_addr(
+        &a, "eth1", vip
+    ) && !has_addr(
+        &b, "eth1", vip
+    )));
+    let master = pb.status().unwrap()["instances"][0]["master_address"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        master.starts_with("fe80"),
+        "IPv6 adverts come from the link-local address: {master}"
+    );
+    let t = Instant::now();
+    pa.stop_with(libc::SIGTERM);
+    assert!(
+        pb.wait_state("Master", Duration::from_secs(3)).is_some(),
+        "{}",
+        pb.log()
+    );
+    eprintln!("v3 IPv6 SIGTERM handover took {:?}", t.elapsed());
+    assert!(wait_until(Duration::from_secs(3), || has_addr(
+        &b, "eth1", vip
+    ) && !has_addr(
+        &a, "eth1", vip
+    )));
+}
+
+#[test]
+fn v3_ipv6_multicast_election_and_handover_socket() {
+    v3_ipv6_election_and_failover("socket");
+}
+
+#[test]
+fn v3_ipv6_multicast_election_and_handover_xdp() {
+    v3_ipv6_election_and_failover("xdp");
+}
+
+#[test]
+fn own_interface_down_puts_the_instance_in_fault_unless_dont_track_primary() {
+    let (a, b) = pair();
+    let pa = Agent::start(
+        &a,
+        &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
+        &["--rx", "socket"],
+    );
+    let _pb = Agent::start(
+        &b,
+        &tutorial(
+            "BACKUP",
+            100,
+            "10.60.0.2",
+            "10.60.0.1",
+            "    dont_track_primary\n",
+        ),
+        &["--rx", "socket"],
+    );
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        pa.log()
+    );
+    // The primary's link goes down: keepalived semantics put it in FAULT and release the VIP.
+    a.ip(&["link", "set", "eth1", "down"]);
+    assert!(
+        pa.wait_state("Fault", Duration::from_secs(3)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || !has_addr(&a, "eth1", VIP)),
+        "VIP released in FAULT"
+    );
+    a.ip(&["link", "set", "eth1", "up"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "back after link up:\n{}",
+        pa.log()
+    );
+
+    // With dont_track_primary the secondary ignores its own link: it times out and becomes
+    // Master (nothing is heard), and does not go to FAULT.
+    let (c, d) = pair();
+    let pc = Agent::start(
+        &c,
+        &tutorial(
+            "BACKUP",
+            100,
+            "10.60.0.1",
+            "10.60.0.2",
+            "    dont_track_primary\n",
+        ),
+        &["--rx", "socket"],
+    );
+    c.ip(&["link", "set", "eth1", "down"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_ne!(pc.state().as_deref(), Some("Fault"), "{}", pc.log());
+    drop(d);
+}
+
+#[test]
+fn the_owner_keeps_its_own_address_when_it_stops() {
+    // Priority 255: the VIP is the interface's real address. xvrrp did not add it, so it must
+    // not remove it on shutdown (keepalived's behaviour).
+    let (a, _b) = pair();
+    let conf =
+        "vrrp_instance OWN {\n    interface eth1\n    priority 255\n    virtual_router_id 9\n    \
+                virtual_ipaddress {\n        10.60.0.1/24\n    }\n}\n";
+    let mut pa = Agent::start(&a, conf, &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert_eq!(pa.stop_with(libc::SIGTERM), Some(0));
+    assert!(
+        has_addr(&a, "eth1", "10.60.0.1"),
+        "the owner's own address survives:\n{}",
+        pa.log()
+    );
+}
+
+#[test]
+fn mcast_src_ip_is_the_source_on_the_wire_and_in_the_v3_checksum() {
+    let (a, b) = pair();
+    a.ip(&["addr", "add", "10.60.0.77/24", "dev", "eth1"]); // a secondary address
+    let with_src = v3_multicast(200, "    mcast_src_ip 10.60.0.77\n");
+    let pa = Agent::start(&a, &with_src, &["--rx", "socket"]);
+    let pb = Agent::start(&b, &v3_multicast(100, ""), &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    assert!(
+        pb.wait_state("Backup", Duration::from_secs(5)).is_some(),
+        "{}",
+        pb.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        pb.state().as_deref(),
+        Some("Backup"),
+        "adverts accepted, no dual master"
+    );
+    let st = pb.status().unwrap();
+    assert_eq!(st["instances"][0]["master_address"], "10.60.0.77");
+    let c = pb.counters().unwrap();
+    let bad: u64 = c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["counters"]["checksum_err"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(bad, 0, "{c}");
+}
+
+#[test]
+fn notify_scripts_run_as_script_user_and_respect_script_security() {
+    use std::os::unix::fs::PermissionsExt;
+    let (a, _b) = pair();
+    let dir = xvrrp_tests::agent::TempDir::new("xnotify");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let good = dir.path().join("master.sh");
+    std::fs::write(&good, format!("#!/bin/sh\nid -u > {}/uid\n", out.display())).unwrap();
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bad = dir.path().join("backup.sh");
+    std::fs::write(
+        &bad,
+        format!("#!/bin/sh\ntouch {}/backup-ran\n", out.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let conf = format!(
+        "global_defs {{\n    script_user nobody\n    enable_script_security\n}}\n{}",
+        v3_multicast(
+            200,
+            &format!(
+                "    notify_master {}\n    notify_backup {}\n",
+                good.display(),
+                bad.display()
+            )
+        )
+    );
+    let pa = Agent::start(&a, &conf, &["--rx", "socket"]);
+    assert!(
+        pa.wait_state("Master", Duration::from_secs(5)).is_some(),
+        "{}",
+        pa.log()
+    );
+    let uid_file = out.join("uid");
+    assert!(
+        // The shell creates the file before `id` writes to it: wait for a whole line.
+        wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&uid_file).is_ok_and(|s| s.ends_with('\n'))
+        }),
+        "notify_master ran:\n{}",
+        pa.log()
+    );
+    let uid = std::fs::read_to_string(&uid_file).unwrap();
+    assert_eq!(uid.trim(), "65534", "ran as nobody");
+    // The world-writable notify_backup (run at startup, Initialize -> Backup) was refused.
+    assert!(
+        !out.join("backup-ran").exists(),
+        "an insecure script must not run"
+    );
+    let st = pa.status().unwrap();
+    let recent = st["instances"][0]["notify"]["recent"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        recent
+            .iter()
+            .any(|r| r["state"] == "BACKUP"
+                && r["outcome"].as_str().unwrap_or("").contains("refused")),
+        "{recent:?}"
+    );
+}

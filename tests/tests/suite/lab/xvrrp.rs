@@ -1,0 +1,924 @@
+//! xvrrp in the namespace lab, as a user sees it (issue 3, item 6): two web servers running nginx
+//! ("Primary" / "Secondary") and xvrrp, a client requesting the virtual address, and real
+//! keepalived 2.2.7 peers for interop. Each scenario runs with the tutorial's config (VRRPv2,
+//! unicast, PASS) and with a VRRPv3 multicast config with 0.1 s adverts, over the raw-socket
+//! receive path (`--rx socket`) and over the XDP path (`--rx xdp`).
+//!
+//! Timing bounds are generous (a loaded CI machine); the measured figures are printed.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
+
+use xvrrp::packet::{self, Advert, Auth, EthParams, TxMeta};
+use xvrrp_tests::{
+    agent::Agent,
+    forge::{flood_frames, send_frames},
+    lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, Nginx, State},
+};
+
+/// Which VRRP flavour a scenario runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flavour {
+    /// The tutorial: v2, unicast, PASS, advert_int 1.
+    TutorialV2,
+    /// v3 multicast, advert_int 0.1.
+    V3Fast,
+}
+
+impl Flavour {
+    /// Master_Down_Interval of the priority-100 backup.
+    fn down(self) -> Duration {
+        match self {
+            Flavour::TutorialV2 => Duration::from_micros(3_609_375),
+            Flavour::V3Fast => Duration::from_micros(360_937),
+        }
+    }
+
+    /// Advertisement_Interval.
+    fn interval(self) -> Duration {
+        match self {
+            Flavour::TutorialV2 => Duration::from_secs(1),
+            Flavour::V3Fast => Duration::from_millis(100),
+        }
+    }
+
+    /// Skew_Time of the priority-100 backup.
+    fn skew(self) -> Duration {
+        match self {
+            Flavour::TutorialV2 => Duration::from_micros(609_375),
+            Flavour::V3Fast => Duration::from_micros(60_937),
+        }
+    }
+}
+
+fn conf(
+    f: Flavour,
+    me: &Host,
+    peer: &Host,
+    state: State,
+    prio: u8,
+    vip: Ipv4Addr,
+    extra: &str,
+) -> String {
+    match f {
+        Flavour::TutorialV2 => {
+            let check = me.nginx_check_script("chk_nginx.sh");
+            let c = tutorial_keepalived_conf(
+                state,
+                prio,
+                me.ip4(),
+                peer.ip4(),
+                check.to_str().unwrap(),
+                None,
+            );
+            with_instance_block(
+                &c,
+                &format!("virtual_ipaddress {{\n    {vip}/24 dev eth1\n}}\n{extra}"),
+            )
+        }
+        Flavour::V3Fast => {
+            let state = if state == State::Master {
+                "MASTER"
+            } else {
+                "BACKUP"
+            };
+            format!(
+                "vrrp_instance VI_6 {{\n    interface eth1\n    state {state}\n    priority {prio}\n    \
+                 virtual_router_id 51\n    version 3\n    advert_int 0.1\n    \
+                 virtual_ipaddress {{\n        {vip}/24 dev eth1\n    }}\n{extra}}}\n"
+            )
+        }
+    }
+}
+
+/// One server's VRRP speaker: xvrrp or keepalived.
+enum Speaker {
+    X(Agent),
+    K(Keepalived),
+}
+
+impl Speaker {
+    fn log(&self) -> String {
+        match self {
+            Speaker::X(a) => a.log(),
+            Speaker::K(k) => k.log(),
+        }
+    }
+
+    /// Graceful stop: priority 0 from a Master.
+    fn stop(&mut self) {
+        match self {
+            Speaker::X(a) => assert_eq!(a.stop_with(libc::SIGTERM), Some(0), "{}", a.log()),
+            Speaker::K(k) => k.stop(),
+        }
+    }
+
+    /// A crash: SIGKILL.
+    fn kill(&mut self) {
+        match self {
+            Speaker::X(a) => {
+                a.stop_with(libc::SIGKILL);
+            }
+            Speaker::K(k) => k.kill(),
+        }
+    }
+
+    fn start(&mut self) {
+        match self {
+            Speaker::X(a) => a.restart(),
+            Speaker::K(k) => k.start(),
+        }
+    }
+}
+
+struct Site {
+    lab: Lab,
+    hosts: [Host; 2],
+    client: Host,
+    vip: Ipv4Addr,
+    _web: [Nginx; 2],
+    vrrp: [Speaker; 2],
+}
+
+impl Site {
+    /// Two servers (index 0 primary, priority 200; index 1 secondary, 100) and a client.
+    /// `keepalived[i]` puts keepalived instead of xvrrp on server i.
+    fn new(f: Flavour, rx: &str, keepalived: [bool; 2], extra: &str) -> Site {
+        Site::new_edited(f, rx, keepalived, extra, |_, c| c)
+    }
+
+    /// [`Site::new`], with each server's config passed through `edit` (given the peer's
+    /// address) before it starts.
+    fn new_edited(
+        f: Flavour,
+        rx: &str,
+        keepalived: [bool; 2],
+        extra: &str,
+        edit: impl Fn(Ipv4Addr, String) -> String,
+    ) -> Site {
+        let lab = Lab::new();
+        let p = lab.add_host("primary");
+        let s = lab.add_host("secondary");
+        let client = lab.add_host("client");
+        let vip = lab.addr4(100);
+        let web = [
+            p.start_nginx("<h1>Primary</h1>\n"),
+            s.start_nginx("<h1>Secondary</h1>\n"),
+        ];
+        let confs = [
+            edit(s.ip4(), conf(f, &p, &s, State::Master, 200, vip, extra)),
+            edit(p.ip4(), conf(f, &s, &p, State::Backup, 100, vip, extra)),
+        ];
+        let hosts = [p, s];
+        let mk = |i: usize| {
+            if keepalived[i] {
+                Speaker::K(hosts[i].start_keepalived(&confs[i]))
+            } else {
+                Speaker::X(Agent::start(hosts[i].ns(), &confs[i], &["--rx", rx]))
+            }
+        };
+        let vrrp = [mk(0), mk(1)];
+        let site = Site {
+            lab,
+            hosts,
+            client,
+            vip,
+            _web: web,
+            vrrp,
+        };
+        site.expect("start", Instant::now(), "Primary", Duration::from_secs(20));
+        for v in &site.vrrp {
+            if let Speaker::X(a) = v {
+                let st = a.status().unwrap();
+                let path = st["rx"][0]["path"].as_str().unwrap_or("").to_owned();
+                assert_eq!(
+                    path.starts_with("xdp"),
+                    rx == "xdp",
+                    "receive path {path} for --rx {rx}: {st}"
+                );
+            }
+        }
+        site
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- primary ---\n{}\n--- secondary ---\n{}",
+            self.vrrp[0].log(),
+            self.vrrp[1].log()
+        )
+    }
+
+    /// Waits until the client gets `body` from the VIP; prints and returns the time since `t0`.
+    fn expect(&self, what: &str, t0: Instant, body: &str, timeout: Duration) -> Duration {
+        if self
+            .lab
+            .wait_body(&self.client, self.vip, body, timeout)
+            .is_none()
+        {
+            panic!(
+                "{what}: the client never got {body} from {}:\n{}",
+                self.vip,
+                self.logs()
+            );
+        }
+        let took = t0.elapsed();
+        eprintln!("[{what}] client sees {body} after {took:?}");
+        took
+    }
+
+    fn holder(&self) -> [bool; 2] {
+        [
+            self.hosts[0].has_addr(self.vip),
+            self.hosts[1].has_addr(self.vip),
+        ]
+    }
+}
+
+/// a–d: election, SIGKILL failover, SIGTERM handover, return and preemption.
+fn failover_scenarios(f: Flavour, rx: &str) {
+    let mut site = Site::new(f, rx, [false, false], "");
+    assert_eq!(
+        site.holder(),
+        [true, false],
+        "only the primary holds the VIP:\n{}",
+        site.logs()
+    );
+
+    // b. SIGKILL of the Master's agent: the Backup answers within Master_Down_Interval + margin.
+    let t = Instant::now();
+    site.vrrp[0].kill();
+    let took = site.expect(
+        "SIGKILL master",
+        t,
+        "Secondary",
+        f.down() + Duration::from_secs(5),
+    );
+    // The Backup's timer runs from the last advert it received, which may be up to one
+    // interval older than the kill.
+    assert!(
+        took + Duration::from_millis(50) >= f.down() - f.interval(),
+        "not before Master_Down_Interval: {took:?}"
+    );
+
+    // d. The primary comes back (removing the VIP its killed agent left) and preempts.
+    let t = Instant::now();
+    site.vrrp[0].start();
+    site.expect("primary restarted", t, "Primary", Duration::from_secs(15));
+
+    // c. SIGTERM: priority 0, the Backup takes over within Skew_Time + margin.
+    let t = Instant::now();
+    site.vrrp[0].stop();
+    site.expect(
+        "SIGTERM master",
+        t,
+        "Secondary",
+        f.skew() + Duration::from_secs(2),
+    );
+    assert_eq!(
+        site.holder(),
+        [false, true],
+        "the stopped primary released the VIP"
+    );
+
+    let t = Instant::now();
+    site.vrrp[0].start();
+    site.expect("primary back", t, "Primary", Duration::from_secs(15));
+    assert!(xvrrp_tests::wait_until(Duration::from_secs(5), || site
+        .holder()
+        == [true, false]));
+}
+
+/// d. With `nopreempt` (both BACKUP), the returning primary stays Backup.
+fn nopreempt_scenario(f: Flavour, rx: &str) {
+    let lab = Lab::new();
+    let p = lab.add_host("primary");
+    let s = lab.add_host("secondary");
+    let client = lab.add_host("client");
+    let vip = lab.addr4(100);
+    let _web = [
+        p.start_nginx("<h1>Primary</h1>\n"),
+        s.start_nginx("<h1>Secondary</h1>\n"),
+    ];
+    let mut a = Agent::start(
+        p.ns(),
+        &conf(f, &p, &s, State::Backup, 200, vip, "nopreempt\n"),
+        &["--rx", rx],
+    );
+    // With `nopreempt` on both, whichever Master_Down_Timer fires first wins for good; with the
+    // 0.1 s timers the primary's lead over the secondary's is only ~40 ms, which a busy machine
+    // can eat. The primary is let become Master before the secondary starts.
+    assert!(
+        a.wait_state("Master", Duration::from_secs(10)).is_some(),
+        "{}",
+        a.log()
+    );
+    let b = Agent::start(
+        s.ns(),
+        &conf(f, &s, &p, State::Backup, 100, vip, "nopreempt\n"),
+        &["--rx", rx],
+    );
+    assert!(
+        lab.wait_body(&client, vip, "Primary", Duration::from_secs(20))
+            .is_some(),
+        "{}",
+        a.log()
+    );
+    // The secondary must be receiving (its XDP attach and instance start follow the control
+    // socket that Agent::start waits for) before the primary says goodbye.
+    assert!(
+        b.wait_state("Backup", Duration::from_secs(10)).is_some(),
+        "{}",
+        b.log()
+    );
+    a.stop_with(libc::SIGTERM);
+    assert!(
+        lab.wait_body(&client, vip, "Secondary", Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        b.log()
+    );
+    a.restart();
+    assert!(a.wait_state("Backup", Duration::from_secs(5)).is_some());
+    std::thread::sleep(f.down() * 2);
+    assert_eq!(
+        a.state().as_deref(),
+        Some("Backup"),
+        "nopreempt: no preemption\n{}",
+        a.log()
+    );
+    assert_eq!(
+        lab.get(&client, vip)
+            .as_deref()
+            .map(|b| b.contains("Secondary")),
+        Some(true)
+    );
+}
+
+/// e. Interop with keepalived 2.2.7: `ka_primary` puts keepalived on the primary (and xvrrp on
+/// the secondary), else the other way round; the Master fails over both ways.
+fn interop_scenario(f: Flavour, rx: &str, ka_primary: bool) {
+    let mut site = Site::new(f, rx, [ka_primary, !ka_primary], "");
+    // The primary leaves (priority 0): the secondary takes over.
+    let t = Instant::now();
+    site.vrrp[0].stop();
+    site.expect(
+        "interop: primary stops",
+        t,
+        "Secondary",
+        f.skew() + Duration::from_secs(3),
+    );
+    // It comes back and preempts.
+    let t = Instant::now();
+    site.vrrp[0].start();
+    site.expect(
+        "interop: primary returns",
+        t,
+        "Primary",
+        Duration::from_secs(15),
+    );
+    // The primary crashes: the secondary times it out.
+    let t = Instant::now();
+    site.vrrp[0].kill();
+    site.expect(
+        "interop: primary crashes",
+        t,
+        "Secondary",
+        f.down() + Duration::from_secs(5),
+    );
+    // The secondary now leaves while the primary is down and comes back... and the primary
+    // returns: it preempts the secondary.
+    let t = Instant::now();
+    site.vrrp[0].start();
+    site.expect(
+        "interop: primary back after crash",
+        t,
+        "Primary",
+        Duration::from_secs(15),
+    );
+    if let Speaker::X(a) = &site.vrrp[usize::from(ka_primary)] {
+        let c = a.counters().unwrap();
+        let peer = site.hosts[usize::from(!ka_primary)].ip4().to_string();
+        let row = c["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["peer"] == peer.as_str());
+        let row = row.unwrap_or_else(|| panic!("no counters for keepalived peer {peer}: {c}"));
+        assert!(row["counters"]["advert_rcvd"].as_u64().unwrap() > 0, "{c}");
+        let drops: u64 = row["counters"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| *k != "advert_rcvd" && *k != "pri_zero_rcvd")
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(drops, 0, "keepalived's adverts pass every check: {c}");
+    }
+}
+
+fn frame(advert: &Advert, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, dst_mac: [u8; 6]) -> Vec<u8> {
+    let mut meta = TxMeta::new(IpAddr::V4(src), IpAddr::V4(dst));
+    meta.ttl = ttl;
+    let eth = EthParams {
+        dst_mac,
+        src_mac: [0x02, 0, 0, 0, 0, 0x66],
+        vlan: None,
+    };
+    packet::build_frame(advert, &meta, &eth).unwrap()
+}
+
+fn counter(agent: &Agent, peer: &str, name: &str) -> u64 {
+    let c = agent.counters().unwrap();
+    c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["peer"] == peer)
+        .map(|r| r["counters"][name].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// f. Forged adverts from a third host change nothing and are counted under the right reason.
+fn forged_scenario(rx: &str) {
+    // Tutorial (unicast v2 PASS): wrong auth from a spoofed peer, a higher priority from an
+    // unknown source.
+    let site = Site::new(Flavour::TutorialV2, rx, [false, false], "");
+    let attacker = site.lab.add_host("attacker");
+    let Speaker::X(backup) = &site.vrrp[1] else {
+        unreachable!()
+    };
+    let backup_mac = site.hosts[1].ns().mac("eth1");
+    let (p, s) = (site.hosts[0].ip4(), site.hosts[1].ip4());
+    let vip = IpAddr::V4(site.vip);
+    let wrong_auth = Advert::v2(33, 254, vec![vip], 1, Auth::pass("letmein"));
+    let higher = Advert::v2(33, 254, vec![vip], 1, Auth::pass("password"));
+    let frames = vec![
+        frame(&wrong_auth, p, s, 255, backup_mac),
+        frame(&wrong_auth, p, s, 255, backup_mac),
+        frame(&higher, attacker.ip4(), s, 255, backup_mac),
+        frame(&higher, attacker.ip4(), s, 255, backup_mac),
+        frame(&higher, attacker.ip4(), s, 255, backup_mac),
+    ];
+    send_frames(attacker.ns(), "eth1", frames);
+    let p_s = p.to_string();
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(5), || counter(
+            backup,
+            &p_s,
+            "auth_failure"
+        ) == 2
+            && counter(backup, "unknown", "unknown_peer") == 3),
+        "{}",
+        backup.counters().unwrap()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(backup.state().as_deref(), Some("Backup"));
+    assert_eq!(
+        backup.status().unwrap()["instances"][0]["master_address"],
+        p_s.as_str()
+    );
+    assert_eq!(site.holder(), [true, false]);
+    assert!(site
+        .lab
+        .get(&site.client, site.vip)
+        .is_some_and(|b| b.contains("Primary")));
+
+    // v3 multicast: TTL 64 and a bad checksum from an unknown source, both higher priority.
+    let site = Site::new(Flavour::V3Fast, rx, [false, false], "");
+    let attacker = site.lab.add_host("attacker");
+    let Speaker::X(backup) = &site.vrrp[1] else {
+        unreachable!()
+    };
+    let group = Ipv4Addr::new(224, 0, 0, 18);
+    let mcast_mac = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+    let higher = Advert::v3(51, 254, vec![IpAddr::V4(site.vip)], 10);
+    let ttl64 = frame(&higher, attacker.ip4(), group, 64, mcast_mac);
+    let mut bad_sum = frame(&higher, attacker.ip4(), group, 255, mcast_mac);
+    bad_sum[14 + 20 + 6] ^= 0xff;
+    send_frames(
+        attacker.ns(),
+        "eth1",
+        vec![
+            ttl64.clone(),
+            ttl64,
+            bad_sum.clone(),
+            bad_sum.clone(),
+            bad_sum,
+        ],
+    );
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(5), || counter(
+            backup,
+            "unknown",
+            "ip_ttl_err"
+        ) == 2
+            && counter(backup, "unknown", "checksum_err") == 3),
+        "{}",
+        backup.counters().unwrap()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(backup.state().as_deref(), Some("Backup"));
+    assert_eq!(site.holder(), [true, false]);
+    assert!(site
+        .lab
+        .get(&site.client, site.vip)
+        .is_some_and(|b| b.contains("Primary")));
+}
+
+/// keepalived's `unicast_ttl` and each peer's `min_ttl` / `max_ttl`, end to end: both servers
+/// send with TTL 64 and accept 60..=64 from each other (`ka` puts keepalived, which only checks
+/// the range with `check_unicast_src`, on one of them). Adverts at 255 would be outside the
+/// range: the backup would count them as `ip_ttl_err` and become Master as well. Then adverts
+/// forged with the primary's address at TTL 255, 59 and 65 are counted and change nothing.
+fn unicast_ttl_scenario(rx: &str, ka: [bool; 2]) {
+    let site = Site::new_edited(
+        Flavour::TutorialV2,
+        rx,
+        ka,
+        "    unicast_ttl 64\n    check_unicast_src\n",
+        |peer, c| {
+            let line = format!("        {peer}\n");
+            assert!(c.contains(&line), "{c}");
+            c.replace(&line, &format!("        {peer} min_ttl 60 max_ttl 64\n"))
+        },
+    );
+    let p_s = site.hosts[0].ip4().to_string();
+    // Several adverts pass without a failover or a TTL error.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(site.holder(), [true, false], "{}", site.logs());
+    for (i, v) in site.vrrp.iter().enumerate() {
+        if let Speaker::X(a) = v {
+            let st = a.status().unwrap();
+            let want = if i == 0 { "Master" } else { "Backup" };
+            assert_eq!(a.state().as_deref(), Some(want), "{st}\n{}", site.logs());
+            let peer = site.hosts[1 - i].ip4().to_string();
+            assert_eq!(
+                counter(a, &peer, "ip_ttl_err"),
+                0,
+                "{}",
+                a.counters().unwrap()
+            );
+            if i == 1 {
+                assert!(
+                    counter(a, &peer, "advert_rcvd") >= 3,
+                    "{}",
+                    a.counters().unwrap()
+                );
+                assert_eq!(st["instances"][0]["master_address"], p_s.as_str());
+            }
+        }
+    }
+    let Speaker::X(backup) = &site.vrrp[1] else {
+        return;
+    };
+    let attacker = site.lab.add_host("attacker");
+    let backup_mac = site.hosts[1].ns().mac("eth1");
+    let (p, s) = (site.hosts[0].ip4(), site.hosts[1].ip4());
+    let higher = Advert::v2(
+        33,
+        254,
+        vec![IpAddr::V4(site.vip)],
+        1,
+        Auth::pass("password"),
+    );
+    let frames = [255, 255, 59, 59, 65]
+        .into_iter()
+        .map(|ttl| frame(&higher, p, s, ttl, backup_mac))
+        .collect();
+    send_frames(attacker.ns(), "eth1", frames);
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(5), || counter(
+            backup,
+            &p_s,
+            "ip_ttl_err"
+        ) == 5),
+        "{}",
+        backup.counters().unwrap()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(backup.state().as_deref(), Some("Backup"));
+    assert_eq!(site.holder(), [true, false]);
+    assert!(site
+        .lab
+        .get(&site.client, site.vip)
+        .is_some_and(|b| b.contains("Primary")));
+}
+
+#[test]
+fn socket_unicast_ttl_and_peer_ttl_range() {
+    unicast_ttl_scenario("socket", [false, false]);
+}
+
+#[test]
+fn xdp_unicast_ttl_and_peer_ttl_range() {
+    unicast_ttl_scenario("xdp", [false, false]);
+}
+
+#[test]
+fn xdp_unicast_ttl_interop_keepalived_primary() {
+    unicast_ttl_scenario("xdp", [true, false]);
+}
+
+#[test]
+fn xdp_unicast_ttl_interop_keepalived_backup() {
+    unicast_ttl_scenario("xdp", [false, true]);
+}
+
+#[test]
+fn socket_tutorial_v2_failover() {
+    failover_scenarios(Flavour::TutorialV2, "socket");
+}
+
+#[test]
+fn socket_v3_fast_failover() {
+    failover_scenarios(Flavour::V3Fast, "socket");
+}
+
+#[test]
+fn socket_tutorial_v2_nopreempt() {
+    nopreempt_scenario(Flavour::TutorialV2, "socket");
+}
+
+#[test]
+fn socket_v3_fast_nopreempt() {
+    nopreempt_scenario(Flavour::V3Fast, "socket");
+}
+
+#[test]
+fn socket_interop_xvrrp_primary_keepalived_backup_v2() {
+    interop_scenario(Flavour::TutorialV2, "socket", false);
+}
+
+#[test]
+fn socket_interop_keepalived_primary_xvrrp_backup_v2() {
+    interop_scenario(Flavour::TutorialV2, "socket", true);
+}
+
+#[test]
+fn socket_interop_xvrrp_primary_keepalived_backup_v3() {
+    interop_scenario(Flavour::V3Fast, "socket", false);
+}
+
+#[test]
+fn socket_interop_keepalived_primary_xvrrp_backup_v3() {
+    interop_scenario(Flavour::V3Fast, "socket", true);
+}
+
+#[test]
+fn socket_forged_adverts_change_nothing_and_are_counted() {
+    forged_scenario("socket");
+}
+
+#[test]
+fn xdp_tutorial_v2_failover() {
+    failover_scenarios(Flavour::TutorialV2, "xdp");
+}
+
+#[test]
+fn xdp_v3_fast_failover() {
+    failover_scenarios(Flavour::V3Fast, "xdp");
+}
+
+#[test]
+fn xdp_tutorial_v2_nopreempt() {
+    nopreempt_scenario(Flavour::TutorialV2, "xdp");
+}
+
+#[test]
+fn xdp_v3_fast_nopreempt() {
+    nopreempt_scenario(Flavour::V3Fast, "xdp");
+}
+
+#[test]
+fn xdp_interop_xvrrp_primary_keepalived_backup_v2() {
+    interop_scenario(Flavour::TutorialV2, "xdp", false);
+}
+
+#[test]
+fn xdp_interop_keepalived_primary_xvrrp_backup_v2() {
+    interop_scenario(Flavour::TutorialV2, "xdp", true);
+}
+
+#[test]
+fn xdp_interop_xvrrp_primary_keepalived_backup_v3() {
+    interop_scenario(Flavour::V3Fast, "xdp", false);
+}
+
+#[test]
+fn xdp_interop_keepalived_primary_xvrrp_backup_v3() {
+    interop_scenario(Flavour::V3Fast, "xdp", true);
+}
+
+#[test]
+fn xdp_forged_adverts_change_nothing_and_are_counted() {
+    forged_scenario("xdp");
+}
+
+/// The tutorial's keepalived.conf exactly as published (no `virtual_ipaddress`: VRRPv2 adverts
+/// carry no addresses) on a mixed xvrrp / keepalived pair: each accepts the other's adverts, so
+/// there is one Master, and the Backup takes over when it goes.
+fn tutorial_as_is_mixed_pair(rx: &str, ka_primary: bool) {
+    let lab = Lab::new();
+    let p = lab.add_host("primary");
+    let s = lab.add_host("secondary");
+    let conf = |me: &Host, peer: &Host, state, prio| {
+        let check = me.nginx_check_script("chk_nginx.sh");
+        tutorial_keepalived_conf(
+            state,
+            prio,
+            me.ip4(),
+            peer.ip4(),
+            check.to_str().unwrap(),
+            None,
+        )
+    };
+    let _web = [
+        p.start_nginx("<h1>Primary</h1>\n"),
+        s.start_nginx("<h1>Secondary</h1>\n"),
+    ];
+    let (pc, sc) = (
+        conf(&p, &s, State::Master, 200),
+        conf(&s, &p, State::Backup, 100),
+    );
+    let (mut ka, x) = if ka_primary {
+        (
+            p.start_keepalived(&pc),
+            Agent::start(s.ns(), &sc, &["--rx", rx]),
+        )
+    } else {
+        (
+            s.start_keepalived(&sc),
+            Agent::start(p.ns(), &pc, &["--rx", rx]),
+        )
+    };
+    let x_state = if ka_primary { "Backup" } else { "Master" };
+    if ka_primary {
+        // keepalived's `state MASTER` below 255 starts as Backup and takes over after ~3.2 s.
+        let took = ka.wait_log("Entering MASTER STATE", Duration::from_secs(10));
+        assert!(took.is_some(), "{}", ka.log());
+    }
+    assert!(
+        x.wait_state(x_state, Duration::from_secs(10)).is_some(),
+        "{}",
+        x.log()
+    );
+    // Stable for several advert intervals: no dual Master.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        x.state().as_deref(),
+        Some(x_state),
+        "{}\n{}",
+        x.log(),
+        ka.log()
+    );
+    let ka_log = ka.log();
+    let ka_masters = ka_log.matches("Entering MASTER STATE").count();
+    assert_eq!(
+        ka_masters,
+        usize::from(ka_primary),
+        "keepalived's view:\n{ka_log}"
+    );
+    let peer = if ka_primary { p.ip4() } else { s.ip4() }.to_string();
+    let c = x.counters().unwrap();
+    let row = c["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["peer"] == peer.as_str())
+        .cloned();
+    if ka_primary {
+        let row = row.unwrap_or_else(|| panic!("no row for {peer}: {c}"));
+        assert!(row["counters"]["advert_rcvd"].as_u64().unwrap() >= 3, "{c}");
+        assert_eq!(row["counters"]["addr_list_err"], 0, "{c}");
+        // The keepalived primary leaves: xvrrp takes over after Skew_Time.
+        ka.stop();
+        assert!(
+            x.wait_state("Master", Duration::from_secs(3)).is_some(),
+            "{}",
+            x.log()
+        );
+    } else {
+        assert!(
+            !ka_log.contains("invalid ip number count"),
+            "keepalived rejected our adverts:\n{ka_log}"
+        );
+    }
+}
+
+#[test]
+fn socket_tutorial_as_is_keepalived_primary_xvrrp_backup() {
+    tutorial_as_is_mixed_pair("socket", true);
+}
+
+#[test]
+fn socket_tutorial_as_is_xvrrp_primary_keepalived_backup() {
+    tutorial_as_is_mixed_pair("socket", false);
+}
+
+#[test]
+fn xdp_tutorial_as_is_keepalived_primary_xvrrp_backup() {
+    tutorial_as_is_mixed_pair("xdp", true);
+}
+
+#[test]
+fn xdp_tutorial_as_is_xvrrp_primary_keepalived_backup() {
+    tutorial_as_is_mixed_pair("xdp", false);
+}
+
+/// A flood of junk adverts (bad checksum, random-looking sources) from a third host must not
+/// starve the Master's timers: with 0.1 s adverts the Backup would take over after 0.36 s of
+/// silence. Bounded: 3 s or 400k frames.
+///
+/// Over XDP the flood goes to the VRRP group, so both nodes get it, and the kernel drops every
+/// junk frame before userspace. Over the raw-socket path (the fallback) only the Master is
+/// flooded (unicast): a multicast flood that overruns a socket's receive buffer makes the kernel
+/// drop real adverts too, as it does for keepalived; that is what the XDP path is for.
+fn flood_scenario(rx: &str) {
+    let site = Site::new(Flavour::V3Fast, rx, [false, false], "");
+    let attacker = site.lab.add_host("attacker");
+    let Speaker::X(master) = &site.vrrp[0] else {
+        unreachable!()
+    };
+    let Speaker::X(backup) = &site.vrrp[1] else {
+        unreachable!()
+    };
+    let (dst, dst_mac) = if rx == "xdp" {
+        (
+            Ipv4Addr::new(224, 0, 0, 18),
+            [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+        )
+    } else {
+        (site.hosts[0].ip4(), site.hosts[0].ns().mac("eth1"))
+    };
+    let frames: Vec<Vec<u8>> = (0..64u8)
+        .map(|i| {
+            let junk = Advert::v3(51, 254, vec![IpAddr::V4(site.vip)], 10);
+            let mut f = frame(
+                &junk,
+                Ipv4Addr::new(10, 88, 0, 150 + (i % 50)),
+                dst,
+                255,
+                dst_mac,
+            );
+            f[14 + 20 + 6] ^= 0x5a; // bad checksum
+            f
+        })
+        .collect();
+    let before = backup_transitions(backup);
+    let sent = flood_frames(
+        attacker.ns(),
+        "eth1",
+        frames,
+        Duration::from_secs(3),
+        400_000,
+    );
+    eprintln!("[flood {rx}] sent {sent} junk frames");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        master.state().as_deref(),
+        Some("Master"),
+        "{}",
+        master.log()
+    );
+    assert_eq!(
+        backup.state().as_deref(),
+        Some("Backup"),
+        "{}",
+        backup.log()
+    );
+    assert_eq!(
+        backup_transitions(backup),
+        before,
+        "the Backup never took over:\n{}",
+        backup.log()
+    );
+    if rx == "xdp" {
+        let dropped = counter(master, "unknown", "checksum_err");
+        eprintln!("[flood {rx}] master's XDP dropped and counted {dropped} junk frames");
+        assert!(dropped > 1000, "the junk was seen and counted: {dropped}");
+    }
+    assert!(site
+        .lab
+        .get(&site.client, site.vip)
+        .is_some_and(|b| b.contains("Primary")));
+}
+
+/// The Backup's last transition time (changes whenever it transitions).
+fn backup_transitions(a: &Agent) -> String {
+    a.status()
+        .map(|s| s["instances"][0]["last_transition"]["at"].to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn socket_junk_flood_does_not_cause_failover() {
+    flood_scenario("socket");
+}
+
+#[test]
+fn xdp_junk_flood_does_not_cause_failover() {
+    flood_scenario("xdp");
+}

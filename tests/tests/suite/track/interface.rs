@@ -1,0 +1,114 @@
+//! `track_interface` in the namespace lab with the tutorial's timers: a tracked link losing
+//! carrier, going admin down, or disappearing moves mastership (weight 0: FAULT; weighted: the
+//! priority drops below the Backup's), and coming back brings it back. Link state comes from
+//! netlink events.
+
+use std::time::{Duration, Instant};
+
+use xvrrp_tests::lab::Host;
+use xvrrp_tests::site::track::{logs, tracker, wait_instance, Site, ELECTION, FAILOVER};
+
+/// A veth pair `up0` <-> `up0p` inside the host (both up): `up0` is the tracked "uplink"; setting
+/// `up0p` down takes `up0`'s carrier away.
+fn uplink(h: &Host) {
+    h.ns()
+        .ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up0p"]);
+    h.ns().ip(&["link", "set", "up0", "up"]);
+    h.ns().ip(&["link", "set", "up0p", "up"]);
+}
+
+#[test]
+fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
+    let site = Site::new();
+    uplink(&site.primary);
+    let extra = "    track_interface {\n        up0\n    }\n";
+    let agents = site.start("", extra, "", "");
+    assert!(
+        agents[0].wait_state("Master", ELECTION).is_some(),
+        "{}",
+        logs(&agents)
+    );
+    let t = tracker(&agents[0], "interface up0").unwrap();
+    assert_eq!(t["kind"], "interface");
+    assert_eq!(t["link"], "up", "{t}");
+
+    // Carrier lost.
+    let t0 = Instant::now();
+    site.primary.ns().ip(&["link", "set", "up0p", "down"]);
+    assert!(
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
+            == "Fault"),
+        "{}",
+        logs(&agents)
+    );
+    eprintln!("carrier lost -> Fault after {:?}", t0.elapsed());
+    assert!(agents[1].wait_state("Master", FAILOVER).is_some());
+    assert_eq!(
+        tracker(&agents[0], "interface up0").unwrap()["link"],
+        "no carrier"
+    );
+
+    site.primary.ns().ip(&["link", "set", "up0p", "up"]);
+    assert!(
+        agents[0].wait_state("Master", FAILOVER).is_some(),
+        "{}",
+        logs(&agents)
+    );
+
+    // Administratively down, then deleted: down and missing.
+    site.primary.ns().ip(&["link", "set", "up0", "down"]);
+    assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
+        ["state"]
+        == "Fault"));
+    site.primary.ns().ip(&["link", "set", "up0", "up"]);
+    assert!(agents[0].wait_state("Master", FAILOVER).is_some());
+    site.primary.ns().ip(&["link", "del", "up0"]);
+    assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
+        ["state"]
+        == "Fault"));
+    assert_eq!(
+        tracker(&agents[0], "interface up0").unwrap()["link"],
+        "missing"
+    );
+    // Created again under the same name: up.
+    uplink(&site.primary);
+    assert!(
+        agents[0].wait_state("Master", FAILOVER).is_some(),
+        "{}",
+        logs(&agents)
+    );
+}
+
+#[test]
+fn weighted_tracked_link_down_lowers_priority_below_the_backup() {
+    let site = Site::new();
+    uplink(&site.primary);
+    let extra = "    track_interface {\n        up0 weight -150\n    }\n";
+    let agents = site.start("", extra, "", "");
+    assert!(
+        agents[0].wait_state("Master", ELECTION).is_some(),
+        "{}",
+        logs(&agents)
+    );
+    site.primary.ns().ip(&["link", "set", "up0p", "down"]);
+    assert!(
+        agents[1].wait_state("Master", FAILOVER).is_some(),
+        "{}",
+        logs(&agents)
+    );
+    // The primary steps down once the new Master's first advert reaches it.
+    assert!(
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
+            == "Backup"),
+        "{}",
+        logs(&agents)
+    );
+    let i = xvrrp_tests::site::track::instance(&agents[0]).unwrap();
+    assert_eq!(i["effective_priority"], 50);
+    site.primary.ns().ip(&["link", "set", "up0p", "up"]);
+    assert!(
+        agents[0].wait_state("Master", FAILOVER).is_some(),
+        "{}",
+        logs(&agents)
+    );
+}
