@@ -38,6 +38,37 @@ impl Drop for TempDir {
     }
 }
 
+/// The receive path of `xvrrp run` (`--rx`). Labs that must hold on both run over this enum
+/// (`#[rstest]` with `#[values(Rx::Xdp, Rx::Socket)]`), so the matrix is written once per test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rx {
+    /// The XDP program (`--rx xdp`).
+    Xdp,
+    /// The raw-socket fallback (`--rx socket`).
+    Socket,
+}
+
+impl Rx {
+    /// The `--rx` argument.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Rx::Xdp => "xdp",
+            Rx::Socket => "socket",
+        }
+    }
+
+    /// `["--rx", MODE]`, the extra arguments of [`Agent::start`].
+    pub fn args(self) -> [&'static str; 2] {
+        ["--rx", self.arg()]
+    }
+}
+
+impl std::fmt::Display for Rx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.arg())
+    }
+}
+
 /// One running `xvrrp run` in a namespace.
 #[derive(Debug)]
 pub struct Agent {
@@ -60,6 +91,11 @@ impl Agent {
         };
         a.spawn();
         a
+    }
+
+    /// [`Agent::start`] with `--rx RX` and nothing else.
+    pub fn with_rx(ns: &Netns, config: &str, rx: Rx) -> Self {
+        Self::start(ns, config, &rx.args())
     }
 
     fn spawn(&mut self) {

@@ -22,9 +22,10 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
+use rstest::rstest;
 use xvrrp::packet::{build_frame, Advert, EthParams, TxMeta, VlanTag};
 use xvrrp_tests::{
-    agent::Agent,
+    agent::{Agent, Rx},
     forge,
     lab::{Host, Keepalived, Lab},
     vlan::{tags_in_frame_data, VlanAccess},
@@ -108,7 +109,7 @@ fn forged_tagged_adverts(count: usize) -> Vec<Vec<u8>> {
     vec![frame; count]
 }
 
-fn neighbours(rx: &str) {
+fn neighbours(rx: Rx) {
     let lab = Lab::new();
     let a = lab.add_host("a");
     let b = lab.add_host("b");
@@ -128,8 +129,8 @@ fn neighbours(rx: &str) {
         t1.start_keepalived(&keepalived_conf(51, 250, vip_t)),
         t2.start_keepalived(&keepalived_conf(51, 240, vip_t)),
     ];
-    let xa = Agent::start(a.ns(), &xvrrp_conf(200, vip_x), &["--rx", rx]);
-    let xb = Agent::start(b.ns(), &xvrrp_conf(100, vip_x), &["--rx", rx]);
+    let xa = Agent::start(a.ns(), &xvrrp_conf(200, vip_x), &rx.args());
+    let xb = Agent::start(b.ns(), &xvrrp_conf(100, vip_x), &rx.args());
     let logs = |ka: &[Keepalived]| {
         format!(
             "--- xvrrp a ---\n{}\n--- xvrrp b ---\n{}\n--- keepalived a ---\n{}\n--- keepalived b ---\n{}\n--- t1 ---\n{}\n--- t2 ---\n{}\nrelayed (up, down): {:?} {:?}",
@@ -223,7 +224,7 @@ fn neighbours(rx: &str) {
         not_ours_before[0],
         not_ours_after[0]
     );
-    if rx == "xdp" {
+    if rx == Rx::Xdp {
         assert!(
             not_ours_after[1] >= not_ours_before[1] + 40,
             "[xdp] b counted {} -> {} not-ours frames: the tagged ones are missing",
@@ -233,12 +234,9 @@ fn neighbours(rx: &str) {
     }
 }
 
-#[test]
-fn keepalived_pairs_on_another_vrid_and_on_a_vlan_keep_one_master_with_xdp() {
-    neighbours("xdp");
-}
-
-#[test]
-fn keepalived_pairs_on_another_vrid_and_on_a_vlan_keep_one_master_with_socket() {
-    neighbours("socket");
+#[rstest]
+fn keepalived_pairs_on_another_vrid_and_on_a_vlan_keep_one_master(
+    #[values(Rx::Xdp, Rx::Socket)] rx: Rx,
+) {
+    neighbours(rx);
 }

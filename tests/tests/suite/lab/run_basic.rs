@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use rstest::rstest;
 use xvrrp_tests::{
-    agent::{has_addr, Agent},
+    agent::{has_addr, Agent, Rx},
     veth, wait_until, Netns,
 };
 
@@ -74,12 +75,12 @@ fn tutorial_unicast_pass_master_election_sigterm_handover_and_preemption() {
     let mut pa = Agent::start(
         &a,
         &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     let pb = Agent::start(
         &b,
         &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", ""),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
 
     assert!(
@@ -152,12 +153,12 @@ fn sigkill_of_master_fails_over_within_master_down_interval_and_stale_vip_is_cle
     let mut pa = Agent::start(
         &a,
         &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     let pb = Agent::start(
         &b,
         &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", ""),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     assert!(
         pa.wait_state("Master", Duration::from_secs(10)).is_some(),
@@ -207,7 +208,7 @@ fn nopreempt_backup_does_not_take_back_mastership() {
     let mut pa = Agent::start(
         &a,
         &tutorial("BACKUP", 200, "10.60.0.1", "10.60.0.2", extra),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     // With both nopreempt, the first to time out wins for good: the primary is let win before
     // the secondary starts (its lead would otherwise be Master_Down_Interval's 0.39 s minus the
@@ -220,7 +221,7 @@ fn nopreempt_backup_does_not_take_back_mastership() {
     let pb = Agent::start(
         &b,
         &tutorial("BACKUP", 100, "10.60.0.2", "10.60.0.1", extra),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     assert!(pb.wait_state("Backup", Duration::from_secs(5)).is_some());
     pa.stop_with(libc::SIGTERM);
@@ -240,11 +241,11 @@ fn nopreempt_backup_does_not_take_back_mastership() {
 #[test]
 fn v3_multicast_tenth_second_adverts_fail_over_fast() {
     let (a, b) = pair();
-    let mut pa = Agent::start(&a, &v3_multicast(200, ""), &["--rx", "socket"]);
+    let mut pa = Agent::start(&a, &v3_multicast(200, ""), &Rx::Socket.args());
     // The Backup is configured with 1 s adverts: it must adopt the Master's 0.1 s (RFC 5798
     // 6.4.2), so it times the Master out after 0.36 s, not 3.6 s.
     let slow = v3_multicast(100, "").replace("advert_int 0.1", "advert_int 1");
-    let pb = Agent::start(&b, &slow, &["--rx", "socket"]);
+    let pb = Agent::start(&b, &slow, &Rx::Socket.args());
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",
@@ -279,7 +280,7 @@ fn v3_multicast_tenth_second_adverts_fail_over_fast() {
 #[test]
 fn a_second_agent_on_the_same_control_socket_is_refused() {
     let (a, _b) = pair();
-    let pa = Agent::start(&a, &v3_multicast(100, ""), &["--rx", "socket"]);
+    let pa = Agent::start(&a, &v3_multicast(100, ""), &Rx::Socket.args());
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",
@@ -308,8 +309,8 @@ fn status_answers_every_query_while_timers_and_adverts_keep_the_loop_busy() {
     // must never be lost when a timer or an advert wins the loop's race (cancel safety).
     let (a, b) = pair();
     let busy = |prio: u8| v3_multicast(prio, "").replace("advert_int 0.1", "advert_int 0.02");
-    let pa = Agent::start(&a, &busy(200), &["--rx", "socket"]);
-    let _pb = Agent::start(&b, &busy(100), &["--rx", "socket"]);
+    let pa = Agent::start(&a, &busy(200), &Rx::Socket.args());
+    let _pb = Agent::start(&b, &busy(100), &Rx::Socket.args());
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",
@@ -319,7 +320,7 @@ fn status_answers_every_query_while_timers_and_adverts_keep_the_loop_busy() {
     assert_eq!(lost, 0, "status queries lost out of 150:\n{}", pa.log());
 }
 
-fn v3_ipv6_election_and_failover(rx: &str) {
+fn v3_ipv6_election_and_failover(rx: Rx) {
     let a = Netns::new("r6a");
     let b = Netns::new("r6b");
     a.disable_dad();
@@ -338,8 +339,8 @@ fn v3_ipv6_election_and_failover(rx: &str) {
     assert!(wait_until(Duration::from_secs(5), || a
         .ip(&["-6", "addr", "show", "dev", "eth1", "scope", "link"])
         .contains("fe80")));
-    let mut pa = Agent::start(&a, &conf(200), &["--rx", rx]);
-    let pb = Agent::start(&b, &conf(100), &["--rx", rx]);
+    let mut pa = Agent::start(&a, &conf(200), &rx.args());
+    let pb = Agent::start(&b, &conf(100), &rx.args());
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",
@@ -378,14 +379,9 @@ fn v3_ipv6_election_and_failover(rx: &str) {
     )));
 }
 
-#[test]
-fn v3_ipv6_multicast_election_and_handover_socket() {
-    v3_ipv6_election_and_failover("socket");
-}
-
-#[test]
-fn v3_ipv6_multicast_election_and_handover_xdp() {
-    v3_ipv6_election_and_failover("xdp");
+#[rstest]
+fn v3_ipv6_multicast_election_and_handover(#[values(Rx::Xdp, Rx::Socket)] rx: Rx) {
+    v3_ipv6_election_and_failover(rx);
 }
 
 #[test]
@@ -394,7 +390,7 @@ fn own_interface_down_puts_the_instance_in_fault_unless_dont_track_primary() {
     let pa = Agent::start(
         &a,
         &tutorial("MASTER", 200, "10.60.0.1", "10.60.0.2", ""),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     let _pb = Agent::start(
         &b,
@@ -405,7 +401,7 @@ fn own_interface_down_puts_the_instance_in_fault_unless_dont_track_primary() {
             "10.60.0.1",
             "    dont_track_primary\n",
         ),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     assert!(
         pa.wait_state("Master", Duration::from_secs(10)).is_some(),
@@ -442,7 +438,7 @@ fn own_interface_down_puts_the_instance_in_fault_unless_dont_track_primary() {
             "10.60.0.2",
             "    dont_track_primary\n",
         ),
-        &["--rx", "socket"],
+        &Rx::Socket.args(),
     );
     c.ip(&["link", "set", "eth1", "down"]);
     std::thread::sleep(Duration::from_secs(1));
@@ -458,7 +454,7 @@ fn the_owner_keeps_its_own_address_when_it_stops() {
     let conf =
         "vrrp_instance OWN {\n    interface eth1\n    priority 255\n    virtual_router_id 9\n    \
                 virtual_ipaddress {\n        10.60.0.1/24\n    }\n}\n";
-    let mut pa = Agent::start(&a, conf, &["--rx", "socket"]);
+    let mut pa = Agent::start(&a, conf, &Rx::Socket.args());
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",
@@ -477,8 +473,8 @@ fn mcast_src_ip_is_the_source_on_the_wire_and_in_the_v3_checksum() {
     let (a, b) = pair();
     a.ip(&["addr", "add", "10.60.0.77/24", "dev", "eth1"]); // a secondary address
     let with_src = v3_multicast(200, "    mcast_src_ip 10.60.0.77\n");
-    let pa = Agent::start(&a, &with_src, &["--rx", "socket"]);
-    let pb = Agent::start(&b, &v3_multicast(100, ""), &["--rx", "socket"]);
+    let pa = Agent::start(&a, &with_src, &Rx::Socket.args());
+    let pb = Agent::start(&b, &v3_multicast(100, ""), &Rx::Socket.args());
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",
@@ -536,7 +532,7 @@ fn notify_scripts_run_as_script_user_and_respect_script_security() {
             )
         )
     );
-    let pa = Agent::start(&a, &conf, &["--rx", "socket"]);
+    let pa = Agent::start(&a, &conf, &Rx::Socket.args());
     assert!(
         pa.wait_state("Master", Duration::from_secs(5)).is_some(),
         "{}",

@@ -14,8 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rstest::rstest;
 use xvrrp_tests::{
-    agent::Agent,
+    agent::{Agent, Rx},
     lab::{Host, Lab},
     wait_until,
 };
@@ -86,14 +87,14 @@ fn converged(n: u8, a: &Agent, b: &Agent, ha: &Host, hb: &Host) -> bool {
     })
 }
 
-fn scale(n: u8, interval: Duration, rx: &str, hold: Duration) {
+fn scale(n: u8, interval: Duration, rx: Rx, hold: Duration) {
     xvrrp_tests::require_root();
     let lab = Lab::new();
     let ha = lab.add_host("a");
     let hb = lab.add_host("b");
     let int_s = format!("{}", interval.as_secs_f64());
-    let a = Agent::start(ha.ns(), &config(true, n, &int_s), &["--rx", rx]);
-    let mut b = Agent::start(hb.ns(), &config(false, n, &int_s), &["--rx", rx]);
+    let a = Agent::start(ha.ns(), &config(true, n, &int_s), &rx.args());
+    let mut b = Agent::start(hb.ns(), &config(false, n, &int_s), &rx.args());
 
     // Convergence: Master_Down_Interval is ~3.6 intervals; allow generously for start-up.
     let t0 = Instant::now();
@@ -277,37 +278,12 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-#[test]
-fn fifty_vrids_at_100ms_socket() {
-    scale(
-        50,
-        Duration::from_millis(100),
-        "socket",
-        Duration::from_secs(30),
-    );
+#[rstest]
+fn fifty_vrids_at_100ms(#[values(Rx::Xdp, Rx::Socket)] rx: Rx) {
+    scale(50, Duration::from_millis(100), rx, Duration::from_secs(30));
 }
 
-#[test]
-fn fifty_vrids_at_100ms_xdp() {
-    scale(
-        50,
-        Duration::from_millis(100),
-        "xdp",
-        Duration::from_secs(30),
-    );
-}
-
-#[test]
-fn all_255_vrids_at_1s_socket() {
-    scale(
-        255,
-        Duration::from_secs(1),
-        "socket",
-        Duration::from_secs(60),
-    );
-}
-
-#[test]
-fn all_255_vrids_at_1s_xdp() {
-    scale(255, Duration::from_secs(1), "xdp", Duration::from_secs(60));
+#[rstest]
+fn all_255_vrids_at_1s(#[values(Rx::Xdp, Rx::Socket)] rx: Rx) {
+    scale(255, Duration::from_secs(1), rx, Duration::from_secs(60));
 }

@@ -11,16 +11,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rstest::rstest;
 use xvrrp::packet::{self, Advert, Auth, EthParams, TxMeta};
 use xvrrp_tests::{
-    agent::Agent,
+    agent::{Agent, Rx},
     forge::{flood_frames, send_frames},
     lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, Nginx, State},
 };
 
 /// Which VRRP flavour a scenario runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Flavour {
+pub(crate) enum Flavour {
     /// The tutorial: v2, unicast, PASS, advert_int 1.
     TutorialV2,
     /// v3 multicast, advert_int 0.1.
@@ -145,7 +146,7 @@ struct Site {
 impl Site {
     /// Two servers (index 0 primary, priority 200; index 1 secondary, 100) and a client.
     /// `keepalived[i]` puts keepalived instead of xvrrp on server i.
-    fn new(f: Flavour, rx: &str, keepalived: [bool; 2], extra: &str) -> Site {
+    fn new(f: Flavour, rx: Rx, keepalived: [bool; 2], extra: &str) -> Site {
         Site::new_edited(f, rx, keepalived, extra, |_, c| c)
     }
 
@@ -153,7 +154,7 @@ impl Site {
     /// address) before it starts.
     fn new_edited(
         f: Flavour,
-        rx: &str,
+        rx: Rx,
         keepalived: [bool; 2],
         extra: &str,
         edit: impl Fn(Ipv4Addr, String) -> String,
@@ -176,7 +177,7 @@ impl Site {
             if keepalived[i] {
                 Speaker::K(hosts[i].start_keepalived(&confs[i]))
             } else {
-                Speaker::X(Agent::start(hosts[i].ns(), &confs[i], &["--rx", rx]))
+                Speaker::X(Agent::start(hosts[i].ns(), &confs[i], &rx.args()))
             }
         };
         let vrrp = [mk(0), mk(1)];
@@ -195,7 +196,7 @@ impl Site {
                 let path = st["rx"][0]["path"].as_str().unwrap_or("").to_owned();
                 assert_eq!(
                     path.starts_with("xdp"),
-                    rx == "xdp",
+                    rx == Rx::Xdp,
                     "receive path {path} for --rx {rx}: {st}"
                 );
             }
@@ -238,7 +239,7 @@ impl Site {
 }
 
 /// a–d: election, SIGKILL failover, SIGTERM handover, return and preemption.
-fn failover_scenarios(f: Flavour, rx: &str) {
+fn failover_scenarios(f: Flavour, rx: Rx) {
     let mut site = Site::new(f, rx, [false, false], "");
     assert_eq!(
         site.holder(),
@@ -292,7 +293,7 @@ fn failover_scenarios(f: Flavour, rx: &str) {
 }
 
 /// d. With `nopreempt` (both BACKUP), the returning primary stays Backup.
-fn nopreempt_scenario(f: Flavour, rx: &str) {
+fn nopreempt_scenario(f: Flavour, rx: Rx) {
     let lab = Lab::new();
     let p = lab.add_host("primary");
     let s = lab.add_host("secondary");
@@ -305,7 +306,7 @@ fn nopreempt_scenario(f: Flavour, rx: &str) {
     let mut a = Agent::start(
         p.ns(),
         &conf(f, &p, &s, State::Backup, 200, vip, "nopreempt\n"),
-        &["--rx", rx],
+        &rx.args(),
     );
     // With `nopreempt` on both, whichever Master_Down_Timer fires first wins for good; with the
     // 0.1 s timers the primary's lead over the secondary's is only ~40 ms, which a busy machine
@@ -318,7 +319,7 @@ fn nopreempt_scenario(f: Flavour, rx: &str) {
     let b = Agent::start(
         s.ns(),
         &conf(f, &s, &p, State::Backup, 100, vip, "nopreempt\n"),
-        &["--rx", rx],
+        &rx.args(),
     );
     assert!(
         lab.wait_body(&client, vip, "Primary", Duration::from_secs(20))
@@ -359,7 +360,7 @@ fn nopreempt_scenario(f: Flavour, rx: &str) {
 
 /// e. Interop with keepalived 2.2.7: `ka_primary` puts keepalived on the primary (and xvrrp on
 /// the secondary), else the other way round; the Master fails over both ways.
-fn interop_scenario(f: Flavour, rx: &str, ka_primary: bool) {
+fn interop_scenario(f: Flavour, rx: Rx, ka_primary: bool) {
     let mut site = Site::new(f, rx, [ka_primary, !ka_primary], "");
     // The primary leaves (priority 0): the secondary takes over.
     let t = Instant::now();
@@ -442,7 +443,7 @@ fn counter(agent: &Agent, peer: &str, name: &str) -> u64 {
 }
 
 /// f. Forged adverts from a third host change nothing and are counted under the right reason.
-fn forged_scenario(rx: &str) {
+fn forged_scenario(rx: Rx) {
     // Tutorial (unicast v2 PASS): wrong auth from a spoofed peer, a higher priority from an
     // unknown source.
     let site = Site::new(Flavour::TutorialV2, rx, [false, false], "");
@@ -533,7 +534,7 @@ fn forged_scenario(rx: &str) {
 /// the range with `check_unicast_src`, on one of them). Adverts at 255 would be outside the
 /// range: the backup would count them as `ip_ttl_err` and become Master as well. Then adverts
 /// forged with the primary's address at TTL 255, 59 and 65 are counted and change nothing.
-fn unicast_ttl_scenario(rx: &str, ka: [bool; 2]) {
+fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
     let site = Site::new_edited(
         Flavour::TutorialV2,
         rx,
@@ -607,120 +608,10 @@ fn unicast_ttl_scenario(rx: &str, ka: [bool; 2]) {
         .is_some_and(|b| b.contains("Primary")));
 }
 
-#[test]
-fn socket_unicast_ttl_and_peer_ttl_range() {
-    unicast_ttl_scenario("socket", [false, false]);
-}
-
-#[test]
-fn xdp_unicast_ttl_and_peer_ttl_range() {
-    unicast_ttl_scenario("xdp", [false, false]);
-}
-
-#[test]
-fn xdp_unicast_ttl_interop_keepalived_primary() {
-    unicast_ttl_scenario("xdp", [true, false]);
-}
-
-#[test]
-fn xdp_unicast_ttl_interop_keepalived_backup() {
-    unicast_ttl_scenario("xdp", [false, true]);
-}
-
-#[test]
-fn socket_tutorial_v2_failover() {
-    failover_scenarios(Flavour::TutorialV2, "socket");
-}
-
-#[test]
-fn socket_v3_fast_failover() {
-    failover_scenarios(Flavour::V3Fast, "socket");
-}
-
-#[test]
-fn socket_tutorial_v2_nopreempt() {
-    nopreempt_scenario(Flavour::TutorialV2, "socket");
-}
-
-#[test]
-fn socket_v3_fast_nopreempt() {
-    nopreempt_scenario(Flavour::V3Fast, "socket");
-}
-
-#[test]
-fn socket_interop_xvrrp_primary_keepalived_backup_v2() {
-    interop_scenario(Flavour::TutorialV2, "socket", false);
-}
-
-#[test]
-fn socket_interop_keepalived_primary_xvrrp_backup_v2() {
-    interop_scenario(Flavour::TutorialV2, "socket", true);
-}
-
-#[test]
-fn socket_interop_xvrrp_primary_keepalived_backup_v3() {
-    interop_scenario(Flavour::V3Fast, "socket", false);
-}
-
-#[test]
-fn socket_interop_keepalived_primary_xvrrp_backup_v3() {
-    interop_scenario(Flavour::V3Fast, "socket", true);
-}
-
-#[test]
-fn socket_forged_adverts_change_nothing_and_are_counted() {
-    forged_scenario("socket");
-}
-
-#[test]
-fn xdp_tutorial_v2_failover() {
-    failover_scenarios(Flavour::TutorialV2, "xdp");
-}
-
-#[test]
-fn xdp_v3_fast_failover() {
-    failover_scenarios(Flavour::V3Fast, "xdp");
-}
-
-#[test]
-fn xdp_tutorial_v2_nopreempt() {
-    nopreempt_scenario(Flavour::TutorialV2, "xdp");
-}
-
-#[test]
-fn xdp_v3_fast_nopreempt() {
-    nopreempt_scenario(Flavour::V3Fast, "xdp");
-}
-
-#[test]
-fn xdp_interop_xvrrp_primary_keepalived_backup_v2() {
-    interop_scenario(Flavour::TutorialV2, "xdp", false);
-}
-
-#[test]
-fn xdp_interop_keepalived_primary_xvrrp_backup_v2() {
-    interop_scenario(Flavour::TutorialV2, "xdp", true);
-}
-
-#[test]
-fn xdp_interop_xvrrp_primary_keepalived_backup_v3() {
-    interop_scenario(Flavour::V3Fast, "xdp", false);
-}
-
-#[test]
-fn xdp_interop_keepalived_primary_xvrrp_backup_v3() {
-    interop_scenario(Flavour::V3Fast, "xdp", true);
-}
-
-#[test]
-fn xdp_forged_adverts_change_nothing_and_are_counted() {
-    forged_scenario("xdp");
-}
-
 /// The tutorial's keepalived.conf exactly as published (no `virtual_ipaddress`: VRRPv2 adverts
 /// carry no addresses) on a mixed xvrrp / keepalived pair: each accepts the other's adverts, so
 /// there is one Master, and the Backup takes over when it goes.
-fn tutorial_as_is_mixed_pair(rx: &str, ka_primary: bool) {
+fn tutorial_as_is_mixed_pair(rx: Rx, ka_primary: bool) {
     let lab = Lab::new();
     let p = lab.add_host("primary");
     let s = lab.add_host("secondary");
@@ -746,12 +637,12 @@ fn tutorial_as_is_mixed_pair(rx: &str, ka_primary: bool) {
     let (mut ka, x) = if ka_primary {
         (
             p.start_keepalived(&pc),
-            Agent::start(s.ns(), &sc, &["--rx", rx]),
+            Agent::start(s.ns(), &sc, &rx.args()),
         )
     } else {
         (
             s.start_keepalived(&sc),
-            Agent::start(p.ns(), &pc, &["--rx", rx]),
+            Agent::start(p.ns(), &pc, &rx.args()),
         )
     };
     let x_state = if ka_primary { "Backup" } else { "Master" };
@@ -808,26 +699,6 @@ fn tutorial_as_is_mixed_pair(rx: &str, ka_primary: bool) {
     }
 }
 
-#[test]
-fn socket_tutorial_as_is_keepalived_primary_xvrrp_backup() {
-    tutorial_as_is_mixed_pair("socket", true);
-}
-
-#[test]
-fn socket_tutorial_as_is_xvrrp_primary_keepalived_backup() {
-    tutorial_as_is_mixed_pair("socket", false);
-}
-
-#[test]
-fn xdp_tutorial_as_is_keepalived_primary_xvrrp_backup() {
-    tutorial_as_is_mixed_pair("xdp", true);
-}
-
-#[test]
-fn xdp_tutorial_as_is_xvrrp_primary_keepalived_backup() {
-    tutorial_as_is_mixed_pair("xdp", false);
-}
-
 /// A flood of junk adverts (bad checksum, random-looking sources) from a third host must not
 /// starve the Master's timers: with 0.1 s adverts the Backup would take over after 0.36 s of
 /// silence. Bounded: 3 s or 400k frames.
@@ -836,7 +707,7 @@ fn xdp_tutorial_as_is_xvrrp_primary_keepalived_backup() {
 /// junk frame before userspace. Over the raw-socket path (the fallback) only the Master is
 /// flooded (unicast): a multicast flood that overruns a socket's receive buffer makes the kernel
 /// drop real adverts too, as it does for keepalived; that is what the XDP path is for.
-fn flood_scenario(rx: &str) {
+fn flood_scenario(rx: Rx) {
     let site = Site::new(Flavour::V3Fast, rx, [false, false], "");
     let attacker = site.lab.add_host("attacker");
     let Speaker::X(master) = &site.vrrp[0] else {
@@ -845,7 +716,7 @@ fn flood_scenario(rx: &str) {
     let Speaker::X(backup) = &site.vrrp[1] else {
         unreachable!()
     };
-    let (dst, dst_mac) = if rx == "xdp" {
+    let (dst, dst_mac) = if rx == Rx::Xdp {
         (
             Ipv4Addr::new(224, 0, 0, 18),
             [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
@@ -895,7 +766,7 @@ fn flood_scenario(rx: &str) {
         "the Backup never took over:\n{}",
         backup.log()
     );
-    if rx == "xdp" {
+    if rx == Rx::Xdp {
         let dropped = counter(master, "unknown", "checksum_err");
         eprintln!("[flood {rx}] master's XDP dropped and counted {dropped} junk frames");
         assert!(dropped > 1000, "the junk was seen and counted: {dropped}");
@@ -913,12 +784,59 @@ fn backup_transitions(a: &Agent) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn socket_junk_flood_does_not_cause_failover() {
-    flood_scenario("socket");
+// Every scenario runs over both receive paths (`rx`); the flavours and roles as listed.
+
+#[rstest]
+fn unicast_ttl_and_peer_ttl_range(#[values(Rx::Xdp, Rx::Socket)] rx: Rx) {
+    unicast_ttl_scenario(rx, [false, false]);
 }
 
-#[test]
-fn xdp_junk_flood_does_not_cause_failover() {
-    flood_scenario("xdp");
+/// keepalived on the primary (`[true, false]`) or on the backup; over XDP only, as before.
+#[rstest]
+fn unicast_ttl_interop(#[values([true, false], [false, true])] keepalived: [bool; 2]) {
+    unicast_ttl_scenario(Rx::Xdp, keepalived);
+}
+
+#[rstest]
+fn failover(
+    #[values(Rx::Xdp, Rx::Socket)] rx: Rx,
+    #[values(Flavour::TutorialV2, Flavour::V3Fast)] f: Flavour,
+) {
+    failover_scenarios(f, rx);
+}
+
+#[rstest]
+fn nopreempt(
+    #[values(Rx::Xdp, Rx::Socket)] rx: Rx,
+    #[values(Flavour::TutorialV2, Flavour::V3Fast)] f: Flavour,
+) {
+    nopreempt_scenario(f, rx);
+}
+
+/// `keepalived_primary`: keepalived on the primary and xvrrp on the backup, else the reverse.
+#[rstest]
+fn interop(
+    #[values(Rx::Xdp, Rx::Socket)] rx: Rx,
+    #[values(Flavour::TutorialV2, Flavour::V3Fast)] f: Flavour,
+    #[values(true, false)] keepalived_primary: bool,
+) {
+    interop_scenario(f, rx, keepalived_primary);
+}
+
+#[rstest]
+fn forged_adverts_change_nothing_and_are_counted(#[values(Rx::Xdp, Rx::Socket)] rx: Rx) {
+    forged_scenario(rx);
+}
+
+#[rstest]
+fn tutorial_as_is(
+    #[values(Rx::Xdp, Rx::Socket)] rx: Rx,
+    #[values(true, false)] keepalived_primary: bool,
+) {
+    tutorial_as_is_mixed_pair(rx, keepalived_primary);
+}
+
+#[rstest]
+fn junk_flood_does_not_cause_failover(#[values(Rx::Xdp, Rx::Socket)] rx: Rx) {
+    flood_scenario(rx);
 }
