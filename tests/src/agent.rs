@@ -12,7 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{unique, wait_until, xvrrp_bin, Netns};
+use crate::{
+    status::{Counters, Instance, Status, Tracker},
+    unique, wait_until, xvrrp_bin, Netns,
+};
 
 /// A private temporary directory, removed on drop.
 #[derive(Debug)]
@@ -168,34 +171,34 @@ impl Agent {
     }
 
     /// `xvrrp status --json`, or `None` when it does not answer.
-    pub fn status(&self) -> Option<serde_json::Value> {
-        self.query("status")
+    pub fn status(&self) -> Option<Status> {
+        self.query("status").map(Status::from_json)
     }
 
     /// `xvrrp counters --json`, or `None` when it does not answer.
-    pub fn counters(&self) -> Option<serde_json::Value> {
-        self.query("counters")
+    pub fn counters(&self) -> Option<Counters> {
+        self.query("counters").map(Counters::from_json)
+    }
+
+    /// The first instance's status, if it answers.
+    pub fn instance(&self) -> Option<Instance> {
+        self.status().map(|s| s.first())
     }
 
     /// The status of the first instance's tracker whose label is `label`.
-    pub fn tracker(&self, label: &str) -> Option<serde_json::Value> {
-        let st = self.status()?;
-        st["instances"][0]["trackers"]
-            .as_array()?
-            .iter()
-            .find(|t| t["label"] == label)
-            .cloned()
+    pub fn tracker(&self, label: &str) -> Option<Tracker> {
+        self.instance()?.tracker(label)
     }
 
     /// Polls the tracker `label` until `pred` holds on one snapshot of it, for at most
-    /// `timeout`: whether it did, and the last snapshot (`Null` when none was read).
+    /// `timeout`: whether it did, and the last snapshot (`null` when none was read).
     pub fn wait_tracker(
         &self,
         label: &str,
         timeout: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> (bool, serde_json::Value) {
-        let mut last = serde_json::Value::Null;
+        pred: impl Fn(&Tracker) -> bool,
+    ) -> (bool, Tracker) {
+        let mut last = Tracker::default();
         let held = wait_until(timeout, || match self.tracker(label) {
             Some(t) => {
                 let ok = pred(&t);
@@ -223,9 +226,7 @@ impl Agent {
 
     /// State of the first instance (`"Master"`, `"Backup"`, ...), if it answers.
     pub fn state(&self) -> Option<String> {
-        self.status()?["instances"][0]["state"]
-            .as_str()
-            .map(str::to_owned)
+        self.instance()?.state()
     }
 
     /// Waits until the first instance is in `state`; returns how long it took.

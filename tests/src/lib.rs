@@ -14,6 +14,7 @@ pub mod do_double;
 pub mod forge;
 pub mod lab;
 pub mod site;
+pub mod status;
 pub mod vlan;
 
 use std::{

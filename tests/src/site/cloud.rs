@@ -28,7 +28,9 @@ use crate::{
     agent::Agent,
     do_double::{Config, DoDouble, DropletSpec, RecordedRequest, Scope, Service},
     lab::{tutorial_keepalived_conf, with_instance_block, Host, Lab, Nginx, State},
-    must, unique, wait_until,
+    must,
+    status::Cloud,
+    unique, wait_until,
 };
 
 /// The reserved IP (TEST-NET-2).
@@ -369,16 +371,16 @@ impl DoLab {
     }
 
     /// The `cloud` status object of agent `i`.
-    pub fn cloud(&self, i: usize) -> serde_json::Value {
+    pub fn cloud(&self, i: usize) -> Cloud {
         self.agents[i]
-            .status()
-            .map(|s| s["instances"][0]["cloud"].clone())
-            .unwrap_or(serde_json::Value::Null)
+            .instance()
+            .map(|s| s.cloud())
+            .unwrap_or_default()
     }
 
     /// The cloud state string of agent `i`.
     pub fn cloud_state(&self, i: usize) -> String {
-        self.cloud(i)["state"].as_str().unwrap_or("").to_owned()
+        self.cloud(i).state()
     }
 
     /// Waits until agent `i`'s cloud state satisfies `f`.
@@ -515,9 +517,8 @@ pub fn parse_utc(s: &str) -> Option<SystemTime> {
 
 /// When agent `a`'s last transition happened, if it reports one to `to`.
 pub fn last_transition(a: &Agent, to: &str) -> Option<SystemTime> {
-    let s = a.status()?;
-    let t = &s["instances"][0]["last_transition"];
-    (t["to"].as_str() == Some(to))
-        .then(|| t["at"].as_str().and_then(parse_utc))
+    let (t_to, at) = a.instance()?.last_transition();
+    (t_to.as_deref() == Some(to))
+        .then(|| at.as_deref().and_then(parse_utc))
         .flatten()
 }

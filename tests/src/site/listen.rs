@@ -1,8 +1,7 @@
-//! Shared set-up of the `listen_*` tests and of `cargo xtask bench failover`: the tutorial's two
-//! web servers and a client in the namespace lab, xvrrp on both servers with a
-//! `vrrp_track_listen` on port 80, with the tutorial's timers (v2, unicast, PASS, advert_int 1,
-//! priorities 200/100) or v3 with 0.1 s adverts. Agents run with the default receive path (XDP
-//! where it attaches), so the XDP program counts SYNs.
+//! What the `listen` tests and `cargo xtask bench failover` add to the [`Site`](super::Site):
+//! a `vrrp_track_listen` on port 80, the kernel's view of it, captures of the priority-0 advert
+//! and a fast client. Agents run with the default receive path (XDP where it attaches), so the
+//! XDP program counts SYNs.
 
 use std::{
     io::{Read, Write},
@@ -10,26 +9,12 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use super::ELECTION;
 use crate::{
     agent::Agent,
-    lab::{self, Host, Lab},
-    wait_until,
+    lab::{self, Host},
+    status::Tracker,
 };
-use serde_json::Value;
-
-/// First election, generous for a loaded machine.
-pub const ELECTION: Duration = Duration::from_secs(20);
-/// A failover or a preemption, with a wide margin.
-pub const FAILOVER: Duration = Duration::from_secs(15);
-
-/// Advert timers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timers {
-    /// The tutorial: VRRPv2, unicast, PASS auth, advert_int 1.
-    Tutorial,
-    /// VRRPv3, unicast, advert_int 0.1.
-    V3Fast,
-}
 
 /// The tracker block with weight 0 on port 80, and its reference.
 pub fn listen_block(stall: Option<u32>) -> (String, String) {
@@ -40,117 +25,13 @@ pub fn listen_block(stall: Option<u32>) -> (String, String) {
     )
 }
 
-/// A lab with `primary`, `secondary`, `client`, and the virtual IP `.100`.
-pub struct Site {
-    pub lab: Lab,
-    pub primary: Host,
-    pub secondary: Host,
-    pub client: Host,
-    pub vip: Ipv4Addr,
-    pub timers: Timers,
-}
-
-impl Site {
-    pub fn new(timers: Timers) -> Self {
-        let lab = Lab::new();
-        let primary = lab.add_host("primary");
-        let secondary = lab.add_host("secondary");
-        let client = lab.add_host("client");
-        let vip = lab.addr4(100);
-        Self {
-            lab,
-            primary,
-            secondary,
-            client,
-            vip,
-            timers,
-        }
-    }
-
-    /// The instance for `me`, with `top` blocks before it and `extra` lines inside it.
-    pub fn conf(&self, me: &Host, state: &str, prio: u8, top: &str, extra: &str) -> String {
-        let peer = if me.name() == self.primary.name() {
-            &self.secondary
-        } else {
-            &self.primary
-        };
-        let timers = match self.timers {
-            Timers::Tutorial => {
-                "    authentication {\n        auth_type PASS\n        auth_pass password\n    }\n"
-            }
-            Timers::V3Fast => "    version 3\n    advert_int 0.1\n",
-        };
-        format!(
-            "{top}
-vrrp_instance VI_1 {{
-    interface eth1
-    state {state}
-    priority {prio}
-
-    virtual_router_id 33
-    unicast_src_ip {src}
-    unicast_peer {{
-        {peer_ip}
-    }}
-{timers}    virtual_ipaddress {{
-        {vip}/24 dev eth1
-    }}
-{extra}
-}}
-",
-            src = me.ip4(),
-            peer_ip = peer.ip4(),
-            vip = self.vip,
-        )
-    }
-
-    /// xvrrp on both servers (primary MASTER 200, secondary BACKUP 100) with the same blocks.
-    pub fn start(&self, top: &str, extra: &str) -> [Agent; 2] {
-        [
-            Agent::start(
-                self.primary.ns(),
-                &self.conf(&self.primary, "MASTER", 200, top, extra),
-                &[],
-            ),
-            Agent::start(
-                self.secondary.ns(),
-                &self.conf(&self.secondary, "BACKUP", 100, top, extra),
-                &[],
-            ),
-        ]
-    }
-
-    /// Waits until the client reads `body` at the virtual IP (the lab's 500 ms client).
-    pub fn client_sees(&self, body: &str, timeout: Duration) -> Option<Duration> {
-        self.lab.wait_body(&self.client, self.vip, body, timeout)
-    }
-}
-
-/// Both agents' logs, for assertion messages.
-pub fn logs(agents: &[Agent]) -> String {
-    agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("--- agent {i} ---\n{}", a.log()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The first instance's tracker whose label is `label`.
-pub fn tracker(a: &Agent, label: &str) -> Option<Value> {
-    a.tracker(label)
-}
-
 /// Waits until the listen tracker `chk_http` reads the kernel program (`source` "kernel"): the
 /// first verdict comes from a `sock_diag` dump at once, the program (and its listener events) a
 /// moment later.
-pub fn wait_kernel_source(a: &Agent) -> (bool, Value) {
-    a.wait_tracker("listen chk_http", ELECTION, |t| t["source"] == "kernel")
-}
-
-/// Waits until the first instance's state is `state`.
-pub fn wait_state(a: &Agent, state: &str, timeout: Duration) -> bool {
-    a.wait_state(state, timeout).is_some()
+pub fn wait_kernel_source(a: &Agent) -> (bool, Tracker) {
+    a.wait_tracker("listen chk_http", ELECTION, |t| {
+        t.source().as_deref() == Some("kernel")
+    })
 }
 
 /// The VRRP priority of an IPv4 advert from `src` in an Ethernet frame, if it is one.
@@ -211,14 +92,9 @@ pub fn unix_us(t: SystemTime) -> u64 {
         .as_micros() as u64
 }
 
-/// When the tracker last saw a listener event (µs since the epoch, from the kernel timestamp).
-pub fn listener_event_us(t: &Value) -> Option<u64> {
-    t["last_listener_event"]["at_unix_us"].as_u64()
-}
-
 /// A client loop in `client`'s namespace with 20 ms connect timeouts and 50 ms read timeouts,
 /// retrying at once: when the body at `vip` first contained `expected`, or `None` after
-/// `timeout`. (The lab's [`Lab::get`] uses 500 ms timeouts, too coarse for sub-second figures.)
+/// `timeout`. (The lab's [`Lab::get`](crate::lab::Lab::get) uses 500 ms timeouts, too coarse for sub-second figures.)
 pub fn fast_wait_body(
     client: &Host,
     vip: Ipv4Addr,
@@ -256,11 +132,4 @@ pub fn median_worst(v: &[Duration]) -> (Duration, Duration) {
         return (Duration::ZERO, Duration::ZERO);
     }
     (s[s.len() / 2], s[s.len() - 1])
-}
-
-/// Waits until `pred` holds on the first instance's status.
-pub fn wait_instance(a: &Agent, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {
-    wait_until(timeout, || {
-        a.status().is_some_and(|s| pred(&s["instances"][0]))
-    })
 }

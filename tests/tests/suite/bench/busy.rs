@@ -55,7 +55,6 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use serde_json::Value;
 use xvrrp_tests::{
     agent::Agent,
     bench::{self, Impl},
@@ -311,13 +310,12 @@ fn memory(pids: &[i32]) -> (u64, u64) {
         .fold((0, 0), |(r, h), (r2, h2)| (r + r2, h + h2))
 }
 
-fn instance_status(a: &Agent) -> Value {
-    a.status()
-        .map_or(Value::Null, |s| s["instances"][0].clone())
+fn instance_status(a: &Agent) -> xvrrp_tests::status::Instance {
+    a.instance().unwrap_or_default()
 }
 
-fn counter(i: &Value, name: &str) -> u64 {
-    i["counters"][name].as_u64().unwrap_or(0)
+fn counter(i: &xvrrp_tests::status::Instance, name: &str) -> u64 {
+    i.counter(name).unwrap_or(0)
 }
 
 fn logs(a: &Agent, b: &Agent) -> String {
@@ -347,7 +345,9 @@ fn xvrrp_run(lab: &Lab, ha: &Host, hb: &Host, window: Duration) -> (Figures, Loa
         "b never Backup\n{}",
         logs(&a, &b)
     );
-    let (kernel, t) = a.wait_tracker(TRACKER, ELECTION, |t| t["source"] == "kernel");
+    let (kernel, t) = a.wait_tracker(TRACKER, ELECTION, |t| {
+        t.source().as_deref() == Some("kernel")
+    });
     assert!(kernel, "{t}\n{}", logs(&a, &b));
     assert!(
         wait_until(ELECTION, || ha.has_addr(vip) && !hb.has_addr(vip)),
@@ -391,7 +391,7 @@ fn xvrrp_run(lab: &Lab, ha: &Host, hb: &Host, window: Duration) -> (Figures, Loa
     let (ia1, ib1) = (instance_status(&a), instance_status(&b));
     let takeovers = counter(&ib1, "become_master") - counter(&ib0, "become_master");
     let released = counter(&ia1, "release_master") - counter(&ia0, "release_master");
-    let tracker = a.tracker(TRACKER).unwrap_or(Value::Null);
+    let tracker = a.tracker(TRACKER).unwrap_or_default();
     println!(
         "[busy] xvrrp over {:.0} s: CPU a {cpu_master:.3}% b {cpu_backup:.3}%, RSS a {rss_master} KiB \
          (peak {hwm_master}); {j:?}; b become_master +{takeovers}, a release_master +{released}; \
@@ -415,8 +415,18 @@ fn xvrrp_run(lab: &Lab, ha: &Host, hb: &Host, window: Duration) -> (Figures, Loa
         }
     }
     assert!(a.running() && b.running(), "{}", logs(&a, &b));
-    assert_eq!(ia1["state"], "Master", "{ia1}\n{}", logs(&a, &b));
-    assert_eq!(ib1["state"], "Backup", "{ib1}\n{}", logs(&a, &b));
+    assert_eq!(
+        ia1.state().as_deref(),
+        Some("Master"),
+        "{ia1}\n{}",
+        logs(&a, &b)
+    );
+    assert_eq!(
+        ib1.state().as_deref(),
+        Some("Backup"),
+        "{ib1}\n{}",
+        logs(&a, &b)
+    );
     assert_eq!(takeovers, 0, "the Backup took over\n{}", logs(&a, &b));
     assert_eq!(released, 0, "the Master left MASTER\n{}", logs(&a, &b));
     assert_eq!(j.backup_adverts, 0, "the Backup sent adverts: {j:?}");
@@ -425,7 +435,7 @@ fn xvrrp_run(lab: &Lab, ha: &Host, hb: &Host, window: Duration) -> (Figures, Loa
         "the Master advertised another priority: {j:?}"
     );
     assert!(j.samples > 0, "no adverts of the Master in the capture");
-    assert_eq!(tracker["up"], true, "{tracker}");
+    assert_eq!(tracker.up(), Some(true), "{tracker}");
     assert!(ha.has_addr(vip) && !hb.has_addr(vip), "the VIP moved");
     assert!(
         sockets_after >= expected,

@@ -89,11 +89,8 @@ impl Pair {
     fn transitions(&self) -> (u64, u64) {
         match self {
             Pair::X(a, b) => {
-                let count = |x: &Agent, key: &str| {
-                    x.status()
-                        .and_then(|s| s["instances"][0]["counters"][key].as_u64())
-                        .unwrap_or(0)
-                };
+                let count =
+                    |x: &Agent, key: &str| x.instance().and_then(|i| i.counter(key)).unwrap_or(0);
                 (count(a, "release_master"), count(b, "become_master"))
             }
             Pair::K(a, b) => {

@@ -20,10 +20,10 @@ use std::{
 };
 
 use xvrrp_tests::site::listen::{
-    capture_vrrp, fast_wait_body, first_priority_zero_us, listen_block, listener_event_us, logs,
-    median_worst, tracker, unix_us, wait_kernel_source, wait_state, Site, Timers, ELECTION,
-    FAILOVER,
+    capture_vrrp, fast_wait_body, first_priority_zero_us, listen_block, median_worst, unix_us,
+    wait_kernel_source,
 };
+use xvrrp_tests::site::{logs, wait_state, Site, Timers, ELECTION, FAILOVER};
 use xvrrp_tests::{
     agent::Agent,
     bench::{self, Impl},
@@ -147,8 +147,9 @@ fn run_variant(v: Variant, runs: u32) -> Vec<Sample> {
         let client_time = seen.duration_since(t0);
         let wire = first_priority_zero_us(&mut cap, site.primary.ip4());
         let closed_us = match &daemons {
-            Daemons::Xvrrp(a) => tracker(&a[0], "listen chk_http")
-                .and_then(|t| listener_event_us(&t))
+            Daemons::Xvrrp(a) => a[0]
+                .tracker("listen chk_http")
+                .and_then(|t| t.last_listener_event_us())
                 .unwrap_or_else(|| unix_us(t0_wall)),
             Daemons::Keepalived(_) => unix_us(t0_wall),
         };

@@ -317,17 +317,19 @@ fn cost_at_rest() {
     // The listen trackers are up; say where their verdicts come from (the kernel program, or a
     // fallback), since that is what is measured.
     for (a, node) in agents.iter().zip(["primary", "secondary"]) {
-        let (_, t) = a.wait_tracker("listen chk_http", ELECTION, |t| t["source"] == "kernel");
+        let (_, t) = a.wait_tracker("listen chk_http", ELECTION, |t| {
+            t.source().as_deref() == Some("kernel")
+        });
         assert_eq!(
-            t["up"],
-            true,
+            t.up(),
+            Some(true),
             "xvrrp {node}: listen tracker not up: {t}\n{}",
             logs()
         );
         eprintln!(
             "xvrrp {node}: listen tracker source {}, rx paths {}",
-            t["source"],
-            a.status().map(|s| s["rx"].to_string()).unwrap_or_default()
+            t.source().unwrap_or_default(),
+            a.status().map(|s| s.rx_text()).unwrap_or_default()
         );
     }
 

@@ -21,9 +21,9 @@ fn nginx_stop_moves_the_reserved_ip_and_back() {
     // The backup probed once at start-up and shows the holder.
     assert!(l.wait_cloud(1, Duration::from_secs(10), |s| s == format!("holder: {A}")));
     let c0 = l.cloud(0);
-    assert_eq!(c0["droplet_id"], A);
-    assert_eq!(c0["reserved_ip"], IP.to_string());
-    assert_eq!(c0["provider"], "digitalocean");
+    assert_eq!(c0.droplet_id(), Some(A));
+    assert_eq!(c0.reserved_ip(), Some(IP.to_string()));
+    assert_eq!(c0.provider().as_deref(), Some("digitalocean"));
     assert_eq!(l.api_requests(1).len(), 1, "{}", l.logs());
 
     let t = Instant::now();
@@ -67,7 +67,7 @@ fn agent_killed_and_restarted() {
         .wait_state("Backup", Duration::from_secs(10))
         .is_some());
     assert!(l.wait_cloud(0, Duration::from_secs(10), |s| s == "ok"));
-    assert!(l.cloud(0)["last_takeover_ms"].as_u64().is_some());
+    assert!(l.cloud(0).last_takeover_ms().is_some());
     assert_eq!((l.posts(0), l.posts(1)), (1, 1), "{}", l.logs());
     l.assert_no_token();
 }
@@ -86,7 +86,7 @@ fn tutorial_master_sh_route_still_works() {
         .count("GET", "/metadata/v1/floating_ip/ipv4/active")
         >= 1));
     assert_eq!(l.double.count("POST", "/v2/"), 0);
-    assert!(l.agents[0].status().unwrap()["instances"][0]["cloud"].is_null());
+    assert!(l.agents[0].status().unwrap().first().cloud().is_none());
 
     l.web[0].stop();
     l.wait_client("nginx stopped (master.sh)", "Secondary");
@@ -100,14 +100,11 @@ fn tutorial_master_sh_route_still_works() {
     assert!(l.wait_holder(A), "{}", l.logs());
     // The notify runs are recorded in status.
     let st = l.agents[1].status().unwrap();
-    let recent = st["instances"][0]["notify"]["recent"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let recent = st.first().notify_recent().unwrap();
     assert!(
         recent
             .iter()
-            .any(|r| r["state"] == "MASTER" && r["outcome"] == "exit status 0"),
+            .any(|(state, outcome)| state == "MASTER" && outcome == "exit status 0"),
         "{recent:?}"
     );
     assert_eq!(l.posts(0), 2, "{}", l.logs());

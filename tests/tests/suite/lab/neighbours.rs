@@ -62,12 +62,7 @@ fn holders(hosts: &[&Host], vip: Ipv4Addr) -> Vec<String> {
 
 /// The `not_ours` count of the agent's interface `eth1`.
 fn not_ours(agent: &Agent) -> Option<u64> {
-    let c = agent.counters()?;
-    c["interfaces"]
-        .as_array()?
-        .iter()
-        .find(|i| i["interface"] == "eth1")?["not_ours"]
-        .as_u64()
+    agent.counters()?.not_ours("eth1")
 }
 
 /// `advert_rcvd` counted for `peer` on VRID 51.
@@ -75,9 +70,9 @@ fn adverts_from(agent: &Agent, peer: Ipv4Addr) -> u64 {
     agent
         .counters()
         .and_then(|c| {
-            c["peers"].as_array()?.iter().find_map(|p| {
-                (p["vrid"] == 51 && p["peer"] == peer.to_string())
-                    .then(|| p["counters"]["advert_rcvd"].as_u64())
+            c.peers().iter().find_map(|p| {
+                (p.vrid() == Some(51) && p.peer() == peer.to_string())
+                    .then(|| p.try_get("advert_rcvd"))
                     .flatten()
             })
         })
@@ -86,12 +81,8 @@ fn adverts_from(agent: &Agent, peer: Ipv4Addr) -> u64 {
 
 /// (state, times it became Master) of the agent's instance.
 fn role(agent: &Agent) -> Option<(String, u64)> {
-    let st = agent.status()?;
-    let i = &st["instances"][0];
-    Some((
-        i["state"].as_str()?.to_owned(),
-        i["counters"]["become_master"].as_u64().unwrap_or(0),
-    ))
+    let i = agent.instance()?;
+    Some((i.state()?, i.counter("become_master").unwrap_or(0)))
 }
 
 /// VLAN-9-tagged VRRPv3 adverts for VRID 51 at priority 254 from a stranger, to the VRRP group

@@ -98,7 +98,7 @@ fn tutorial_unicast_pass_master_election_sigterm_handover_and_preemption() {
         "VIP only on the primary"
     );
     let st = pb.status().unwrap();
-    assert_eq!(st["instances"][0]["master_address"], "10.60.0.1");
+    assert_eq!(st.first().master_address().as_deref(), Some("10.60.0.1"));
 
     // SIGTERM: the Master sends priority 0; the Backup takes over after Skew_Time (0.609 s).
     let t = Instant::now();
@@ -121,14 +121,9 @@ fn tutorial_unicast_pass_master_election_sigterm_handover_and_preemption() {
         "VIP moved to the secondary"
     );
     let c = pb.counters().unwrap();
-    let peer = c["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["peer"] == "10.60.0.1")
-        .unwrap();
+    let peer = c.peer("10.60.0.1").unwrap();
     assert!(
-        peer["counters"]["pri_zero_rcvd"].as_u64().unwrap() >= 1,
+        peer.try_get("pri_zero_rcvd").unwrap() >= 1,
         "priority 0 seen: {c}"
     );
 
@@ -254,7 +249,8 @@ fn v3_multicast_tenth_second_adverts_fail_over_fast() {
     assert!(wait_until(Duration::from_secs(3), || holder(&a, &b) == (true, false)));
     let st = pb.status().unwrap();
     assert_eq!(
-        st["instances"][0]["master_adver_interval_ms"], 100,
+        st.first().master_adver_interval_ms(),
+        Some(100),
         "backup adopted the master's interval"
     );
 
@@ -356,10 +352,12 @@ fn v3_ipv6_election_and_failover(rx: Rx) {
     ) && !has_addr(
         &b, "eth1", vip
     )));
-    let master = pb.status().unwrap()["instances"][0]["master_address"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
+    let master = pb
+        .status()
+        .unwrap()
+        .first()
+        .master_address()
+        .unwrap_or_default();
     assert!(
         master.starts_with("fe80"),
         "IPv6 adverts come from the link-local address: {master}"
@@ -492,14 +490,9 @@ fn mcast_src_ip_is_the_source_on_the_wire_and_in_the_v3_checksum() {
         "adverts accepted, no dual master"
     );
     let st = pb.status().unwrap();
-    assert_eq!(st["instances"][0]["master_address"], "10.60.0.77");
+    assert_eq!(st.first().master_address().as_deref(), Some("10.60.0.77"));
     let c = pb.counters().unwrap();
-    let bad: u64 = c["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["counters"]["checksum_err"].as_u64().unwrap_or(0))
-        .sum();
+    let bad: u64 = c.total("checksum_err");
     assert_eq!(bad, 0, "{c}");
 }
 
@@ -555,15 +548,11 @@ fn notify_scripts_run_as_script_user_and_respect_script_security() {
         "an insecure script must not run"
     );
     let st = pa.status().unwrap();
-    let recent = st["instances"][0]["notify"]["recent"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let recent = st.first().notify_recent().unwrap();
     assert!(
         recent
             .iter()
-            .any(|r| r["state"] == "BACKUP"
-                && r["outcome"].as_str().unwrap_or("").contains("refused")),
+            .any(|(state, outcome)| state == "BACKUP" && outcome.contains("refused")),
         "{recent:?}"
     );
 }

@@ -54,13 +54,15 @@ fn config(is_a: bool, n: u8, interval: &str) -> String {
 /// Per instance: (state, become_master + release_master).
 fn snapshot(agent: &Agent) -> Option<BTreeMap<u8, (String, u64)>> {
     let st = agent.status()?;
-    let list = st["instances"].as_array()?;
+    let list = st.instances();
+    if list.is_empty() {
+        return None;
+    }
     let mut out = BTreeMap::new();
     for i in list {
-        let vrid = u8::try_from(i["vrid"].as_u64()?).ok()?;
-        let state = i["state"].as_str()?.to_owned();
-        let c = &i["counters"];
-        let changes = c["become_master"].as_u64()? + c["release_master"].as_u64()?;
+        let vrid = i.vrid()?;
+        let state = i.state()?;
+        let changes = i.counter("become_master")? + i.counter("release_master")?;
         out.insert(vrid, (state, changes));
     }
     Some(out)
@@ -139,10 +141,7 @@ fn scale(n: u8, interval: Duration, rx: Rx, hold: Duration) {
     assert!(converged(n, &a, &b, &ha, &hb), "VIPs moved during the hold");
     // `xvrrp counters --json` answers at this size too: a row per (VRID, peer) heard, and a
     // only hears b's Masters (the even VRIDs).
-    let rows = a
-        .counters()
-        .and_then(|c| c["peers"].as_array().map(Vec::len))
-        .unwrap_or(0);
+    let rows = a.counters().map(|c| c.peers().len()).unwrap_or(0);
     assert!(
         rows >= usize::from(n) / 2,
         "{n} x {int_s}s ({rx}): counters gave {rows} peer rows"

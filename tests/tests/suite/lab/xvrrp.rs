@@ -16,7 +16,8 @@ use xvrrp::packet::{self, Advert, Auth, EthParams, TxMeta};
 use xvrrp_tests::{
     agent::{Agent, Rx},
     forge::{flood_frames, send_frames},
-    lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, Nginx, State},
+    lab::{tutorial_keepalived_conf, Host, Keepalived, Nginx, State},
+    site::{self, tutorial_conf_with_vip},
 };
 
 /// Which VRRP flavour a scenario runs.
@@ -64,27 +65,9 @@ fn conf(
     extra: &str,
 ) -> String {
     match f {
-        Flavour::TutorialV2 => {
-            let check = me.nginx_check_script("chk_nginx.sh");
-            let c = tutorial_keepalived_conf(
-                state,
-                prio,
-                me.ip4(),
-                peer.ip4(),
-                check.to_str().unwrap(),
-                None,
-            );
-            with_instance_block(
-                &c,
-                &format!("virtual_ipaddress {{\n    {vip}/24 dev eth1\n}}\n{extra}"),
-            )
-        }
+        Flavour::TutorialV2 => tutorial_conf_with_vip(me, peer, state, prio, vip, extra),
         Flavour::V3Fast => {
-            let state = if state == State::Master {
-                "MASTER"
-            } else {
-                "BACKUP"
-            };
+            let state = state.as_str();
             format!(
                 "vrrp_instance VI_6 {{\n    interface eth1\n    state {state}\n    priority {prio}\n    \
                  virtual_router_id 51\n    version 3\n    advert_int 0.1\n    \
@@ -134,13 +117,20 @@ impl Speaker {
     }
 }
 
+/// The shared [`site::Site`] (its lab, servers, client and VIP) with nginx and a VRRP speaker on
+/// each server.
 struct Site {
-    lab: Lab,
-    hosts: [Host; 2],
-    client: Host,
-    vip: Ipv4Addr,
+    base: site::Site,
     _web: [Nginx; 2],
     vrrp: [Speaker; 2],
+}
+
+impl std::ops::Deref for Site {
+    type Target = site::Site;
+
+    fn deref(&self) -> &site::Site {
+        &self.base
+    }
 }
 
 impl Site {
@@ -159,33 +149,21 @@ impl Site {
         extra: &str,
         edit: impl Fn(Ipv4Addr, String) -> String,
     ) -> Site {
-        let lab = Lab::new();
-        let p = lab.add_host("primary");
-        let s = lab.add_host("secondary");
-        let client = lab.add_host("client");
-        let vip = lab.addr4(100);
-        let web = [
-            p.start_nginx("<h1>Primary</h1>\n"),
-            s.start_nginx("<h1>Secondary</h1>\n"),
-        ];
-        let confs = [
-            edit(s.ip4(), conf(f, &p, &s, State::Master, 200, vip, extra)),
-            edit(p.ip4(), conf(f, &s, &p, State::Backup, 100, vip, extra)),
-        ];
-        let hosts = [p, s];
+        let base = site::Site::new(site::Timers::Tutorial);
+        let web = base.start_web();
         let mk = |i: usize| {
+            let (me, state, prio) = base.servers()[i];
+            let peer = base.peer_of(me);
+            let c = edit(peer.ip4(), conf(f, me, peer, state, prio, base.vip, extra));
             if keepalived[i] {
-                Speaker::K(hosts[i].start_keepalived(&confs[i]))
+                Speaker::K(me.start_keepalived(&c))
             } else {
-                Speaker::X(Agent::start(hosts[i].ns(), &confs[i], &rx.args()))
+                Speaker::X(Agent::with_rx(me.ns(), &c, rx))
             }
         };
         let vrrp = [mk(0), mk(1)];
         let site = Site {
-            lab,
-            hosts,
-            client,
-            vip,
+            base,
             _web: web,
             vrrp,
         };
@@ -193,7 +171,7 @@ impl Site {
         for v in &site.vrrp {
             if let Speaker::X(a) = v {
                 let st = a.status().unwrap();
-                let path = st["rx"][0]["path"].as_str().unwrap_or("").to_owned();
+                let path = st.rx_path().unwrap_or_default();
                 assert_eq!(
                     path.starts_with("xdp"),
                     rx == Rx::Xdp,
@@ -230,10 +208,15 @@ impl Site {
         took
     }
 
+    /// Server `i`: 0 the primary, 1 the secondary.
+    fn host(&self, i: usize) -> &Host {
+        self.base.servers()[i].0
+    }
+
     fn holder(&self) -> [bool; 2] {
         [
-            self.hosts[0].has_addr(self.vip),
-            self.hosts[1].has_addr(self.vip),
+            self.host(0).has_addr(self.vip),
+            self.host(1).has_addr(self.vip),
         ]
     }
 }
@@ -294,15 +277,15 @@ fn failover_scenarios(f: Flavour, rx: Rx) {
 
 /// d. With `nopreempt` (both BACKUP), the returning primary stays Backup.
 fn nopreempt_scenario(f: Flavour, rx: Rx) {
-    let lab = Lab::new();
-    let p = lab.add_host("primary");
-    let s = lab.add_host("secondary");
-    let client = lab.add_host("client");
-    let vip = lab.addr4(100);
-    let _web = [
-        p.start_nginx("<h1>Primary</h1>\n"),
-        s.start_nginx("<h1>Secondary</h1>\n"),
-    ];
+    let site = site::Site::new(site::Timers::Tutorial);
+    let (lab, p, s, client, vip) = (
+        &site.lab,
+        &site.primary,
+        &site.secondary,
+        &site.client,
+        site.vip,
+    );
+    let _web = site.start_web();
     let mut a = Agent::start(
         p.ns(),
         &conf(f, &p, &s, State::Backup, 200, vip, "nopreempt\n"),
@@ -401,21 +384,11 @@ fn interop_scenario(f: Flavour, rx: Rx, ka_primary: bool) {
     );
     if let Speaker::X(a) = &site.vrrp[usize::from(ka_primary)] {
         let c = a.counters().unwrap();
-        let peer = site.hosts[usize::from(!ka_primary)].ip4().to_string();
-        let row = c["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["peer"] == peer.as_str());
+        let peer = site.host(usize::from(!ka_primary)).ip4().to_string();
+        let row = c.peer(&peer);
         let row = row.unwrap_or_else(|| panic!("no counters for keepalived peer {peer}: {c}"));
-        assert!(row["counters"]["advert_rcvd"].as_u64().unwrap() > 0, "{c}");
-        let drops: u64 = row["counters"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| *k != "advert_rcvd" && *k != "pri_zero_rcvd")
-            .map(|(_, v)| v.as_u64().unwrap())
-            .sum();
+        assert!(row.try_get("advert_rcvd").unwrap() > 0, "{c}");
+        let drops: u64 = row.sum_except(&["advert_rcvd", "pri_zero_rcvd"]);
         assert_eq!(drops, 0, "keepalived's adverts pass every check: {c}");
     }
 }
@@ -432,14 +405,7 @@ fn frame(advert: &Advert, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, dst_mac: [u8; 6
 }
 
 fn counter(agent: &Agent, peer: &str, name: &str) -> u64 {
-    let c = agent.counters().unwrap();
-    c["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["peer"] == peer)
-        .map(|r| r["counters"][name].as_u64().unwrap_or(0))
-        .sum()
+    agent.counters().unwrap().sum(peer, name)
 }
 
 /// f. Forged adverts from a third host change nothing and are counted under the right reason.
@@ -451,8 +417,8 @@ fn forged_scenario(rx: Rx) {
     let Speaker::X(backup) = &site.vrrp[1] else {
         unreachable!()
     };
-    let backup_mac = site.hosts[1].ns().mac("eth1");
-    let (p, s) = (site.hosts[0].ip4(), site.hosts[1].ip4());
+    let backup_mac = site.host(1).ns().mac("eth1");
+    let (p, s) = (site.host(0).ip4(), site.host(1).ip4());
     let vip = IpAddr::V4(site.vip);
     let wrong_auth = Advert::v2(33, 254, vec![vip], 1, Auth::pass("letmein"));
     let higher = Advert::v2(33, 254, vec![vip], 1, Auth::pass("password"));
@@ -478,8 +444,8 @@ fn forged_scenario(rx: Rx) {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(backup.state().as_deref(), Some("Backup"));
     assert_eq!(
-        backup.status().unwrap()["instances"][0]["master_address"],
-        p_s.as_str()
+        backup.status().unwrap().first().master_address(),
+        Some(p_s.clone())
     );
     assert_eq!(site.holder(), [true, false]);
     assert!(site
@@ -546,7 +512,7 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
             c.replace(&line, &format!("        {peer} min_ttl 60 max_ttl 64\n"))
         },
     );
-    let p_s = site.hosts[0].ip4().to_string();
+    let p_s = site.host(0).ip4().to_string();
     // Several adverts pass without a failover or a TTL error.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(site.holder(), [true, false], "{}", site.logs());
@@ -555,7 +521,7 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
             let st = a.status().unwrap();
             let want = if i == 0 { "Master" } else { "Backup" };
             assert_eq!(a.state().as_deref(), Some(want), "{st}\n{}", site.logs());
-            let peer = site.hosts[1 - i].ip4().to_string();
+            let peer = site.host(1 - i).ip4().to_string();
             assert_eq!(
                 counter(a, &peer, "ip_ttl_err"),
                 0,
@@ -568,7 +534,7 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
                     "{}",
                     a.counters().unwrap()
                 );
-                assert_eq!(st["instances"][0]["master_address"], p_s.as_str());
+                assert_eq!(st.first().master_address(), Some(p_s.clone()));
             }
         }
     }
@@ -576,8 +542,8 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
         return;
     };
     let attacker = site.lab.add_host("attacker");
-    let backup_mac = site.hosts[1].ns().mac("eth1");
-    let (p, s) = (site.hosts[0].ip4(), site.hosts[1].ip4());
+    let backup_mac = site.host(1).ns().mac("eth1");
+    let (p, s) = (site.host(0).ip4(), site.host(1).ip4());
     let higher = Advert::v2(
         33,
         254,
@@ -612,9 +578,8 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
 /// carry no addresses) on a mixed xvrrp / keepalived pair: each accepts the other's adverts, so
 /// there is one Master, and the Backup takes over when it goes.
 fn tutorial_as_is_mixed_pair(rx: Rx, ka_primary: bool) {
-    let lab = Lab::new();
-    let p = lab.add_host("primary");
-    let s = lab.add_host("secondary");
+    let site = site::Site::new(site::Timers::Tutorial);
+    let (p, s) = (&site.primary, &site.secondary);
     let conf = |me: &Host, peer: &Host, state, prio| {
         let check = me.nginx_check_script("chk_nginx.sh");
         tutorial_keepalived_conf(
@@ -626,10 +591,7 @@ fn tutorial_as_is_mixed_pair(rx: Rx, ka_primary: bool) {
             None,
         )
     };
-    let _web = [
-        p.start_nginx("<h1>Primary</h1>\n"),
-        s.start_nginx("<h1>Secondary</h1>\n"),
-    ];
+    let _web = site.start_web();
     let (pc, sc) = (
         conf(&p, &s, State::Master, 200),
         conf(&s, &p, State::Backup, 100),
@@ -674,16 +636,11 @@ fn tutorial_as_is_mixed_pair(rx: Rx, ka_primary: bool) {
     );
     let peer = if ka_primary { p.ip4() } else { s.ip4() }.to_string();
     let c = x.counters().unwrap();
-    let row = c["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["peer"] == peer.as_str())
-        .cloned();
+    let row = c.peer(&peer);
     if ka_primary {
         let row = row.unwrap_or_else(|| panic!("no row for {peer}: {c}"));
-        assert!(row["counters"]["advert_rcvd"].as_u64().unwrap() >= 3, "{c}");
-        assert_eq!(row["counters"]["addr_list_err"], 0, "{c}");
+        assert!(row.try_get("advert_rcvd").unwrap() >= 3, "{c}");
+        assert_eq!(row.try_get("addr_list_err"), Some(0), "{c}");
         // The keepalived primary leaves: xvrrp takes over after Skew_Time.
         ka.stop();
         assert!(
@@ -722,7 +679,7 @@ fn flood_scenario(rx: Rx) {
             [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
         )
     } else {
-        (site.hosts[0].ip4(), site.hosts[0].ns().mac("eth1"))
+        (site.host(0).ip4(), site.host(0).ns().mac("eth1"))
     };
     let frames: Vec<Vec<u8>> = (0..64u8)
         .map(|i| {
@@ -779,8 +736,8 @@ fn flood_scenario(rx: Rx) {
 
 /// The Backup's last transition time (changes whenever it transitions).
 fn backup_transitions(a: &Agent) -> String {
-    a.status()
-        .map(|s| s["instances"][0]["last_transition"]["at"].to_string())
+    a.instance()
+        .map(|i| i.last_transition_at_text())
         .unwrap_or_default()
 }
 

@@ -12,9 +12,9 @@
 use std::time::{Duration, Instant};
 
 use xvrrp_tests::site::listen::{
-    capture_vrrp, first_priority_zero_us, listen_block, listener_event_us, logs, tracker,
-    wait_instance, wait_kernel_source, wait_state, Site, Timers, ELECTION, FAILOVER,
+    capture_vrrp, first_priority_zero_us, listen_block, wait_kernel_source,
 };
+use xvrrp_tests::site::{logs, wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER};
 
 /// The generous bound asserted on listener close -> priority 0 on the wire (the target is
 /// 10 ms; a loaded CI machine gets slack).
@@ -39,37 +39,34 @@ fn stop_start(timers: Timers) {
     );
     let (kernel, t) = wait_kernel_source(&agents[0]);
     assert!(kernel, "{t}\n{}", logs(&agents));
-    assert_eq!(t["kind"], "listen");
-    assert_eq!(t["up"], true, "{t}");
+    assert_eq!(t.kind().as_deref(), Some("listen"));
+    assert_eq!(t.up(), Some(true), "{t}");
     // nginx listens on 0.0.0.0:80 and [::]:80 in this namespace; the Backup's and the decoy's
     // listeners on the same port do not count.
-    assert_eq!(t["ports"][0]["port"], 80, "{t}");
-    assert_eq!(t["ports"][0]["listeners"], 2, "{t}");
+    assert_eq!(t.port(0), Some(80), "{t}");
+    assert_eq!(t.listeners(0), Some(2), "{t}");
 
     // nginx stops on the Master.
     let mut cap = capture_vrrp(&site.primary);
     let t0 = Instant::now();
     web[0].stop();
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Fault")),
         "{}",
         logs(&agents)
     );
     let took = site
         .client_sees("Secondary", FAILOVER)
         .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
-    let t = tracker(&agents[0], "listen chk_http").unwrap();
-    assert_eq!(t["up"], false, "{t}");
-    assert_eq!(t["ports"][0]["listeners"], 0, "{t}");
+    let t = agents[0].tracker("listen chk_http").unwrap();
+    assert_eq!(t.up(), Some(false), "{t}");
+    assert_eq!(t.listeners(0), Some(0), "{t}");
     assert!(
-        t["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no listener on port 80"),
+        t.reason().unwrap().contains("no listener on port 80"),
         "{t}"
     );
-    let closed_us = listener_event_us(&t).expect("a listener event");
+    let closed_us = t.last_listener_event_us().expect("a listener event");
     let wire_us = first_priority_zero_us(&mut cap, site.primary.ip4())
         .expect("a priority-0 advert from the Master");
     let detect = Duration::from_micros(wire_us.saturating_sub(closed_us));
@@ -78,7 +75,7 @@ fn stop_start(timers: Timers) {
         "[{timers:?}] nginx stopped: last listener closed -> priority 0 on the wire {detect:?}; \
          FAULT recorded at {} (listener event at {closed_us} us); client sees Secondary {took:?} \
          after the stop began",
-        st["instances"][0]["last_transition"]["at"]
+        st.first().last_transition_at_text()
     );
     assert!(detect < DETECT_BOUND, "{detect:?}");
     assert!(t0.elapsed() < FAILOVER);
@@ -92,8 +89,8 @@ fn stop_start(timers: Timers) {
     let t1 = Instant::now();
     web[0].start();
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            != "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            != Some("Fault")),
         "{}",
         logs(&agents)
     );
@@ -105,12 +102,12 @@ fn stop_start(timers: Timers) {
         "[{timers:?}] nginx started -> out of FAULT {left_fault:?}, client sees Primary {took:?}"
     );
     assert!(wait_state(&agents[0], "Master", FAILOVER));
-    let t = tracker(&agents[0], "listen chk_http").unwrap();
-    assert_eq!(t["ports"][0]["listeners"], 2, "{t}");
+    let t = agents[0].tracker("listen chk_http").unwrap();
+    assert_eq!(t.listeners(0), Some(2), "{t}");
     // The decoy and the Backup kept their nginx all along.
     assert_eq!(
-        tracker(&agents[1], "listen chk_http").unwrap()["ports"][0]["listeners"],
-        2
+        agents[1].tracker("listen chk_http").unwrap().listeners(0),
+        Some(2)
     );
 }
 
@@ -145,7 +142,7 @@ fn stall(timers: Timers) {
     let took = site
         .client_sees("Secondary", FAILOVER)
         .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
-    let t = tracker(&agents[0], "listen chk_http").unwrap();
+    let t = agents[0].tracker("listen chk_http").unwrap();
     eprintln!(
         "[{timers:?}] nginx stopped (SIGSTOP), stall 2 -> client sees Secondary {took:?}: {t}"
     );
@@ -155,13 +152,10 @@ fn stall(timers: Timers) {
         "{}",
         logs(&agents)
     );
-    assert_eq!(t["up"], false, "{t}");
-    assert!(t["reason"].as_str().unwrap().contains("stalled"), "{t}");
-    assert!(t["ports"][0]["listeners"].as_i64().unwrap() > 0, "{t}");
-    assert!(
-        t["ports"][0]["syns"].as_u64().unwrap() > 0,
-        "XDP counted SYNs: {t}"
-    );
+    assert_eq!(t.up(), Some(false), "{t}");
+    assert!(t.reason().unwrap().contains("stalled"), "{t}");
+    assert!(t.listeners(0).unwrap() > 0, "{t}");
+    assert!(t.syns(0).unwrap() > 0, "XDP counted SYNs: {t}");
     assert!(t0.elapsed() >= Duration::from_secs(2));
 
     // nginx continues: it accepts the queued connections, the stall ends, Primary is back.
@@ -171,8 +165,8 @@ fn stall(timers: Timers) {
         .unwrap_or_else(|| panic!("never Primary again\n{}", logs(&agents)));
     eprintln!("[{timers:?}] nginx continued (SIGCONT) -> client sees Primary {took:?}");
     assert!(wait_state(&agents[0], "Master", FAILOVER));
-    let t = tracker(&agents[0], "listen chk_http").unwrap();
-    assert_eq!(t["up"], true, "{t}");
+    let t = agents[0].tracker("listen chk_http").unwrap();
+    assert_eq!(t.up(), Some(true), "{t}");
 }
 
 #[test]

@@ -4,18 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use xvrrp_tests::site::track::{logs, tracker, wait_instance, Site, ELECTION, FAILOVER};
+use xvrrp_tests::agent::Rx;
+use xvrrp_tests::site::{logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
 
 #[test]
 fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     let file = site.primary.dir().join("state");
     let top = format!(
         "track_file tf {{\n    file {}\n    init_file 0\n}}\n",
         file.display()
     );
     let extra = "    track_file {\n        tf weight 0\n    }\n";
-    let agents = site.start(&top, extra, "", "");
+    let agents = site.start_each(Some(Rx::Socket), [(&top, extra), ("", "")]);
     assert!(
         agents[0].wait_state("Master", ELECTION).is_some(),
         "{}",
@@ -26,23 +27,23 @@ fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
         "0",
         "init_file"
     );
-    let t = tracker(&agents[0], "file tf").unwrap();
-    assert_eq!(t["kind"], "file");
-    assert_eq!(t["value"], 0);
+    let t = agents[0].tracker("file tf").unwrap();
+    assert_eq!(t.kind().as_deref(), Some("file"));
+    assert_eq!(t.value(), Some(0));
 
     let t0 = Instant::now();
     std::fs::write(&file, "1\n").unwrap();
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Fault")),
         "{}",
         logs(&agents)
     );
     eprintln!("file written -> Fault after {:?}", t0.elapsed());
     assert!(agents[1].wait_state("Master", FAILOVER).is_some());
-    let t = tracker(&agents[0], "file tf").unwrap();
-    assert_eq!(t["up"], false, "{t}");
-    assert_eq!(t["value"], 1, "{t}");
+    let t = agents[0].tracker("file tf").unwrap();
+    assert_eq!(t.up(), Some(false), "{t}");
+    assert_eq!(t.value(), Some(1), "{t}");
 
     // Replaced by a rename (how configuration tools write files): seen too.
     let tmp = site.primary.dir().join("state.tmp");
@@ -58,8 +59,9 @@ fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
     // Written again, then deleted: a missing file reads as 0.
     std::fs::write(&file, "7").unwrap();
     assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
-        ["state"]
-        == "Fault"));
+        .state()
+        .as_deref()
+        == Some("Fault")));
     std::fs::remove_file(&file).unwrap();
     assert!(
         agents[0].wait_state("Master", FAILOVER).is_some(),
@@ -70,7 +72,7 @@ fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
 
 #[test]
 fn weighted_file_value_moves_the_priority_and_mastership() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     let file = site.primary.dir().join("prio");
     std::fs::write(&file, "0\n").unwrap();
     let top = format!(
@@ -78,7 +80,7 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
         file.display()
     );
     let extra = "    track_file {\n        tf\n    }\n";
-    let agents = site.start(&top, extra, "", "");
+    let agents = site.start_each(Some(Rx::Socket), [(&top, extra), ("", "")]);
     assert!(
         agents[0].wait_state("Master", ELECTION).is_some(),
         "{}",
@@ -89,8 +91,8 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
     std::fs::write(&file, "3").unwrap();
     assert!(
         wait_instance(&agents[0], Duration::from_secs(5), |i| i
-            ["effective_priority"]
-            == 230),
+            .effective_priority()
+            == Some(230)),
         "{}",
         logs(&agents)
     );
@@ -98,8 +100,8 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
     std::fs::write(&file, "-15").unwrap();
     assert!(
         wait_instance(&agents[0], Duration::from_secs(5), |i| i
-            ["effective_priority"]
-            == 50),
+            .effective_priority()
+            == Some(50)),
         "{}",
         logs(&agents)
     );
@@ -109,21 +111,21 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
         logs(&agents)
     );
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Backup"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Backup")),
         "{}",
         logs(&agents)
     );
-    let t = tracker(&agents[0], "file tf").unwrap();
-    assert_eq!(t["value"], -15, "{t}");
-    assert_eq!(t["priority_change"], -150, "{t}");
-    assert_eq!(t["up"], true, "a weighted value is not a fault: {t}");
+    let t = agents[0].tracker("file tf").unwrap();
+    assert_eq!(t.value(), Some(-15), "{t}");
+    assert_eq!(t.priority_change(), Some(-150), "{t}");
+    assert_eq!(t.up(), Some(true), "a weighted value is not a fault: {t}");
 
     // -26 x 10 = -260: -254 or less is FAULT (keepalived).
     std::fs::write(&file, "-26").unwrap();
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Fault")),
         "{}",
         logs(&agents)
     );

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use xvrrp_tests::agent::Rx;
 use xvrrp_tests::lab::Host;
-use xvrrp_tests::site::track::{logs, tracker, wait_instance, Site, ELECTION, FAILOVER};
+use xvrrp_tests::site::{logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
 
 /// A veth pair `up0` <-> `up0p` inside the host (both up): `up0` is the tracked "uplink"; setting
 /// `up0p` down takes `up0`'s carrier away.
@@ -19,33 +20,37 @@ fn uplink(h: &Host) {
 
 #[test]
 fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     uplink(&site.primary);
     let extra = "    track_interface {\n        up0\n    }\n";
-    let agents = site.start("", extra, "", "");
+    let agents = site.start_each(Some(Rx::Socket), [("", extra), ("", "")]);
     assert!(
         agents[0].wait_state("Master", ELECTION).is_some(),
         "{}",
         logs(&agents)
     );
-    let t = tracker(&agents[0], "interface up0").unwrap();
-    assert_eq!(t["kind"], "interface");
-    assert_eq!(t["link"], "up", "{t}");
+    let t = agents[0].tracker("interface up0").unwrap();
+    assert_eq!(t.kind().as_deref(), Some("interface"));
+    assert_eq!(t.link().as_deref(), Some("up"), "{t}");
 
     // Carrier lost.
     let t0 = Instant::now();
     site.primary.ns().ip(&["link", "set", "up0p", "down"]);
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Fault")),
         "{}",
         logs(&agents)
     );
     eprintln!("carrier lost -> Fault after {:?}", t0.elapsed());
     assert!(agents[1].wait_state("Master", FAILOVER).is_some());
     assert_eq!(
-        tracker(&agents[0], "interface up0").unwrap()["link"],
-        "no carrier"
+        agents[0]
+            .tracker("interface up0")
+            .unwrap()
+            .link()
+            .as_deref(),
+        Some("no carrier")
     );
 
     site.primary.ns().ip(&["link", "set", "up0p", "up"]);
@@ -58,17 +63,23 @@ fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
     // Administratively down, then deleted: down and missing.
     site.primary.ns().ip(&["link", "set", "up0", "down"]);
     assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
-        ["state"]
-        == "Fault"));
+        .state()
+        .as_deref()
+        == Some("Fault")));
     site.primary.ns().ip(&["link", "set", "up0", "up"]);
     assert!(agents[0].wait_state("Master", FAILOVER).is_some());
     site.primary.ns().ip(&["link", "del", "up0"]);
     assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
-        ["state"]
-        == "Fault"));
+        .state()
+        .as_deref()
+        == Some("Fault")));
     assert_eq!(
-        tracker(&agents[0], "interface up0").unwrap()["link"],
-        "missing"
+        agents[0]
+            .tracker("interface up0")
+            .unwrap()
+            .link()
+            .as_deref(),
+        Some("missing")
     );
     // Created again under the same name: up.
     uplink(&site.primary);
@@ -81,10 +92,10 @@ fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
 
 #[test]
 fn weighted_tracked_link_down_lowers_priority_below_the_backup() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     uplink(&site.primary);
     let extra = "    track_interface {\n        up0 weight -150\n    }\n";
-    let agents = site.start("", extra, "", "");
+    let agents = site.start_each(Some(Rx::Socket), [("", extra), ("", "")]);
     assert!(
         agents[0].wait_state("Master", ELECTION).is_some(),
         "{}",
@@ -98,13 +109,13 @@ fn weighted_tracked_link_down_lowers_priority_below_the_backup() {
     );
     // The primary steps down once the new Master's first advert reaches it.
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Backup"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Backup")),
         "{}",
         logs(&agents)
     );
-    let i = xvrrp_tests::site::track::instance(&agents[0]).unwrap();
-    assert_eq!(i["effective_priority"], 50);
+    let i = agents[0].instance().unwrap();
+    assert_eq!(i.effective_priority(), Some(50));
     site.primary.ns().ip(&["link", "set", "up0p", "up"]);
     assert!(
         agents[0].wait_state("Master", FAILOVER).is_some(),

@@ -5,36 +5,37 @@
 
 use std::time::{Duration, Instant};
 
-use xvrrp_tests::site::track::{logs, tracker, wait_instance, Site, ELECTION, FAILOVER};
+use xvrrp_tests::agent::Rx;
+use xvrrp_tests::site::{logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
 
 const TOP: &str = "vrrp_track_process chk_nginx {\n    process nginx\n    weight 0\n}\n";
 const EXTRA: &str = "    track_process {\n        chk_nginx\n    }\n";
 
 #[test]
 fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     let decoy = site.lab.add_host("decoy");
     let _decoy_web = decoy.start_nginx("<h1>Decoy</h1>\n");
     let mut web = [
         site.primary.start_nginx("<h1>Primary</h1>\n"),
         site.secondary.start_nginx("<h1>Secondary</h1>\n"),
     ];
-    let agents = site.start(TOP, EXTRA, TOP, EXTRA);
+    let agents = site.start_each(Some(Rx::Socket), [(TOP, EXTRA), (TOP, EXTRA)]);
     site.client_sees("Primary", ELECTION)
         .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
     assert!(agents[0].wait_state("Master", ELECTION).is_some());
     // nginx = a master and one worker, in this namespace only.
-    let t = tracker(&agents[0], "process chk_nginx").unwrap();
-    assert_eq!(t["kind"], "process");
-    assert_eq!(t["up"], true, "{t}");
-    assert_eq!(t["processes"], 2, "only this namespace's nginx: {t}");
+    let t = agents[0].tracker("process chk_nginx").unwrap();
+    assert_eq!(t.kind().as_deref(), Some("process"));
+    assert_eq!(t.up(), Some(true), "{t}");
+    assert_eq!(t.processes(), Some(2), "only this namespace's nginx: {t}");
 
     // nginx exits on the Master while nginx keeps running in two other namespaces.
     let t0 = Instant::now();
     web[0].kill();
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Fault")),
         "{}",
         logs(&agents)
     );
@@ -46,10 +47,10 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
         "nginx killed -> Master in Fault after {detect:?}, client sees Secondary after {took:?}"
     );
     assert!(detect < Duration::from_secs(2), "event-driven: {detect:?}");
-    let t = tracker(&agents[0], "process chk_nginx").unwrap();
-    assert_eq!(t["up"], false, "{t}");
-    assert_eq!(t["processes"], 0, "{t}");
-    assert!(t["reason"].as_str().unwrap().contains("exited"), "{t}");
+    let t = agents[0].tracker("process chk_nginx").unwrap();
+    assert_eq!(t.up(), Some(false), "{t}");
+    assert_eq!(t.processes(), Some(0), "{t}");
+    assert!(t.reason().unwrap().contains("exited"), "{t}");
     assert!(agents[1].wait_state("Master", FAILOVER).is_some());
 
     // nginx starts again: quorum is back, the primary leaves FAULT and preempts.
@@ -60,15 +61,15 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
     eprintln!("nginx started again -> client sees Primary after {took:?}");
     assert!(agents[0].wait_state("Master", FAILOVER).is_some());
     assert_eq!(
-        tracker(&agents[0], "process chk_nginx").unwrap()["processes"],
-        2
+        agents[0].tracker("process chk_nginx").unwrap().processes(),
+        Some(2)
     );
 
     // Graceful stop (SIGQUIT: workers first, then the master) is seen as well.
     web[0].stop();
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i["state"]
-            == "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
+            == Some("Fault")),
         "{}",
         logs(&agents)
     );
@@ -76,11 +77,11 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
 
 #[test]
 fn quorum_and_terminate_delay() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     let mut web = site.primary.start_nginx("<h1>Primary</h1>\n");
     // Master + 1 worker = 2 processes; quorum 2. A loss counts after 2 s.
     let top = "vrrp_track_process chk_nginx {\n    process nginx\n    quorum 2\n    terminate_delay 2\n    weight 0\n}\n";
-    let agents = site.start(top, EXTRA, "", "");
+    let agents = site.start_each(Some(Rx::Socket), [(top, EXTRA), ("", "")]);
     assert!(
         agents[0].wait_state("Master", ELECTION).is_some(),
         "{}",
@@ -89,8 +90,10 @@ fn quorum_and_terminate_delay() {
     let t0 = Instant::now();
     web.kill();
     assert!(
-        wait_instance(&agents[0], Duration::from_secs(10), |i| i["state"]
-            == "Fault"),
+        wait_instance(&agents[0], Duration::from_secs(10), |i| i
+            .state()
+            .as_deref()
+            == Some("Fault")),
         "{}",
         logs(&agents)
     );

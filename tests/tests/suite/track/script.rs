@@ -8,7 +8,8 @@
 
 use std::{os::unix::fs::PermissionsExt, time::Duration, time::Instant};
 
-use xvrrp_tests::site::track::{logs, stays, tracker, wait_instance, Site, ELECTION, FAILOVER};
+use xvrrp_tests::agent::Rx;
+use xvrrp_tests::site::{logs, stays, wait_instance, Site, Timers, ELECTION, FAILOVER};
 use xvrrp_tests::{
     agent::Agent,
     lab::{tutorial_keepalived_conf, with_instance_block, Host, State},
@@ -31,7 +32,7 @@ fn tutorial_conf(site: &Site, me: &Host, peer: &Host, state: State, prio: u8) ->
 
 #[test]
 fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     let mut web = [
         site.primary.start_nginx("<h1>Primary</h1>\n"),
         site.secondary.start_nginx("<h1>Secondary</h1>\n"),
@@ -53,9 +54,9 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
         .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
     eprintln!("start -> client sees Primary: {took:?}");
     assert_eq!(agents[0].state().as_deref(), Some("Master"));
-    let t = tracker(&agents[0], "script chk_nginx").unwrap();
-    assert_eq!(t["kind"], "script");
-    assert_eq!(t["up"], true);
+    let t = agents[0].tracker("script chk_nginx").unwrap();
+    assert_eq!(t.kind().as_deref(), Some("script"));
+    assert_eq!(t.up(), Some(true));
 
     // nginx stops on the Master: its check fails (weight 0: FAULT), the Backup takes over.
     let t0 = Instant::now();
@@ -72,10 +73,10 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
         logs(&agents)
     );
     assert_eq!(agents[0].state().as_deref(), Some("Fault"));
-    let t = tracker(&agents[0], "script chk_nginx").unwrap();
-    assert_eq!(t["up"], false, "{t}");
-    assert!(t["failures"].as_u64().unwrap() >= 1, "{t}");
-    assert!(t["since"].is_string(), "{t}");
+    let t = agents[0].tracker("script chk_nginx").unwrap();
+    assert_eq!(t.up(), Some(false), "{t}");
+    assert!(t.failures().unwrap() >= 1, "{t}");
+    assert!(t.since().is_some(), "{t}");
     assert!(t0.elapsed() < FAILOVER);
 
     // nginx back: the check succeeds, the primary leaves FAULT and preempts (priority 200).
@@ -94,7 +95,7 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
 
 #[test]
 fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     let flag = site.primary.dir().join("hang");
     let script = site.primary.script(
         "maybe_hang.sh",
@@ -105,7 +106,7 @@ fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
         script.display()
     );
     let extra = "    track_script {\n        chk_hang\n    }\n";
-    let agents = site.start(&top, extra, "", "");
+    let agents = site.start_each(Some(Rx::Socket), [(&top, extra), ("", "")]);
     assert!(
         agents[0].wait_state("Master", ELECTION).is_some(),
         "{}",
@@ -129,10 +130,10 @@ fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
     // (fall 3 is still more than a second away, so `up` holds in the same snapshot).
     let (counted, t) =
         agents[0].wait_tracker("script chk_hang", Duration::from_millis(1500), |t| {
-            t["timeouts"].as_u64().unwrap_or(0) >= 1
+            t.timeouts().unwrap_or(0) >= 1
         });
     assert!(counted, "{t}");
-    assert_eq!(t["up"], true, "fall 3 not reached yet: {t}");
+    assert_eq!(t.up(), Some(true), "fall 3 not reached yet: {t}");
 
     // Then it is a failure: FAULT, and the Backup takes over.
     assert!(
@@ -145,13 +146,14 @@ fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
         t0.elapsed()
     );
     assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
-        ["state"]
-        == "Fault"));
-    let t = tracker(&agents[0], "script chk_hang").unwrap();
-    assert_eq!(t["up"], false, "{t}");
-    assert!(t["timeouts"].as_u64().unwrap() >= 3, "{t}");
-    assert!(t["failures"].as_u64().unwrap() >= 3, "{t}");
-    assert!(t["reason"].as_str().unwrap().contains("timed out"), "{t}");
+        .state()
+        .as_deref()
+        == Some("Fault")));
+    let t = agents[0].tracker("script chk_hang").unwrap();
+    assert_eq!(t.up(), Some(false), "{t}");
+    assert!(t.timeouts().unwrap() >= 3, "{t}");
+    assert!(t.failures().unwrap() >= 3, "{t}");
+    assert!(t.reason().unwrap().contains("timed out"), "{t}");
     assert!(agents[0].log().contains("timed out"), "{}", agents[0].log());
 
     // The script is fixed: the primary recovers (rise 1) and preempts.
@@ -165,7 +167,7 @@ fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
 
 #[test]
 fn script_security_refuses_a_world_writable_script_and_scripts_run_as_their_user() {
-    let site = Site::new();
+    let site = Site::new(Timers::Tutorial);
     let h = &site.primary;
     // Fails, and is world-writable: refused and disabled (keepalived drops it), so its weight 0
     // does not put the instance in FAULT.
@@ -196,24 +198,25 @@ fn script_security_refuses_a_world_writable_script_and_scripts_run_as_their_user
         a.log()
     );
     assert!(
-        wait_instance(&a, Duration::from_secs(10), |i| i["effective_priority"]
-            == 150),
+        wait_instance(&a, Duration::from_secs(10), |i| i.effective_priority()
+            == Some(150)),
         "200 - 50 for chk_fails only:\n{:?}\n{}",
         a.status(),
         a.log()
     );
-    let t = tracker(&a, "script chk_ww").unwrap();
-    assert_eq!(t["disabled"], true, "{t}");
-    assert!(
-        t["reason"].as_str().unwrap().contains("writable by others"),
-        "{t}"
-    );
+    let t = a.tracker("script chk_ww").unwrap();
+    assert_eq!(t.disabled(), Some(true), "{t}");
+    assert!(t.reason().unwrap().contains("writable by others"), "{t}");
     assert!(a.log().contains("refused"), "{}", a.log());
-    let t = tracker(&a, "script chk_fails").unwrap();
-    assert_eq!(t["up"], false, "{t}");
-    assert_eq!(t["user"], "root", "no keepalived_script user: root ({t})");
-    let t = tracker(&a, "script chk_user").unwrap();
-    assert_eq!(t["user"], "nobody", "{t}");
-    assert_eq!(t["up"], true, "ran as nobody: {t}");
-    assert_eq!(t["failures"], 0, "{t}");
+    let t = a.tracker("script chk_fails").unwrap();
+    assert_eq!(t.up(), Some(false), "{t}");
+    assert_eq!(
+        t.user().as_deref(),
+        Some("root"),
+        "no keepalived_script user: root ({t})"
+    );
+    let t = a.tracker("script chk_user").unwrap();
+    assert_eq!(t.user().as_deref(), Some("nobody"), "{t}");
+    assert_eq!(t.up(), Some(true), "ran as nobody: {t}");
+    assert_eq!(t.failures(), Some(0), "{t}");
 }

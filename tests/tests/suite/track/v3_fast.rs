@@ -7,9 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvrrp_tests::site::listen::{
-    logs, tracker, wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER,
-};
+use xvrrp_tests::site::{logs, wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER};
 
 /// Asserts that the first instance stays in `state` for `d` (polling every 50 ms).
 fn stays(a: &xvrrp_tests::agent::Agent, state: &str, d: Duration) -> Result<(), String> {
@@ -68,9 +66,10 @@ fn nginx_stop_start(
         .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
     eprintln!("[v3 0.1 s] {label}: nginx stopped -> client sees Secondary {took:?}");
     assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
-        ["state"]
-        == "Fault"));
-    assert_eq!(tracker(&agents[0], label).unwrap()["up"], false);
+        .state()
+        .as_deref()
+        == Some("Fault")));
+    assert_eq!(agents[0].tracker(label).unwrap().up(), Some(false));
     assert!(t0.elapsed() < FAILOVER);
     web[0].start();
     let took = site
@@ -148,10 +147,10 @@ fn v3_fast_hanging_script_is_killed_and_counted_while_adverts_flow() {
     // (fall 3 is still more than a second away, so `up` holds in the same snapshot).
     let (counted, t) =
         agents[0].wait_tracker("script chk_hang", Duration::from_millis(1500), |t| {
-            t["timeouts"].as_u64().unwrap_or(0) >= 1
+            t.timeouts().unwrap_or(0) >= 1
         });
     assert!(counted, "{t}");
-    assert_eq!(t["up"], true, "fall 3 not reached yet: {t}");
+    assert_eq!(t.up(), Some(true), "fall 3 not reached yet: {t}");
     assert!(
         wait_state(&agents[1], "Master", FAILOVER),
         "{}",
@@ -161,8 +160,8 @@ fn v3_fast_hanging_script_is_killed_and_counted_while_adverts_flow() {
         "[v3 0.1 s] script hangs -> Backup is Master after {:?} (timeout 1 s x fall 3)",
         t0.elapsed()
     );
-    let t = tracker(&agents[0], "script chk_hang").unwrap();
-    assert!(t["timeouts"].as_u64().unwrap() >= 3, "{t}");
+    let t = agents[0].tracker("script chk_hang").unwrap();
+    assert!(t.timeouts().unwrap() >= 3, "{t}");
     std::fs::remove_file(&flag).unwrap();
     assert!(
         wait_state(&agents[0], "Master", FAILOVER),
