@@ -235,6 +235,14 @@ impl Agent {
         wait_until(timeout, || self.state().as_deref() == Some(state)).then(|| t.elapsed())
     }
 
+    /// Asserts that the first instance reaches `state` within `timeout` (with the log when not);
+    /// returns how long it took.
+    #[track_caller]
+    pub fn expect_state(&self, state: &str, timeout: Duration) -> Duration {
+        self.wait_state(state, timeout)
+            .unwrap_or_else(|| panic!("never {state} within {timeout:?}; log:\n{}", self.log()))
+    }
+
     /// Sends `signal` and waits for the process to exit; returns its exit code.
     pub fn stop_with(&mut self, signal: i32) -> Option<i32> {
         let mut child = self.child.take()?;

@@ -77,15 +77,23 @@ impl Default for Opts {
     }
 }
 
-/// Stand-in for the tutorial's `assign-ip` (see `do_double_tutorial.rs`): one POST with the
-/// droplet id as a JSON string, prints `id: message` and exits 1 on an error body. The API base
-/// comes from `DO_API_BASE` (no default, so it can never reach the real API).
+/// Stand-in for the tutorial's `assign-ip` (http://do.co/assign-ip): one POST with the droplet
+/// id as a JSON string, prints `id: message` and exits 1 when the answer has a `message`, never
+/// looks at the status, never waits for the action, no timeout, no rate-limit handling.
+/// The only change: the API base comes from `DO_API_BASE` (no default, so it can never reach the
+/// real API) and `urllib` replaces `requests`.
 pub const ASSIGN_IP: &str = r#"#!/usr/bin/env python3
 import json
 import os
 import sys
 import urllib.error
 import urllib.request
+
+
+def usage():
+    print('{} [floating_ip] [droplet_id]'.format(sys.argv[0]))
+    print('\nYour DigitalOcean API token must be in the "DO_TOKEN"'
+          ' environmental variable.')
 
 
 def main(floating_ip, droplet_id):
@@ -99,7 +107,7 @@ def main(floating_ip, droplet_id):
     try:
         body = urllib.request.urlopen(req).read()
     except urllib.error.HTTPError as e:
-        body = e.read()
+        body = e.read()  # like requests.post: the status is never looked at
 
     resp = json.loads(body)
     if 'message' in resp:
@@ -111,7 +119,11 @@ def main(floating_ip, droplet_id):
 
 if __name__ == "__main__":
     if 'DO_API_BASE' not in os.environ:
+        print('DO_API_BASE must point at the test double')
         sys.exit(2)
+    if 'DO_TOKEN' not in os.environ or not len(sys.argv) > 2:
+        usage()
+        sys.exit()
     main(sys.argv[1], sys.argv[2])
 "#;
 
@@ -368,6 +380,22 @@ impl DoLab {
             self.logs()
         );
         self.wait_client("start", "Primary");
+    }
+
+    /// Asserts that agent `i` reaches `state` within `timeout` (with every log when not).
+    #[track_caller]
+    pub fn expect_state(&self, i: usize, state: &str, timeout: Duration) {
+        assert!(
+            self.agents[i].wait_state(state, timeout).is_some(),
+            "agent {i} never {state}\n{}",
+            self.logs()
+        );
+    }
+
+    /// Asserts that `cond` comes true within `timeout` (with every log when not).
+    #[track_caller]
+    pub fn expect(&self, timeout: Duration, cond: impl FnMut() -> bool) {
+        assert!(wait_until(timeout, cond), "{}", self.logs());
     }
 
     /// The `cloud` status object of agent `i`.

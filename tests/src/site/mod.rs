@@ -16,7 +16,9 @@ use std::{
 
 use crate::{
     agent::{Agent, Rx},
-    lab::{tutorial_keepalived_conf, with_instance_block, Host, Lab, Nginx, State},
+    lab::{
+        tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, LabSpec, Nginx, State,
+    },
     status::Instance,
     wait_until,
 };
@@ -46,8 +48,14 @@ pub struct Site {
 }
 
 impl Site {
+    /// The site on the default lab (10.88.0.0/24, primary .1, secondary .2, client .3).
     pub fn new(timers: Timers) -> Self {
-        let lab = Lab::new();
+        Self::with(LabSpec::default(), timers)
+    }
+
+    /// The site on a lab with the address plan `spec`.
+    pub fn with(spec: LabSpec, timers: Timers) -> Self {
+        let lab = Lab::with(spec);
         let primary = lab.add_host("primary");
         let secondary = lab.add_host("secondary");
         let client = lab.add_host("client");
@@ -154,6 +162,31 @@ vrrp_instance VI_1 {{
         ]
     }
 
+    /// The tutorial's keepalived.conf (see [`Site::tutorial_conf`]) on both servers under
+    /// keepalived 2.2.7.
+    pub fn start_tutorial(&self) -> [Keepalived; 2] {
+        self.servers()
+            .map(|(me, state, prio)| me.start_keepalived(&self.tutorial_conf(me, state, prio, "")))
+    }
+
+    /// The tutorial's keepalived.conf (see [`Site::tutorial_conf`]) on both servers under
+    /// xvrrp, with `--rx` when `rx` is given.
+    pub fn start_tutorial_xvrrp(&self, rx: Option<Rx>) -> [Agent; 2] {
+        let args = rx.map(Rx::args);
+        let args: &[&str] = args.as_ref().map_or(&[], |a| a);
+        self.servers().map(|(me, state, prio)| {
+            Agent::start(me.ns(), &self.tutorial_conf(me, state, prio, ""), args)
+        })
+    }
+
+    /// xvrrp on both servers over the socket path, `top` and `extra` (the trackers under test)
+    /// on the primary only; waits for the primary to be Master.
+    pub fn start_tracking(&self, top: &str, extra: &str) -> [Agent; 2] {
+        let agents = self.start_each(Some(Rx::Socket), [(top, extra), ("", "")]);
+        expect_state(&agents, 0, "Master", ELECTION);
+        agents
+    }
+
     /// Waits until the client reads `body` at the virtual IP (the lab's 500 ms client); how long
     /// it took.
     pub fn client_sees(&self, body: &str, timeout: Duration) -> Option<Duration> {
@@ -208,6 +241,16 @@ pub fn logs(agents: &[Agent]) -> String {
         .map(|(i, a)| format!("--- agent {i} ---\n{}", a.log()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Asserts that agent `i` of `agents` reaches `state` within `timeout` (with every log when not).
+#[track_caller]
+pub fn expect_state(agents: &[Agent], i: usize, state: &str, timeout: Duration) {
+    assert!(
+        agents[i].wait_state(state, timeout).is_some(),
+        "agent {i} never {state}\n{}",
+        logs(agents)
+    );
 }
 
 /// Waits until `pred` holds on the first instance's status.

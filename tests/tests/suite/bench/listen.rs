@@ -27,7 +27,7 @@ use xvrrp_tests::site::{logs, wait_state, Site, Timers, ELECTION, FAILOVER};
 use xvrrp_tests::{
     agent::Agent,
     bench::{self, Impl},
-    lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Nginx, State},
+    lab::{Keepalived, Nginx},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,21 +52,6 @@ enum Daemons {
     Xvrrp([Agent; 2]),
 }
 
-fn keepalived_conf(site: &Site, me: &Host, peer: &Host, state: State, prio: u8) -> String {
-    let check = me.nginx_check_script("chk_nginx.sh");
-    with_instance_block(
-        &tutorial_keepalived_conf(
-            state,
-            prio,
-            me.ip4(),
-            peer.ip4(),
-            check.to_str().unwrap(),
-            None,
-        ),
-        &format!("virtual_ipaddress {{\n    {}/24 dev eth1\n}}", site.vip),
-    )
-}
-
 struct Sample {
     client: Duration,
     detect: Option<Duration>,
@@ -79,27 +64,9 @@ fn run_variant(v: Variant, runs: u32) -> Vec<Sample> {
         Timers::Tutorial
     };
     let site = Site::new(timers);
-    let mut web: [Nginx; 2] = [
-        site.primary.start_nginx("<h1>Primary</h1>\n"),
-        site.secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
+    let mut web: [Nginx; 2] = site.start_web();
     let daemons = match v {
-        Variant::Keepalived => Daemons::Keepalived([
-            site.primary.start_keepalived(&keepalived_conf(
-                &site,
-                &site.primary,
-                &site.secondary,
-                State::Master,
-                200,
-            )),
-            site.secondary.start_keepalived(&keepalived_conf(
-                &site,
-                &site.secondary,
-                &site.primary,
-                State::Backup,
-                100,
-            )),
-        ]),
+        Variant::Keepalived => Daemons::Keepalived(site.start_tutorial()),
         _ => {
             let (top, extra) = listen_block(None);
             Daemons::Xvrrp(site.start(&top, &extra))

@@ -28,118 +28,21 @@
 
 use std::{
     collections::BTreeMap,
-    fs,
-    net::Ipv4Addr,
-    thread,
+    fs, thread,
     time::{Duration, Instant},
 };
 
 use xvrrp_tests::{
     agent::Agent,
     bench::{self, status_kib, Cpu, Impl},
-    lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, Nginx, State},
+    lab::Keepalived,
+    site::{listen::listen_block, Site, Timers},
     wait_until,
 };
 
 const BENCH: &str = "rest";
 /// First election, generous for a loaded machine.
 const ELECTION: Duration = Duration::from_secs(20);
-
-/// The two servers of one lab, with their web servers.
-struct Pair {
-    /// Keeps the switch and the lab's hosts alive.
-    _lab: Lab,
-    primary: Host,
-    secondary: Host,
-    vip: Ipv4Addr,
-    _web: [Nginx; 2],
-}
-
-impl Pair {
-    fn new() -> Self {
-        let lab = Lab::new();
-        let primary = lab.add_host("primary");
-        let secondary = lab.add_host("secondary");
-        let vip = lab.addr4(100);
-        let web = [
-            primary.start_nginx("<h1>Primary</h1>\n"),
-            secondary.start_nginx("<h1>Secondary</h1>\n"),
-        ];
-        Self {
-            _lab: lab,
-            primary,
-            secondary,
-            vip,
-            _web: web,
-        }
-    }
-
-    fn hosts(&self) -> [(&Host, &Host, State, u8); 2] {
-        [
-            (&self.primary, &self.secondary, State::Master, 200),
-            (&self.secondary, &self.primary, State::Backup, 100),
-        ]
-    }
-}
-
-/// The tutorial's keepalived.conf with the lab's per-namespace `pidof nginx` and the VIP.
-fn keepalived_conf(me: &Host, peer: &Host, state: State, prio: u8, vip: Ipv4Addr) -> String {
-    let check = me.nginx_check_script("chk_nginx.sh");
-    with_instance_block(
-        &tutorial_keepalived_conf(
-            state,
-            prio,
-            me.ip4(),
-            peer.ip4(),
-            check.to_str().unwrap(),
-            None,
-        ),
-        &format!("virtual_ipaddress {{\n    {vip}/24 dev eth1\n}}"),
-    )
-}
-
-/// The same VRRP parameters for xvrrp, with `vrrp_track_listen` on port 80 (weight 0: no
-/// listener is FAULT, as the tutorial's failing script is).
-fn xvrrp_conf(me: &Host, peer: &Host, state: State, prio: u8, vip: Ipv4Addr) -> String {
-    let state = match state {
-        State::Master => "MASTER",
-        State::Backup => "BACKUP",
-    };
-    format!(
-        "vrrp_track_listen chk_http {{
-    port 80
-    weight 0
-}}
-
-vrrp_instance VI_1 {{
-    interface eth1
-    state {state}
-    priority {prio}
-
-    virtual_router_id 33
-    unicast_src_ip {src}
-    unicast_peer {{
-        {peer_ip}
-    }}
-
-    authentication {{
-        auth_type PASS
-        auth_pass password
-    }}
-
-    virtual_ipaddress {{
-        {vip}/24 dev eth1
-    }}
-
-    track_listen {{
-        chk_http
-    }}
-}}
-",
-        src = me.ip4(),
-        peer_ip = peer.ip4(),
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // /proc
@@ -256,27 +159,16 @@ fn cost_at_rest() {
     // xvrrp's lab first: `pidof` lists the newest processes first, so keepalived's check
     // scripts meet their own lab's nginx before the other lab's (and stop there, as on a
     // machine without the other lab).
-    let x_site = Pair::new();
-    let agents: Vec<Agent> = x_site
-        .hosts()
-        .iter()
-        .map(|(me, peer, state, prio)| {
-            Agent::start(
-                me.ns(),
-                &xvrrp_conf(me, peer, *state, *prio, x_site.vip),
-                &[],
-            )
-        })
-        .collect();
+    // xvrrp with `vrrp_track_listen` on port 80 (weight 0: no listener is FAULT, as the
+    // tutorial's failing script is), the same VRRP parameters as keepalived's.
+    let x_site = Site::new(Timers::Tutorial);
+    let _x_web = x_site.start_web();
+    let (top, extra) = listen_block(None);
+    let agents: Vec<Agent> = x_site.start(&top, &extra).into();
     // keepalived's lab.
-    let k_site = Pair::new();
-    let keepalived: Vec<Keepalived> = k_site
-        .hosts()
-        .iter()
-        .map(|(me, peer, state, prio)| {
-            me.start_keepalived(&keepalived_conf(me, peer, *state, *prio, k_site.vip))
-        })
-        .collect();
+    let k_site = Site::new(Timers::Tutorial);
+    let _k_web = k_site.start_web();
+    let keepalived: Vec<Keepalived> = k_site.start_tutorial().into();
     let logs = || {
         let mut s = String::new();
         for (i, a) in agents.iter().enumerate() {

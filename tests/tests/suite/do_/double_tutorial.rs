@@ -12,63 +12,15 @@ use std::{
 
 use xvrrp_tests::{
     do_double::{Config, DoDouble, DropletSpec, MoveCause, Scope},
-    must, unique, Netns,
+    must,
+    site::cloud::ASSIGN_IP,
+    unique, Netns,
 };
 
 const TOKEN: &str = "dop_v1_tutorial_token";
 const IP: Ipv4Addr = Ipv4Addr::new(45, 55, 96, 47);
 const A: u64 = 2_756_294;
 const B: u64 = 2_756_295;
-
-/// Stand-in for the tutorial's `assign-ip` (http://do.co/assign-ip): one POST with the droplet
-/// id as a JSON string, prints `id: message` and exits 1 when the answer has a `message`, never
-/// looks at the status, never waits for the action, no timeout, no rate-limit handling.
-/// The only change: the API base comes from `DO_API_BASE` (no default, so it can never reach the
-/// real API) and `urllib` replaces `requests`.
-const ASSIGN_IP: &str = r#"#!/usr/bin/env python3
-import json
-import os
-import sys
-import urllib.error
-import urllib.request
-
-
-def usage():
-    print('{} [floating_ip] [droplet_id]'.format(sys.argv[0]))
-    print('\nYour DigitalOcean API token must be in the "DO_TOKEN"'
-          ' environmental variable.')
-
-
-def main(floating_ip, droplet_id):
-    api_base = os.environ['DO_API_BASE']
-    payload = {'type': 'assign', 'droplet_id': droplet_id}
-    headers = {'Authorization': 'Bearer {}'.format(os.environ['DO_TOKEN']),
-               'Content-type': 'application/json'}
-    url = api_base + "/floating_ips/{}/actions".format(floating_ip)
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                 headers=headers, method='POST')
-    try:
-        body = urllib.request.urlopen(req).read()
-    except urllib.error.HTTPError as e:
-        body = e.read()  # like requests.post: the status is never looked at
-
-    resp = json.loads(body)
-    if 'message' in resp:
-        print('{0}: {1}'.format(resp['id'], resp['message']))
-        sys.exit(1)
-    else:
-        print('Moving IP address: {}'.format(resp['action']['status']))
-
-
-if __name__ == "__main__":
-    if 'DO_API_BASE' not in os.environ:
-        print('DO_API_BASE must point at the test double')
-        sys.exit(2)
-    if 'DO_TOKEN' not in os.environ or not len(sys.argv) > 2:
-        usage()
-        sys.exit()
-    main(sys.argv[1], sys.argv[2])
-"#;
 
 /// The tutorial's `/etc/keepalived/master.sh`. Differences: `python3 ASSIGN_IP` for
 /// `python /usr/local/bin/assign-ip`, `sleep ${RETRY_SLEEP:-3}` for `sleep 3` (so a test can

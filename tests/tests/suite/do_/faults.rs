@@ -72,13 +72,7 @@ fn api_outage_during_failover() {
     l.double.outage(outage, Outage::Close);
     let t = Instant::now();
     l.web[0].stop();
-    assert!(
-        l.agents[1]
-            .wait_state("Master", Duration::from_secs(20))
-            .is_some(),
-        "{}",
-        l.logs()
-    );
+    l.expect_state(1, "Master", Duration::from_secs(20));
     assert!(wait_until(Duration::from_secs(10), || l
         .cloud_state(1)
         .starts_with("degraded")));
@@ -117,27 +111,11 @@ fn losing_mastership_cancels_the_retries() {
     let mut l = DoLab::new(Opts::default());
     l.double.pending_event_for(10_000);
     l.web[0].stop();
-    assert!(
-        l.agents[1]
-            .wait_state("Master", Duration::from_secs(20))
-            .is_some(),
-        "{}",
-        l.logs()
-    );
+    l.expect_state(1, "Master", Duration::from_secs(20));
     // Let it retry a few assigns.
-    assert!(
-        wait_until(Duration::from_secs(15), || l.posts(1) >= 2),
-        "{}",
-        l.logs()
-    );
+    l.expect(Duration::from_secs(15), || l.posts(1) >= 2);
     l.web[0].start();
-    assert!(
-        l.agents[1]
-            .wait_state("Backup", Duration::from_secs(20))
-            .is_some(),
-        "{}",
-        l.logs()
-    );
+    l.expect_state(1, "Backup", Duration::from_secs(20));
     let left = last_transition(&l.agents[1], "Backup").unwrap();
     // Long enough for several more retries had they not been cancelled.
     std::thread::sleep(Duration::from_secs(8));
@@ -175,39 +153,18 @@ fn split_brain_then_healed() {
     });
     let secondary = l.servers[1].clone();
     l.lab.cut(&secondary);
-    assert!(
-        l.agents[1]
-            .wait_state("Master", Duration::from_secs(20))
-            .is_some(),
-        "{}",
-        l.logs()
-    );
-    assert!(
-        wait_until(Duration::from_secs(20), || l.posts(1) >= 1),
-        "{}",
-        l.logs()
-    );
+    l.expect_state(1, "Master", Duration::from_secs(20));
+    l.expect(Duration::from_secs(20), || l.posts(1) >= 1);
     // The primary (still Master) takes it back at its next reconcile: both assigned.
-    assert!(
-        wait_until(Duration::from_secs(20), || l.posts(0) >= 1),
-        "{}",
-        l.logs()
-    );
+    l.expect(Duration::from_secs(20), || l.posts(0) >= 1);
     assert_eq!(l.agents[0].state().as_deref(), Some("Master"));
-    assert!(
-        wait_until(Duration::from_secs(10), || l.agents[0]
-            .log()
-            .contains("took it back")),
-        "{}",
-        l.logs()
-    );
+    l.expect(Duration::from_secs(10), || {
+        l.agents[0].log().contains("took it back")
+    });
     // Heal while the secondary holds it (it reclaims it at its own reconcile).
-    assert!(
-        wait_until(Duration::from_secs(20), || l.double.holder(IP) == Some(B)
-            && !l.double.locked(IP)),
-        "{}",
-        l.logs()
-    );
+    l.expect(Duration::from_secs(20), || {
+        l.double.holder(IP) == Some(B) && !l.double.locked(IP)
+    });
     let t = Instant::now();
     l.lab.heal(&secondary);
     let bound = Duration::from_secs(u64::from(reconcile) + 1);
@@ -254,20 +211,8 @@ fn degraded_start_then_recovery() {
             xvrrp_tests::agent::Agent::start(l.servers[i].ns(), &l.configs[i], &["--rx", "socket"]);
         l.agents.push(a);
     }
-    assert!(
-        l.agents[0]
-            .wait_state("Master", Duration::from_secs(20))
-            .is_some(),
-        "{}",
-        l.logs()
-    );
-    assert!(
-        l.agents[1]
-            .wait_state("Backup", Duration::from_secs(20))
-            .is_some(),
-        "{}",
-        l.logs()
-    );
+    l.expect_state(0, "Master", Duration::from_secs(20));
+    l.expect_state(1, "Backup", Duration::from_secs(20));
     assert!(
         l.wait_cloud(0, Duration::from_secs(10), |s| s
             .starts_with("degraded: droplet id unknown")),

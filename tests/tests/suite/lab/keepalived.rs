@@ -15,8 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xvrrp_tests::lab::{
-    tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, Nginx, State,
+use xvrrp_tests::{
+    lab::{tutorial_keepalived_conf, with_instance_block, Host, Keepalived, Lab, Nginx, State},
+    site::{Site, Timers},
 };
 
 /// keepalived's script interval (2 s) + fall 1 + the backup's skew, with a wide margin for a
@@ -25,69 +26,29 @@ const FAILOVER: Duration = Duration::from_secs(15);
 /// First election: a backup waits 3 x advert_int + skew before taking over.
 const ELECTION: Duration = Duration::from_secs(20);
 
+/// The tutorial's [`Site`] with nginx and keepalived running on both servers.
 struct Tutorial {
-    lab: Lab,
-    primary: Host,
-    secondary: Host,
-    client: Host,
-    vip: Ipv4Addr,
+    site: Site,
     web: [Nginx; 2],
     ka: [Keepalived; 2],
 }
 
-fn tutorial_conf(me: &Host, peer: &Host, state: State, priority: u8, vip: Ipv4Addr) -> String {
-    let check = me.nginx_check_script("chk_nginx.sh");
-    let conf = tutorial_keepalived_conf(
-        state,
-        priority,
-        me.ip4(),
-        peer.ip4(),
-        check.to_str().unwrap(),
-        None,
-    );
-    with_instance_block(
-        &conf,
-        &format!("virtual_ipaddress {{\n    {vip}/24 dev eth1\n}}"),
-    )
+impl std::ops::Deref for Tutorial {
+    type Target = Site;
+
+    fn deref(&self) -> &Site {
+        &self.site
+    }
 }
 
 /// The tutorial's two servers and a client; nginx and keepalived running on both servers, and
 /// the primary holding the VIP.
 fn tutorial() -> Tutorial {
-    let lab = Lab::new();
-    let primary = lab.add_host("primary");
-    let secondary = lab.add_host("secondary");
-    let client = lab.add_host("client");
-    let vip = lab.addr4(100);
-    let web = [
-        primary.start_nginx("<h1>Primary</h1>\n"),
-        secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
-    let ka = [
-        primary.start_keepalived(&tutorial_conf(
-            &primary,
-            &secondary,
-            State::Master,
-            200,
-            vip,
-        )),
-        secondary.start_keepalived(&tutorial_conf(
-            &secondary,
-            &primary,
-            State::Backup,
-            100,
-            vip,
-        )),
-    ];
-    let t = Tutorial {
-        lab,
-        primary,
-        secondary,
-        client,
-        vip,
-        web,
-        ka,
-    };
+    let site = Site::new(Timers::Tutorial);
+    let web = site.start_web();
+    let ka = site.start_tutorial();
+    let vip = site.vip;
+    let t = Tutorial { site, web, ka };
     let took = t
         .lab
         .wait_body(&t.client, vip, "Primary", ELECTION)
@@ -123,6 +84,21 @@ impl Tutorial {
     }
 }
 
+/// `keepalived --config-test` of `conf` on `h`: its output and its stderr.
+fn config_test(h: &Host, conf: &str) -> (std::process::Output, String) {
+    let path = h.dir().join("tutorial.conf");
+    std::fs::write(&path, conf).unwrap();
+    let out = xvrrp_tests::sh(
+        h.ns()
+            .command("keepalived")
+            .arg("--config-test")
+            .arg("--use-file")
+            .arg(&path),
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, err)
+}
+
 #[test]
 fn tutorial_config_as_written_passes_keepalived_config_test() {
     let lab = Lab::new();
@@ -135,16 +111,7 @@ fn tutorial_config_as_written_passes_keepalived_config_test() {
         "pidof nginx",
         Some("/etc/keepalived/master.sh"),
     );
-    let path = h.dir().join("tutorial.conf");
-    std::fs::write(&path, &conf).unwrap();
-    let out = xvrrp_tests::sh(
-        h.ns()
-            .command("keepalived")
-            .arg("--config-test")
-            .arg("--use-file")
-            .arg(&path),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (out, err) = config_test(&h, &conf);
     // keepalived 2.2.7 parses it but `--config-test` exits non-zero (6) on two warnings: scripts
     // run as root without `enable_script_security`, and an instance without a VIP (the tutorial
     // moves a cloud floating IP from notify_master instead). Nothing else is flagged.
@@ -167,15 +134,7 @@ fn tutorial_config_as_written_passes_keepalived_config_test() {
     // the check as root: the tutorial config works as is.
     let with_vip =
         with_instance_block(&conf, "virtual_ipaddress {\n    10.88.0.100/24 dev eth1\n}");
-    std::fs::write(&path, &with_vip).unwrap();
-    let out = xvrrp_tests::sh(
-        h.ns()
-            .command("keepalived")
-            .arg("--config-test")
-            .arg("--use-file")
-            .arg(&path),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (out, err) = config_test(&h, &with_vip);
     assert_eq!(err.trim(), known[0], "{}", out.status);
 }
 
@@ -310,19 +269,19 @@ vrrp_instance VI_1 {{
 
 #[test]
 fn v3_multicast_subsecond_adverts_fail_over_fast() {
-    let lab = Lab::new();
-    let primary = lab.add_host("primary");
-    let secondary = lab.add_host("secondary");
-    let client = lab.add_host("client");
-    let vip = lab.addr4(100);
-    let _web = [
-        primary.start_nginx("<h1>Primary</h1>\n"),
-        secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
+    let site = Site::new(Timers::V3Fast);
+    let (lab, primary, secondary, client, vip) = (
+        &site.lab,
+        &site.primary,
+        &site.secondary,
+        &site.client,
+        site.vip,
+    );
+    let _web = site.start_web();
     let cap = lab.capture_switch("ip proto 112");
     let ka = [
-        primary.start_keepalived(&v3_conf(&primary, 200, vip)),
-        secondary.start_keepalived(&v3_conf(&secondary, 100, vip)),
+        primary.start_keepalived(&v3_conf(primary, 200, vip)),
+        secondary.start_keepalived(&v3_conf(secondary, 100, vip)),
     ];
     let logs = || {
         format!(

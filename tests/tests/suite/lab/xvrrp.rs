@@ -213,6 +213,20 @@ impl Site {
         self.base.servers()[i].0
     }
 
+    /// Does `act` to the primary's speaker, then waits until the client gets `body` from the
+    /// VIP (see [`Site::expect`]); returns the time since the act.
+    fn primary_then(
+        &mut self,
+        what: &str,
+        act: fn(&mut Speaker),
+        body: &str,
+        timeout: Duration,
+    ) -> Duration {
+        let t = Instant::now();
+        act(&mut self.vrrp[0]);
+        self.expect(what, t, body, timeout)
+    }
+
     fn holder(&self) -> [bool; 2] {
         [
             self.host(0).has_addr(self.vip),
@@ -232,11 +246,9 @@ fn failover_scenarios(f: Flavour, rx: Rx) {
     );
 
     // b. SIGKILL of the Master's agent: the Backup answers within Master_Down_Interval + margin.
-    let t = Instant::now();
-    site.vrrp[0].kill();
-    let took = site.expect(
+    let took = site.primary_then(
         "SIGKILL master",
-        t,
+        Speaker::kill,
         "Secondary",
         f.down() + Duration::from_secs(5),
     );
@@ -248,16 +260,17 @@ fn failover_scenarios(f: Flavour, rx: Rx) {
     );
 
     // d. The primary comes back (removing the VIP its killed agent left) and preempts.
-    let t = Instant::now();
-    site.vrrp[0].start();
-    site.expect("primary restarted", t, "Primary", Duration::from_secs(15));
+    site.primary_then(
+        "primary restarted",
+        Speaker::start,
+        "Primary",
+        Duration::from_secs(15),
+    );
 
     // c. SIGTERM: priority 0, the Backup takes over within Skew_Time + margin.
-    let t = Instant::now();
-    site.vrrp[0].stop();
-    site.expect(
+    site.primary_then(
         "SIGTERM master",
-        t,
+        Speaker::stop,
         "Secondary",
         f.skew() + Duration::from_secs(2),
     );
@@ -267,9 +280,12 @@ fn failover_scenarios(f: Flavour, rx: Rx) {
         "the stopped primary released the VIP"
     );
 
-    let t = Instant::now();
-    site.vrrp[0].start();
-    site.expect("primary back", t, "Primary", Duration::from_secs(15));
+    site.primary_then(
+        "primary back",
+        Speaker::start,
+        "Primary",
+        Duration::from_secs(15),
+    );
     assert!(xvrrp_tests::wait_until(Duration::from_secs(5), || site
         .holder()
         == [true, false]));
@@ -294,11 +310,7 @@ fn nopreempt_scenario(f: Flavour, rx: Rx) {
     // With `nopreempt` on both, whichever Master_Down_Timer fires first wins for good; with the
     // 0.1 s timers the primary's lead over the secondary's is only ~40 ms, which a busy machine
     // can eat. The primary is let become Master before the secondary starts.
-    assert!(
-        a.wait_state("Master", Duration::from_secs(10)).is_some(),
-        "{}",
-        a.log()
-    );
+    a.expect_state("Master", Duration::from_secs(10));
     let b = Agent::start(
         s.ns(),
         &conf(f, &s, &p, State::Backup, 100, vip, "nopreempt\n"),
@@ -312,11 +324,7 @@ fn nopreempt_scenario(f: Flavour, rx: Rx) {
     );
     // The secondary must be receiving (its XDP attach and instance start follow the control
     // socket that Agent::start waits for) before the primary says goodbye.
-    assert!(
-        b.wait_state("Backup", Duration::from_secs(10)).is_some(),
-        "{}",
-        b.log()
-    );
+    b.expect_state("Backup", Duration::from_secs(10));
     a.stop_with(libc::SIGTERM);
     assert!(
         lab.wait_body(&client, vip, "Secondary", Duration::from_secs(5))
@@ -346,39 +354,31 @@ fn nopreempt_scenario(f: Flavour, rx: Rx) {
 fn interop_scenario(f: Flavour, rx: Rx, ka_primary: bool) {
     let mut site = Site::new(f, rx, [ka_primary, !ka_primary], "");
     // The primary leaves (priority 0): the secondary takes over.
-    let t = Instant::now();
-    site.vrrp[0].stop();
-    site.expect(
+    site.primary_then(
         "interop: primary stops",
-        t,
+        Speaker::stop,
         "Secondary",
         f.skew() + Duration::from_secs(3),
     );
     // It comes back and preempts.
-    let t = Instant::now();
-    site.vrrp[0].start();
-    site.expect(
+    site.primary_then(
         "interop: primary returns",
-        t,
+        Speaker::start,
         "Primary",
         Duration::from_secs(15),
     );
     // The primary crashes: the secondary times it out.
-    let t = Instant::now();
-    site.vrrp[0].kill();
-    site.expect(
+    site.primary_then(
         "interop: primary crashes",
-        t,
+        Speaker::kill,
         "Secondary",
         f.down() + Duration::from_secs(5),
     );
     // The secondary now leaves while the primary is down and comes back... and the primary
     // returns: it preempts the secondary.
-    let t = Instant::now();
-    site.vrrp[0].start();
-    site.expect(
+    site.primary_then(
         "interop: primary back after crash",
-        t,
+        Speaker::start,
         "Primary",
         Duration::from_secs(15),
     );
@@ -643,11 +643,7 @@ fn tutorial_as_is_mixed_pair(rx: Rx, ka_primary: bool) {
         assert_eq!(row.try_get("addr_list_err"), Some(0), "{c}");
         // The keepalived primary leaves: xvrrp takes over after Skew_Time.
         ka.stop();
-        assert!(
-            x.wait_state("Master", Duration::from_secs(3)).is_some(),
-            "{}",
-            x.log()
-        );
+        x.expect_state("Master", Duration::from_secs(3));
     } else {
         assert!(
             !ka_log.contains("invalid ip number count"),

@@ -24,10 +24,7 @@ fn stop_start(timers: Timers) {
     let site = Site::new(timers);
     let decoy = site.lab.add_host("decoy");
     let _decoy_web = decoy.start_nginx("<h1>Decoy</h1>\n");
-    let mut web = [
-        site.primary.start_nginx("<h1>Primary</h1>\n"),
-        site.secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
+    let mut web = site.start_web();
     let (top, extra) = listen_block(None);
     let agents = site.start(&top, &extra);
     site.client_sees("Primary", ELECTION)
@@ -123,10 +120,7 @@ fn v3_fast_nginx_stop_and_start() {
 
 fn stall(timers: Timers) {
     let site = Site::new(timers);
-    let web = [
-        site.primary.start_nginx("<h1>Primary</h1>\n"),
-        site.secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
+    let web = site.start_web();
     let (top, extra) = listen_block(Some(2));
     let agents = site.start(&top, &extra);
     site.client_sees("Primary", ELECTION)

@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvrrp_tests::agent::Rx;
-use xvrrp_tests::site::{logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
+use xvrrp_tests::site::{expect_state, logs, wait_instance, Site, Timers, FAILOVER};
 
 #[test]
 fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
@@ -16,12 +15,7 @@ fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
         file.display()
     );
     let extra = "    track_file {\n        tf weight 0\n    }\n";
-    let agents = site.start_each(Some(Rx::Socket), [(&top, extra), ("", "")]);
-    assert!(
-        agents[0].wait_state("Master", ELECTION).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    let agents = site.start_tracking(&top, extra);
     assert_eq!(
         std::fs::read_to_string(&file).unwrap().trim(),
         "0",
@@ -49,11 +43,7 @@ fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
     let tmp = site.primary.dir().join("state.tmp");
     std::fs::write(&tmp, "0").unwrap();
     std::fs::rename(&tmp, &file).unwrap();
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
     assert!(agents[1].wait_state("Backup", FAILOVER).is_some());
 
     // Written again, then deleted: a missing file reads as 0.
@@ -63,11 +53,7 @@ fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
         .as_deref()
         == Some("Fault")));
     std::fs::remove_file(&file).unwrap();
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
 }
 
 #[test]
@@ -80,12 +66,7 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
         file.display()
     );
     let extra = "    track_file {\n        tf\n    }\n";
-    let agents = site.start_each(Some(Rx::Socket), [(&top, extra), ("", "")]);
-    assert!(
-        agents[0].wait_state("Master", ELECTION).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    let agents = site.start_tracking(&top, extra);
 
     // 200 + 10 x 3 = 230: still Master, priority up.
     std::fs::write(&file, "3").unwrap();
@@ -105,11 +86,7 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
         "{}",
         logs(&agents)
     );
-    assert!(
-        agents[1].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 1, "Master", FAILOVER);
     assert!(
         wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
             == Some("Backup")),
@@ -131,9 +108,5 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
     );
     // Back to 0: 200 again, the primary preempts.
     std::fs::write(&file, "0").unwrap();
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
 }

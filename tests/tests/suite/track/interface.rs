@@ -5,9 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use xvrrp_tests::agent::Rx;
 use xvrrp_tests::lab::Host;
-use xvrrp_tests::site::{logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
+use xvrrp_tests::site::{expect_state, logs, wait_instance, Site, Timers, FAILOVER};
 
 /// A veth pair `up0` <-> `up0p` inside the host (both up): `up0` is the tracked "uplink"; setting
 /// `up0p` down takes `up0`'s carrier away.
@@ -23,12 +22,7 @@ fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
     let site = Site::new(Timers::Tutorial);
     uplink(&site.primary);
     let extra = "    track_interface {\n        up0\n    }\n";
-    let agents = site.start_each(Some(Rx::Socket), [("", extra), ("", "")]);
-    assert!(
-        agents[0].wait_state("Master", ELECTION).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    let agents = site.start_tracking("", extra);
     let t = agents[0].tracker("interface up0").unwrap();
     assert_eq!(t.kind().as_deref(), Some("interface"));
     assert_eq!(t.link().as_deref(), Some("up"), "{t}");
@@ -54,11 +48,7 @@ fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
     );
 
     site.primary.ns().ip(&["link", "set", "up0p", "up"]);
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
 
     // Administratively down, then deleted: down and missing.
     site.primary.ns().ip(&["link", "set", "up0", "down"]);
@@ -83,11 +73,7 @@ fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
     );
     // Created again under the same name: up.
     uplink(&site.primary);
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
 }
 
 #[test]
@@ -95,18 +81,9 @@ fn weighted_tracked_link_down_lowers_priority_below_the_backup() {
     let site = Site::new(Timers::Tutorial);
     uplink(&site.primary);
     let extra = "    track_interface {\n        up0 weight -150\n    }\n";
-    let agents = site.start_each(Some(Rx::Socket), [("", extra), ("", "")]);
-    assert!(
-        agents[0].wait_state("Master", ELECTION).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    let agents = site.start_tracking("", extra);
     site.primary.ns().ip(&["link", "set", "up0p", "down"]);
-    assert!(
-        agents[1].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 1, "Master", FAILOVER);
     // The primary steps down once the new Master's first advert reaches it.
     assert!(
         wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
@@ -117,9 +94,5 @@ fn weighted_tracked_link_down_lowers_priority_below_the_backup() {
     let i = agents[0].instance().unwrap();
     assert_eq!(i.effective_priority(), Some(50));
     site.primary.ns().ip(&["link", "set", "up0p", "up"]);
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use xvrrp_tests::agent::Rx;
-use xvrrp_tests::site::{logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
+use xvrrp_tests::site::{expect_state, logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
 
 const TOP: &str = "vrrp_track_process chk_nginx {\n    process nginx\n    weight 0\n}\n";
 const EXTRA: &str = "    track_process {\n        chk_nginx\n    }\n";
@@ -16,10 +16,7 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
     let site = Site::new(Timers::Tutorial);
     let decoy = site.lab.add_host("decoy");
     let _decoy_web = decoy.start_nginx("<h1>Decoy</h1>\n");
-    let mut web = [
-        site.primary.start_nginx("<h1>Primary</h1>\n"),
-        site.secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
+    let mut web = site.start_web();
     let agents = site.start_each(Some(Rx::Socket), [(TOP, EXTRA), (TOP, EXTRA)]);
     site.client_sees("Primary", ELECTION)
         .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
@@ -81,12 +78,7 @@ fn quorum_and_terminate_delay() {
     let mut web = site.primary.start_nginx("<h1>Primary</h1>\n");
     // Master + 1 worker = 2 processes; quorum 2. A loss counts after 2 s.
     let top = "vrrp_track_process chk_nginx {\n    process nginx\n    quorum 2\n    terminate_delay 2\n    weight 0\n}\n";
-    let agents = site.start_each(Some(Rx::Socket), [(top, EXTRA), ("", "")]);
-    assert!(
-        agents[0].wait_state("Master", ELECTION).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    let agents = site.start_tracking(top, EXTRA);
     let t0 = Instant::now();
     web.kill();
     assert!(
@@ -101,9 +93,5 @@ fn quorum_and_terminate_delay() {
     eprintln!("nginx killed with terminate_delay 2 -> Fault after {took:?}");
     assert!(took >= Duration::from_millis(1900), "{took:?}");
     web.start();
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
 }

@@ -8,47 +8,17 @@
 
 use std::{os::unix::fs::PermissionsExt, time::Duration, time::Instant};
 
+use xvrrp_tests::agent::Agent;
 use xvrrp_tests::agent::Rx;
-use xvrrp_tests::site::{logs, stays, wait_instance, Site, Timers, ELECTION, FAILOVER};
-use xvrrp_tests::{
-    agent::Agent,
-    lab::{tutorial_keepalived_conf, with_instance_block, Host, State},
+use xvrrp_tests::site::{
+    expect_state, hanging_script, logs, stays, wait_instance, Site, Timers, ELECTION, FAILOVER,
 };
-
-fn tutorial_conf(site: &Site, me: &Host, peer: &Host, state: State, prio: u8) -> String {
-    let check = me.nginx_check_script("chk_nginx.sh");
-    with_instance_block(
-        &tutorial_keepalived_conf(
-            state,
-            prio,
-            me.ip4(),
-            peer.ip4(),
-            check.to_str().unwrap(),
-            None,
-        ),
-        &format!("virtual_ipaddress {{\n    {}/24 dev eth1\n}}", site.vip),
-    )
-}
 
 #[test]
 fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
     let site = Site::new(Timers::Tutorial);
-    let mut web = [
-        site.primary.start_nginx("<h1>Primary</h1>\n"),
-        site.secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
-    let agents = [
-        Agent::start(
-            site.primary.ns(),
-            &tutorial_conf(&site, &site.primary, &site.secondary, State::Master, 200),
-            &["--rx", "socket"],
-        ),
-        Agent::start(
-            site.secondary.ns(),
-            &tutorial_conf(&site, &site.secondary, &site.primary, State::Backup, 100),
-            &["--rx", "socket"],
-        ),
-    ];
+    let mut web = site.start_web();
+    let agents = site.start_tutorial_xvrrp(Some(Rx::Socket));
     let took = site
         .client_sees("Primary", ELECTION)
         .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
@@ -65,13 +35,7 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
         .client_sees("Secondary", FAILOVER)
         .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
     eprintln!("nginx stopped on the Master -> client sees Secondary: {took:?} (check every 2 s)");
-    assert!(
-        agents[1]
-            .wait_state("Master", Duration::from_secs(5))
-            .is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 1, "Master", Duration::from_secs(5));
     assert_eq!(agents[0].state().as_deref(), Some("Fault"));
     let t = agents[0].tracker("script chk_nginx").unwrap();
     assert_eq!(t.up(), Some(false), "{t}");
@@ -96,22 +60,8 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
 #[test]
 fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
     let site = Site::new(Timers::Tutorial);
-    let flag = site.primary.dir().join("hang");
-    let script = site.primary.script(
-        "maybe_hang.sh",
-        &format!("[ -e {} ] && exec sleep 30\nexit 0\n", flag.display()),
-    );
-    let top = format!(
-        "vrrp_script chk_hang {{\n    script \"{}\"\n    interval 1\n    timeout 2\n    fall 3\n    rise 1\n}}\n",
-        script.display()
-    );
-    let extra = "    track_script {\n        chk_hang\n    }\n";
-    let agents = site.start_each(Some(Rx::Socket), [(&top, extra), ("", "")]);
-    assert!(
-        agents[0].wait_state("Master", ELECTION).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    let (flag, top, extra) = hanging_script(&site.primary, 2);
+    let agents = site.start_tracking(&top, extra);
     assert!(agents[1].wait_state("Backup", ELECTION).is_some());
 
     // The script hangs from now on. Each run is killed after 2 s; only the third failure in a
@@ -136,11 +86,7 @@ fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
     assert_eq!(t.up(), Some(true), "fall 3 not reached yet: {t}");
 
     // Then it is a failure: FAULT, and the Backup takes over.
-    assert!(
-        agents[1].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 1, "Master", FAILOVER);
     eprintln!(
         "script hangs -> Backup is Master after {:?} (timeout 2 s x fall 3)",
         t0.elapsed()
@@ -158,11 +104,7 @@ fn hanging_script_is_killed_at_its_timeout_counted_and_adverts_keep_flowing() {
 
     // The script is fixed: the primary recovers (rise 1) and preempts.
     std::fs::remove_file(&flag).unwrap();
-    assert!(
-        agents[0].wait_state("Master", FAILOVER).is_some(),
-        "{}",
-        logs(&agents)
-    );
+    expect_state(&agents, 0, "Master", FAILOVER);
 }
 
 #[test]

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use xvrrp_tests::site::{logs, wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER};
+use xvrrp_tests::site::{
+    hanging_script, logs, wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER,
+};
 
 /// Asserts that the first instance stays in `state` for `d` (polling every 50 ms).
 fn stays(a: &xvrrp_tests::agent::Agent, state: &str, d: Duration) -> Result<(), String> {
@@ -28,34 +30,9 @@ fn nginx_stop_start(
     label: &str,
 ) {
     let site = Site::new(Timers::V3Fast);
-    let mut web = [
-        site.primary.start_nginx("<h1>Primary</h1>\n"),
-        site.secondary.start_nginx("<h1>Secondary</h1>\n"),
-    ];
-    let agents = [
-        xvrrp_tests::agent::Agent::start(
-            site.primary.ns(),
-            &site.conf(
-                &site.primary,
-                "MASTER",
-                200,
-                &top(&site, &site.primary),
-                extra,
-            ),
-            &[],
-        ),
-        xvrrp_tests::agent::Agent::start(
-            site.secondary.ns(),
-            &site.conf(
-                &site.secondary,
-                "BACKUP",
-                100,
-                &top(&site, &site.secondary),
-                extra,
-            ),
-            &[],
-        ),
-    ];
+    let mut web = site.start_web();
+    let (top_p, top_s) = (top(&site, &site.primary), top(&site, &site.secondary));
+    let agents = site.start_each(None, [(&top_p, extra), (&top_s, extra)]);
     site.client_sees("Primary", ELECTION)
         .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
     assert!(wait_state(&agents[0], "Master", ELECTION));
@@ -106,28 +83,8 @@ fn v3_fast_process_tracker_nginx_stop_and_start() {
 #[test]
 fn v3_fast_hanging_script_is_killed_and_counted_while_adverts_flow() {
     let site = Site::new(Timers::V3Fast);
-    let flag = site.primary.dir().join("hang");
-    let script = site.primary.script(
-        "maybe_hang.sh",
-        &format!("[ -e {} ] && exec sleep 30\nexit 0\n", flag.display()),
-    );
-    let top = format!(
-        "vrrp_script chk_hang {{\n    script \"{}\"\n    interval 1\n    timeout 1\n    fall 3\n    rise 1\n}}\n",
-        script.display()
-    );
-    let extra = "    track_script {\n        chk_hang\n    }\n";
-    let agents = [
-        xvrrp_tests::agent::Agent::start(
-            site.primary.ns(),
-            &site.conf(&site.primary, "MASTER", 200, &top, extra),
-            &[],
-        ),
-        xvrrp_tests::agent::Agent::start(
-            site.secondary.ns(),
-            &site.conf(&site.secondary, "BACKUP", 100, "", ""),
-            &[],
-        ),
-    ];
+    let (flag, top, extra) = hanging_script(&site.primary, 1);
+    let agents = site.start_each(None, [(&top, extra), ("", "")]);
     assert!(
         wait_state(&agents[0], "Master", ELECTION),
         "{}",
