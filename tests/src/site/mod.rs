@@ -187,6 +187,14 @@ vrrp_instance VI_1 {{
         agents
     }
 
+    /// Asserts that the client reads `body` at the virtual IP within `timeout` (with the
+    /// `agents`' logs when not); how long it took.
+    #[track_caller]
+    pub fn expect_client(&self, body: &str, timeout: Duration, agents: &[Agent]) -> Duration {
+        self.client_sees(body, timeout)
+            .unwrap_or_else(|| panic!("the client never saw {body}\n{}", logs(agents)))
+    }
+
     /// Waits until the client reads `body` at the virtual IP (the lab's 500 ms client); how long
     /// it took.
     pub fn client_sees(&self, body: &str, timeout: Duration) -> Option<Duration> {
@@ -249,6 +257,22 @@ pub fn expect_state(agents: &[Agent], i: usize, state: &str, timeout: Duration) 
     assert!(
         agents[i].wait_state(state, timeout).is_some(),
         "agent {i} never {state}\n{}",
+        logs(agents)
+    );
+}
+
+/// Asserts that `pred` comes to hold on agent `i`'s first instance within `timeout` (with every
+/// log when not).
+#[track_caller]
+pub fn expect_instance(
+    agents: &[Agent],
+    i: usize,
+    timeout: Duration,
+    pred: impl Fn(&Instance) -> bool,
+) {
+    assert!(
+        wait_instance(&agents[i], timeout, pred),
+        "agent {i}'s instance never got there\n{}",
         logs(agents)
     );
 }

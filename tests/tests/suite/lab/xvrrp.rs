@@ -208,6 +208,19 @@ impl Site {
         took
     }
 
+    /// After `settle`, nothing moved: `backup` is still Backup, the primary holds the VIP and
+    /// serves the client.
+    #[track_caller]
+    fn assert_unmoved(&self, backup: &Agent, settle: Duration) {
+        std::thread::sleep(settle);
+        assert_eq!(backup.state().as_deref(), Some("Backup"));
+        assert_eq!(self.holder(), [true, false]);
+        assert!(self
+            .lab
+            .get(&self.client, self.vip)
+            .is_some_and(|b| b.contains("Primary")));
+    }
+
     /// Server `i`: 0 the primary, 1 the secondary.
     fn host(&self, i: usize) -> &Host {
         self.base.servers()[i].0
@@ -486,13 +499,7 @@ fn forged_scenario(rx: Rx) {
         "{}",
         backup.counters().unwrap()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(backup.state().as_deref(), Some("Backup"));
-    assert_eq!(site.holder(), [true, false]);
-    assert!(site
-        .lab
-        .get(&site.client, site.vip)
-        .is_some_and(|b| b.contains("Primary")));
+    site.assert_unmoved(backup, Duration::from_millis(500));
 }
 
 /// keepalived's `unicast_ttl` and each peer's `min_ttl` / `max_ttl`, end to end: both servers
@@ -565,13 +572,7 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
         "{}",
         backup.counters().unwrap()
     );
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(backup.state().as_deref(), Some("Backup"));
-    assert_eq!(site.holder(), [true, false]);
-    assert!(site
-        .lab
-        .get(&site.client, site.vip)
-        .is_some_and(|b| b.contains("Primary")));
+    site.assert_unmoved(backup, Duration::from_secs(1));
 }
 
 /// The tutorial's keepalived.conf exactly as published (no `virtual_ipaddress`: VRRPv2 adverts

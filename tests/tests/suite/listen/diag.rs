@@ -7,8 +7,7 @@
 //! Timings are printed, never asserted.
 
 use std::{
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
-    os::fd::FromRawFd,
+    net::{IpAddr, SocketAddr, TcpStream},
     time::{Duration, Instant},
 };
 
@@ -16,58 +15,9 @@ use xvrrp::{
     dataplane::tcp,
     net::diag::{self, DiagSocket, SockDiag, TCP_ESTABLISHED, TCP_LISTEN},
 };
-use xvrrp_tests::{must, require_root, Netns};
+use xvrrp_tests::{must, require_root, site::listen::tcp_listener as listener, Netns};
 
 const PORT: u16 = 18090;
-
-/// A listener on `addr` with `backlog` (IPv6: v6only, so it coexists with the IPv4 one).
-fn listener(addr: SocketAddr, backlog: i32) -> TcpListener {
-    // SAFETY: plain socket calls on a new fd, handed to TcpListener which then owns it.
-    unsafe {
-        let fd = match addr {
-            SocketAddr::V4(a) => {
-                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-                assert!(fd >= 0);
-                let mut sa: libc::sockaddr_in = std::mem::zeroed();
-                sa.sin_family = libc::AF_INET as u16;
-                sa.sin_port = a.port().to_be();
-                sa.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-                let rc = libc::bind(
-                    fd,
-                    (&raw const sa).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as u32,
-                );
-                assert_eq!(rc, 0, "bind {addr}: {}", std::io::Error::last_os_error());
-                fd
-            }
-            SocketAddr::V6(a) => {
-                let fd = libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-                assert!(fd >= 0);
-                let one: libc::c_int = 1;
-                libc::setsockopt(
-                    fd,
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_V6ONLY,
-                    (&raw const one).cast(),
-                    4,
-                );
-                let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
-                sa.sin6_family = libc::AF_INET6 as u16;
-                sa.sin6_port = a.port().to_be();
-                sa.sin6_addr.s6_addr = a.ip().octets();
-                let rc = libc::bind(
-                    fd,
-                    (&raw const sa).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as u32,
-                );
-                assert_eq!(rc, 0, "bind {addr}: {}", std::io::Error::last_os_error());
-                fd
-            }
-        };
-        assert_eq!(libc::listen(fd, backlog), 0);
-        TcpListener::from_raw_fd(fd)
-    }
-}
 
 fn find(v: &[DiagSocket], port: u16, local: &str) -> Option<DiagSocket> {
     let local: IpAddr = local.parse().unwrap();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use xvrrp_tests::site::listen::{
     capture_vrrp, first_priority_zero_us, listen_block, wait_kernel_source,
 };
-use xvrrp_tests::site::{logs, wait_instance, wait_state, Site, Timers, ELECTION, FAILOVER};
+use xvrrp_tests::site::{expect_instance, logs, wait_state, Site, Timers, ELECTION, FAILOVER};
 
 /// The generous bound asserted on listener close -> priority 0 on the wire (the target is
 /// 10 ms; a loaded CI machine gets slack).
@@ -27,8 +27,7 @@ fn stop_start(timers: Timers) {
     let mut web = site.start_web();
     let (top, extra) = listen_block(None);
     let agents = site.start(&top, &extra);
-    site.client_sees("Primary", ELECTION)
-        .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
+    site.expect_client("Primary", ELECTION, &agents);
     assert!(
         wait_state(&agents[0], "Master", ELECTION),
         "{}",
@@ -47,15 +46,10 @@ fn stop_start(timers: Timers) {
     let mut cap = capture_vrrp(&site.primary);
     let t0 = Instant::now();
     web[0].stop();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
-    let took = site
-        .client_sees("Secondary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Fault")
+    });
+    let took = site.expect_client("Secondary", FAILOVER, &agents);
     let t = agents[0].tracker("listen chk_http").unwrap();
     assert_eq!(t.up(), Some(false), "{t}");
     assert_eq!(t.listeners(0), Some(0), "{t}");
@@ -85,16 +79,11 @@ fn stop_start(timers: Timers) {
     // nginx back: the tracker is up again (rise 1), the primary leaves FAULT and preempts.
     let t1 = Instant::now();
     web[0].start();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            != Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() != Some("Fault")
+    });
     let left_fault = t1.elapsed();
-    let took = site
-        .client_sees("Primary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Primary again\n{}", logs(&agents)));
+    let took = site.expect_client("Primary", FAILOVER, &agents);
     eprintln!(
         "[{timers:?}] nginx started -> out of FAULT {left_fault:?}, client sees Primary {took:?}"
     );
@@ -123,8 +112,7 @@ fn stall(timers: Timers) {
     let web = site.start_web();
     let (top, extra) = listen_block(Some(2));
     let agents = site.start(&top, &extra);
-    site.client_sees("Primary", ELECTION)
-        .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
+    site.expect_client("Primary", ELECTION, &agents);
     assert!(wait_state(&agents[0], "Master", ELECTION));
     let (kernel, t) = wait_kernel_source(&agents[0]);
     assert!(kernel, "{t}\n{}", logs(&agents));
@@ -133,9 +121,7 @@ fn stall(timers: Timers) {
     // handshakes into the accept queue, but nothing is accepted. The client keeps trying.
     let t0 = Instant::now();
     web[0].pause();
-    let took = site
-        .client_sees("Secondary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
+    let took = site.expect_client("Secondary", FAILOVER, &agents);
     let t = agents[0].tracker("listen chk_http").unwrap();
     eprintln!(
         "[{timers:?}] nginx stopped (SIGSTOP), stall 2 -> client sees Secondary {took:?}: {t}"
@@ -154,9 +140,7 @@ fn stall(timers: Timers) {
 
     // nginx continues: it accepts the queued connections, the stall ends, Primary is back.
     web[0].resume();
-    let took = site
-        .client_sees("Primary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Primary again\n{}", logs(&agents)));
+    let took = site.expect_client("Primary", FAILOVER, &agents);
     eprintln!("[{timers:?}] nginx continued (SIGCONT) -> client sees Primary {took:?}");
     assert!(wait_state(&agents[0], "Master", FAILOVER));
     let t = agents[0].tracker("listen chk_http").unwrap();

@@ -14,7 +14,7 @@ use xvrrp::dataplane::{
     tcp::{self, TcpTracker},
     XdpTestProgram, XDP_PASS,
 };
-use xvrrp_tests::{require_root, Netns};
+use xvrrp_tests::{require_root, site::listen::tcp_listener, Netns};
 
 const PORT: u16 = 18080;
 
@@ -66,7 +66,10 @@ fn counts_only_its_own_namespace_seeds_at_start_and_reports_listener_close_at_on
         assert_eq!(established(&t), (1, 0, 0), "{:?}", t.counts());
 
         // A second listener (IPv6 wildcard, v6only so both bind) is seen.
-        let l6 = socket2_like_v6_listener(PORT);
+        let l6 = tcp_listener(
+            std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, PORT)),
+            16,
+        );
         assert_eq!(listeners(&t), 2, "{:?}", t.counts());
         let ev = t.drain_events(16);
         assert!(ev.iter().any(|e| e.up && e.port == PORT), "{ev:?}");
@@ -115,35 +118,6 @@ fn counts_only_its_own_namespace_seeds_at_start_and_reports_listener_close_at_on
         assert!(t.stats().unwrap().other_netns >= 1);
         drop(l);
     });
-}
-
-/// An IPv6-only wildcard listener (so it coexists with the IPv4 one on the same port).
-fn socket2_like_v6_listener(port: u16) -> TcpListener {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket calls on a new fd, handed to TcpListener which then owns it.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let one: libc::c_int = 1;
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            (&raw const one).cast(),
-            4,
-        );
-        let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
-        sa.sin6_family = libc::AF_INET6 as u16;
-        sa.sin6_port = port.to_be();
-        let rc = libc::bind(
-            fd,
-            (&raw const sa).cast(),
-            std::mem::size_of::<libc::sockaddr_in6>() as u32,
-        );
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        assert_eq!(libc::listen(fd, 16), 0);
-        TcpListener::from_raw_fd(fd)
-    }
 }
 
 /// A TCP segment to `port` with `flags`, in an Ethernet + IPv4 frame.

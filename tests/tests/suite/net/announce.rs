@@ -7,22 +7,21 @@ use std::{
 };
 
 use xvrrp::net::{send_garp, send_unsolicited_na, NetError};
-use xvrrp_tests::{veth, wait_until, Capture, Netns};
+use xvrrp_tests::{veth_pair, wait_until, Capture, Netns};
 
 const T: Duration = Duration::from_secs(5);
 const STALE_MAC: &str = "02:00:00:00:00:99";
 
 fn lab() -> (Netns, Netns) {
-    let a = Netns::new("naa");
-    let b = Netns::new("nab");
-    a.disable_dad();
-    b.disable_dad();
-    veth(&a, "va", &b, "vb");
-    a.ip(&["addr", "add", "10.0.0.1/24", "dev", "va"]);
-    b.ip(&["addr", "add", "10.0.0.2/24", "dev", "vb"]);
-    a.ip(&["addr", "add", "fd00::1/64", "dev", "va", "nodad"]);
-    b.ip(&["addr", "add", "fd00::2/64", "dev", "vb", "nodad"]);
-    (a, b)
+    veth_pair("na", "10.0.0", true)
+}
+
+/// A stale neighbour entry on `b`'s `vb` for `addr` pointing elsewhere (the old Master's MAC).
+fn stale_neighbour(b: &Netns, addr: &str) {
+    let family = if addr.contains(':') { "-6" } else { "-4" };
+    b.ip(&[
+        family, "neigh", "replace", addr, "lladdr", STALE_MAC, "dev", "vb", "nud", "stale",
+    ]);
 }
 
 fn mac_str(m: [u8; 6]) -> String {
@@ -38,17 +37,7 @@ fn gratuitous_arp_is_seen_and_updates_the_peer() {
     let vip = Ipv4Addr::new(10, 0, 0, 100);
     let mac = a.mac("va");
     // The peer has a stale entry for the VIP pointing elsewhere (the old master).
-    b.ip(&[
-        "neigh",
-        "replace",
-        "10.0.0.100",
-        "lladdr",
-        STALE_MAC,
-        "dev",
-        "vb",
-        "nud",
-        "stale",
-    ]);
+    stale_neighbour(&b, "10.0.0.100");
     let cap = Capture::open(&b, "vb");
 
     a.run(move || send_garp("va", vip).unwrap());
@@ -109,18 +98,7 @@ fn unsolicited_na_is_seen_and_updates_the_peer() {
     let vip: Ipv6Addr = "fd00::100".parse().unwrap();
     let mac = a.mac("va");
     a.ip(&["addr", "add", "fd00::100/64", "dev", "va", "nodad"]);
-    b.ip(&[
-        "-6",
-        "neigh",
-        "replace",
-        "fd00::100",
-        "lladdr",
-        STALE_MAC,
-        "dev",
-        "vb",
-        "nud",
-        "stale",
-    ]);
+    stale_neighbour(&b, "fd00::100");
     let cap = Capture::open(&b, "vb");
 
     a.run(move || send_unsolicited_na("va", vip).unwrap());

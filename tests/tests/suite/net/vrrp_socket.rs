@@ -7,7 +7,7 @@ use std::{
 };
 
 use xvrrp::net::{Family, Mode, NetError, Received, VrrpSocket};
-use xvrrp_tests::{send_raw_ipv4, veth, wait_until, Capture, Netns};
+use xvrrp_tests::{send_raw_ipv4, veth_pair, wait_until, Capture, Netns};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -50,16 +50,7 @@ fn assert_nothing_queued(s: &VrrpSocket) {
 
 /// Two namespaces joined by va (10.0.0.1, fd00::1) <-> vb (10.0.0.2, fd00::2).
 fn lab() -> (Netns, Netns) {
-    let a = Netns::new("nva");
-    let b = Netns::new("nvb");
-    a.disable_dad();
-    b.disable_dad();
-    veth(&a, "va", &b, "vb");
-    a.ip(&["addr", "add", "10.0.0.1/24", "dev", "va"]);
-    b.ip(&["addr", "add", "10.0.0.2/24", "dev", "vb"]);
-    a.ip(&["addr", "add", "fd00::1/64", "dev", "va", "nodad"]);
-    b.ip(&["addr", "add", "fd00::2/64", "dev", "vb", "nodad"]);
-    (a, b)
+    veth_pair("nv", "10.0.0", true)
 }
 
 fn open_in(ns: &Netns, ifname: &'static str, family: Family, mode: Mode) -> VrrpSocket {

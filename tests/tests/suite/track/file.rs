@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvrrp_tests::site::{expect_state, logs, wait_instance, Site, Timers, FAILOVER};
+use xvrrp_tests::site::{expect_instance, expect_state, wait_instance, Site, Timers, FAILOVER};
 
 #[test]
 fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
@@ -27,12 +27,9 @@ fn weight_0_file_nonzero_value_faults_the_master_and_zero_brings_it_back() {
 
     let t0 = Instant::now();
     std::fs::write(&file, "1\n").unwrap();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Fault")
+    });
     eprintln!("file written -> Fault after {:?}", t0.elapsed());
     assert!(agents[1].wait_state("Master", FAILOVER).is_some());
     let t = agents[0].tracker("file tf").unwrap();
@@ -70,29 +67,18 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
 
     // 200 + 10 x 3 = 230: still Master, priority up.
     std::fs::write(&file, "3").unwrap();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i
-            .effective_priority()
-            == Some(230)),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.effective_priority() == Some(230)
+    });
     // 200 + 10 x -15 = 50 < 100: the Backup preempts.
     std::fs::write(&file, "-15").unwrap();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i
-            .effective_priority()
-            == Some(50)),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.effective_priority() == Some(50)
+    });
     expect_state(&agents, 1, "Master", FAILOVER);
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Backup")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Backup")
+    });
     let t = agents[0].tracker("file tf").unwrap();
     assert_eq!(t.value(), Some(-15), "{t}");
     assert_eq!(t.priority_change(), Some(-150), "{t}");
@@ -100,12 +86,9 @@ fn weighted_file_value_moves_the_priority_and_mastership() {
 
     // -26 x 10 = -260: -254 or less is FAULT (keepalived).
     std::fs::write(&file, "-26").unwrap();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Fault")
+    });
     // Back to 0: 200 again, the primary preempts.
     std::fs::write(&file, "0").unwrap();
     expect_state(&agents, 0, "Master", FAILOVER);

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use xvrrp_tests::lab::Host;
-use xvrrp_tests::site::{expect_state, logs, wait_instance, Site, Timers, FAILOVER};
+use xvrrp_tests::site::{expect_instance, expect_state, wait_instance, Site, Timers, FAILOVER};
 
 /// A veth pair `up0` <-> `up0p` inside the host (both up): `up0` is the tracked "uplink"; setting
 /// `up0p` down takes `up0`'s carrier away.
@@ -30,12 +30,9 @@ fn tracked_link_down_faults_the_master_and_up_brings_it_back() {
     // Carrier lost.
     let t0 = Instant::now();
     site.primary.ns().ip(&["link", "set", "up0p", "down"]);
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Fault")
+    });
     eprintln!("carrier lost -> Fault after {:?}", t0.elapsed());
     assert!(agents[1].wait_state("Master", FAILOVER).is_some());
     assert_eq!(
@@ -85,12 +82,9 @@ fn weighted_tracked_link_down_lowers_priority_below_the_backup() {
     site.primary.ns().ip(&["link", "set", "up0p", "down"]);
     expect_state(&agents, 1, "Master", FAILOVER);
     // The primary steps down once the new Master's first advert reaches it.
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Backup")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Backup")
+    });
     let i = agents[0].instance().unwrap();
     assert_eq!(i.effective_priority(), Some(50));
     site.primary.ns().ip(&["link", "set", "up0p", "up"]);

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use xvrrp_tests::agent::Rx;
-use xvrrp_tests::site::{expect_state, logs, wait_instance, Site, Timers, ELECTION, FAILOVER};
+use xvrrp_tests::site::{expect_instance, expect_state, Site, Timers, ELECTION, FAILOVER};
 
 const TOP: &str = "vrrp_track_process chk_nginx {\n    process nginx\n    weight 0\n}\n";
 const EXTRA: &str = "    track_process {\n        chk_nginx\n    }\n";
@@ -18,8 +18,7 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
     let _decoy_web = decoy.start_nginx("<h1>Decoy</h1>\n");
     let mut web = site.start_web();
     let agents = site.start_each(Some(Rx::Socket), [(TOP, EXTRA), (TOP, EXTRA)]);
-    site.client_sees("Primary", ELECTION)
-        .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
+    site.expect_client("Primary", ELECTION, &agents);
     assert!(agents[0].wait_state("Master", ELECTION).is_some());
     // nginx = a master and one worker, in this namespace only.
     let t = agents[0].tracker("process chk_nginx").unwrap();
@@ -30,16 +29,11 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
     // nginx exits on the Master while nginx keeps running in two other namespaces.
     let t0 = Instant::now();
     web[0].kill();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Fault")
+    });
     let detect = t0.elapsed();
-    let took = site
-        .client_sees("Secondary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
+    let took = site.expect_client("Secondary", FAILOVER, &agents);
     eprintln!(
         "nginx killed -> Master in Fault after {detect:?}, client sees Secondary after {took:?}"
     );
@@ -52,9 +46,7 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
 
     // nginx starts again: quorum is back, the primary leaves FAULT and preempts.
     web[0].start();
-    let took = site
-        .client_sees("Primary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Primary again\n{}", logs(&agents)));
+    let took = site.expect_client("Primary", FAILOVER, &agents);
     eprintln!("nginx started again -> client sees Primary after {took:?}");
     assert!(agents[0].wait_state("Master", FAILOVER).is_some());
     assert_eq!(
@@ -64,12 +56,9 @@ fn process_tracker_sees_nginx_exit_and_is_not_fooled_by_other_namespaces() {
 
     // Graceful stop (SIGQUIT: workers first, then the master) is seen as well.
     web[0].stop();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(5), |i| i.state().as_deref()
-            == Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(5), |i| {
+        i.state().as_deref() == Some("Fault")
+    });
 }
 
 #[test]
@@ -81,14 +70,9 @@ fn quorum_and_terminate_delay() {
     let agents = site.start_tracking(top, EXTRA);
     let t0 = Instant::now();
     web.kill();
-    assert!(
-        wait_instance(&agents[0], Duration::from_secs(10), |i| i
-            .state()
-            .as_deref()
-            == Some("Fault")),
-        "{}",
-        logs(&agents)
-    );
+    expect_instance(&agents, 0, Duration::from_secs(10), |i| {
+        i.state().as_deref() == Some("Fault")
+    });
     let took = t0.elapsed();
     eprintln!("nginx killed with terminate_delay 2 -> Fault after {took:?}");
     assert!(took >= Duration::from_millis(1900), "{took:?}");

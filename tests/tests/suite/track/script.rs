@@ -19,9 +19,7 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
     let site = Site::new(Timers::Tutorial);
     let mut web = site.start_web();
     let agents = site.start_tutorial_xvrrp(Some(Rx::Socket));
-    let took = site
-        .client_sees("Primary", ELECTION)
-        .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
+    let took = site.expect_client("Primary", ELECTION, &agents);
     eprintln!("start -> client sees Primary: {took:?}");
     assert_eq!(agents[0].state().as_deref(), Some("Master"));
     let t = agents[0].tracker("script chk_nginx").unwrap();
@@ -31,9 +29,7 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
     // nginx stops on the Master: its check fails (weight 0: FAULT), the Backup takes over.
     let t0 = Instant::now();
     web[0].stop();
-    let took = site
-        .client_sees("Secondary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
+    let took = site.expect_client("Secondary", FAILOVER, &agents);
     eprintln!("nginx stopped on the Master -> client sees Secondary: {took:?} (check every 2 s)");
     expect_state(&agents, 1, "Master", Duration::from_secs(5));
     assert_eq!(agents[0].state().as_deref(), Some("Fault"));
@@ -45,9 +41,7 @@ fn tutorial_nginx_check_moves_the_client_to_secondary_and_back_to_primary() {
 
     // nginx back: the check succeeds, the primary leaves FAULT and preempts (priority 200).
     web[0].start();
-    let took = site
-        .client_sees("Primary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Primary again\n{}", logs(&agents)));
+    let took = site.expect_client("Primary", FAILOVER, &agents);
     eprintln!("nginx started again -> client sees Primary: {took:?}");
     assert!(agents[0]
         .wait_state("Master", Duration::from_secs(5))

@@ -33,14 +33,11 @@ fn nginx_stop_start(
     let mut web = site.start_web();
     let (top_p, top_s) = (top(&site, &site.primary), top(&site, &site.secondary));
     let agents = site.start_each(None, [(&top_p, extra), (&top_s, extra)]);
-    site.client_sees("Primary", ELECTION)
-        .unwrap_or_else(|| panic!("never Primary\n{}", logs(&agents)));
+    site.expect_client("Primary", ELECTION, &agents);
     assert!(wait_state(&agents[0], "Master", ELECTION));
     let t0 = Instant::now();
     web[0].stop();
-    let took = site
-        .client_sees("Secondary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Secondary\n{}", logs(&agents)));
+    let took = site.expect_client("Secondary", FAILOVER, &agents);
     eprintln!("[v3 0.1 s] {label}: nginx stopped -> client sees Secondary {took:?}");
     assert!(wait_instance(&agents[0], Duration::from_secs(5), |i| i
         .state()
@@ -49,9 +46,7 @@ fn nginx_stop_start(
     assert_eq!(agents[0].tracker(label).unwrap().up(), Some(false));
     assert!(t0.elapsed() < FAILOVER);
     web[0].start();
-    let took = site
-        .client_sees("Primary", FAILOVER)
-        .unwrap_or_else(|| panic!("never Primary again\n{}", logs(&agents)));
+    let took = site.expect_client("Primary", FAILOVER, &agents);
     eprintln!("[v3 0.1 s] {label}: nginx started -> client sees Primary {took:?}");
     assert!(wait_state(&agents[0], "Master", FAILOVER));
 }

@@ -5,11 +5,7 @@
 //! detaches the program.
 
 use std::{
-    fs::File,
-    io,
     net::{IpAddr, Ipv4Addr},
-    os::fd::AsRawFd,
-    thread,
     time::Duration,
 };
 
@@ -20,7 +16,7 @@ use xvrrp::packet::{
     build_frame, Advert, Auth, ChecksumForm, Counter, EthParams, Family, RxAuth, RxPolicy,
     SourcePolicy, TtlCheck, TxMeta, UnicastPeer, Version, VRRP_GROUP_V4,
 };
-use xvrrp_tests::{veth, wait_until, Netns};
+use xvrrp_tests::{forge::send_frames_paced, in_netns, veth, veth_pair, wait_until, Netns};
 
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
 const UNICAST_PEER: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 3);
@@ -42,57 +38,6 @@ fn policies() -> Vec<RxPolicy> {
         RxPolicy::v2(VRID_V2, RxAuth::pass("secret"), 1),
         unicast,
     ]
-}
-
-/// Runs `f` on a thread inside the namespace called `name`.
-fn in_ns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{name}");
-    thread::spawn(move || {
-        let fd = File::open(&path).unwrap();
-        // SAFETY: valid namespace fd; CLONE_NEWNET only changes this thread's namespace.
-        let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
-
-/// Sends Ethernet frames out of `ifname` with an AF_PACKET socket (from the calling thread's
-/// namespace), pausing briefly every 64 frames so the veth ring never overflows.
-fn send_frames(ifname: &str, frames: &[Vec<u8>]) {
-    let cname = std::ffi::CString::new(ifname).unwrap();
-    // SAFETY: valid C string.
-    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    assert_ne!(ifindex, 0, "no interface {ifname}");
-    // SAFETY: plain socket(2); closed below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-    assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
-    for (i, f) in frames.iter().enumerate() {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = i32::try_from(ifindex).unwrap();
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&f[..6]);
-        // SAFETY: valid buffer and sockaddr_ll of the stated size.
-        let n = unsafe {
-            libc::sendto(
-                fd,
-                f.as_ptr().cast(),
-                f.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert!(n >= 0, "sendto: {}", io::Error::last_os_error());
-        if i % 64 == 63 {
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
 }
 
 fn frame(advert: &Advert, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
@@ -147,18 +92,14 @@ fn xdp_attached(ns: &Netns, ifname: &str) -> bool {
 
 #[test]
 fn attached_filter_delivers_events_counts_per_peer_and_refuses_a_second_agent() {
-    let a = Netns::new("xaa");
-    let b = Netns::new("xab");
-    veth(&a, "va", &b, "vb");
-    a.ip(&["addr", "add", "10.78.0.1/24", "dev", "va"]);
-    b.ip(&["addr", "add", "10.78.0.2/24", "dev", "vb"]);
+    let (a, b) = veth_pair("xa", "10.78.0", false);
     let b_name = b.name().to_owned();
     let send = move |frames: Vec<Vec<u8>>| {
-        in_ns(&b_name, move || send_frames("vb", &frames));
+        in_netns(&b_name, move || send_frames_paced("vb", &frames));
     };
 
     let a_name = a.name().to_owned();
-    in_ns(&a_name, move || {
+    in_netns(&a_name, move || {
         let mut dp = XdpDataplane::attach("va", AttachMode::Native, &policies(), false).unwrap();
         assert_eq!(dp.mode(), AttachMode::Native);
         assert!(dp.fallback_reason().is_none());
@@ -382,7 +323,7 @@ fn pass_to_stack_lets_valid_adverts_reach_a_raw_socket() {
         .map(|h| u8::from_str_radix(h, 16).unwrap())
         .collect();
     let b_name = b.name().to_owned();
-    let received = in_ns(a.name(), move || {
+    let received = in_netns(a.name(), move || {
         let dp = XdpDataplane::attach("va", AttachMode::Generic, &policies(), true).unwrap();
         // SAFETY: plain socket(2); closed below.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, 112) };
@@ -405,7 +346,7 @@ fn pass_to_stack_lets_valid_adverts_reach_a_raw_socket() {
         for f in &mut frames {
             f[..6].copy_from_slice(&mac);
         }
-        in_ns(&b_name, move || send_frames("vb", &frames));
+        in_netns(&b_name, move || send_frames_paced("vb", &frames));
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
         loop {

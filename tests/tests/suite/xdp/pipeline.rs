@@ -5,18 +5,14 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
-use xvrrp_tests::{send_raw_ipv4, veth, wait_until, xvrrp_bin, Netns};
+use xvrrp_tests::{send_raw_ipv4, veth_pair, wait_until, xvrrp_bin, Netns};
 
 fn xdp_attached(ns: &Netns, ifname: &str) -> bool {
     ns.ip(&["-d", "link", "show", ifname]).contains("prog/xdp")
 }
 
 fn probe_counts_vrrp_packets(mode: &str) {
-    let a = Netns::new("xpa");
-    let b = Netns::new("xpb");
-    veth(&a, "va", &b, "vb");
-    a.ip(&["addr", "add", "10.77.0.1/24", "dev", "va"]);
-    b.ip(&["addr", "add", "10.77.0.2/24", "dev", "vb"]);
+    let (a, b) = veth_pair("xp", "10.77.0", false);
 
     let probe = a.spawn(a.command(xvrrp_bin()).args([
         "xdp-probe",
