@@ -291,7 +291,7 @@ fn v3_multicast_subsecond_adverts_fail_over_fast() {
         )
     };
     let took = lab
-        .wait_body(&client, vip, "Primary", ELECTION)
+        .wait_body(client, vip, "Primary", ELECTION)
         .unwrap_or_else(|| panic!("never Primary:\n{}", logs()));
     eprintln!("[v3] start -> client sees Primary: {took:?}");
 
@@ -314,7 +314,7 @@ fn v3_multicast_subsecond_adverts_fail_over_fast() {
     // A hung primary (SIGSTOP): the secondary takes over after 3 x 0.1 s + skew (0.06 s).
     ka[0].pause();
     let took = lab
-        .wait_body(&client, vip, "Secondary", FAILOVER)
+        .wait_body(client, vip, "Secondary", FAILOVER)
         .unwrap_or_else(|| panic!("no failover:\n{}", logs()));
     eprintln!("[v3] SIGSTOP keepalived on primary -> client sees Secondary: {took:?}");
     assert!(
@@ -327,7 +327,7 @@ fn v3_multicast_subsecond_adverts_fail_over_fast() {
     // sees the higher priority and steps back.
     ka[0].resume();
     let took = lab
-        .wait_body(&client, vip, "Primary", ELECTION)
+        .wait_body(client, vip, "Primary", ELECTION)
         .unwrap_or_else(|| panic!("no failback:\n{}", logs()));
     eprintln!("[v3] SIGCONT keepalived on primary -> client sees Primary: {took:?}");
     assert!(
@@ -337,15 +337,15 @@ fn v3_multicast_subsecond_adverts_fail_over_fast() {
     );
 
     // Split brain: the primary is partitioned (link up). Both are MASTER and hold the VIP.
-    lab.cut(&primary);
+    lab.cut(primary);
     let took = lab
-        .wait_body(&client, vip, "Secondary", FAILOVER)
+        .wait_body(client, vip, "Secondary", FAILOVER)
         .unwrap_or_else(|| panic!("no failover on partition:\n{}", logs()));
     eprintln!("[v3] partition primary -> client sees Secondary: {took:?}");
     assert!(primary.has_addr(vip) && secondary.has_addr(vip));
     let at = Instant::now();
-    lab.heal(&primary);
-    if lab.wait_body(&client, vip, "Primary", ELECTION).is_none() {
+    lab.heal(primary);
+    if lab.wait_body(client, vip, "Primary", ELECTION).is_none() {
         panic!("client never back on Primary after heal:\n{}", logs());
     }
     eprintln!(

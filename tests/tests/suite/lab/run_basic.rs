@@ -198,7 +198,7 @@ fn v3_multicast_tenth_second_adverts_fail_over_fast() {
         "the adopted interval decides: {took:?}"
     );
     assert!(wait_until(Duration::from_secs(2), || has_addr(
-        &b, "eth1", VIP
+        b, "eth1", VIP
     )));
 }
 

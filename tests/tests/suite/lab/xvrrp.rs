@@ -317,7 +317,7 @@ fn nopreempt_scenario(f: Flavour, rx: Rx) {
     let _web = site.start_web();
     let mut a = Agent::start(
         p.ns(),
-        &conf(f, &p, &s, State::Backup, 200, vip, "nopreempt\n"),
+        &conf(f, p, s, State::Backup, 200, vip, "nopreempt\n"),
         &rx.args(),
     );
     // With `nopreempt` on both, whichever Master_Down_Timer fires first wins for good; with the
@@ -326,11 +326,11 @@ fn nopreempt_scenario(f: Flavour, rx: Rx) {
     a.expect_state("Master", Duration::from_secs(10));
     let b = Agent::start(
         s.ns(),
-        &conf(f, &s, &p, State::Backup, 100, vip, "nopreempt\n"),
+        &conf(f, s, p, State::Backup, 100, vip, "nopreempt\n"),
         &rx.args(),
     );
     assert!(
-        lab.wait_body(&client, vip, "Primary", Duration::from_secs(20))
+        lab.wait_body(client, vip, "Primary", Duration::from_secs(20))
             .is_some(),
         "{}",
         a.log()
@@ -340,7 +340,7 @@ fn nopreempt_scenario(f: Flavour, rx: Rx) {
     b.expect_state("Backup", Duration::from_secs(10));
     a.stop_with(libc::SIGTERM);
     assert!(
-        lab.wait_body(&client, vip, "Secondary", Duration::from_secs(5))
+        lab.wait_body(client, vip, "Secondary", Duration::from_secs(5))
             .is_some(),
         "{}",
         b.log()
@@ -355,7 +355,7 @@ fn nopreempt_scenario(f: Flavour, rx: Rx) {
         a.log()
     );
     assert_eq!(
-        lab.get(&client, vip)
+        lab.get(client, vip)
             .as_deref()
             .map(|b| b.contains("Secondary")),
         Some(true)
@@ -594,8 +594,8 @@ fn tutorial_as_is_mixed_pair(rx: Rx, ka_primary: bool) {
     };
     let _web = site.start_web();
     let (pc, sc) = (
-        conf(&p, &s, State::Master, 200),
-        conf(&s, &p, State::Backup, 100),
+        conf(p, s, State::Master, 200),
+        conf(s, p, State::Backup, 100),
     );
     let (mut ka, x) = if ka_primary {
         (
