@@ -12,7 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{unique, wait_until, xvrrp_bin, Netns};
+use crate::{
+    status::{Counters, Instance, Status, Tracker},
+    unique, wait_until, xvrrp_bin, Netns,
+};
 
 /// A private temporary directory, removed on drop.
 #[derive(Debug)]
@@ -38,6 +41,37 @@ impl Drop for TempDir {
     }
 }
 
+/// The receive path of `xvrrp run` (`--rx`). Labs that must hold on both run over this enum
+/// (`#[rstest]` with `#[values(Rx::Xdp, Rx::Socket)]`), so the matrix is written once per test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rx {
+    /// The XDP program (`--rx xdp`).
+    Xdp,
+    /// The raw-socket fallback (`--rx socket`).
+    Socket,
+}
+
+impl Rx {
+    /// The `--rx` argument.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Rx::Xdp => "xdp",
+            Rx::Socket => "socket",
+        }
+    }
+
+    /// `["--rx", MODE]`, the extra arguments of [`Agent::start`].
+    pub fn args(self) -> [&'static str; 2] {
+        ["--rx", self.arg()]
+    }
+}
+
+impl std::fmt::Display for Rx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.arg())
+    }
+}
+
 /// One running `xvrrp run` in a namespace.
 #[derive(Debug)]
 pub struct Agent {
@@ -60,6 +94,11 @@ impl Agent {
         };
         a.spawn();
         a
+    }
+
+    /// [`Agent::start`] with `--rx RX` and nothing else.
+    pub fn with_rx(ns: &Netns, config: &str, rx: Rx) -> Self {
+        Self::start(ns, config, &rx.args())
     }
 
     fn spawn(&mut self) {
@@ -132,34 +171,34 @@ impl Agent {
     }
 
     /// `xvrrp status --json`, or `None` when it does not answer.
-    pub fn status(&self) -> Option<serde_json::Value> {
-        self.query("status")
+    pub fn status(&self) -> Option<Status> {
+        self.query("status").map(Status::from_json)
     }
 
     /// `xvrrp counters --json`, or `None` when it does not answer.
-    pub fn counters(&self) -> Option<serde_json::Value> {
-        self.query("counters")
+    pub fn counters(&self) -> Option<Counters> {
+        self.query("counters").map(Counters::from_json)
+    }
+
+    /// The first instance's status, if it answers.
+    pub fn instance(&self) -> Option<Instance> {
+        self.status().map(|s| s.first())
     }
 
     /// The status of the first instance's tracker whose label is `label`.
-    pub fn tracker(&self, label: &str) -> Option<serde_json::Value> {
-        let st = self.status()?;
-        st["instances"][0]["trackers"]
-            .as_array()?
-            .iter()
-            .find(|t| t["label"] == label)
-            .cloned()
+    pub fn tracker(&self, label: &str) -> Option<Tracker> {
+        self.instance()?.tracker(label)
     }
 
     /// Polls the tracker `label` until `pred` holds on one snapshot of it, for at most
-    /// `timeout`: whether it did, and the last snapshot (`Null` when none was read).
+    /// `timeout`: whether it did, and the last snapshot (`null` when none was read).
     pub fn wait_tracker(
         &self,
         label: &str,
         timeout: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> (bool, serde_json::Value) {
-        let mut last = serde_json::Value::Null;
+        pred: impl Fn(&Tracker) -> bool,
+    ) -> (bool, Tracker) {
+        let mut last = Tracker::default();
         let held = wait_until(timeout, || match self.tracker(label) {
             Some(t) => {
                 let ok = pred(&t);
@@ -187,15 +226,21 @@ impl Agent {
 
     /// State of the first instance (`"Master"`, `"Backup"`, ...), if it answers.
     pub fn state(&self) -> Option<String> {
-        self.status()?["instances"][0]["state"]
-            .as_str()
-            .map(str::to_owned)
+        self.instance()?.state()
     }
 
     /// Waits until the first instance is in `state`; returns how long it took.
     pub fn wait_state(&self, state: &str, timeout: Duration) -> Option<Duration> {
         let t = Instant::now();
         wait_until(timeout, || self.state().as_deref() == Some(state)).then(|| t.elapsed())
+    }
+
+    /// Asserts that the first instance reaches `state` within `timeout` (with the log when not);
+    /// returns how long it took.
+    #[track_caller]
+    pub fn expect_state(&self, state: &str, timeout: Duration) -> Duration {
+        self.wait_state(state, timeout)
+            .unwrap_or_else(|| panic!("never {state} within {timeout:?}; log:\n{}", self.log()))
     }
 
     /// Sends `signal` and waits for the process to exit; returns its exit code.

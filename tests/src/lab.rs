@@ -943,6 +943,16 @@ pub enum State {
     Backup,
 }
 
+impl State {
+    /// The config keyword: `MASTER` or `BACKUP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Master => "MASTER",
+            State::Backup => "BACKUP",
+        }
+    }
+}
+
 /// The tutorial's `/etc/keepalived/keepalived.conf`, text for text, with its placeholders
 /// filled in: `state`, `priority`, `unicast_src_ip`, the one `unicast_peer`, the check script
 /// (the tutorial has `pidof nginx`) and the `notify_master` line (omitted when `None`).

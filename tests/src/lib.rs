@@ -13,6 +13,8 @@ pub mod bench;
 pub mod do_double;
 pub mod forge;
 pub mod lab;
+pub mod site;
+pub mod status;
 pub mod vlan;
 
 use std::{
@@ -124,17 +126,23 @@ impl Netns {
 
     /// Runs `f` on a thread that has entered this namespace (sockets it opens live there).
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        thread::spawn(move || {
-            let fd = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // SAFETY: valid namespace fd; CLONE_NEWNET only changes this thread's namespace.
-            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        in_netns(&self.name, f)
     }
+}
+
+/// Runs `f` on a thread that has entered the namespace called `name` (sockets it opens live
+/// there).
+pub fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{name}");
+    thread::spawn(move || {
+        let fd = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: valid namespace fd; CLONE_NEWNET only changes this thread's namespace.
+        let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 impl Drop for Netns {
@@ -176,6 +184,26 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     ]));
     a.ip(&["link", "set", a_if, "up"]);
     b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// Two namespaces `{prefix}a` and `{prefix}b` joined by a veth pair `va` <-> `vb`, with
+/// `{net4}.1/24` on `va` and `{net4}.2/24` on `vb`; with `ipv6`, DAD off on both and
+/// `fd00::1/64`, `fd00::2/64`.
+pub fn veth_pair(prefix: &str, net4: &str, ipv6: bool) -> (Netns, Netns) {
+    let a = Netns::new(&format!("{prefix}a"));
+    let b = Netns::new(&format!("{prefix}b"));
+    if ipv6 {
+        a.disable_dad();
+        b.disable_dad();
+    }
+    veth(&a, "va", &b, "vb");
+    a.ip(&["addr", "add", &format!("{net4}.1/24"), "dev", "va"]);
+    b.ip(&["addr", "add", &format!("{net4}.2/24"), "dev", "vb"]);
+    if ipv6 {
+        a.ip(&["addr", "add", "fd00::1/64", "dev", "va", "nodad"]);
+        b.ip(&["addr", "add", "fd00::2/64", "dev", "vb", "nodad"]);
+    }
+    (a, b)
 }
 
 /// A child process, killed and reaped when dropped.

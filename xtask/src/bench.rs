@@ -1,9 +1,9 @@
 //! `cargo xtask bench [NAME]`: every benchmark, or one, side by side with keepalived 2.2.7, and
 //! the report in `bench/RESULTS.md` and `bench/results.json`.
 //!
-//! A benchmark is a test of the `xvrrp-tests` crate run with `XVRRP_BENCH_RUNS` set (it then
-//! measures in earnest; in the normal suite the same test runs a short smoke version). It
-//! prints its own table, and one line per figure starting with `XVRRP_BENCH_RESULT ` followed by
+//! A benchmark is a module `bench::NAME` of the `xvrrp-tests` suite (the one test binary
+//! `suite`) run with `XVRRP_BENCH_RUNS` set (it then measures in earnest; in the normal suite the
+//! same test runs a short smoke version). It prints its own table, and one line per figure starting with `XVRRP_BENCH_RESULT ` followed by
 //! a JSON object (`bench`, `scenario`, `impl`, `metric`, `value`), which are collected here. A
 //! run of one benchmark replaces that benchmark's figures in the report and keeps the others.
 //!
@@ -33,7 +33,8 @@ use anyhow::{bail, Context, Result};
 pub struct Spec {
     /// `cargo xtask bench NAME`.
     pub name: &'static str,
-    /// The test target in `tests/tests`.
+    /// The module of the suite (`tests/tests/suite/bench/`) whose tests it runs: a filter on the
+    /// test names of the `suite` test binary.
     test: &'static str,
     /// Runs (`XVRRP_BENCH_RUNS`) by default.
     runs: u32,
@@ -47,7 +48,7 @@ pub struct Spec {
 pub const ALL: &[Spec] = &[
     Spec {
         name: "xdp",
-        test: "xdp_bench",
+        test: "bench::xdp::",
         runs: 11,
         about: "The XDP advert filter alone: ns per packet from BPF_PROG_TEST_RUN (10^6 repeats, \
                 median of 11 runs, on one CPU) per frame kind, next to a trivial XDP_PASS program. keepalived \
@@ -56,7 +57,7 @@ pub const ALL: &[Spec] = &[
     },
     Spec {
         name: "flood",
-        test: "flood_bench",
+        test: "bench::flood::",
         runs: 1,
         about: "Forged VRRPv3 adverts (VRID of the pair, priority 254, bad checksum, 64 spoofed \
                 sources) sent to the VRRP group by trafgen as fast as it goes for 10 s, at a \
@@ -67,7 +68,7 @@ pub const ALL: &[Spec] = &[
     },
     Spec {
         name: "failover",
-        test: "listen_bench",
+        test: "bench::listen::",
         runs: 10,
         about: "nginx stopped on the primary -> the client receives the Backup's page at the VIP: \
                 keepalived 2.2.7 with the tutorial's pidof check (2 s) next to xvrrp with \
@@ -76,7 +77,7 @@ pub const ALL: &[Spec] = &[
     },
     Spec {
         name: "takeover",
-        test: "do_bench",
+        test: "bench::do_::",
         runs: 5,
         about: "DigitalOcean reserved-IP takeover against the API double (0 and 200 ms latency): \
                 Master transition -> assign POST -> client reaches the new holder.",
@@ -84,7 +85,7 @@ pub const ALL: &[Spec] = &[
     },
     Spec {
         name: "rest",
-        test: "rest_bench",
+        test: "bench::rest::",
         runs: 1,
         about: "The tutorial's two nodes at rest (nginx, unicast VRRPv2, 1 s adverts): per node \
                 CPU-seconds per hour, RSS and peak RSS; keepalived with the tutorial's 2 s script \
@@ -93,7 +94,7 @@ pub const ALL: &[Spec] = &[
     },
     Spec {
         name: "scale",
-        test: "scale_bench",
+        test: "bench::scale::",
         runs: 1,
         about: "255 VRIDs (VRRPv3, 1 s, /32 VIP each, masters split across two hosts) on one \
                 interface, and 252 over four interfaces: convergence, CPU per host over 30 s, \
@@ -102,7 +103,7 @@ pub const ALL: &[Spec] = &[
     },
     Spec {
         name: "busy",
-        test: "busy_bench",
+        test: "bench::busy::",
         runs: 1,
         about: "A busy front end: ~60k established TCP sockets in the Master's namespace (idle \
                 loopback connections), VRRPv3 at 0.1 s, vrrp_track_listen with stall: the \
@@ -112,7 +113,7 @@ pub const ALL: &[Spec] = &[
     },
     Spec {
         name: "timing",
-        test: "timing_bench",
+        test: "bench::timing::",
         runs: 1,
         about:
             "Advert interval jitter on the wire (switch capture) for 1, 50 and 255 VRIDs at 1 s \
@@ -201,8 +202,9 @@ pub fn run_one(spec: &Spec, agent: &Path, runs: Option<u32>) -> Result<Vec<serde
         "-p",
         "xvrrp-tests",
         "--test",
-        spec.test,
+        "suite",
         "--",
+        spec.test,
         "--nocapture",
         "--test-threads=1",
     ])

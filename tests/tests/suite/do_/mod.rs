@@ -1,0 +1,5 @@
+mod double_api;
+mod double_drop;
+mod double_tutorial;
+mod faults;
+mod tutorial;

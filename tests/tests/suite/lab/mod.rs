@@ -1,0 +1,6 @@
+mod keepalived;
+mod neighbours;
+mod run_basic;
+mod scale;
+mod selftest;
+mod xvrrp;

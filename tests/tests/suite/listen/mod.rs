@@ -1,0 +1,3 @@
+mod diag;
+mod failover;
+mod kernel;

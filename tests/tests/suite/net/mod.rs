@@ -1,0 +1,4 @@
+mod announce;
+mod netlink;
+mod offload;
+mod vrrp_socket;

@@ -1,0 +1,5 @@
+mod file;
+mod interface;
+mod process;
+mod script;
+mod v3_fast;

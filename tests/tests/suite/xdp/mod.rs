@@ -1,0 +1,4 @@
+mod attach;
+mod parity;
+mod pipeline;
+mod test_run;
