@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     dataplane::{AttachMode, XdpDataplane},
-    state::{RxCounters, Status, TrackerState},
+    state::{ProbeReport, RxCounters, Status, TrackerState},
 };
 
 /// Default configuration path. `-f /etc/keepalived/keepalived.conf` runs an existing keepalived
@@ -339,17 +339,6 @@ fn print_counters(v: &RxCounters) {
     }
 }
 
-/// What `xvrrp xdp-probe` prints.
-#[derive(serde::Serialize)]
-struct ProbeReport<'a> {
-    interface: &'a str,
-    mode: String,
-    vrrp: u64,
-    ring_full: u64,
-    not_ours: u64,
-    counters: std::collections::BTreeMap<crate::packet::Counter, u64>,
-}
-
 fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64, vrids: &[u8]) -> ExitCode {
     let mode = match mode {
         ProbeMode::Auto => AttachMode::Auto,
@@ -392,7 +381,7 @@ fn xdp_probe(iface: &str, mode: ProbeMode, seconds: f64, vrids: &[u8]) -> ExitCo
             }
         }
         Ok(ProbeReport {
-            interface: att.interface(),
+            interface: att.interface().to_owned(),
             mode: att.mode().to_string(),
             vrrp: stats.vrrp,
             ring_full: stats.ring_full,

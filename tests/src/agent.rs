@@ -172,12 +172,14 @@ impl Agent {
 
     /// `xvrrp status --json`, or `None` when it does not answer.
     pub fn status(&self) -> Option<Status> {
-        self.query("status").map(Status::from_json)
+        let out = self.query("status")?;
+        serde_json::from_slice(&out).ok().map(Status)
     }
 
     /// `xvrrp counters --json`, or `None` when it does not answer.
     pub fn counters(&self) -> Option<Counters> {
-        self.query("counters").map(Counters::from_json)
+        let out = self.query("counters")?;
+        serde_json::from_slice(&out).ok().map(Counters)
     }
 
     /// The first instance's status, if it answers.
@@ -210,7 +212,8 @@ impl Agent {
         (held, last)
     }
 
-    fn query(&self, what: &str) -> Option<serde_json::Value> {
+    /// The `--json` answer of `xvrrp WHAT`, if it succeeded.
+    fn query(&self, what: &str) -> Option<Vec<u8>> {
         let out = Command::new(xvrrp_bin())
             .arg(what)
             .arg("--json")
@@ -218,10 +221,7 @@ impl Agent {
             .arg(self.socket())
             .output()
             .ok()?;
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).ok())
-            .flatten()
+        out.status.success().then_some(out.stdout)
     }
 
     /// State of the first instance (`"Master"`, `"Backup"`, ...), if it answers.

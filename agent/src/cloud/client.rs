@@ -318,7 +318,18 @@ impl Api for DoClient {
 
     async fn assign(&self, droplet: u64) -> Result<ActionState, ApiError> {
         const WHAT: &str = "assign";
-        let body = serde_json::json!({"type": "assign", "droplet_id": droplet}).to_string();
+        /// The body of `POST /v2/reserved_ips/{ip}/actions`.
+        #[derive(serde::Serialize)]
+        struct Assign {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            droplet_id: u64,
+        }
+        let body = serde_json::to_string(&Assign {
+            kind: "assign",
+            droplet_id: droplet,
+        })
+        .unwrap_or_default();
         let b = self
             .call(
                 WHAT,

@@ -169,6 +169,23 @@ impl InstanceState {
     }
 }
 
+/// What `xvrrp xdp-probe` prints: the XDP program's counts on one interface after a while.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// Interface.
+    pub interface: String,
+    /// Attach mode (`native` or `generic`).
+    pub mode: String,
+    /// VRRP frames of ours seen.
+    pub vrrp: u64,
+    /// Events lost to a full ring buffer.
+    pub ring_full: u64,
+    /// VRRP-like frames passed, not ours.
+    pub not_ours: u64,
+    /// Counters over every peer row, non-zero only.
+    pub counters: std::collections::BTreeMap<crate::packet::Counter, u64>,
+}
+
 /// A state transition, with wall-clock time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {

@@ -314,8 +314,8 @@ fn instance_status(a: &Agent) -> xvrrp_tests::status::Instance {
     a.instance().unwrap_or_default()
 }
 
-fn counter(i: &xvrrp_tests::status::Instance, name: &str) -> u64 {
-    i.counter(name).unwrap_or(0)
+fn counters(i: &xvrrp_tests::status::Instance) -> xvrrp::state::InstanceCounters {
+    i.counters().unwrap_or_default()
 }
 
 fn logs(a: &Agent, b: &Agent) -> String {
@@ -389,8 +389,8 @@ fn xvrrp_run(lab: &Lab, ha: &Host, hb: &Host, window: Duration) -> (Figures, Loa
 
     // Behaviour: nothing moved.
     let (ia1, ib1) = (instance_status(&a), instance_status(&b));
-    let takeovers = counter(&ib1, "become_master") - counter(&ib0, "become_master");
-    let released = counter(&ia1, "release_master") - counter(&ia0, "release_master");
+    let takeovers = counters(&ib1).become_master - counters(&ib0).become_master;
+    let released = counters(&ia1).release_master - counters(&ia0).release_master;
     let tracker = a.tracker(TRACKER).unwrap_or_default();
     println!(
         "[busy] xvrrp over {:.0} s: CPU a {cpu_master:.3}% b {cpu_backup:.3}%, RSS a {rss_master} KiB \

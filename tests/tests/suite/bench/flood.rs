@@ -89,9 +89,8 @@ impl Pair {
     fn transitions(&self) -> (u64, u64) {
         match self {
             Pair::X(a, b) => {
-                let count =
-                    |x: &Agent, key: &str| x.instance().and_then(|i| i.counter(key)).unwrap_or(0);
-                (count(a, "release_master"), count(b, "become_master"))
+                let count = |x: &Agent| x.instance().and_then(|i| i.counters()).unwrap_or_default();
+                (count(a).release_master, count(b).become_master)
             }
             Pair::K(a, b) => {
                 let n = |k: &Keepalived, s: &str| k.log().matches(s).count() as u64;

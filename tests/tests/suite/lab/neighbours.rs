@@ -28,6 +28,7 @@ use xvrrp_tests::{
     agent::{Agent, Rx},
     forge,
     lab::{Host, Keepalived, Lab},
+    status::Counter,
     vlan::{tags_in_frame_data, VlanAccess},
     wait_until,
 };
@@ -72,7 +73,7 @@ fn adverts_from(agent: &Agent, peer: Ipv4Addr) -> u64 {
         .and_then(|c| {
             c.peers().iter().find_map(|p| {
                 (p.vrid() == Some(51) && p.peer() == peer.to_string())
-                    .then(|| p.try_get("advert_rcvd"))
+                    .then(|| p.try_get(Counter::AdvertRcvd))
                     .flatten()
             })
         })
@@ -82,7 +83,7 @@ fn adverts_from(agent: &Agent, peer: Ipv4Addr) -> u64 {
 /// (state, times it became Master) of the agent's instance.
 fn role(agent: &Agent) -> Option<(String, u64)> {
     let i = agent.instance()?;
-    Some((i.state()?, i.counter("become_master").unwrap_or(0)))
+    Some((i.state()?, i.counters().map_or(0, |c| c.become_master)))
 }
 
 /// VLAN-9-tagged VRRPv3 adverts for VRID 51 at priority 254 from a stranger, to the VRRP group

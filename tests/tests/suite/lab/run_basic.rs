@@ -10,6 +10,7 @@ use xvrrp_tests::{
     agent::{has_addr, Agent, Rx},
     lab::LabSpec,
     site::{Site, Timers},
+    status::Counter,
     veth, wait_until, Netns,
 };
 
@@ -91,7 +92,7 @@ fn tutorial_unicast_pass_master_election_sigterm_handover_and_preemption() {
     let c = pb.counters().unwrap();
     let peer = c.peer("10.60.0.1").unwrap();
     assert!(
-        peer.try_get("pri_zero_rcvd").unwrap() >= 1,
+        peer.try_get(Counter::PriZeroRcvd).unwrap() >= 1,
         "priority 0 seen: {c}"
     );
 
@@ -371,7 +372,7 @@ fn mcast_src_ip_is_the_source_on_the_wire_and_in_the_v3_checksum() {
     let st = pb.status().unwrap();
     assert_eq!(st.first().master_address().as_deref(), Some("10.60.0.77"));
     let c = pb.counters().unwrap();
-    let bad: u64 = c.total("checksum_err");
+    let bad: u64 = c.total(Counter::ChecksumErr);
     assert_eq!(bad, 0, "{c}");
 }
 

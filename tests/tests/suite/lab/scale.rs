@@ -62,7 +62,7 @@ fn snapshot(agent: &Agent) -> Option<BTreeMap<u8, (String, u64)>> {
     for i in list {
         let vrid = i.vrid()?;
         let state = i.state()?;
-        let changes = i.counter("become_master")? + i.counter("release_master")?;
+        let changes = i.counters().map(|c| c.become_master + c.release_master)?;
         out.insert(vrid, (state, changes));
     }
     Some(out)

@@ -18,6 +18,7 @@ use xvrrp_tests::{
     forge::{flood_frames, send_frames},
     lab::{tutorial_keepalived_conf, Host, Keepalived, Nginx, State},
     site::{self, tutorial_conf_with_vip},
+    status::Counter,
 };
 
 /// Which VRRP flavour a scenario runs.
@@ -400,8 +401,8 @@ fn interop_scenario(f: Flavour, rx: Rx, ka_primary: bool) {
         let peer = site.host(usize::from(!ka_primary)).ip4().to_string();
         let row = c.peer(&peer);
         let row = row.unwrap_or_else(|| panic!("no counters for keepalived peer {peer}: {c}"));
-        assert!(row.try_get("advert_rcvd").unwrap() > 0, "{c}");
-        let drops: u64 = row.sum_except(&["advert_rcvd", "pri_zero_rcvd"]);
+        assert!(row.try_get(Counter::AdvertRcvd).unwrap() > 0, "{c}");
+        let drops: u64 = row.sum_except(&[Counter::AdvertRcvd, Counter::PriZeroRcvd]);
         assert_eq!(drops, 0, "keepalived's adverts pass every check: {c}");
     }
 }
@@ -417,8 +418,8 @@ fn frame(advert: &Advert, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, dst_mac: [u8; 6
     packet::build_frame(advert, &meta, &eth).unwrap()
 }
 
-fn counter(agent: &Agent, peer: &str, name: &str) -> u64 {
-    agent.counters().unwrap().sum(peer, name)
+fn counter(agent: &Agent, peer: &str, c: Counter) -> u64 {
+    agent.counters().unwrap().sum(peer, c)
 }
 
 /// f. Forged adverts from a third host change nothing and are counted under the right reason.
@@ -448,9 +449,9 @@ fn forged_scenario(rx: Rx) {
         xvrrp_tests::wait_until(Duration::from_secs(5), || counter(
             backup,
             &p_s,
-            "auth_failure"
+            Counter::AuthFailure
         ) == 2
-            && counter(backup, "unknown", "unknown_peer") == 3),
+            && counter(backup, "unknown", Counter::UnknownPeer) == 3),
         "{}",
         backup.counters().unwrap()
     );
@@ -493,9 +494,9 @@ fn forged_scenario(rx: Rx) {
         xvrrp_tests::wait_until(Duration::from_secs(5), || counter(
             backup,
             "unknown",
-            "ip_ttl_err"
+            Counter::IpTtlErr
         ) == 2
-            && counter(backup, "unknown", "checksum_err") == 3),
+            && counter(backup, "unknown", Counter::ChecksumErr) == 3),
         "{}",
         backup.counters().unwrap()
     );
@@ -530,14 +531,14 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
             assert_eq!(a.state().as_deref(), Some(want), "{st}\n{}", site.logs());
             let peer = site.host(1 - i).ip4().to_string();
             assert_eq!(
-                counter(a, &peer, "ip_ttl_err"),
+                counter(a, &peer, Counter::IpTtlErr),
                 0,
                 "{}",
                 a.counters().unwrap()
             );
             if i == 1 {
                 assert!(
-                    counter(a, &peer, "advert_rcvd") >= 3,
+                    counter(a, &peer, Counter::AdvertRcvd) >= 3,
                     "{}",
                     a.counters().unwrap()
                 );
@@ -567,7 +568,7 @@ fn unicast_ttl_scenario(rx: Rx, ka: [bool; 2]) {
         xvrrp_tests::wait_until(Duration::from_secs(5), || counter(
             backup,
             &p_s,
-            "ip_ttl_err"
+            Counter::IpTtlErr
         ) == 5),
         "{}",
         backup.counters().unwrap()
@@ -640,8 +641,8 @@ fn tutorial_as_is_mixed_pair(rx: Rx, ka_primary: bool) {
     let row = c.peer(&peer);
     if ka_primary {
         let row = row.unwrap_or_else(|| panic!("no row for {peer}: {c}"));
-        assert!(row.try_get("advert_rcvd").unwrap() >= 3, "{c}");
-        assert_eq!(row.try_get("addr_list_err"), Some(0), "{c}");
+        assert!(row.try_get(Counter::AdvertRcvd).unwrap() >= 3, "{c}");
+        assert_eq!(row.try_get(Counter::AddrListErr), Some(0), "{c}");
         // The keepalived primary leaves: xvrrp takes over after Skew_Time.
         ka.stop();
         x.expect_state("Master", Duration::from_secs(3));
@@ -721,7 +722,7 @@ fn flood_scenario(rx: Rx) {
         backup.log()
     );
     if rx == Rx::Xdp {
-        let dropped = counter(master, "unknown", "checksum_err");
+        let dropped = counter(master, "unknown", Counter::ChecksumErr);
         eprintln!("[flood {rx}] master's XDP dropped and counted {dropped} junk frames");
         assert!(dropped > 1000, "the junk was seen and counted: {dropped}");
     }

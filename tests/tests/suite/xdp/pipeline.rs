@@ -48,20 +48,20 @@ fn probe_counts_vrrp_packets(mode: &str) {
         "xdp-probe failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["mode"], mode, "attached in the requested mode");
+    let v: xvrrp::state::ProbeReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.mode, mode, "attached in the requested mode");
     assert_eq!(
-        v["vrrp"], 5,
-        "exactly the five protocol-112 packets of VRID 33 are counted as ours: {v}"
+        v.vrrp, 5,
+        "exactly the five protocol-112 packets of VRID 33 are counted as ours: {v:?}"
     );
     assert_eq!(
-        v["counters"],
-        serde_json::json!({"addr_list_err": 5}),
-        "the five v3 adverts without addresses are dropped and counted, nothing else is: {v}"
+        v.counters,
+        [(xvrrp::packet::Counter::AddrListErr, 5)].into(),
+        "the five v3 adverts without addresses are dropped and counted, nothing else is: {v:?}"
     );
     assert_eq!(
-        v["not_ours"], 4,
-        "the four VRID 34 packets are passed and counted as not ours, the UDP ones not: {v}"
+        v.not_ours, 4,
+        "the four VRID 34 packets are passed and counted as not ours, the UDP ones not: {v:?}"
     );
     assert!(
         !xdp_attached(&a, "va"),
