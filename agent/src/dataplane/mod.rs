@@ -4,20 +4,20 @@
 //! `agent/build.rs`), so a built `xvrrp` needs nothing beside it.
 //!
 //! - [`XdpDataplane`] attaches the filter to one interface, fills its maps from the interface's
-//!   [`RxPolicy`]s, hands out the valid adverts the program queued ([`XdpDataplane::drain_events`],
-//!   with the ring buffer's fd for `AsyncFd`), and reads the per-peer counters. Dropping it
-//!   detaches the program (aya detaches the links it owns).
+//!   [`RxPolicy`](crate::packet::RxPolicy)s, hands out the valid adverts the program queued
+//!   ([`XdpDataplane::drain_events`], with the ring buffer's fd for `AsyncFd`), and reads the
+//!   per-peer counters. Dropping it detaches the program (aya detaches the links it owns).
 //! - [`XdpTestProgram`] loads the same program without attaching it and runs it on frames with
 //!   `BPF_PROG_TEST_RUN` (the parity tests and the benchmark).
 //! - [`klog::KernelLog`] forwards the programs' log records (aya-log, error paths only) to the
 //!   agent's log; each loaded object has one.
 //!
 //! The map layouts are in `agent_common`; the verdict order is the one of [`crate::packet`].
-
 //!
 //! Layout: `load` (the embedded object and its loader), `xdp` ([`XdpDataplane`]),
 //! `peers` (per-peer counter rows), `test_run` ([`XdpTestProgram`]), [`tcp`] (the TCP tracker)
-//! and [`klog`].
+//! and [`klog`]. This file keeps the errors, the shared types and the compile-time layout asserts
+//! (`Counter` indexes and `AdvertEvent` against `agent_common`).
 
 pub mod klog;
 mod load;
