@@ -1,16 +1,18 @@
 //! `NETLINK_ROUTE` over `netlink-sys` sockets and `netlink-packet-route` messages: addresses
 //! (`RTM_NEWADDR`/`RTM_DELADDR`/`RTM_GETADDR`), links (`RTM_GETLINK`) and the `RTMGRP_LINK`
-//! event subscription.
+//! event subscription (in `monitor`: [`LinkMonitor`], [`LinkEvent`]).
 //!
 //! Replies are decoded attribute by attribute: an attribute the crate cannot decode (a newer
 //! kernel's, or one it decodes strictly) is skipped, as a hand parser skips attributes it does
 //! not know, so it never loses a whole link or address. A broken message or attribute layout is
 //! [`NetError::Malformed`]; nothing here panics on input.
 
+mod monitor;
+
 use std::{
     cell::Cell,
     net::IpAddr,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+    os::fd::{AsFd, BorrowedFd},
 };
 
 use netlink_packet_core::{
@@ -25,6 +27,7 @@ use netlink_packet_route::{
 };
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+pub use self::monitor::{parse_link_events, LinkEvent, LinkMonitor};
 use super::{sys, NetError, Result};
 
 // The message types received (netlink-packet-route keeps its numbers private; a test checks
@@ -117,15 +120,6 @@ impl LinkInfo {
     pub fn is_usable(&self) -> bool {
         self.is_up() && self.is_running() && self.has_carrier()
     }
-}
-
-/// A link change from the `RTMGRP_LINK` subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkEvent {
-    /// The link's state after the change.
-    pub link: LinkInfo,
-    /// The link was deleted (`RTM_DELLINK`).
-    pub removed: bool,
 }
 
 /// A `NETLINK_ROUTE` request socket (blocking, 5 s receive timeout). Cheap to open; the daemon
@@ -388,83 +382,6 @@ pub fn link(ifindex: u32) -> Result<LinkInfo> {
     Rtnl::open()?.link(ifindex)
 }
 
-/// A non-blocking subscription to link changes (`RTMGRP_LINK`), for `track_interface`.
-///
-/// Register [`AsRawFd::as_raw_fd`] with the event loop; on readiness call
-/// [`LinkMonitor::recv_events`] until it reports [`NetError::is_would_block`].
-#[derive(Debug)]
-pub struct LinkMonitor {
-    sock: Socket,
-}
-
-impl LinkMonitor {
-    /// Subscribes to `RTMGRP_LINK` in the calling thread's namespace (1 MiB receive buffer).
-    pub fn open() -> Result<Self> {
-        let sock = open_socket("RTMGRP_LINK")?;
-        sock.set_non_blocking(true)
-            .map_err(|source| NetError::Sys {
-                syscall: "ioctl(FIONBIO)",
-                target: "RTMGRP_LINK".to_owned(),
-                source,
-            })?;
-        sock.set_rx_buf_sz::<libc::c_int>(1 << 20)
-            .map_err(|source| NetError::Sys {
-                syscall: "setsockopt(SO_RCVBUF)",
-                target: "RTMGRP_LINK".to_owned(),
-                source,
-            })?;
-        let sock = bind(sock, RTMGRP_LINK, "RTMGRP_LINK")?;
-        Ok(Self { sock })
-    }
-
-    /// Reads one datagram of events without blocking. Nothing queued is a `Sys` error with
-    /// [`NetError::is_would_block`]; lost events are [`NetError::Overrun`] (re-read the state
-    /// with [`Rtnl::links`]).
-    pub fn recv_events(&self) -> Result<Vec<LinkEvent>> {
-        let mut buf = vec![0u8; RECV_BUF];
-        let n = match recv_kernel(&self.sock, &mut buf, libc::MSG_DONTWAIT) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                return Err(NetError::Overrun {
-                    group: "RTMGRP_LINK",
-                })
-            }
-            r => r.map_err(|source| NetError::Sys {
-                syscall: "recv",
-                target: "RTMGRP_LINK".to_owned(),
-                source,
-            })?,
-        };
-        parse_link_events(buf.get(..n).unwrap_or_default())
-    }
-}
-
-impl AsRawFd for LinkMonitor {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
-    }
-}
-
-impl AsFd for LinkMonitor {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-}
-
-/// Parses a datagram from the link subscription into events (`RTM_NEWLINK` / `RTM_DELLINK`);
-/// other message types are skipped. Never panics: malformed input is [`NetError::Malformed`].
-pub fn parse_link_events(buf: &[u8]) -> Result<Vec<LinkEvent>> {
-    let mut out = Vec::new();
-    for msg in split_messages(buf)? {
-        if let NetlinkPayload::InnerMessage(Reply::Link(link)) = msg.payload {
-            out.push(LinkEvent {
-                link,
-                removed: msg.header.message_type == RTM_DELLINK,
-            });
-        }
-    }
-    Ok(out)
-}
-
 // ---- messages ----
 
 /// A data message received: a link (`RTM_NEWLINK`/`RTM_DELLINK`), an IPv4 or IPv6 address
@@ -652,203 +569,4 @@ fn recv_kernel(sock: &Socket, buf: &mut [u8], flags: i32) -> std::io::Result<usi
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-    use netlink_packet_core::NetlinkSerializable;
-    use netlink_packet_route::link::{LinkFlags, State};
-
-    use super::*;
-
-    fn emit(msg: RouteNetlinkMessage) -> Vec<u8> {
-        let mut header = NetlinkHeader::default();
-        header.sequence_number = 7;
-        let mut m = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        m.finalize();
-        let mut b = vec![0u8; m.buffer_len()];
-        m.serialize(&mut b);
-        b
-    }
-
-    fn link_msg(removed: bool, name: &str, flags: u32) -> Vec<u8> {
-        let mut l = LinkMessage::default();
-        l.header.index = 42;
-        l.header.flags = LinkFlags::from_bits_retain(flags);
-        l.attributes = vec![
-            LinkAttribute::IfName(name.to_owned()),
-            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
-            LinkAttribute::Mtu(1500),
-            LinkAttribute::OperState(State::Up),
-        ];
-        emit(if removed {
-            RouteNetlinkMessage::DelLink(l)
-        } else {
-            RouteNetlinkMessage::NewLink(l)
-        })
-    }
-
-    fn addr(ip: &str, plen: u8, extra: Vec<AddressAttribute>) -> Vec<u8> {
-        let mut m = addr_msg(3, ip.parse().unwrap(), plen);
-        m.attributes.extend(extra);
-        emit(RouteNetlinkMessage::NewAddress(m))
-    }
-
-    fn first_address(buf: &[u8]) -> AddressInfo {
-        match split_messages(buf).unwrap().remove(0).payload {
-            NetlinkPayload::InnerMessage(Reply::Address(a)) => a,
-            p => panic!("not an address: {p:?}"),
-        }
-    }
-
-    #[test]
-    fn message_types_match_the_crate() {
-        let link = || LinkMessage::default();
-        let new = RouteNetlinkMessage::NewLink(link());
-        assert_eq!(NetlinkSerializable::message_type(&new), RTM_NEWLINK);
-        let del = RouteNetlinkMessage::DelLink(link());
-        assert_eq!(NetlinkSerializable::message_type(&del), RTM_DELLINK);
-        let addr = RouteNetlinkMessage::NewAddress(AddressMessage::default());
-        assert_eq!(NetlinkSerializable::message_type(&addr), RTM_NEWADDR);
-        assert_eq!(IFA_F_SECONDARY, 0x01);
-        assert_eq!(IFA_F_NODAD, 0x02);
-        assert_eq!(IFA_F_DADFAILED, 0x08);
-        assert_eq!(IFA_F_TENTATIVE, 0x40);
-    }
-
-    /// The bytes of an `RTM_NEWADDR` request are those the kernel has always been sent.
-    #[test]
-    fn encodes_address_requests() {
-        let mut m = addr_msg(3, "10.0.0.5".parse().unwrap(), 24);
-        m.attributes
-            .push(AddressAttribute::Label("eth0:vip".to_owned()));
-        let b = emit(RouteNetlinkMessage::NewAddress(m));
-        let mut want = Vec::new();
-        want.extend(56u32.to_ne_bytes());
-        want.extend(RTM_NEWADDR.to_ne_bytes());
-        want.extend(0u16.to_ne_bytes());
-        want.extend(7u32.to_ne_bytes());
-        want.extend(0u32.to_ne_bytes());
-        want.extend([2, 24, 0, 0]);
-        want.extend(3u32.to_ne_bytes());
-        for ty in [2u16, 1] {
-            want.extend(8u16.to_ne_bytes());
-            want.extend(ty.to_ne_bytes());
-            want.extend([10, 0, 0, 5]);
-        }
-        want.extend(13u16.to_ne_bytes());
-        want.extend(3u16.to_ne_bytes());
-        want.extend(b"eth0:vip\0\0\0\0");
-        assert_eq!(b, want);
-
-        let mut m = addr_msg(3, "fd00::5".parse().unwrap(), 64);
-        m.attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        let b = emit(RouteNetlinkMessage::NewAddress(m));
-        assert_eq!(b.len(), 16 + 8 + 20 + 8);
-        assert_eq!(
-            &b[16..20],
-            &[libc::AF_INET6 as u8, 64, IFA_F_NODAD as u8, 0]
-        );
-    }
-
-    #[test]
-    fn parses_link_events() {
-        let up = libc::IFF_UP as u32 | libc::IFF_RUNNING as u32 | libc::IFF_LOWER_UP as u32;
-        let mut buf = link_msg(false, "veth0", up);
-        buf.extend(link_msg(true, "veth1", 0));
-        let ev = parse_link_events(&buf).unwrap();
-        assert_eq!(ev.len(), 2);
-        assert_eq!(ev[0].link.name, "veth0");
-        assert_eq!(ev[0].link.ifindex, 42);
-        assert!(ev[0].link.is_usable() && !ev[0].removed);
-        assert_eq!(ev[0].link.hw_addr, [2, 0, 0, 0, 0, 1]);
-        assert_eq!(ev[0].link.mtu, Some(1500));
-        assert_eq!(ev[0].link.operstate, Some(6));
-        assert!(ev[1].removed && !ev[1].link.is_up());
-    }
-
-    /// An attribute that does not decode (here a 2-byte `IFLA_MTU`) is skipped, not fatal.
-    #[test]
-    fn skips_undecodable_attributes() {
-        let mut buf = link_msg(false, "veth0", 0);
-        // IFLA_MTU (type 4) is the third attribute: 16 + 16 + len("veth0\0") padded (12) + 10.
-        let mtu_at = 16 + 16 + 12 + 12;
-        assert_eq!(&buf[mtu_at + 2..mtu_at + 4], &4u16.to_ne_bytes());
-        buf[mtu_at..mtu_at + 2].copy_from_slice(&6u16.to_ne_bytes());
-        let ev = parse_link_events(&buf).unwrap();
-        assert_eq!((ev[0].link.name.as_str(), ev[0].link.mtu), ("veth0", None));
-        assert_eq!(ev[0].link.operstate, Some(6));
-    }
-
-    #[test]
-    fn parses_addresses() {
-        let buf = addr(
-            "10.0.0.5",
-            24,
-            vec![
-                AddressAttribute::Label("eth0:vip".to_owned()),
-                AddressAttribute::Flags(AddressFlags::Secondary | AddressFlags::Permanent),
-            ],
-        );
-        let a = first_address(&buf);
-        assert_eq!(a.addr, "10.0.0.5".parse::<IpAddr>().unwrap());
-        assert_eq!((a.ifindex, a.prefix_len), (3, 24));
-        assert_eq!(a.label.as_deref(), Some("eth0:vip"));
-        assert!(a.is_secondary());
-
-        let a = first_address(&addr("fd00::5", 64, vec![]));
-        assert_eq!(a.addr, "fd00::5".parse::<IpAddr>().unwrap());
-        assert_eq!(a.flags, IFA_F_NODAD);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn netlink_parsers_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
-            let _ = parse_link_events(&bytes);
-            let _ = split_messages(&bytes);
-            let _ = parse_address(&bytes);
-            let _ = parse_link(&bytes);
-        }
-    }
-
-    /// Every truncation and every single-byte corruption of valid messages parses or errors, and
-    /// never panics.
-    #[test]
-    fn truncated_and_corrupted_inputs_never_panic() {
-        let up = libc::IFF_UP as u32;
-        let label = AddressAttribute::Label("eth0:vip".to_owned());
-        let samples = [
-            link_msg(false, "eth0", up),
-            addr("10.0.0.5", 24, vec![label]),
-            addr("fd00::1", 64, vec![]),
-        ];
-        for s in &samples {
-            for cut in 0..s.len() {
-                let t = &s[..cut];
-                let _ = parse_link_events(t);
-                let _ = split_messages(t);
-                let _ = parse_address(t);
-                let _ = parse_link(t);
-                if let Some(p) = t.get(16..) {
-                    let _ = parse_address(p);
-                    let _ = parse_link(p);
-                }
-            }
-            for i in 0..s.len() {
-                for v in [0u8, 1, 3, 0x7f, 0xff] {
-                    let mut c = s.clone();
-                    c[i] = v;
-                    let _ = parse_link_events(&c);
-                    let _ = split_messages(&c);
-                    let _ = parse_address(&c[16..]);
-                }
-            }
-        }
-        assert!(split_messages(&[1, 0, 0]).is_err());
-        assert!(parse_address(&[2, 24, 0]).is_err());
-        assert!(parse_link(&[0; 15]).is_err());
-        // A header claiming more bytes than the datagram has.
-        let mut s = samples[0].clone();
-        s[0..4].copy_from_slice(&1000u32.to_ne_bytes());
-        assert!(parse_link_events(&s).is_err());
-    }
-}
+mod tests;

@@ -7,6 +7,8 @@
 //!
 //! The builders here panic only if the fixed inputs fail to encode, which is a bug in this file
 //! caught by the tests.
+//!
+//! Over 600 lines on purpose: it is one table (a case per frame), read and extended as a whole.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
