@@ -303,7 +303,7 @@ impl Daemon {
 mod tests {
     //! The event loop driven with many instances and fast timers, its effects recorded: every
     //! Master's adverts must leave on time while announcements are slow. (The lab test
-    //! `lab_scale` shows the same on the wire between two agents.)
+    //! `lab::scale` shows the same on the wire between two agents.)
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use crate::{
