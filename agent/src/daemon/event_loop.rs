@@ -19,11 +19,11 @@ use tracing::{info, warn};
 use super::{
     announce::{AnnounceQueue, AnnounceTarget},
     counters::CounterTable,
-    effects::{AddressOps, AdvertTx},
+    edges::{AddressOps, AdvertTx},
     notify::{self, NotifyQueue},
+    options::StartError,
     plan::InstancePlan,
     receive::{RxAdvert, XdpRx},
-    start::StartError,
     takeover::CloudTakeover,
     track::{Registry, TrackerStatus, TrackerUpdate},
 };

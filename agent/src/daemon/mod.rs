@@ -3,6 +3,8 @@
 //!
 //! | module | what |
 //! | --- | --- |
+//! | `options` | `RunOptions`, `RxMode`, `StartError` (a leaf) |
+//! | `edges` | the loop's I/O as traits: `AdvertTx`, `AddressOps` (a leaf) |
 //! | `plan` | config to one `InstancePlan` per instance (pure) |
 //! | `start` | receive paths, sockets, the loop's inputs; runs until a stop signal |
 //! | `event_loop` | `Daemon`: timers, adverts, tracker changes, signals, control requests to core events |
@@ -15,9 +17,11 @@
 pub(crate) mod announce;
 pub(crate) mod command;
 pub(crate) mod counters;
+mod edges;
 mod effects;
 mod event_loop;
 pub(crate) mod notify;
+mod options;
 pub(crate) mod plan;
 mod receive;
 pub(crate) mod security;
@@ -26,7 +30,7 @@ mod status;
 pub(crate) mod takeover;
 pub(crate) mod track;
 
-pub(crate) use self::start::{RunOptions, RxMode};
+pub(crate) use self::options::{RunOptions, RxMode};
 
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use super::{counters::CounterTable, start::StartError};
+use super::{counters::CounterTable, options::StartError};
 use crate::{
     dataplane::XdpDataplane,
     net::{self, offload::TagsVisible, VrrpSocket},

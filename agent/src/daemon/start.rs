@@ -1,15 +1,16 @@
 //! Start-up: receive paths (XDP where it attaches, raw sockets elsewhere), the shared sockets,
 //! the event loop and its inputs; then [`run`] serves until SIGTERM/SIGINT and shuts down.
 
-use std::{cell::RefCell, path::PathBuf, rc::Rc};
+use std::{cell::RefCell, rc::Rc};
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{
     announce::Announcer,
-    effects::{AdvertTx, NetlinkAddresses},
+    edges::{AdvertTx, NetlinkAddresses},
     event_loop::{spawn_signals, Daemon, Inputs},
+    options::{RunOptions, RxMode, StartError},
     plan::InstancePlan,
     receive::{spawn_receiver, spawn_xdp_reader, Receiver, RxAdvert, XdpRx, ADVERT_QUEUE},
     track::TrackerUpdate,
@@ -26,59 +27,6 @@ use crate::{
     packet::{self, RxPolicy},
     state::{RxKind, RxPath, VlanTags},
 };
-
-/// How adverts are received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RxMode {
-    /// XDP when it attaches (native, then generic), else a raw socket.
-    Auto,
-    /// XDP only (native, then generic); fail if it cannot attach.
-    Xdp,
-    /// A raw socket, with the same checks in userspace.
-    Socket,
-}
-
-/// Options of `xvrrp run`.
-#[derive(Clone, Debug)]
-pub(crate) struct RunOptions {
-    /// Configuration file.
-    pub config: PathBuf,
-    /// Receive path.
-    pub rx: RxMode,
-    /// Control socket path.
-    pub control_socket: PathBuf,
-    /// XDP: pass valid adverts on to the stack after handling them (so tcpdump sees them).
-    pub xdp_pass: bool,
-}
-
-/// Errors that stop the agent at start-up.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StartError {
-    /// An instance could not be planned.
-    #[error("{0}")]
-    Plan(String),
-    /// A socket could not be opened.
-    #[error("vrrp_instance {instance}: {source}")]
-    Socket {
-        /// Instance.
-        instance: String,
-        /// Cause.
-        #[source]
-        source: net::NetError,
-    },
-    /// The control socket could not be bound.
-    #[error(transparent)]
-    Control(#[from] crate::control::ControlError),
-    /// Signals could not be set up.
-    #[error("signal handling: {0}")]
-    Signals(std::io::Error),
-    /// `--rx xdp` was asked for but XDP is not available yet for this configuration.
-    #[error("{0}")]
-    Rx(String),
-    /// A worker thread could not be started.
-    #[error("starting a worker thread: {0}")]
-    Thread(std::io::Error),
-}
 
 /// Builds the runtime from plans and runs it until SIGTERM/SIGINT.
 pub(super) async fn run(

@@ -16,7 +16,7 @@ use aya::{
     Ebpf,
 };
 
-use super::{addr_from, map_err, xdp::Maps, DataplaneError};
+use super::{addr_from, map_err, DataplaneError};
 use crate::packet::{Counter, Family};
 
 /// Which sender a row of per-peer counters is about.
@@ -107,6 +107,9 @@ pub(super) fn give_peer_rows(entries: &mut [PolicyEntry]) -> Vec<PeerKey> {
     }
     hash_rows
 }
+
+/// The kernel maps of one loaded object, for one interface index.
+pub(super) struct Maps;
 
 impl Maps {
     /// The rows of this copy's maps: the inline rows of `slots` (listed under `ifindex`, like the

@@ -13,8 +13,9 @@ use aya::{
 use super::{
     klog::{GlobalLog, KernelLog, Sink},
     load::{load_object, xdp_program},
+    peers::Maps,
     peers::PeerCounterRow,
-    xdp::{drain, pass_flags, Maps},
+    xdp::{drain, pass_flags},
     AttachMode, DataplaneError, XdpAdvert, XdpStats, TEST_RUN_IFINDEX,
 };
 use crate::packet::RxPolicy;

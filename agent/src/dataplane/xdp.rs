@@ -23,16 +23,13 @@ use super::{
     klog::KernelLog,
     load::{load_object, xdp_program},
     map_err,
-    peers::{give_peer_rows, PeerCounterRow, PolicyEntry},
+    peers::{give_peer_rows, Maps, PeerCounterRow, PolicyEntry},
     AttachMode, DataplaneError, XdpAdvert, XdpStats,
 };
 use crate::packet::{Family, RxAuth, RxPolicy, SourcePolicy, VersionPolicy};
 
 /// `BPF_NOEXIST` map update flag: create only.
 const BPF_NOEXIST: u64 = 1;
-
-/// The kernel maps of one loaded object, for one interface index.
-pub(super) struct Maps;
 
 impl Maps {
     /// Replaces the policies (and unicast peers) of `ifindex` with `policies`. New entries are

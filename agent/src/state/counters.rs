@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RxPath;
+use super::status::RxPath;
 use crate::packet::Counter;
 
 /// Receive counters of the whole agent.

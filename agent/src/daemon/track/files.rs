@@ -32,7 +32,7 @@ use tokio::{
 };
 use tracing::{error, info, warn};
 
-use super::{SharedStats, TrackerUpdate};
+use super::types::{SharedStats, TrackerUpdate};
 use crate::{config::TrackFile, vrrp::TRACK_VALUE_MAX};
 
 /// One tracked file.

@@ -17,7 +17,7 @@ use tokio::{
 };
 use tracing::{debug, error, warn};
 
-use super::{SharedStats, TrackerUpdate};
+use super::types::{SharedStats, TrackerUpdate};
 use crate::net::{LinkEvent, LinkInfo, LinkMonitor, NetError, Rtnl};
 
 /// One tracked interface.

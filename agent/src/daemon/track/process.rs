@@ -50,7 +50,7 @@ use nix::{
 use tokio::{sync::mpsc, time::Instant};
 use tracing::{error, info, warn};
 
-use super::{SharedStats, TrackerUpdate};
+use super::types::{SharedStats, TrackerUpdate};
 use crate::config::{ParamMatch, TrackProcess};
 use crate::net::proc_connector::{netns_id, open_connector, parse_datagram, ProcEvent, COMM_MAX};
 

@@ -21,7 +21,7 @@ use std::sync::Once;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::{SharedStats, TrackerUpdate};
+use super::types::{SharedStats, TrackerUpdate};
 use crate::daemon::{
     command,
     plan::ScriptSpec,

@@ -70,7 +70,7 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use self::ports::{accept_queues, syn_totals, view, Entry, Stall};
-use super::{SharedStats, TrackerUpdate};
+use super::types::{SharedStats, TrackerUpdate};
 use crate::state::ListenerEvent;
 use crate::{
     config::TrackListen,
