@@ -267,6 +267,24 @@ pub struct SockOffsets {
 }
 
 impl SockOffsets {
+    /// The program's configuration: these offsets, enabled, for the network namespace
+    /// `netns_id` (its kind in `netns_kind`).
+    pub(crate) fn config(&self, netns_id: u64) -> agent_common::tcp::TcpConfig {
+        agent_common::tcp::TcpConfig {
+            enabled: 1,
+            netns_kind: self.netns_kind,
+            netns_id,
+            off_net: self.net,
+            off_netns_id: self.netns_id,
+            off_family: self.family,
+            off_num: self.num,
+            off_rcv_saddr: self.rcv_saddr,
+            off_v6_rcv_saddr: self.v6_rcv_saddr,
+            off_protocol: self.protocol,
+            protocol_size: self.protocol_size,
+        }
+    }
+
     /// Computes the offsets from a parsed BTF.
     pub fn from_btf(btf: &Btf<'_>) -> Result<Self, String> {
         let sc = |f: &str| btf.member("sock", &["__sk_common", f]);

@@ -297,19 +297,7 @@ impl TcpTracker {
                     .ok_or(DataplaneError::Missing("the TCP config map"))?,
             )
             .map_err(map_err(CONFIG_MAP))?;
-            let c = TcpConfig {
-                enabled: 1,
-                netns_kind: off.netns_kind,
-                netns_id,
-                off_net: off.net,
-                off_netns_id: off.netns_id,
-                off_family: off.family,
-                off_num: off.num,
-                off_rcv_saddr: off.rcv_saddr,
-                off_v6_rcv_saddr: off.v6_rcv_saddr,
-                off_protocol: off.protocol,
-                protocol_size: off.protocol_size,
-            };
+            let c = off.config(netns_id);
             conf.set(0, c, 0).map_err(map_err(CONFIG_MAP))?;
         }
         let ring = RingBuf::try_from(

@@ -213,19 +213,7 @@ fn the_tcp_program_logs_its_error_paths_and_nothing_else() {
         {
             let mut conf: Array<_, TcpConfig> =
                 Array::try_from(ebpf.map_mut(CONFIG_MAP).unwrap()).unwrap();
-            let c = TcpConfig {
-                enabled: 1,
-                netns_kind: off.netns_kind,
-                netns_id: 1,
-                off_net: off.net,
-                off_netns_id: off.netns_id,
-                off_family: off.family,
-                off_num: off.num,
-                off_rcv_saddr: off.rcv_saddr,
-                off_v6_rcv_saddr: off.v6_rcv_saddr,
-                off_protocol: off.protocol,
-                protocol_size: off.protocol_size,
-            };
+            let c = off.config(1);
             conf.set(0, c, 0).unwrap();
         }
         run_tcp(&mut ebpf, 0, state::CLOSE, state::LISTEN);
