@@ -943,3 +943,100 @@ fn status_reports_state_priorities_master_and_last_transition() {
     assert_eq!(s.counters.become_master, 1);
     assert_eq!(s.counters.release_master, 1);
 }
+
+// ---- the instance's interface (deleted / re-created) ------------------------------------------
+
+fn iface(usable: bool) -> Event {
+    Event::InterfaceChanged { usable }
+}
+
+#[test]
+fn a_master_whose_interface_is_gone_faults_releases_its_addresses_and_comes_back_as_backup() {
+    let (mut i, at) = master(params(Version::V2, 100, 1));
+    let a = i.handle(at + Duration::from_millis(1), iface(false));
+    assert_eq!(i.state(), State::Fault);
+    assert!(a.contains(&Action::StateChanged {
+        from: State::Master,
+        to: State::Fault,
+        reason: Reason::InterfaceGone
+    }));
+    assert!(a.contains(&Action::RemoveAddresses));
+    assert_eq!(
+        sent(&a),
+        vec![0],
+        "priority 0 (the send may fail; Backups time out then)"
+    );
+    assert_eq!(i.deadline(), None, "no timer while gone");
+    // Adverts are not acted on while gone.
+    assert!(i
+        .handle(at + Duration::from_secs(1), one_sec(v4(9), 50))
+        .is_empty());
+    let a = i.handle(at + Duration::from_secs(2), iface(true));
+    assert_eq!(i.state(), State::Backup);
+    assert!(a.contains(&Action::StateChanged {
+        from: State::Fault,
+        to: State::Backup,
+        reason: Reason::InterfaceBack
+    }));
+    assert!(armed(&a).is_some(), "Master_Down_Timer runs again");
+}
+
+#[test]
+fn the_interface_gone_faults_even_with_every_tracker_up_and_a_tracker_fault_outlasts_it() {
+    let mut p = params(Version::V3, 100, 1);
+    p.trackers = vec![tracker(1, 0, false)];
+    let mut i = start(p);
+    i.handle(t(1), iface(false));
+    assert_eq!(i.state(), State::Fault);
+    i.handle(
+        t(2),
+        Event::TrackerChanged {
+            id: TrackerId(1),
+            up: false,
+        },
+    );
+    // The interface is back but the tracker still holds Fault.
+    assert!(i.handle(t(3), iface(true)).is_empty());
+    assert_eq!(i.state(), State::Fault);
+    let a = i.handle(
+        t(4),
+        Event::TrackerChanged {
+            id: TrackerId(1),
+            up: true,
+        },
+    );
+    assert_eq!(i.state(), State::Backup);
+    assert!(a.contains(&Action::StateChanged {
+        from: State::Fault,
+        to: State::Backup,
+        reason: Reason::TrackersRecovered
+    }));
+}
+
+#[test]
+fn an_interface_gone_before_startup_starts_in_fault_and_repeats_are_ignored() {
+    let mut i = Instance::new(params(Version::V2, 100, 1)).unwrap();
+    assert!(
+        i.handle(t(0), iface(false)).is_empty(),
+        "Initialize: no action yet"
+    );
+    i.handle(t(1), Event::Startup);
+    assert_eq!(i.state(), State::Fault);
+    assert!(i.handle(t(2), iface(false)).is_empty());
+    i.handle(t(3), iface(true));
+    assert_eq!(i.state(), State::Backup);
+    assert!(i.handle(t(4), iface(true)).is_empty());
+}
+
+#[test]
+fn the_primary_address_changes_only_while_out_of_the_election() {
+    let (mut i, at) = master(params(Version::V2, 100, 1));
+    assert!(!i.set_primary_address(v4(50)), "not while Master");
+    i.handle(at, iface(false));
+    assert!(
+        !i.set_primary_address("2001:db8::1".parse().unwrap()),
+        "same family only"
+    );
+    assert!(i.set_primary_address(v4(50)));
+    assert_eq!(i.params().primary_address, v4(50));
+}

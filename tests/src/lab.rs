@@ -332,6 +332,30 @@ impl Lab {
         host.ns().ip(&["link", "set", ifname, "up"]);
     }
 
+    /// Deletes the host's `eth1` (its bridge port goes with it), as a device being removed
+    /// (NetworkManager, ifupdown, a container runtime).
+    pub fn delete_link(&self, host: &Host) {
+        host.ns().ip(&["link", "del", "eth1"]);
+    }
+
+    /// Creates the host's `eth1` again after [`Lab::delete_link`]: a new device (new ifindex)
+    /// under the same name, on the same bridge port, with the same addresses, up.
+    pub fn recreate_link(&self, host: &Host) {
+        self.plug_veth(host.ns(), "eth1", &host.inner.port);
+        let ns = host.ns();
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", host.inner.ip4),
+            "dev",
+            "eth1",
+        ]);
+        if let Some(ip6) = host.inner.ip6 {
+            ns.ip(&["addr", "add", &format!("{ip6}/64"), "dev", "eth1", "nodad"]);
+        }
+        ns.ip(&["link", "set", "eth1", "up"]);
+    }
+
     /// The host added under `name`.
     pub fn host(&self, name: &str) -> Host {
         self.hosts

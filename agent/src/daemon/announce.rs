@@ -196,6 +196,11 @@ impl AnnounceQueue {
         }
     }
 
+    /// Queues one announcement of every address of `target` now (no schedule).
+    pub(crate) fn once(&self, target: &Arc<AnnounceTarget>) {
+        self.push(target, target.current());
+    }
+
     /// Announcements dropped because the queue was full.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

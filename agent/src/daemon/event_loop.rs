@@ -20,8 +20,9 @@ use super::{
     announce::{AnnounceQueue, AnnounceTarget},
     counters::CounterTable,
     edges::{AddressOps, AdvertTx},
+    iface::{IfaceChange, IfaceRt},
     notify::{self, NotifyQueue},
-    options::StartError,
+    options::{RxMode, StartError},
     plan::InstancePlan,
     receive::{RxAdvert, XdpRx},
     takeover::CloudTakeover,
@@ -89,12 +90,21 @@ pub(super) struct Inputs {
     pub(super) adverts: mpsc::Receiver<RxAdvert>,
     pub(super) trackers: mpsc::UnboundedReceiver<TrackerUpdate>,
     pub(super) control: mpsc::Receiver<(crate::control::Request, Responder)>,
+    /// Devices behind the instances' interface names (see `daemon::iface`).
+    pub(super) interfaces: mpsc::UnboundedReceiver<IfaceChange>,
 }
 
 /// Every instance and the loop's shared state.
 pub(super) struct Daemon {
     pub(super) xdp: Vec<XdpRx>,
     pub(super) rx_paths: Vec<RxPath>,
+    /// The instances' interfaces: what their sockets are bound to, their receive tasks.
+    pub(super) ifaces: Vec<IfaceRt>,
+    /// `--rx` and `--xdp-pass`, for re-opening an interface.
+    pub(super) rx_mode: RxMode,
+    pub(super) xdp_pass: bool,
+    /// The receivers' queue into the loop (kept to start receivers of a re-opened interface).
+    pub(super) adv_tx: Option<mpsc::Sender<RxAdvert>>,
     pub(super) instances: Vec<InstanceRt>,
     pub(super) counters: Rc<RefCell<CounterTable>>,
     pub(super) registry: Registry,
@@ -159,6 +169,10 @@ impl Daemon {
         Ok(Self {
             xdp: Vec::new(),
             rx_paths: Vec::new(),
+            ifaces: Vec::new(),
+            rx_mode: RxMode::Auto,
+            xdp_pass: false,
+            adv_tx: None,
             instances,
             counters: Rc::new(RefCell::new(CounterTable::default())),
             registry,
@@ -204,6 +218,7 @@ impl Daemon {
             let sleep_until = deadline
                 .map(|t| self.epoch + Duration::from_micros(t.as_micros()))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let reopen_at = self.ifaces.iter().filter_map(|i| i.retry_at).min();
             tokio::select! {
                 biased;
                 s = inp.signals.recv() => match s {
@@ -258,6 +273,10 @@ impl Daemon {
                 }
                 Some((req, resp)) = inp.control.recv() => {
                     self.answer(req.cmd, resp);
+                }
+                Some(ch) = inp.interfaces.recv() => self.interface_changed(ch),
+                _ = tokio::time::sleep_until(reopen_at.unwrap_or(sleep_until)), if reopen_at.is_some() => {
+                    self.retry_interfaces();
                 }
             }
         }
@@ -396,6 +415,7 @@ mod tests {
             let (adv_tx, adverts) = mpsc::channel(ADVERT_QUEUE);
             let (_trk_tx, trackers) = mpsc::unbounded_channel();
             let (_ctl_tx, control) = mpsc::channel(1);
+            let (_if_tx, interfaces) = mpsc::unbounded_channel();
             tokio::task::spawn_local(async move {
                 let mut tick = tokio::time::interval(interval);
                 loop {
@@ -423,6 +443,7 @@ mod tests {
                 adverts,
                 trackers,
                 control,
+                interfaces,
             })
             .await;
             assert!(

@@ -20,10 +20,13 @@ pub(crate) mod counters;
 mod edges;
 mod effects;
 mod event_loop;
+mod iface;
+mod links;
 pub(crate) mod notify;
 mod options;
 pub(crate) mod plan;
 mod receive;
+mod reopen;
 pub(crate) mod security;
 mod start;
 mod status;
@@ -92,7 +95,7 @@ pub(crate) fn run(opts: RunOptions) -> ExitCode {
 
 /// The interface's primary address of a family: IPv4, the first non-secondary address; IPv6,
 /// the link-local address (what VRRPv3 over IPv6 sends from).
-fn interface_address(ifname: &str, v6: bool) -> Option<std::net::IpAddr> {
+pub(super) fn interface_address(ifname: &str, v6: bool) -> Option<std::net::IpAddr> {
     let idx = crate::net::ifindex(ifname).ok()?;
     let addrs = crate::net::list_addresses(idx).ok()?;
     addrs

@@ -82,6 +82,9 @@ pub(crate) struct TrackerPlan {
 pub(crate) struct TxPlan {
     /// Source address of our adverts (also the core's primary address).
     pub src: IpAddr,
+    /// `src` is the interface's primary address (neither `unicast_src_ip` nor `mcast_src_ip`
+    /// set): read again when the interface is re-created.
+    pub src_from_interface: bool,
     /// Destinations: the unicast peers, or the VRRP group.
     pub dsts: Vec<IpAddr>,
     /// Unicast mode (sockets bind to `src`).
@@ -310,6 +313,8 @@ fn plan_instance(
     };
     let tx = TxPlan {
         src,
+        src_from_interface: inst.unicast_src_ip.filter(|_| unicast).is_none()
+            && inst.mcast_src_ip.is_none(),
         dsts,
         unicast,
         addresses: advertised(inst),

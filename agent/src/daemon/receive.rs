@@ -6,6 +6,7 @@ use std::{cell::RefCell, net::IpAddr, os::fd::AsRawFd, rc::Rc, time::Duration};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
+    task::JoinHandle,
 };
 use tracing::{debug, warn};
 
@@ -64,7 +65,7 @@ pub(super) fn spawn_xdp_reader(
     members: Vec<(usize, u8, packet::Family)>,
     counters: Rc<RefCell<CounterTable>>,
     tx: mpsc::Sender<RxAdvert>,
-) -> Result<(), StartError> {
+) -> Result<JoinHandle<()>, StartError> {
     let iface = x.iface.clone();
     // SAFETY: `SharedRing` owns an `Rc` of the dataplane, so the ring buffer's fd stays open and
     // the same for as long as the `AsyncFd` exists.
@@ -77,7 +78,7 @@ pub(super) fn spawn_xdp_reader(
                 ))
             })?;
     let dp = x.dp.clone();
-    tokio::task::spawn_local(async move {
+    Ok(tokio::task::spawn_local(async move {
         loop {
             let Ok(mut guard) = fd.readable().await else {
                 return;
@@ -108,8 +109,7 @@ pub(super) fn spawn_xdp_reader(
                 }
             }
         }
-    });
-    Ok(())
+    }))
 }
 
 /// A socket shared with the instances that send on it, registered with the reactor.
@@ -125,7 +125,7 @@ pub(super) fn spawn_receiver(
     r: Receiver,
     counters: Rc<RefCell<CounterTable>>,
     tx: mpsc::Sender<RxAdvert>,
-) -> Result<(), StartError> {
+) -> Result<JoinHandle<()>, StartError> {
     // SAFETY: `SharedSock` owns an `Rc` of the socket, so the fd stays open and the same for as
     // long as the `AsyncFd` exists.
     let fd =
@@ -138,7 +138,7 @@ pub(super) fn spawn_receiver(
                     source: e.into(),
                 },
             })?;
-    tokio::task::spawn_local(async move {
+    Ok(tokio::task::spawn_local(async move {
         let policies: Vec<RxPolicy> = r.members.iter().map(|(_, p)| p.clone()).collect();
         let mut errors: u64 = 0;
         loop {
@@ -244,8 +244,7 @@ pub(super) fn spawn_receiver(
                 tokio::task::yield_now().await;
             }
         }
-    });
-    Ok(())
+    }))
 }
 
 /// Most packets the raw-socket receiver handles per wake-up before yielding to the loop.

@@ -72,6 +72,8 @@ pub struct Instance {
     next_master_reason: Reason,
     last_transition: Option<Transition>,
     counters: Counters,
+    /// See [`Event::InterfaceChanged`].
+    interface_usable: bool,
 }
 
 /// A tracker report, as [`Event::TrackerChanged`] or [`Event::TrackerValue`] carry it.
@@ -104,6 +106,7 @@ impl Instance {
             next_master_reason: Reason::MasterNoResponse,
             last_transition: None,
             counters: Counters::default(),
+            interface_usable: true,
         };
         inst.effective_priority = inst.compute_priority();
         Ok(inst)
@@ -131,7 +134,7 @@ impl Instance {
 
     /// Whether a weight-0 tracker currently forces FAULT.
     pub fn is_faulted(&self) -> bool {
-        self.fault_tracker().is_some()
+        self.fault_reason().is_some()
     }
 
     /// Source of the last advert accepted as the master's (our own address while Master).
@@ -192,7 +195,7 @@ impl Instance {
         match event {
             Event::Startup => {
                 if self.state == State::Initialize {
-                    self.start(now, &mut out);
+                    self.start(now, Reason::TrackersRecovered, &mut out);
                 }
             }
             Event::Shutdown => self.shutdown(now, &mut out),
@@ -208,8 +211,28 @@ impl Instance {
                 priority,
                 max_advert_interval,
             } => self.advert(now, src, priority, micros(max_advert_interval), &mut out),
+            Event::InterfaceChanged { usable } => {
+                if usable != self.interface_usable {
+                    let was_faulted = self.fault_reason().is_some();
+                    self.interface_usable = usable;
+                    self.fault_changed(now, was_faulted, Reason::InterfaceBack, &mut out);
+                }
+            }
         }
         out
+    }
+
+    /// Changes the primary address (the source of our adverts and the equal-priority
+    /// tie-breaker): the driver re-read it after the interface was re-created. Only while the
+    /// instance is in Fault or Initialize (it takes part in no election then); returns whether
+    /// it was applied. The family must stay the same.
+    pub fn set_primary_address(&mut self, addr: IpAddr) -> bool {
+        let idle = matches!(self.state, State::Fault | State::Initialize);
+        if !idle || super::params::Family::of(&addr) != self.params.family {
+            return false;
+        }
+        self.params.primary_address = addr;
+        true
     }
 
     // ---- helpers -------------------------------------------------------------------------
@@ -267,6 +290,15 @@ impl Instance {
         u8::try_from(p.clamp(1, 254)).unwrap_or(254)
     }
 
+    /// Why the instance must be in Fault, if it must: its interface is gone, or a tracker
+    /// forces it.
+    fn fault_reason(&self) -> Option<Reason> {
+        if !self.interface_usable {
+            return Some(Reason::InterfaceGone);
+        }
+        self.fault_tracker().map(Reason::TrackerFault)
+    }
+
     /// The first tracker that forces FAULT (weight 0 and down, or a valued tracker at fault),
     /// if any.
     fn fault_tracker(&self) -> Option<TrackerId> {
@@ -316,12 +348,13 @@ impl Instance {
     // ---- transitions ---------------------------------------------------------------------
 
     /// From Initialize (Startup) or Fault (trackers recovered).
-    fn start(&mut self, now: Time, out: &mut Vec<Action>) {
+    /// `recovered` is the reason reported when leaving Fault.
+    fn start(&mut self, now: Time, recovered: Reason, out: &mut Vec<Action>) {
         let from_fault = self.state == State::Fault;
-        if let Some(id) = self.fault_tracker() {
+        if let Some(reason) = self.fault_reason() {
             if self.state != State::Fault {
                 self.cancel(out);
-                self.transition(now, State::Fault, Reason::TrackerFault(id), out);
+                self.transition(now, State::Fault, reason, out);
                 out.push(Action::Notify(State::Fault));
             }
             return;
@@ -333,7 +366,7 @@ impl Instance {
             return;
         }
         let reason = if from_fault {
-            Reason::TrackersRecovered
+            recovered
         } else {
             Reason::Startup
         };
@@ -436,7 +469,7 @@ impl Instance {
             return;
         };
         let valued = self.params.trackers[idx].initial_value.is_some();
-        let was_faulted = self.fault_tracker().is_some();
+        let was_faulted = self.fault_reason().is_some();
         match input {
             TrackerInput::Status(up) if !valued => self.tracker_up[idx] = up,
             TrackerInput::Value(v) if valued => {
@@ -445,11 +478,23 @@ impl Instance {
             _ => return,
         }
         self.effective_priority = self.compute_priority();
-        let fault = self.fault_tracker();
-        match (self.state, fault) {
-            (State::Master, Some(id)) => {
+        self.fault_changed(now, was_faulted, Reason::TrackersRecovered, out);
+    }
+
+    /// After a change of a Fault cause (a tracker, the interface): enter Fault when one holds
+    /// now, leave it (reporting `recovered`) when none holds any more.
+    fn fault_changed(
+        &mut self,
+        now: Time,
+        was_faulted: bool,
+        recovered: Reason,
+        out: &mut Vec<Action>,
+    ) {
+        match (self.state, self.fault_reason()) {
+            (State::Master, Some(reason)) => {
                 // Master entering Fault: priority-0 advert so backups take over after Skew_Time.
-                self.transition(now, State::Fault, Reason::TrackerFault(id), out);
+                // (With its interface gone the send fails; the Backups time out instead.)
+                self.transition(now, State::Fault, reason, out);
                 self.send(PRIORITY_STOP, out);
                 out.push(Action::RemoveAddresses);
                 self.cancel(out);
@@ -457,13 +502,13 @@ impl Instance {
                 self.master_address = None;
                 out.push(Action::Notify(State::Fault));
             }
-            (State::Backup, Some(id)) => {
-                self.transition(now, State::Fault, Reason::TrackerFault(id), out);
+            (State::Backup, Some(reason)) => {
+                self.transition(now, State::Fault, reason, out);
                 self.cancel(out);
                 self.master_address = None;
                 out.push(Action::Notify(State::Fault));
             }
-            (State::Fault, None) if was_faulted => self.start(now, out),
+            (State::Fault, None) if was_faulted => self.start(now, recovered, out),
             _ => {}
         }
     }

@@ -48,6 +48,11 @@ pub enum Reason {
     TrackerFault(TrackerId),
     /// All weight-0 trackers are (effectively) up again.
     TrackersRecovered,
+    /// The instance's interface is gone: deleted, or re-created and not yet re-opened
+    /// ([`Event::InterfaceChanged`]).
+    InterfaceGone,
+    /// The instance's interface is usable again (re-created, sockets re-opened).
+    InterfaceBack,
     /// [`Event::Shutdown`].
     Shutdown,
 }
@@ -87,6 +92,15 @@ pub enum Event {
     },
     /// Stop the instance (-> Initialize). From Master a priority-0 advert is sent first.
     Shutdown,
+    /// Whether the instance can send and receive on its interface: `false` while the interface
+    /// is gone (deleted, or re-created but not yet re-opened by the driver), `true` once it is
+    /// usable again. Not usable forces Fault like a weight-0 tracker, whatever the trackers say
+    /// (also with keepalived's `dont_track_primary`: an instance that cannot send must not hold
+    /// its addresses). Starts usable.
+    InterfaceChanged {
+        /// Usable.
+        usable: bool,
+    },
 }
 
 /// Output of [`Instance::handle`](super::Instance::handle). Carry out in order.

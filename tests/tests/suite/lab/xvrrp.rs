@@ -32,7 +32,7 @@ pub(crate) enum Flavour {
 
 impl Flavour {
     /// Master_Down_Interval of the priority-100 backup.
-    fn down(self) -> Duration {
+    pub(crate) fn down(self) -> Duration {
         match self {
             Flavour::TutorialV2 => Duration::from_micros(3_609_375),
             Flavour::V3Fast => Duration::from_micros(360_937),
@@ -40,7 +40,7 @@ impl Flavour {
     }
 
     /// Advertisement_Interval.
-    fn interval(self) -> Duration {
+    pub(crate) fn interval(self) -> Duration {
         match self {
             Flavour::TutorialV2 => Duration::from_secs(1),
             Flavour::V3Fast => Duration::from_millis(100),
@@ -79,7 +79,7 @@ fn conf(
 }
 
 /// One server's VRRP speaker: xvrrp or keepalived.
-enum Speaker {
+pub(super) enum Speaker {
     X(Agent),
     K(Keepalived),
 }
@@ -120,10 +120,10 @@ impl Speaker {
 
 /// The shared [`site::Site`] (its lab, servers, client and VIP) with nginx and a VRRP speaker on
 /// each server.
-struct Site {
+pub(super) struct Site {
     base: site::Site,
     _web: [Nginx; 2],
-    vrrp: [Speaker; 2],
+    pub(super) vrrp: [Speaker; 2],
 }
 
 impl std::ops::Deref for Site {
@@ -137,7 +137,7 @@ impl std::ops::Deref for Site {
 impl Site {
     /// Two servers (index 0 primary, priority 200; index 1 secondary, 100) and a client.
     /// `keepalived[i]` puts keepalived instead of xvrrp on server i.
-    fn new(f: Flavour, rx: Rx, keepalived: [bool; 2], extra: &str) -> Site {
+    pub(super) fn new(f: Flavour, rx: Rx, keepalived: [bool; 2], extra: &str) -> Site {
         Site::new_edited(f, rx, keepalived, extra, |_, c| c)
     }
 
@@ -183,7 +183,7 @@ impl Site {
         site
     }
 
-    fn logs(&self) -> String {
+    pub(super) fn logs(&self) -> String {
         format!(
             "--- primary ---\n{}\n--- secondary ---\n{}",
             self.vrrp[0].log(),
@@ -192,7 +192,13 @@ impl Site {
     }
 
     /// Waits until the client gets `body` from the VIP; prints and returns the time since `t0`.
-    fn expect(&self, what: &str, t0: Instant, body: &str, timeout: Duration) -> Duration {
+    pub(super) fn expect(
+        &self,
+        what: &str,
+        t0: Instant,
+        body: &str,
+        timeout: Duration,
+    ) -> Duration {
         if self
             .lab
             .wait_body(&self.client, self.vip, body, timeout)
@@ -223,7 +229,7 @@ impl Site {
     }
 
     /// Server `i`: 0 the primary, 1 the secondary.
-    fn host(&self, i: usize) -> &Host {
+    pub(super) fn host(&self, i: usize) -> &Host {
         self.base.servers()[i].0
     }
 
@@ -241,7 +247,7 @@ impl Site {
         self.expect(what, t, body, timeout)
     }
 
-    fn holder(&self) -> [bool; 2] {
+    pub(super) fn holder(&self) -> [bool; 2] {
         [
             self.host(0).has_addr(self.vip),
             self.host(1).has_addr(self.vip),
