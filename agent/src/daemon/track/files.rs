@@ -441,6 +441,7 @@ pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpda
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use proptest::prelude::*;
     use std::os::unix::fs::OpenOptionsExt;
