@@ -108,13 +108,15 @@ pub(crate) fn read_value(path: &Path, own: bool) -> (i32, String) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (0, format!("{} is missing (reads as 0)", path.display()))
         }
-        Err(e) if own && e.raw_os_error() == Some(libc::ELOOP) => return (
-            0,
-            format!(
+        Err(e) if own && e.raw_os_error() == Some(libc::ELOOP) => {
+            return (
+                0,
+                format!(
                 "{} is a symbolic link, not followed for an init_file with overwrite (reads as 0)",
                 path.display()
             ),
-        ),
+            )
+        }
         Err(e) => {
             return (
                 0,
