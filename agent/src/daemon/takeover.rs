@@ -297,7 +297,8 @@ async fn discover(
 }
 
 /// The start-up probe: one `GET` of the reserved IP; transient failures are retried with
-/// backoff until the API answers once.
+/// backoff until the API answers once; an unknown IP (404) is reported and read again, at most
+/// once per `reconcile_interval`, until it exists; 401/403 block (see the module docs).
 async fn probe(
     name: String,
     client: Rc<DoClient>,
@@ -321,9 +322,6 @@ async fn probe(
                 );
                 let mut st = status.borrow_mut();
                 st.probed = true;
-                if st.role != Role::Assigning && st.role != Role::Verified {
-                    st.api_error = None;
-                }
                 if st.role != Role::Assigning {
                     st.seen(s.holder);
                 } else {
