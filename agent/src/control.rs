@@ -6,11 +6,15 @@
 //! the end. Requests are [`Command`]s; answers are the typed model of [`crate::state`]
 //! ([`Status`](crate::state::Status) for `status`, [`RxCounters`](crate::state::RxCounters) for
 //! `counters`) or an [`ErrorReply`]. Binding refuses to start a second agent on the same path (a live agent answers on
-//! it); a stale socket file left by a killed agent is replaced.
+//! it); a stale socket file left by a killed agent is replaced; anything at the path that is
+//! not a socket (a file, a symlink, a directory) is never deleted and binding fails naming it.
 
 use std::{
     io::{self, Read, Write},
-    os::unix::{fs::PermissionsExt, net::UnixStream as StdUnixStream},
+    os::unix::{
+        fs::{FileTypeExt, PermissionsExt},
+        net::UnixStream as StdUnixStream,
+    },
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -45,6 +49,14 @@ pub(crate) enum ControlError {
         /// Underlying error.
         #[source]
         source: io::Error,
+    },
+    /// Something that is not a socket is at the path: never deleted.
+    #[error("control socket {path}: refusing to replace it: it is {kind}, not a socket (remove it yourself, or choose another --control-socket)")]
+    NotASocket {
+        /// Socket path.
+        path: PathBuf,
+        /// What is there ("a regular file", "a symbolic link"...).
+        kind: &'static str,
     },
     /// Any other I/O failure on the socket.
     #[error("control socket {path}: {source}")]
@@ -111,12 +123,7 @@ impl ControlServer {
                     .map_err(io_err)?;
             }
         }
-        if path.exists() {
-            match StdUnixStream::connect(path) {
-                Ok(_) => return Err(ControlError::InUse(path.to_owned())),
-                Err(_) => std::fs::remove_file(path).map_err(io_err)?,
-            }
-        }
+        clear_stale(path)?;
         let listener = UnixListener::bind(path).map_err(io_err)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
         Ok(Self {
@@ -191,9 +198,63 @@ async fn read_request(stream: UnixStream) -> Option<(Request, Responder)> {
     }
 }
 
+/// What is at `path` before binding: nothing (fine), a live agent's socket ([`ControlError::InUse`]),
+/// a stale socket (removed), or anything else, which is never touched ([`ControlError::NotASocket`]):
+/// a mistyped `--control-socket /etc/passwd` must not delete the file. `symlink_metadata`, so a
+/// symlink is judged as itself and never followed.
+fn clear_stale(path: &Path) -> Result<(), ControlError> {
+    let io_err = |source| ControlError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ControlError::NotASocket {
+            path: path.to_owned(),
+            kind: kind_of(&meta.file_type()),
+        });
+    }
+    match StdUnixStream::connect(path) {
+        Ok(_) => Err(ControlError::InUse(path.to_owned())),
+        // Nobody listens: the file of an agent that died. Only this case is replaced.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(e)),
+                _ => Ok(()),
+            }
+        }
+        // Anything else (permission denied, a live agent's full backlog...): leave it alone.
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// A file type in words, for [`ControlError::NotASocket`].
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a socket"
+    }
+}
+
 impl Drop for ControlServer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Only our socket: if something else was put at the path meanwhile, leave it.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -387,5 +448,57 @@ mod tests {
             drop(server);
         });
         let _ = std::fs::remove_dir(path.parent().unwrap());
+    }
+    #[test]
+    fn never_deletes_what_is_not_a_socket() {
+        let path = temp_sock("d");
+        let dir = path.parent().unwrap().to_owned();
+        std::fs::create_dir_all(&dir).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A regular file (a mistyped --control-socket): left as it was, error names the path.
+        std::fs::write(&path, "precious\n").unwrap();
+        let err = rt
+            .block_on(async { ControlServer::bind(&path).map(|_| ()) })
+            .unwrap_err();
+        assert!(matches!(err, ControlError::NotASocket { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&*path.to_string_lossy()), "{msg}");
+        assert!(msg.contains("a regular file"), "{msg}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious\n");
+        std::fs::remove_file(&path).unwrap();
+        // A symlink to a victim: neither the link nor the victim is touched.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "victim\n").unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let err = rt
+            .block_on(async { ControlServer::bind(&path).map(|_| ()) })
+            .unwrap_err();
+        assert!(err.to_string().contains("a symbolic link"), "{err}");
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+        // A symlink to a stale socket is not followed either.
+        std::fs::remove_file(&path).unwrap();
+        let real = dir.join("real.sock");
+        drop(std::os::unix::net::UnixListener::bind(&real).unwrap());
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert!(rt
+            .block_on(async { ControlServer::bind(&path).map(|_| ()) })
+            .is_err());
+        assert!(real.exists(), "the link's target is not removed");
+        // A directory.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let err = rt
+            .block_on(async { ControlServer::bind(&path).map(|_| ()) })
+            .unwrap_err();
+        assert!(err.to_string().contains("a directory"), "{err}");
+        assert!(path.is_dir());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -265,3 +265,83 @@ fn auth_pass_never_in_errors() {
     assert_no_secret(&format!("{e:?}"));
     assert_no_secret(&serde_json::to_string(&e).unwrap());
 }
+
+/// Issue 11 item 5: plain http to a host that is not a loopback address would send the token in
+/// clear: refused at the api_url (file:line:column, keyword) unless the block says
+/// `insecure_http`, which the printer keeps.
+#[test]
+fn plain_http_api_url_needs_insecure_http() {
+    let env = |_: &str| Some(TOKEN.to_string());
+    let e = parse(
+        &conf(
+            "        reserved_ip 203.0.113.10\n        api_url http://10.99.0.1:8080/?k=s3cr3tpw\n",
+        ),
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    let err = &e.errors[0];
+    assert_eq!(
+        (err.pos.line, err.pos.column, err.keyword.as_str()),
+        (10, 17, "api_url")
+    );
+    assert_eq!(
+        err.to_string(),
+        "xvrrp.conf:10:17: api_url: 'http://10.99.0.1:8080/' is plain http to a host that is not a loopback address: the API token would travel in clear; use https://, or add 'insecure_http' to the digitalocean block (test setups only)"
+    );
+    assert_no_secret(&e.to_string());
+    // Either order of the keywords; the flag is kept by the printer.
+    for body in [
+        "        reserved_ip 203.0.113.10\n        api_url http://10.99.0.1:8080\n        insecure_http\n",
+        "        insecure_http\n        reserved_ip 203.0.113.10\n        api_url http://10.99.0.1:8080\n",
+    ] {
+        let l = parse(&conf(body), &env).unwrap();
+        let d = l.config.instances[0].digitalocean.as_ref().unwrap();
+        assert!(d.insecure_http);
+        assert_eq!(d.api_url, "http://10.99.0.1:8080");
+        let r = l.config.render();
+        assert!(r.contains("        insecure_http\n"), "{r}");
+        let again = parse(&l.config.render_with_secrets(), &env).unwrap();
+        assert_eq!(again.config, l.config);
+    }
+    // https, loopback http and `insecure_http false` behave as expected.
+    for (url, flag, ok) in [
+        ("https://10.99.0.1:8443", "", true),
+        ("http://127.0.0.1:8080", "", true),
+        ("http://[::1]:8080", "", true),
+        ("http://localhost:8080", "", true),
+        (
+            "http://10.99.0.1:8080",
+            "        insecure_http false\n",
+            false,
+        ),
+        (
+            "http://10.99.0.1:8080",
+            "        insecure_http true\n",
+            true,
+        ),
+    ] {
+        let body = format!("        reserved_ip 203.0.113.10\n        api_url {url}\n{flag}");
+        let r = parse(&conf(&body), &env);
+        assert_eq!(
+            r.is_ok(),
+            ok,
+            "{url} {flag}: {:?}",
+            r.err().map(|e| e.to_string())
+        );
+        if let Ok(l) = r {
+            assert!(!l.config.render().contains("insecure_http") || flag.contains("true"));
+        }
+    }
+    // A value that is not a boolean is an error of its own.
+    let e = parse(
+        &conf("        reserved_ip 203.0.113.10\n        insecure_http maybe\n"),
+        &env,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("insecure_http: expected true or false, found 'maybe'"),
+        "{e}"
+    );
+}

@@ -226,6 +226,28 @@ pub fn parse_pending(body: &[u8]) -> Result<Vec<ActionState>, String> {
         .collect())
 }
 
+/// The `Authorization: Bearer TOKEN` value, on a buffer that is cleared when the last clone of
+/// the header value is dropped: the bytes live in a `Zeroizing<Vec<u8>>` sized up front (no
+/// reallocation leaves a copy), owned by the `Bytes` the header shares (`Bytes::from_owner`);
+/// `HeaderValue::from_maybe_shared` keeps that `Bytes` without copying it, and every request's
+/// header is a reference-counted clone of it.
+///
+/// What this does not cover, honestly: to send a request, hyper copies the header into the
+/// connection's write buffer (HTTP/1) and rustls copies that plaintext into its TLS record
+/// buffers; those buffers belong to reqwest's connection pool and are freed without being
+/// cleared. The process is non-dumpable while it holds a token (see `config::validate`), so
+/// such leftovers are not written to a core file.
+fn bearer(token: &Secret) -> Result<HeaderValue, ApiError> {
+    const PREFIX: &[u8] = b"Bearer ";
+    let t = token.expose().as_bytes();
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(PREFIX.len() + t.len()));
+    buf.extend_from_slice(PREFIX);
+    buf.extend_from_slice(t);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf)).map_err(|_| {
+        ApiError::Setup("the token contains characters not allowed in an HTTP header".to_owned())
+    })
+}
+
 impl DoClient {
     /// A client of `api_url` (e.g. `https://api.digitalocean.com`) for `ip`.
     pub fn new(api_url: &str, ip: Ipv4Addr, token: &Secret) -> Result<Self, ApiError> {
@@ -239,12 +261,7 @@ impl DoClient {
         token: &Secret,
         timeout: Duration,
     ) -> Result<Self, ApiError> {
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                ApiError::Setup(
-                    "the token contains characters not allowed in an HTTP header".to_owned(),
-                )
-            })?;
+        let mut auth = bearer(token)?;
         auth.set_sensitive(true);
         let http = reqwest::Client::builder()
             .no_proxy()

@@ -15,6 +15,11 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub const PENDING_BASE: Duration = Duration::from_secs(1);
 /// Largest wait after a 422 "pending event".
 pub const PENDING_MAX: Duration = Duration::from_secs(5);
+/// First wait after the API said the reserved IP itself does not exist (404).
+pub const GONE_BASE: Duration = Duration::from_secs(1);
+/// Largest wait between reads of a reserved IP the API says does not exist; the takeover also
+/// never waits longer than `reconcile_interval`.
+pub const GONE_MAX: Duration = Duration::from_secs(60);
 /// First poll of an action, after the POST.
 pub const POLL_FIRST: Duration = Duration::from_millis(150);
 /// Largest gap between two polls of an action.

@@ -223,6 +223,7 @@ pub const DIGITALOCEAN: &[&str] = &[
     "api_url",
     "metadata_url",
     "reconcile_interval",
+    "insecure_http",
 ];
 
 /// `authentication` keywords.

@@ -20,6 +20,15 @@ use serde::{Serialize, Serializer};
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
 
+/// Cleared (zeroized) when dropped, so a freed token or password does not linger in the heap.
+/// Each clone is its own allocation, cleared when it drops. Copies made elsewhere (the API
+/// client's header, see `cloud::client`) are cleared by their owners.
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// What secrets print as.
 pub const REDACTED: &str = "<redacted>";
 
@@ -482,6 +491,9 @@ pub struct DigitalOcean {
     pub metadata_url: String,
     /// `reconcile_interval` seconds between checks that the IP is still here; default 60.
     pub reconcile_interval: Duration,
+    /// `insecure_http`: allow a plain `http://` `api_url` to a non-loopback host (the token then
+    /// travels in clear; test doubles only); default false.
+    pub insecure_http: bool,
 }
 
 /// Default `api_url`.

@@ -234,6 +234,9 @@ impl W {
                 2,
                 format!("reconcile_interval {}", Secs(d.reconcile_interval)),
             );
+            if d.insecure_http {
+                self.line(2, "insecure_http");
+            }
             self.line(1, "}");
         }
         self.line(0, "}");

@@ -5,13 +5,15 @@
 //! - **start-up**: the droplet id from the metadata service (retried with backoff until it
 //!   answers) and, concurrently, one probe of the API (`GET` the reserved IP) so a refused token
 //!   or an unknown IP is reported at once. Transient probe failures are retried with backoff
-//!   until the API answers once; after that a Backup makes no API call.
+//!   until the API answers once, an unknown IP (404) with a slower backoff (up to
+//!   `reconcile_interval`) until it exists; after that a Backup makes no API call.
 //! - **Master term**: spawned on becoming Master ([`crate::cloud::takeover::term`]), aborted the
 //!   moment the instance leaves Master (and its cancel flag set first, so not even a request
 //!   already scheduled can start).
 //!
-//! 401/403 and an unknown IP block the takeover until reload (SIGHUP, which also re-reads the
-//! token file) or restart. VRRP never waits for any of this.
+//! Only 401/403 block the takeover: a Backup makes no further call; a Master re-checks once per
+//! `reconcile_interval` and resumes when the token is accepted again; reload (SIGHUP, which also
+//! re-reads the token file) retries at once. VRRP never waits for any of this.
 
 use std::{
     cell::{Cell, RefCell},
@@ -24,7 +26,9 @@ use tracing::{error, info, warn};
 
 use crate::{
     cloud::{
-        policy::{Backoff, Jitter, METADATA_BASE, METADATA_MAX, RATE_LIMIT_DEFAULT},
+        policy::{
+            Backoff, Jitter, GONE_BASE, GONE_MAX, METADATA_BASE, METADATA_MAX, RATE_LIMIT_DEFAULT,
+        },
         takeover::{self, CloudStatus, Ctx, DropletId, Fatal, Role},
         Api, ApiError, Class, DoClient, Metadata,
     },
@@ -108,9 +112,10 @@ impl CloudTakeover {
         let status = self.status.clone();
         let droplet = self.droplet.clone();
         let seed = (self.jitter.unit() * u64::MAX as f64) as u64;
+        let reconcile = self.cfg.reconcile_interval;
         self.startup = Some(tokio::task::spawn_local(async move {
             let meta = discover(name.clone(), metadata, status.clone(), droplet, seed);
-            let probe = probe(name, client, status, seed ^ 0x5555);
+            let probe = probe(name, client, status, seed ^ 0x5555, reconcile);
             tokio::join!(meta, probe);
         }));
     }
@@ -126,16 +131,24 @@ impl CloudTakeover {
 
     fn became_master(&mut self) {
         self.cancel_term();
-        if let Some(b) = self.status.borrow().blocked.clone() {
-            error!(
-                "{}: Master, but NOT moving reserved IP {}: {b}",
-                self.name, self.cfg.reserved_ip
-            );
-            return;
-        }
         let Some(client) = self.client.clone() else {
+            // No client at all (a token unusable in a header): nothing can be tried until reload.
+            if let Some(b) = self.status.borrow().blocked.clone() {
+                error!(
+                    "{}: Master, but NOT moving reserved IP {}: {b}",
+                    self.name, self.cfg.reserved_ip
+                );
+            }
             return;
         };
+        if let Some(b) = self.status.borrow().blocked.clone() {
+            error!(
+                "{}: Master, but the API refused the token: checking reserved IP {} once every {}s until it is accepted ({b})",
+                self.name,
+                self.cfg.reserved_ip,
+                self.cfg.reconcile_interval.as_secs()
+            );
+        }
         let cancel = Rc::new(Cell::new(false));
         let ctx = Ctx {
             api: client,
@@ -143,21 +156,15 @@ impl CloudTakeover {
             status: self.status.clone(),
             cancel: cancel.clone(),
             jitter: Jitter::seeded((self.jitter.unit() * u64::MAX as f64) as u64),
+            reconcile: self.cfg.reconcile_interval,
         };
         {
             let mut st = self.status.borrow_mut();
             st.role = Role::Assigning;
             st.api_error = None;
         }
-        let (name, status) = (self.name.clone(), self.status.clone());
-        let reconcile = self.cfg.reconcile_interval;
-        let fut = takeover::term(ctx, self.droplet.clone(), reconcile, self.kick.clone());
-        let task = tokio::task::spawn_local(async move {
-            let f = fut.await;
-            if f != Fatal::Cancelled {
-                block(&status, &name, &f);
-            }
-        });
+        let task =
+            tokio::task::spawn_local(takeover::term(ctx, self.droplet.clone(), self.kick.clone()));
         self.term = Some(Term { task, cancel });
     }
 
@@ -290,9 +297,17 @@ async fn discover(
 }
 
 /// The start-up probe: one `GET` of the reserved IP; transient failures are retried with
-/// backoff until the API answers once.
-async fn probe(name: String, client: Rc<DoClient>, status: Rc<RefCell<CloudStatus>>, seed: u64) {
+/// backoff until the API answers once; an unknown IP (404) is reported and read again, at most
+/// once per `reconcile_interval`, until it exists; 401/403 block (see the module docs).
+async fn probe(
+    name: String,
+    client: Rc<DoClient>,
+    status: Rc<RefCell<CloudStatus>>,
+    seed: u64,
+    reconcile: std::time::Duration,
+) {
     let mut backoff = Backoff::api(Jitter::seeded(seed));
+    let mut gone = Backoff::new(GONE_BASE, GONE_MAX, Jitter::seeded(seed ^ 0xa5a5));
     loop {
         status.borrow_mut().api_calls += 1;
         let r: Result<_, ApiError> = client.get_ip().await;
@@ -320,8 +335,22 @@ async fn probe(name: String, client: Rc<DoClient>, status: Rc<RefCell<CloudStatu
                     return;
                 }
                 Class::NotFound => {
-                    block(&status, &name, &Fatal::NotFound(e));
-                    return;
+                    // Not a reason to give up (issue 11): reported loudly, read again slowly.
+                    let wait = gone.next_delay().min(reconcile.max(GONE_BASE));
+                    error!(
+                        "{name}: reserved IP {} does not exist for the API ({e}); is reserved_ip right? Checking again in {:.0}s",
+                        status.borrow().reserved_ip,
+                        wait.as_secs_f64()
+                    );
+                    {
+                        let mut st = status.borrow_mut();
+                        if st.role != Role::Assigning && st.role != Role::Verified {
+                            st.api_error = Some(format!(
+                                "the reserved IP is unknown to the API ({e}); still trying"
+                            ));
+                        }
+                    }
+                    tokio::time::sleep(wait).await;
                 }
                 Class::RateLimited(w) => {
                     let w = w.unwrap_or(RATE_LIMIT_DEFAULT);

@@ -38,7 +38,8 @@ pub struct CloudStatus {
     pub metadata_error: Option<String>,
     /// The last API failure of the current effort (cleared by a success).
     pub api_error: Option<String>,
-    /// Set after 401/403 (or an unknown IP): nothing is retried until reload.
+    /// Set after 401/403: no retries with backoff; a Master re-checks once per
+    /// `reconcile_interval` and clears it when the token is accepted again; reload clears it.
     pub blocked: Option<String>,
     /// Whether the start-up probe got an answer.
     pub probed: bool,

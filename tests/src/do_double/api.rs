@@ -389,6 +389,7 @@ fn route(st: &mut State, req: &Request, scope: Scope) -> Result<(u16, Value), Ap
                     }
                     post_action(st, flavor, ip, &req.body).map(|a| (201, json!({ "action": a })))
                 }
+                "GET" | "HEAD" if st.faults.actions_404 => Err(ApiError::not_found()),
                 "GET" | "HEAD" => {
                     let list: Vec<Value> = st
                         .actions
@@ -425,6 +426,9 @@ fn get_action(
     get: bool,
 ) -> Result<(u16, Value), ApiError> {
     let id: u64 = id.parse().map_err(|_| ApiError::not_found())?;
+    if st.faults.actions_404 {
+        return Err(ApiError::not_found());
+    }
     let a = st.actions.get(&id).ok_or_else(ApiError::not_found)?;
     if ip.is_some_and(|ip| ip != a.ip) {
         return Err(ApiError::not_found());

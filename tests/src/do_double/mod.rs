@@ -43,7 +43,7 @@
 //! | unassign of an unheld IP | 422 "The reserved IP is not assigned to a Droplet." (inferred) |
 //! | missing/invalid `droplet_id`, missing/unknown `type` | 422 |
 //! | body not JSON; malformed HTTP | 400 `bad_request` |
-//! | GET `.../{ip}/actions`, `.../{ip}/actions/{id}`, `/v2/actions/{id}` | 200 list / `{"action":{...}}`; 404 while younger than `action_404_for` |
+//! | GET `.../{ip}/actions`, `.../{ip}/actions/{id}`, `/v2/actions/{id}` | 200 list / `{"action":{...}}`; 404 while younger than `action_404_for`, or while `actions_404` is on |
 //! | GET `/v2/droplets/{id}` | 200 `{"droplet":{...}}` |
 //! | other paths / methods | 404 `not_found` / 405 `method_not_allowed` |
 //!
@@ -389,6 +389,7 @@ struct Faults {
     latency: Duration,
     outage: Option<(Outage, Option<Instant>)>,
     action_404: Duration,
+    actions_404: bool,
     unauthorized: bool,
     metadata_latency: Duration,
     metadata_down: bool,
@@ -851,6 +852,18 @@ impl DoDouble {
     /// GETs of an action younger than `d` answer 404 (as seen right after the POST).
     pub fn action_404_for(&self, d: Duration) {
         self.st().faults.action_404 = d;
+    }
+
+    /// While set, the actions sub-resources answer 404: the list of an IP's actions and every
+    /// action's status (`GET .../actions`, `.../actions/{id}`, `/v2/actions/{id}`); the IP itself
+    /// and the assign POST answer as usual. The ambiguous answer of issue 11 item 5.
+    pub fn actions_404(&self, on: bool) {
+        self.st().faults.actions_404 = on;
+    }
+
+    /// Deletes a reserved IP (every call about it then answers 404); `false` if it was unknown.
+    pub fn remove_reserved_ip(&self, ip: Ipv4Addr) -> bool {
+        self.st().ips.remove(&ip).is_some()
     }
 
     /// While set, every API call answers 401 (as a revoked token would).

@@ -336,7 +336,9 @@ impl DoLab {
                     with_instance_block(
                         &conf,
                         &format!(
-                            "digitalocean {{\n    reserved_ip {IP}\n    token_file {}\n    api_url http://{}\n    metadata_url http://169.254.169.254\n    reconcile_interval {}\n}}",
+                            // The double listens on a namespace address over plain http:
+                            // `insecure_http` says so (refused otherwise, issue 11 item 5).
+                            "digitalocean {{\n    reserved_ip {IP}\n    token_file {}\n    api_url http://{}\n    insecure_http\n    metadata_url http://169.254.169.254\n    reconcile_interval {}\n}}",
                             tf.display(),
                             api[i],
                             opts.reconcile

@@ -27,6 +27,12 @@ struct Fake {
     polls: Cell<u32>,
     /// Polls answering 404 first.
     action_404: Cell<u32>,
+    /// `pending_actions` calls answering 404 first.
+    list_404: Cell<u32>,
+    /// `get_ip` answers 404 while set (the IP does not exist).
+    gone: Cell<bool>,
+    /// Assign POSTs answering 404 first.
+    post_404: Cell<u32>,
     target: Cell<Option<u64>>,
     /// (virtual time, call).
     log: RefCell<Vec<(Duration, &'static str)>>,
@@ -75,6 +81,13 @@ impl Fake {
 impl Api for Fake {
     async fn get_ip(&self) -> Result<IpState, ApiError> {
         self.enter("get_ip")?;
+        if self.gone.get() {
+            return Err(status_err(
+                404,
+                "The resource you requested could not be found.",
+                None,
+            ));
+        }
         Ok(IpState {
             holder: self.holder.get(),
             locked: self.target.get().is_some(),
@@ -82,6 +95,14 @@ impl Api for Fake {
     }
     async fn assign(&self, droplet: u64) -> Result<ActionState, ApiError> {
         self.enter("assign")?;
+        if self.post_404.get() > 0 {
+            self.post_404.set(self.post_404.get() - 1);
+            return Err(status_err(
+                404,
+                "The resource you requested could not be found.",
+                None,
+            ));
+        }
         if self.pending_posts.get() > 0 {
             self.pending_posts.set(self.pending_posts.get() - 1);
             return Err(status_err(
@@ -133,6 +154,14 @@ impl Api for Fake {
     }
     async fn pending_actions(&self) -> Result<Vec<ActionState>, ApiError> {
         self.enter("pending_actions")?;
+        if self.list_404.get() > 0 {
+            self.list_404.set(self.list_404.get() - 1);
+            return Err(status_err(
+                404,
+                "The resource you requested could not be found.",
+                None,
+            ));
+        }
         Ok(self
             .listed
             .borrow()
@@ -152,6 +181,7 @@ fn ctx(api: &Rc<Fake>) -> Ctx<Rc<Fake>> {
         status: Rc::new(RefCell::new(CloudStatus::new(IP))),
         cancel: Rc::new(Cell::new(false)),
         jitter: Jitter::seeded(99),
+        reconcile: Duration::from_secs(60),
     }
 }
 
@@ -313,14 +343,142 @@ async fn auth_errors_stop_at_once() {
         assert!(matches!(ensure(&mut c, ME).await, Err(Fatal::Auth(_))));
         assert_eq!(api.total(), 1);
     }
+}
+
+/// Issue 11 item 5: a 404 for the IP itself is reported and retried with capped backoff, never
+/// a give-up; the effort completes once the IP exists again.
+#[tokio::test(start_paused = true)]
+async fn unknown_ip_is_reported_and_read_again_with_capped_backoff() {
     let api = Fake::new(Some(OTHER));
-    api.faults.borrow_mut().push_back(status_err(
-        404,
-        "The resource you requested could not be found.",
-        None,
-    ));
+    api.gone.set(true);
     let mut c = ctx(&api);
-    assert!(matches!(ensure(&mut c, ME).await, Err(Fatal::NotFound(_))));
+    c.reconcile = Duration::from_secs(5);
+    c.status.borrow_mut().droplet_id = Some(ME);
+    let status = c.status.clone();
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let task = tokio::task::spawn_local(async move { ensure(&mut c, ME).await });
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            assert!(!task.is_finished(), "still trying, not given up");
+            let st = status.borrow().state();
+            assert!(
+                st.starts_with("degraded: the reserved IP is unknown"),
+                "{st}"
+            );
+            let reads = api.calls("get_ip");
+            let gaps: Vec<Duration> = reads.windows(2).map(|w| w[1] - w[0]).collect();
+            // 0.5-1 s, 1-2 s, 2-4 s, then never more than reconcile_interval (5 s).
+            assert!(
+                gaps.iter().all(|g| *g <= Duration::from_secs(5)),
+                "{gaps:?}"
+            );
+            assert!(gaps[0] >= GONE_BASE / 2, "{gaps:?}");
+            assert!(
+                reads.len() >= 12 && reads.len() <= 60 / 2 + 4,
+                "{}",
+                reads.len()
+            );
+            assert_eq!(api.calls("assign").len(), 0);
+            // The IP exists again: the effort goes on and moves it.
+            api.gone.set(false);
+            let r = tokio::time::timeout(Duration::from_secs(10), task).await;
+            assert_eq!(
+                r.map(|j| j.ok()),
+                Ok(Some(Ok(Outcome::Moved { from: Some(OTHER) })))
+            );
+            assert_eq!(api.holder.get(), Some(ME));
+        })
+        .await;
+}
+
+/// Issue 11 item 5: a 404 for the list of actions during a 422 "pending event" re-reads the IP
+/// and goes on with backoff (it stopped the takeover until reload before).
+#[tokio::test(start_paused = true)]
+async fn action_list_404_during_pending_event_rereads_the_ip_and_goes_on() {
+    let api = Fake::new(Some(OTHER));
+    api.pending_posts.set(3);
+    api.list_404.set(3);
+    let mut c = ctx(&api);
+    assert_eq!(
+        ensure(&mut c, ME).await,
+        Ok(Outcome::Moved { from: Some(OTHER) })
+    );
+    assert_eq!(api.holder.get(), Some(ME));
+    let kinds: Vec<&str> = api.log.borrow().iter().map(|(_, w)| *w).collect();
+    // Each 404 for the list is followed at once by a read of the IP itself.
+    for (i, k) in kinds.iter().enumerate() {
+        if *k == "pending_actions" {
+            assert_eq!(kinds.get(i + 1), Some(&"get_ip"), "{kinds:?}");
+        }
+    }
+    assert_eq!(api.calls("pending_actions").len(), 3);
+    assert_eq!(api.calls("assign").len(), 4);
+    // The 422s are spaced by the pending backoff (no tight loop).
+    let posts = api.calls("assign");
+    assert!(posts[1] - posts[0] >= PENDING_BASE / 2, "{posts:?}");
+
+    // A 404 for the assign POST (the actions collection) does not stop it either: the IP is
+    // read at once, and the assign retried after the backoff.
+    let api = Fake::new(Some(OTHER));
+    api.post_404.set(1);
+    let mut c = ctx(&api);
+    assert_eq!(
+        ensure(&mut c, ME).await,
+        Ok(Outcome::Moved { from: Some(OTHER) })
+    );
+    let kinds: Vec<&str> = api.log.borrow().iter().map(|(_, w)| *w).collect();
+    assert_eq!(
+        &kinds[..5],
+        ["get_ip", "assign", "get_ip", "get_ip", "assign"],
+        "{kinds:?}"
+    );
+}
+
+/// Issue 11 item 5: after a 401 the effort stops (no retry storm) but a Master re-checks once
+/// per reconcile_interval, and resumes when the token is accepted again; nothing ends the
+/// periodic re-check.
+#[tokio::test(start_paused = true)]
+async fn term_rechecks_every_interval_after_a_refused_token() {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let api = Fake::new(Some(OTHER));
+            let refused = || status_err(401, "Unable to authenticate you.", None);
+            api.faults
+                .borrow_mut()
+                .extend([refused(), refused(), refused()]);
+            let mut c = ctx(&api);
+            c.reconcile = Duration::from_secs(10);
+            let status = c.status.clone();
+            let droplet = Rc::new(DropletId::default());
+            droplet.set(ME);
+            let task = tokio::task::spawn_local(term(c, droplet, Rc::new(Notify::new())));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(api.total(), 1, "no retry after a 401");
+            let st = status.borrow().state();
+            assert!(
+                st.starts_with("degraded: the API refused the token"),
+                "{st}"
+            );
+            // Two re-checks, 10 s apart, both refused: one call each.
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            assert_eq!(api.total(), 3);
+            assert!(status.borrow().blocked.is_some());
+            // Accepted again at the next re-check: the IP is moved.
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            assert_eq!(api.holder.get(), Some(ME));
+            assert_eq!(status.borrow().blocked, None);
+            assert_eq!(status.borrow().state(), "ok");
+            let reads = api.calls("get_ip");
+            assert_eq!(reads[1] - reads[0], Duration::from_secs(10));
+            // And the periodic re-check goes on: moved by hand, taken back within an interval.
+            api.holder.set(Some(OTHER));
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            assert_eq!(api.holder.get(), Some(ME));
+            task.abort();
+        })
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -350,12 +508,7 @@ async fn cancelled_term_starts_no_request() {
             let cancel = c.cancel.clone();
             let droplet = Rc::new(DropletId::default());
             droplet.set(ME);
-            let task = tokio::task::spawn_local(term(
-                c,
-                droplet,
-                Duration::from_secs(60),
-                Rc::new(Notify::new()),
-            ));
+            let task = tokio::task::spawn_local(term(c, droplet, Rc::new(Notify::new())));
             tokio::time::sleep(Duration::from_secs(5)).await;
             cancel.set(true);
             task.abort();
@@ -387,12 +540,7 @@ async fn term_reconciles_periodically_and_on_kick() {
             let status = c.status.clone();
             let droplet = Rc::new(DropletId::default());
             let kick = Rc::new(Notify::new());
-            let task = tokio::task::spawn_local(term(
-                c,
-                droplet.clone(),
-                Duration::from_secs(60),
-                kick.clone(),
-            ));
+            let task = tokio::task::spawn_local(term(c, droplet.clone(), kick.clone()));
             // Waits for the droplet id before any call.
             tokio::time::sleep(Duration::from_secs(3)).await;
             assert_eq!(api.total(), 0);

@@ -20,6 +20,7 @@ impl Parser<'_> {
             api_url: None,
             metadata_url: None,
             reconcile_interval: None,
+            insecure_http: None,
         };
         let mut seen = HashMap::new();
         for s in body {
@@ -63,11 +64,33 @@ impl Parser<'_> {
                     }
                 }
                 "reconcile_interval" => put(&mut v.reconcile_interval, self.u32v(s, 1, 86_400)),
+                "insecure_http" => put(&mut v.insecure_http, self.flag(s)),
                 _ => self.other(s, "digitalocean", kw::DIGITALOCEAN, &[], &[]),
             }
         }
         v
     }
+}
+
+/// Whether `url` is plain `http://` to a host that is not a loopback address (127.0.0.0/8,
+/// `::1`, `localhost`): the API token would cross a network in clear. `url` has passed
+/// [`check_url`]. Names other than `localhost` count as remote even if they resolve to a
+/// loopback address: the check is about what the file says, not what DNS answers today.
+pub(crate) fn plain_http_to_remote(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|a| match a {
+            std::net::IpAddr::V4(a) => a.is_loopback(),
+            std::net::IpAddr::V6(a) => a.is_loopback(),
+        });
+    !loopback
 }
 
 /// Checks an `http://` or `https://` URL with a host and no blanks.
@@ -118,4 +141,34 @@ pub(crate) fn check_url(full: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_http_to_remote as remote;
+
+    #[test]
+    fn plain_http_is_remote_unless_loopback() {
+        for url in [
+            "http://10.99.0.1:8080",
+            "http://api.example",
+            "http://[2001:db8::1]:80/v2",
+            "http://128.0.0.1",
+            "http://localhost.example",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            assert!(remote(url), "{url}");
+        }
+        for url in [
+            "https://api.digitalocean.com",
+            "https://10.99.0.1:8443",
+            "http://127.0.0.1:8080",
+            "http://127.45.6.7",
+            "http://[::1]:9000/",
+            "http://localhost",
+            "http://LocalHost:81/x",
+        ] {
+            assert!(!remote(url), "{url}");
+        }
+    }
 }

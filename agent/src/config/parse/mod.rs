@@ -25,6 +25,7 @@ mod tests;
 mod track;
 mod value;
 
+pub(crate) use cloud::plain_http_to_remote;
 pub(crate) use raw::{Named, Raw, RawDo, RawInstance, RawRef, RawVip};
 
 /// A value and where it was written.

@@ -76,6 +76,7 @@ pub(crate) struct RawDo {
     pub api_url: Sp<String>,
     pub metadata_url: Sp<String>,
     pub reconcile_interval: Option<u32>,
+    pub insecure_http: Option<bool>,
 }
 
 /// Raw `vrrp_instance { }`.

@@ -88,16 +88,34 @@ pub(crate) fn parse_value(buf: &[u8]) -> i32 {
 }
 
 /// Reads a tracked file (at most 127 bytes, non-blocking open so a FIFO cannot hang us).
-pub(crate) fn read_value(path: &Path) -> (i32, String) {
+///
+/// `own`: the agent owns the file (`init_file ... overwrite`). Then, as [`init_file`] refuses to
+/// write through a symlink or to anything but a regular file, such a path is not read either:
+/// it reads as 0 like an unreadable file (keepalived's rule above), with the reason in status.
+pub(crate) fn read_value(path: &Path, own: bool) -> (i32, String) {
     use std::os::unix::fs::OpenOptionsExt;
+    let flags = if own {
+        libc::O_NONBLOCK | libc::O_NOFOLLOW
+    } else {
+        libc::O_NONBLOCK
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(flags)
         .open(path);
     let mut f = match file {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (0, format!("{} is missing (reads as 0)", path.display()))
+        }
+        Err(e) if own && e.raw_os_error() == Some(libc::ELOOP) => {
+            return (
+                0,
+                format!(
+                "{} is a symbolic link, not followed for an init_file with overwrite (reads as 0)",
+                path.display()
+            ),
+            )
         }
         Err(e) => {
             return (
@@ -106,6 +124,15 @@ pub(crate) fn read_value(path: &Path) -> (i32, String) {
             )
         }
     };
+    if own && !f.metadata().is_ok_and(|m| m.is_file()) {
+        return (
+            0,
+            format!(
+                "{} is not a regular file, not read for an init_file with overwrite (reads as 0)",
+                path.display()
+            ),
+        );
+    }
     let mut buf = [0u8; 127];
     match f.read(&mut buf) {
         Ok(n) => {
@@ -141,22 +168,61 @@ fn locate(file: &str) -> (PathBuf, PathBuf, OsString) {
     (dir.join(p.file_name().unwrap_or_default()), dir, name)
 }
 
-fn init_file(spec: &TrackFile, path: &Path) {
+/// Whether the agent owns the file: `init_file ... overwrite` (see [`read_value`]).
+fn owned(spec: &TrackFile) -> bool {
+    spec.init_file.as_ref().is_some_and(|i| i.overwrite)
+}
+
+/// `init_file`: writes the initial value, never through a symlink (the agent runs as root; a
+/// link planted at the path must not turn this into a write to any file):
+/// - without `overwrite`: `O_CREAT|O_EXCL|O_NOFOLLOW`, so an existing path of any kind (a file,
+///   a symlink, even a dangling one) is left as it is;
+/// - with `overwrite`: `O_NOFOLLOW` (a symlink fails with `ELOOP`), opened without truncating
+///   and non-blocking (a FIFO cannot hang us), then refused unless `fstat` says regular file;
+///   only then truncated and written.
+///
+/// `Err` says why nothing was written (logged by the caller).
+fn init_file(spec: &TrackFile, path: &Path) -> Result<(), String> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
     let Some(init) = &spec.init_file else {
-        return;
+        return Ok(());
     };
-    if path.exists() && !init.overwrite {
-        return;
-    }
     let v = init.value.clamp(-254, 254);
-    match std::fs::write(path, format!("{v}\n")) {
-        Ok(()) => info!("track_file {}: wrote {v} to {}", spec.name, path.display()),
-        Err(e) => error!(
-            "track_file {}: init_file cannot write {}: {e}",
-            spec.name,
-            path.display()
-        ),
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(0o644);
+    if init.overwrite {
+        opts.create(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY);
+    } else {
+        opts.create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY);
     }
+    let shown = path.display();
+    let mut f = match opts.open(path) {
+        Ok(f) => f,
+        Err(e) if !init.overwrite && e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Ok(()); // keepalived: an existing file is kept without `overwrite`
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!(
+                "{shown} is a symbolic link; refusing to write through it"
+            ))
+        }
+        Err(e) => return Err(format!("cannot open {shown}: {e}")),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{shown} is not a regular file; refusing to write to it"
+        ));
+    }
+    f.set_len(0)
+        .and_then(|()| f.write_all(format!("{v}\n").as_bytes()))
+        .map_err(|e| format!("cannot write {shown}: {e}"))?;
+    info!("track_file {}: wrote {v} to {shown}", spec.name);
+    Ok(())
 }
 
 const WATCH_MASK: AddWatchFlags = AddWatchFlags::IN_CLOSE_WRITE
@@ -179,14 +245,18 @@ async fn reread(
     idx: Vec<usize>,
     tx: &mpsc::UnboundedSender<TrackerUpdate>,
 ) -> bool {
-    let paths: Vec<(usize, PathBuf)> = idx
+    let paths: Vec<(usize, PathBuf, bool)> = idx
         .into_iter()
-        .filter_map(|i| entries.get(i).map(|e| (i, e.path.clone())))
+        .filter_map(|i| {
+            entries
+                .get(i)
+                .map(|e| (i, e.path.clone(), owned(&e.w.spec)))
+        })
         .collect();
     let Ok(values) = tokio::task::spawn_blocking(move || {
         paths
             .into_iter()
-            .map(|(i, p)| (i, read_value(&p)))
+            .map(|(i, p, own)| (i, read_value(&p, own)))
             .collect::<Vec<_>>()
     })
     .await
@@ -218,7 +288,9 @@ pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpda
                 .iter()
                 .map(|spec| {
                     let (path, dir, name) = locate(&spec.file);
-                    init_file(spec, &path);
+                    if let Err(why) = init_file(spec, &path) {
+                        error!("track_file {}: init_file: {why}", spec.name);
+                    }
                     (path, dir, name)
                 })
                 .collect::<Vec<_>>()
@@ -371,8 +443,10 @@ pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpda
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use proptest::prelude::*;
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn values_parse_like_strtol_base_0() {
@@ -401,8 +475,110 @@ mod tests {
 
     #[test]
     fn reads_missing_files_as_zero() {
-        let (v, why) = read_value(Path::new("/nonexistent/xvrrp/file"));
+        let (v, why) = read_value(Path::new("/nonexistent/xvrrp/file"), false);
         assert_eq!(v, 0);
         assert!(why.contains("missing"), "{why}");
+    }
+    fn spec(file: &Path, value: i64, overwrite: bool) -> TrackFile {
+        TrackFile {
+            name: "tf".into(),
+            file: file.display().to_string(),
+            weight: 1,
+            reverse: false,
+            init_file: Some(crate::config::InitFile { value, overwrite }),
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let d = std::env::temp_dir().join(format!("xvrrp-tf-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+        d
+    }
+
+    fn text(p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn init_file_creates_and_keeps_or_overwrites_regular_files() {
+        let d = temp_dir("reg");
+        let f = d.join("track");
+        assert_eq!(init_file(&spec(&f, 7, false), &f), Ok(()));
+        assert_eq!(text(&f), "7\n");
+        // Exists, no overwrite: kept.
+        assert_eq!(init_file(&spec(&f, 9, false), &f), Ok(()));
+        assert_eq!(text(&f), "7\n");
+        // Overwrite: a longer old content is truncated.
+        std::fs::write(&f, "123456789").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(init_file(&spec(&f, -3, true), &f), Ok(()));
+        assert_eq!(text(&f), "-3\n");
+        assert_eq!(read_value(&f, true).0, -3);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn init_file_never_writes_through_a_symlink() {
+        let d = temp_dir("link");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "42 do not touch\n").unwrap_or_else(|e| panic!("{e}"));
+        let link = d.join("track");
+        std::os::unix::fs::symlink(&victim, &link).unwrap_or_else(|e| panic!("{e}"));
+        // Without overwrite: the path exists (as a link): nothing written.
+        assert_eq!(init_file(&spec(&link, 5, false), &link), Ok(()));
+        assert_eq!(text(&victim), "42 do not touch\n");
+        // With overwrite: refused, reported, and the tracker reads it as unreadable (0).
+        let err = init_file(&spec(&link, 5, true), &link).unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(text(&victim), "42 do not touch\n");
+        let (v, why) = read_value(&link, true);
+        assert_eq!(v, 0, "{why}");
+        assert!(why.contains("symbolic link"), "{why}");
+        // Not owned: read through the link as keepalived does.
+        assert_eq!(read_value(&link, false).0, 42);
+        // A dangling link to a file that does not exist yet: not created by either mode.
+        let absent = d.join("absent");
+        let dangling = d.join("dangling");
+        std::os::unix::fs::symlink(&absent, &dangling).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(init_file(&spec(&dangling, 1, false), &dangling), Ok(()));
+        assert!(init_file(&spec(&dangling, 1, true), &dangling).is_err());
+        assert!(!absent.exists(), "created through a dangling link");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn init_file_with_overwrite_refuses_non_regular_files() {
+        let d = temp_dir("fifo");
+        let fifo = d.join("track");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+        assert!(made.success());
+        // No reader: the non-blocking open fails (ENXIO); it never hangs or writes.
+        assert!(init_file(&spec(&fifo, 5, true), &fifo).is_err());
+        // With a reader, the open succeeds but fstat refuses it.
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = init_file(&spec(&fifo, 5, true), &fifo).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        let mut buf = [0u8; 8];
+        assert!(
+            (&reader).read(&mut buf).map_or(true, |n| n == 0),
+            "nothing written"
+        );
+        let (v, why) = read_value(&fifo, true);
+        assert_eq!(v, 0);
+        assert!(why.contains("not a regular file"), "{why}");
+        let dir = d.join("adir");
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(init_file(&spec(&dir, 5, true), &dir).is_err());
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

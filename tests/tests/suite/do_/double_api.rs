@@ -519,7 +519,37 @@ fn fault_switches() {
     assert!(wait_until(Duration::from_secs(2), || {
         get(&d, &format!("/v2/actions/{id}"), Some(RW)).status == 200
     }));
+    // actions_404: the list and every action answer 404; the IP and the POST do not.
+    d.actions_404(true);
+    for p in [
+        format!("/v2/reserved_ips/{IP}/actions"),
+        format!("/v2/reserved_ips/{IP}/actions/{id}"),
+        format!("/v2/actions/{id}"),
+    ] {
+        assert_error(&get(&d, &p, Some(RW)), 404, "not_found", "");
+    }
+    assert_eq!(get(&d, &path, Some(RW)).status, 200);
+    d.actions_404(false);
+    assert_eq!(
+        get(&d, &format!("/v2/reserved_ips/{IP}/actions"), Some(RW)).status,
+        200
+    );
+    // remove_reserved_ip: the IP is gone (404) until added again.
+    assert!(d.remove_reserved_ip(FREE_IP));
+    assert!(!d.remove_reserved_ip(FREE_IP));
+    assert_error(
+        &get(&d, &format!("/v2/reserved_ips/{FREE_IP}"), Some(RW)),
+        404,
+        "not_found",
+        "",
+    );
+    d.add_reserved_ip(FREE_IP, "nyc3", None);
+    assert_eq!(
+        get(&d, &format!("/v2/reserved_ips/{FREE_IP}"), Some(RW)).status,
+        200
+    );
     // clear_faults turns everything off.
+    d.actions_404(true);
     d.unauthorized(true);
     d.fail_5xx(5);
     d.clear_faults();

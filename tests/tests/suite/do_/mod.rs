@@ -1,3 +1,4 @@
+mod ambiguous;
 mod double_api;
 mod double_drop;
 mod double_tutorial;
