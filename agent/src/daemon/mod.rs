@@ -20,6 +20,7 @@ pub(crate) mod counters;
 mod edges;
 mod effects;
 mod event_loop;
+pub(crate) mod loglimit;
 pub(crate) mod notify;
 mod options;
 pub(crate) mod plan;
