@@ -101,7 +101,7 @@ fn notify_scripts_under_flapping_end_with_the_final_role() {
             })
         })
     };
-    let a = Agent::start(victim.ns(), &conf, &["--rx", "socket"]);
+    let mut a = Agent::start(victim.ns(), &conf, &["--rx", "socket"]);
     let read = || std::fs::read_to_string(&roles).unwrap_or_default();
     assert!(
         wait_until(Duration::from_secs(10), || read().ends_with("BACKUP\n")
@@ -213,6 +213,34 @@ fn notify_scripts_under_flapping_end_with_the_final_role() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(read(), text, "a script ran long after the flapping stopped");
     assert_eq!(a.state().as_deref(), Some("Master"));
+
+    // Shutdown while a script runs: STOP waits behind it, is not dropped, and the agent waits
+    // for it (each script up to notify_timeout) before it exits.
+    let ns = peer.ns().name().to_owned();
+    in_netns(&ns, move || {
+        send_frames_paced("eth1", std::slice::from_ref(&higher))
+    });
+    assert!(
+        wait_until(Duration::from_secs(2), || a
+            .instance()
+            .and_then(|i| i.0)
+            .is_some_and(|s| s.notify.running.as_deref() == Some("BACKUP"))),
+        "the BACKUP script runs\n{}",
+        a.log()
+    );
+    let t = Instant::now();
+    assert_eq!(a.stop_with(libc::SIGTERM), Some(0), "{}", a.log());
+    let took = t.elapsed();
+    let text = read();
+    eprintln!("[notify flap] shutdown waited {took:?} for BACKUP and STOP");
+    assert!(
+        text.ends_with("start BACKUP\nBACKUP\nstart STOP\nSTOP\n"),
+        "BACKUP finished, then STOP ran: {text:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "the agent waited for both scripts, no longer: {took:?}"
+    );
 }
 
 /// Item 7. Two xvrrp servers, VRRPv3 over IPv6 unicast at 0.1 s, receiving on raw sockets (`--rx
