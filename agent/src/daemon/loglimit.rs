@@ -55,6 +55,8 @@ impl Kind {
 pub(crate) const LOWER_PRIORITY_ADVERT: Kind = Kind::new("lower-priority advert while Master", 5);
 /// A state transition. Generous: a normal failover is two or three.
 pub(crate) const TRANSITION: Kind = Kind::new("state transition", 20);
+/// A cloud takeover cancelled on leaving Master (once per transition).
+pub(crate) const TAKEOVER_CANCELLED: Kind = Kind::new("cloud takeover cancelled", 20);
 /// A notify script that finished.
 pub(crate) const NOTIFY_RUN: Kind = Kind::new("notify script run", 10);
 /// A notify script that failed (exit status, timeout, refused).

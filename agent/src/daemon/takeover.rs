@@ -179,9 +179,18 @@ impl CloudTakeover {
 
     fn left_master(&mut self, to: State) {
         if self.cancel_term() {
-            info!(
-                "{}: left Master ({to:?}): reserved IP takeover cancelled; no further API calls",
-                self.name
+            // Once per transition, which a peer can provoke: rate limited like transitions.
+            loglimit::log(
+                Level::INFO,
+                &self.name,
+                None,
+                loglimit::TAKEOVER_CANCELLED,
+                || {
+                    format!(
+                        "{}: left Master ({to:?}): reserved IP takeover cancelled; no further API calls",
+                        self.name
+                    )
+                },
             );
         }
         let mut st = self.status.borrow_mut();
