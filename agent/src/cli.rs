@@ -249,6 +249,22 @@ fn print_status(v: &Status) {
         for tr in &i.trackers {
             println!("  {}", tracker_line(tr));
         }
+        let n = &i.notify;
+        if n.started > 0 || n.pending > 0 {
+            println!(
+                "  notify: running {}, waiting {}, {} started, {} replaced before running",
+                opt(n.running.as_deref()),
+                opt(n.waiting.as_deref()),
+                n.started,
+                n.replaced
+            );
+        }
+    }
+    if v.logs_suppressed > 0 {
+        println!(
+            "log messages suppressed by the rate limit: {}",
+            v.logs_suppressed
+        );
     }
 }
 
@@ -310,6 +326,12 @@ fn print_counters(v: &RxCounters) {
             i.path,
             opt(i.not_ours)
         );
+        if i.other_destination > 0 || i.queue_full > 0 {
+            println!(
+                "  {} packets for other destinations discarded, {} adverts dropped on a full queue",
+                i.other_destination, i.queue_full
+            );
+        }
     }
     for p in &v.peers {
         println!(

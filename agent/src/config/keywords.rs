@@ -59,6 +59,7 @@ pub const GLOBAL: &[&str] = &[
     "notify_fifo_script",
     "vrrp_notify_fifo",
     "vrrp_notify_fifo_script",
+    "notify_timeout",
 ];
 
 /// `global_defs` keywords accepted and ignored (with a warning): e-mail alerts, scheduling and
@@ -141,6 +142,7 @@ pub const INSTANCE: &[&str] = &[
     "notify_fault",
     "notify_stop",
     "notify",
+    "notify_timeout",
     "garp_master_delay",
     "garp_master_repeat",
     "garp_master_refresh",

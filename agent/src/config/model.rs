@@ -195,7 +195,14 @@ pub struct GlobalDefs {
     pub notify_fifo: Option<NotifyFifo>,
     /// `vrrp_notify_fifo` (+ `vrrp_notify_fifo_script`): VRRP state changes; default none.
     pub vrrp_notify_fifo: Option<NotifyFifo>,
+    /// `notify_timeout` seconds (xvrrp extension, default for instances): the longest one
+    /// notify script may run before its process group is killed; default 30.
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub notify_timeout: Duration,
 }
+
+/// Default `notify_timeout`.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for GlobalDefs {
     fn default() -> Self {
@@ -221,6 +228,7 @@ impl Default for GlobalDefs {
             vrrp_startup_delay: Duration::ZERO,
             notify_fifo: None,
             vrrp_notify_fifo: None,
+            notify_timeout: DEFAULT_NOTIFY_TIMEOUT,
         }
     }
 }
@@ -568,6 +576,9 @@ pub struct VrrpInstance {
     pub notify_stop: Option<String>,
     /// `notify` command line (called with `INSTANCE NAME STATE PRIORITY`); default none.
     pub notify: Option<String>,
+    /// `notify_timeout` seconds (xvrrp extension); default: global `notify_timeout` (30).
+    #[serde(serialize_with = "ser_secs_f64")]
+    pub notify_timeout: Duration,
     /// `garp_master_delay` (whole seconds); default: global `vrrp_garp_master_delay` (5).
     #[serde(serialize_with = "ser_whole_secs")]
     pub garp_master_delay: Duration,

@@ -192,6 +192,7 @@ impl W {
                 self.line(1, format!("{kw} {}", quoted(c)));
             }
         }
+        self.line(1, format!("notify_timeout {}", Secs(i.notify_timeout)));
         self.line(
             1,
             format!("garp_master_delay {}", Secs(i.garp_master_delay)),
@@ -318,6 +319,7 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
         1,
         format!("vrrp_startup_delay {}", Secs(g.vrrp_startup_delay)),
     );
+    w.line(1, format!("notify_timeout {}", Secs(g.notify_timeout)));
     if let Some(f) = &g.notify_fifo {
         w.fifo("notify_fifo", f);
     }

@@ -43,6 +43,8 @@ pub(crate) struct CounterTable {
     rows: HashMap<Key, PeerCounters>,
     per_iface: HashMap<String, usize>,
     not_ours: HashMap<String, u64>,
+    other_destination: HashMap<String, u64>,
+    queue_full: HashMap<String, u64>,
 }
 
 impl CounterTable {
@@ -50,6 +52,31 @@ impl CounterTable {
     /// see [`crate::packet::message_owner`]): once per interface, never per peer.
     pub(crate) fn not_ours(&mut self, interface: &str) {
         *self.not_ours.entry(interface.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Counts a packet a bound unicast socket on `interface` read and discarded because it was
+    /// addressed elsewhere (an IPv6 group packet).
+    pub(crate) fn other_destination(&mut self, interface: &str) {
+        *self
+            .other_destination
+            .entry(interface.to_owned())
+            .or_insert(0) += 1;
+    }
+
+    /// How many packets for other destinations sockets on `interface` discarded.
+    pub(crate) fn other_destination_on(&self, interface: &str) -> u64 {
+        self.other_destination.get(interface).copied().unwrap_or(0)
+    }
+
+    /// Counts an accepted advert from `interface` dropped because the event loop's queue was
+    /// full.
+    pub(crate) fn queue_full(&mut self, interface: &str) {
+        *self.queue_full.entry(interface.to_owned()).or_insert(0) += 1;
+    }
+
+    /// How many adverts from `interface` a full queue dropped.
+    pub(crate) fn queue_full_on(&self, interface: &str) -> u64 {
+        self.queue_full.get(interface).copied().unwrap_or(0)
     }
 
     /// How many messages that were not ours `interface` received.

@@ -23,7 +23,14 @@ impl Daemon {
             Action::SendAdvert { priority } => send_advert(inst, priority),
             Action::ArmTimer { .. } | Action::CancelTimer => {}
             Action::StateChanged { from, to, reason } => {
-                info!("{}: {from:?} -> {to:?} ({reason:?})", inst.plan.name);
+                // A peer can make an instance flap: rate limited (status has the counts).
+                super::loglimit::log(
+                    tracing::Level::INFO,
+                    &inst.plan.name,
+                    None,
+                    super::loglimit::TRANSITION,
+                    || format!("{}: {from:?} -> {to:?} ({reason:?})", inst.plan.name),
+                );
                 inst.last = Some(Transition {
                     from,
                     to,

@@ -21,7 +21,7 @@ use super::{
     counters::CounterTable,
     edges::{AddressOps, AdvertTx},
     iface::{IfaceChange, IfaceRt},
-    notify::{self, NotifyQueue},
+    notify::NotifyQueue,
     options::{RxMode, StartError},
     plan::InstancePlan,
     receive::{RxAdvert, XdpRx},
@@ -128,11 +128,7 @@ impl Daemon {
         for (plan, sock) in plans.into_iter().zip(senders) {
             let core = Instance::new(plan.params.clone())
                 .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
-            let notify = NotifyQueue::spawn(
-                plan.name.clone(),
-                plan.notify.clone(),
-                notify::NOTIFY_TIMEOUT,
-            );
+            let notify = NotifyQueue::spawn(plan.name.clone(), plan.notify.clone());
             let trackers = plan
                 .trackers
                 .iter()
@@ -295,14 +291,17 @@ impl Daemon {
                 c.shutdown();
             }
         }
-        // keepalived waits for its scripts too.
-        let until = Instant::now() + Duration::from_secs(10);
-        while self
+        // keepalived waits for its scripts too. STOP is queued behind at most one running
+        // transition: wait for both, each script up to its `notify_timeout` (the queues run
+        // in parallel), plus a little for the last records.
+        let bound = self
             .instances
             .iter()
-            .any(|i| *i.notify.pending.borrow() > 0)
-            && Instant::now() < until
-        {
+            .map(|i| i.notify.drain_bound())
+            .max()
+            .unwrap_or_default();
+        let until = Instant::now() + bound + Duration::from_millis(500);
+        while self.instances.iter().any(|i| i.notify.busy() > 0) && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -22,6 +22,7 @@ mod effects;
 mod event_loop;
 mod iface;
 mod links;
+pub(crate) mod loglimit;
 pub(crate) mod notify;
 mod options;
 pub(crate) mod plan;

@@ -121,7 +121,7 @@ pub(crate) struct GarpPlan {
 }
 
 /// Notify scripts of one instance.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NotifyPlan {
     /// `notify_master`.
     pub master: Option<String>,
@@ -137,6 +137,23 @@ pub(crate) struct NotifyPlan {
     pub user: Option<config::ScriptUser>,
     /// Global `enable_script_security`.
     pub security: bool,
+    /// `notify_timeout`: the longest one script may run.
+    pub timeout: Duration,
+}
+
+impl Default for NotifyPlan {
+    fn default() -> Self {
+        Self {
+            master: None,
+            backup: None,
+            fault: None,
+            stop: None,
+            generic: None,
+            user: None,
+            security: false,
+            timeout: config::DEFAULT_NOTIFY_TIMEOUT,
+        }
+    }
 }
 
 /// Everything the runtime needs for one `vrrp_instance`.
@@ -354,6 +371,7 @@ fn plan_instance(
         generic: inst.notify.clone(),
         user: cfg.global_defs.script_user.clone(),
         security: cfg.global_defs.enable_script_security,
+        timeout: inst.notify_timeout,
     };
     Ok(InstancePlan {
         name: inst.name.clone(),

@@ -8,12 +8,12 @@ use tokio::{
     sync::mpsc,
     task::JoinHandle,
 };
-use tracing::{debug, warn};
+use tracing::Level;
 
-use super::{counters::CounterTable, options::StartError};
+use super::{counters::CounterTable, loglimit, options::StartError};
 use crate::{
     dataplane::XdpDataplane,
-    net::{self, offload::TagsVisible, VrrpSocket},
+    net::{self, offload::TagsVisible, Recv, VrrpSocket},
     packet::{self, Counter, RxPolicy},
 };
 
@@ -105,7 +105,10 @@ pub(super) fn spawn_xdp_reader(
                     interval: Duration::from_millis(u64::from(interval_cs) * 10),
                 };
                 if tx.try_send(msg).is_err() {
-                    debug!("{iface}: event queue full, advert dropped");
+                    counters.borrow_mut().queue_full(&iface);
+                    loglimit::log(Level::DEBUG, &iface, None, loglimit::QUEUE_FULL, || {
+                        format!("{iface}: event queue full, advert dropped")
+                    });
                 }
             }
         }
@@ -150,7 +153,12 @@ pub(super) fn spawn_receiver(
             let mut drained = false;
             for _ in 0..SOCKET_BATCH {
                 match r.sock.recv() {
-                    Ok(pkt) => {
+                    // An IPv6 group packet on a bound unicast socket: consumed, counted, and
+                    // counted against this batch like any other packet.
+                    Ok(Recv::OtherDestination { .. }) => {
+                        counters.borrow_mut().other_destination(&r.interface);
+                    }
+                    Ok(Recv::Packet(pkt)) => {
                         if r.multicast && !pkt.dst.is_multicast() {
                             // A unicast advert for a unicast instance; that instance's own
                             // (bound) socket receives it.
@@ -197,7 +205,19 @@ pub(super) fn spawn_receiver(
                                     interval,
                                 };
                                 if tx.try_send(msg).is_err() {
-                                    debug!("{}: event queue full, advert dropped", r.interface);
+                                    counters.borrow_mut().queue_full(&r.interface);
+                                    loglimit::log(
+                                        Level::DEBUG,
+                                        &r.interface,
+                                        None,
+                                        loglimit::QUEUE_FULL,
+                                        || {
+                                            format!(
+                                                "{}: event queue full, advert dropped",
+                                                r.interface
+                                            )
+                                        },
+                                    );
                                 }
                             }
                             Err(e) => {
@@ -210,7 +230,18 @@ pub(super) fn spawn_receiver(
                                         known,
                                         c,
                                     );
-                                    debug!("{}: dropped advert from {}: {e}", r.interface, pkt.src);
+                                    loglimit::log(
+                                        Level::DEBUG,
+                                        &r.interface,
+                                        Some(pkt.src),
+                                        loglimit::Kind::new(c.as_str(), 5),
+                                        || {
+                                            format!(
+                                                "{}: dropped advert from {}: {e}",
+                                                r.interface, pkt.src
+                                            )
+                                        },
+                                    );
                                 }
                             }
                         }
@@ -231,9 +262,13 @@ pub(super) fn spawn_receiver(
                             Counter::PacketLenErr,
                         );
                         errors += 1;
-                        if errors < 10 || errors.is_power_of_two() {
-                            warn!("{}: receive error ({errors} so far): {e}", r.interface);
-                        }
+                        loglimit::log(
+                            Level::WARN,
+                            &r.interface,
+                            None,
+                            loglimit::RECEIVE_ERROR,
+                            || format!("{}: receive error ({errors} so far): {e}", r.interface),
+                        );
                     }
                 }
             }

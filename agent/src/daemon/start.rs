@@ -76,6 +76,8 @@ pub(super) async fn run(
     let syn_counters: Vec<_> = d.xdp.iter().map(|x| x.dp.clone()).collect();
     d.registry.spawn_all(&trk_tx, &syn_counters);
 
+    // Summaries of rate-limited log messages, as their windows end (idle otherwise).
+    let flusher = tokio::task::spawn_local(super::loglimit::run_flusher());
     d.start();
     info!(
         "xvrrp running (router_id {}): {} instance(s); control socket {}",
@@ -94,6 +96,7 @@ pub(super) async fn run(
     })
     .await;
     d.shutdown().await;
+    flusher.abort();
     // Queued announcements of the last Masters are void by now; let the worker finish.
     announcer.stop();
     // Stop answering (removes the control socket) before saying we stopped.

@@ -10,7 +10,7 @@ use crate::{
     control::{Command, Responder},
     dataplane::PeerSlot,
     packet::Counter,
-    state::{InstanceState, InterfaceRx, NotifyState, PeerCounts, PeerRow, RxCounters, Status},
+    state::{InstanceState, InterfaceRx, PeerCounts, PeerRow, RxCounters, Status},
     vrrp,
 };
 
@@ -54,10 +54,7 @@ impl Daemon {
                         .iter()
                         .map(|v| format!("{}/{} dev {}", v.address, v.prefix_len, v.dev))
                         .collect(),
-                    notify: NotifyState {
-                        pending: *inst.notify.pending.borrow(),
-                        recent: inst.notify.done.borrow().clone(),
-                    },
+                    notify: inst.notify.snapshot(),
                     cloud: inst.cloud.as_ref().map(|c| c.snapshot()),
                 }
             })
@@ -67,6 +64,7 @@ impl Daemon {
             timers: self.timing,
             rx: self.rx_paths.clone(),
             announcements_dropped: self.announce.dropped(),
+            logs_suppressed: super::loglimit::suppressed_total(),
             instances,
         }
     }
@@ -150,11 +148,15 @@ impl Daemon {
                     interface: iface.to_owned(),
                     path: "xdp".to_owned(),
                     not_ours: x.dp.borrow().not_ours().ok(),
+                    other_destination: table.other_destination_on(iface),
+                    queue_full: table.queue_full_on(iface),
                 },
                 None => InterfaceRx {
                     interface: iface.to_owned(),
                     path: "socket".to_owned(),
                     not_ours: Some(table.not_ours_on(iface)),
+                    other_destination: table.other_destination_on(iface),
+                    queue_full: table.queue_full_on(iface),
                 },
             })
             .collect();

@@ -22,8 +22,9 @@ use std::{
 };
 
 use tokio::{sync::Notify, task::JoinHandle};
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Level};
 
+use super::loglimit;
 use crate::{
     cloud::{
         policy::{
@@ -53,6 +54,8 @@ pub(crate) struct CloudTakeover {
     term: Option<Term>,
     kick: Rc<Notify>,
     jitter: Jitter,
+    /// Lower-priority adverts seen while Master with a takeover running.
+    lower_adverts: Cell<u64>,
 }
 
 fn block(status: &RefCell<CloudStatus>, name: &str, f: &Fatal) {
@@ -73,6 +76,7 @@ impl CloudTakeover {
             term: None,
             kick: Rc::new(Notify::new()),
             jitter: Jitter::from_clock(),
+            lower_adverts: Cell::new(0),
         };
         info!(
             "{}: DigitalOcean reserved IP {} (API {}, metadata {}, reconcile every {}s)",
@@ -182,9 +186,18 @@ impl CloudTakeover {
 
     fn left_master(&mut self, to: State) {
         if self.cancel_term() {
-            info!(
-                "{}: left Master ({to:?}): reserved IP takeover cancelled; no further API calls",
-                self.name
+            // Once per transition, which a peer can provoke: rate limited like transitions.
+            loglimit::log(
+                Level::INFO,
+                &self.name,
+                None,
+                loglimit::TAKEOVER_CANCELLED,
+                || {
+                    format!(
+                        "{}: left Master ({to:?}): reserved IP takeover cancelled; no further API calls",
+                        self.name
+                    )
+                },
             );
         }
         let mut st = self.status.borrow_mut();
@@ -196,9 +209,20 @@ impl CloudTakeover {
     /// thinks it is Master, e.g. after a healed split brain) triggers a reconcile at once.
     pub(crate) fn on_advert(&self, state: State, my_priority: u8, src: IpAddr, priority: u8) {
         if state == State::Master && priority < my_priority && self.term.is_some() {
-            info!(
-                "{}: advert from {src} with lower priority {priority} while Master: checking reserved IP {} now",
-                self.name, self.cfg.reserved_ip
+            self.lower_adverts.set(self.lower_adverts.get() + 1);
+            // Any host on the segment can send these (PASS travels in clear): rate limited per
+            // peer, the count is in status (`cloud.lower_priority_adverts`).
+            loglimit::log(
+                Level::INFO,
+                &self.name,
+                Some(src),
+                loglimit::LOWER_PRIORITY_ADVERT,
+                || {
+                    format!(
+                        "{}: advert from {src} with lower priority {priority} while Master: checking reserved IP {} now",
+                        self.name, self.cfg.reserved_ip
+                    )
+                },
             );
             self.kick.notify_one();
         }
@@ -249,6 +273,7 @@ impl CloudTakeover {
             api_url: self.cfg.api_url.clone(),
             reconcile_interval_s: self.cfg.reconcile_interval.as_secs(),
             takeover_running: self.term.is_some(),
+            lower_priority_adverts: self.lower_adverts.get(),
         }
     }
 }

@@ -35,7 +35,7 @@ pub use netlink::{
     LinkEvent, LinkInfo, LinkMonitor, Rtnl, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_SECONDARY,
     IFA_F_TENTATIVE,
 };
-pub use socket::{parse_ipv4_header, Ipv4Header, Mode, Received, VrrpSocket};
+pub use socket::{parse_ipv4_header, Ipv4Header, Mode, Received, Recv, VrrpSocket};
 
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;

@@ -54,6 +54,29 @@ pub struct Received {
     pub ifindex: u32,
 }
 
+/// What one [`VrrpSocket::recv`] consumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recv {
+    /// A packet for this socket.
+    Packet(Received),
+    /// A packet for another destination (an IPv6 group packet on a bound unicast socket),
+    /// discarded.
+    OtherDestination {
+        /// Its destination.
+        dst: IpAddr,
+    },
+}
+
+impl Recv {
+    /// The packet, if it is one for this socket.
+    pub fn packet(self) -> Option<Received> {
+        match self {
+            Recv::Packet(r) => Some(r),
+            Recv::OtherDestination { .. } => None,
+        }
+    }
+}
+
 /// The fields of an IPv4 header the receive path reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Header {
@@ -322,21 +345,21 @@ impl VrrpSocket {
         Ok(n)
     }
 
-    /// Receives one packet without blocking. Nothing queued is an error with
-    /// [`NetError::is_would_block`]; a truncated or malformed packet is [`NetError::BadPacket`]
-    /// (it has been consumed: count it and read on).
+    /// Receives one packet without blocking: exactly one datagram is consumed per call, so a
+    /// caller's batch bounds the work per wake-up whatever arrives. Nothing queued is an error
+    /// with [`NetError::is_would_block`]; a truncated or malformed packet is
+    /// [`NetError::BadPacket`] (it has been consumed: count it and read on).
     ///
-    /// In unicast mode only packets addressed to the source address are returned: the kernel
-    /// already filters bound IPv4 raw sockets so, but delivers IPv6 group packets to a bound
-    /// socket that joined the group, so those are read and discarded here.
-    pub fn recv(&self) -> Result<Received> {
-        loop {
-            let r = self.recv_any()?;
-            match self.mode {
-                Mode::Unicast { source } if r.dst != source => continue,
-                _ => return Ok(r),
-            }
-        }
+    /// In unicast mode only packets addressed to the source address are returned as
+    /// [`Recv::Packet`]: the kernel already filters bound IPv4 raw sockets so, but delivers IPv6
+    /// group packets to a bound socket that joined the group; those are consumed and returned
+    /// as [`Recv::OtherDestination`] (count them and read on).
+    pub fn recv(&self) -> Result<Recv> {
+        let r = self.recv_any()?;
+        Ok(match self.mode {
+            Mode::Unicast { source } if r.dst != source => Recv::OtherDestination { dst: r.dst },
+            _ => Recv::Packet(r),
+        })
     }
 
     fn recv_any(&self) -> Result<Received> {

@@ -118,4 +118,8 @@ pub struct CloudState {
     pub reconcile_interval_s: u64,
     /// Whether a takeover task is running.
     pub takeover_running: bool,
+    /// Lower-priority adverts received while Master with a takeover running (each asks for a
+    /// check of the reserved IP; the checks themselves are spaced out).
+    #[serde(default)]
+    pub lower_priority_adverts: u64,
 }

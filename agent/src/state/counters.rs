@@ -42,6 +42,13 @@ pub struct InterfaceRx {
     pub path: String,
     /// The count (`None` when the kernel's map could not be read).
     pub not_ours: Option<u64>,
+    /// Packets a bound unicast socket read and discarded because they were addressed
+    /// elsewhere (IPv6 group packets; socket path only).
+    #[serde(default)]
+    pub other_destination: u64,
+    /// Accepted adverts dropped because the queue to the event loop was full.
+    #[serde(default)]
+    pub queue_full: u64,
 }
 
 /// The counters of one peer of one VRID on one interface.

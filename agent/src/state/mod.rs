@@ -42,6 +42,7 @@ mod tests {
                 vlan_tags: Some(VlanTags::VethPeerDecides),
             }],
             announcements_dropped: 0,
+            logs_suppressed: 0,
             instances: Vec::new(),
         };
         let text = serde_json::to_string(&s).unwrap();

@@ -20,6 +20,10 @@ pub struct Status {
     /// GARP / NA announcements dropped because the announcer's queue was full.
     #[serde(default)]
     pub announcements_dropped: u64,
+    /// Log messages suppressed by the rate limit (per instance / interface, peer and kind;
+    /// the log says when and how many).
+    #[serde(default)]
+    pub logs_suppressed: u64,
     /// Every `vrrp_instance`, in configuration order.
     pub instances: Vec<InstanceState>,
 }
@@ -183,13 +187,29 @@ pub struct Transition {
     pub at: String,
 }
 
-/// The notify scripts of an instance.
+/// The notify scripts of an instance: at most one transition's scripts run, at most one more
+/// waits (a newer transition replaces it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyState {
-    /// Runs queued or running.
+    /// Transitions whose scripts run or wait (0, 1 or 2).
     pub pending: u64,
     /// The last finished runs, oldest first.
     pub recent: Vec<NotifyRecord>,
+    /// The state whose scripts are running (`MASTER`, `BACKUP`, `FAULT`, `STOP`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+    /// The state whose scripts wait for the running ones, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    /// Transitions replaced by a newer one before their scripts ran.
+    #[serde(default)]
+    pub replaced: u64,
+    /// Transitions whose scripts were started.
+    #[serde(default)]
+    pub started: u64,
+    /// `notify_timeout`, per script, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: u64,
 }
 
 /// One finished notify run.

@@ -78,6 +78,8 @@ impl Parser<'_> {
                     None => {}
                 },
                 "vrrp_startup_delay" => put(&mut g.startup_delay, self.secs(s, 0)),
+                // xvrrp extension (keepalived runs notify scripts without a time limit).
+                "notify_timeout" => put(&mut g.notify_timeout, self.secs(s, 1)),
                 "notify_fifo" => put(&mut g.notify_fifo, self.fifo(s)),
                 "vrrp_notify_fifo" => put(&mut g.vrrp_notify_fifo, self.fifo(s)),
                 "notify_fifo_script" => {

@@ -163,6 +163,7 @@ impl Parser<'_> {
                 "notify_fault" => put(&mut v.notify_fault, self.command(s)),
                 "notify_stop" => put(&mut v.notify_stop, self.command(s)),
                 "notify" => put(&mut v.notify, self.command(s)),
+                "notify_timeout" => put(&mut v.notify_timeout, self.secs(s, 1)),
                 "garp_master_delay" => put(&mut v.garp_master_delay, self.u32v(s, 0, 1000)),
                 "garp_master_repeat" => put(&mut v.garp_master_repeat, self.u32v(s, 1, 255)),
                 "garp_master_refresh" => {

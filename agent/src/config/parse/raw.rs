@@ -37,6 +37,7 @@ pub(crate) struct RawGlobal {
     pub notify_fifo_script: Sp<String>,
     pub vrrp_notify_fifo: Option<(String, Option<ScriptUser>)>,
     pub vrrp_notify_fifo_script: Sp<String>,
+    pub notify_timeout: Option<u64>,
 }
 
 /// A reference to a tracker from an instance.
@@ -110,6 +111,7 @@ pub(crate) struct RawInstance {
     pub notify_fault: Option<String>,
     pub notify_stop: Option<String>,
     pub notify: Option<String>,
+    pub notify_timeout: Option<u64>,
     pub garp_master_delay: Option<u32>,
     pub garp_master_repeat: Option<u32>,
     pub garp_master_refresh: Option<u32>,
@@ -160,6 +162,7 @@ impl RawInstance {
             notify_fault: None,
             notify_stop: None,
             notify: None,
+            notify_timeout: None,
             garp_master_delay: None,
             garp_master_repeat: None,
             garp_master_refresh: None,

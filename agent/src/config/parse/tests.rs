@@ -195,3 +195,53 @@ fn every_duration_is_bounded_by_the_parser() {
         assert_eq!(first_error(&text), want, "for:\n{text}");
     }
 }
+
+/// `notify_timeout` (xvrrp extension): 30 s by default, set in `global_defs` for every
+/// instance, overridden per instance; printed back; bad values are errors at their position.
+#[test]
+fn notify_timeout_global_default_and_instance_override() {
+    let l = load(&format!(
+        "{INST}}}\nvrrp_instance W {{\n interface eth0\n virtual_router_id 2\n notify_timeout 2.5\n}}\n"
+    ));
+    assert_eq!(l.config.global_defs.notify_timeout, Duration::from_secs(30));
+    assert_eq!(
+        l.config.instances[0].notify_timeout,
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        l.config.instances[1].notify_timeout,
+        Duration::from_millis(2500)
+    );
+    let l = load(&format!(
+        "global_defs {{\n notify_timeout 5\n}}\n{INST}}}\nvrrp_instance W {{\n interface eth0\n virtual_router_id 2\n notify_timeout 0.5\n}}\n"
+    ));
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    assert_eq!(l.config.global_defs.notify_timeout, Duration::from_secs(5));
+    assert_eq!(l.config.instances[0].notify_timeout, Duration::from_secs(5));
+    assert_eq!(
+        l.config.instances[1].notify_timeout,
+        Duration::from_millis(500)
+    );
+    let r = l.config.render();
+    assert!(r.contains(" notify_timeout 5\n"), "{r}");
+    assert!(r.contains(" notify_timeout 0.5\n"), "{r}");
+    let j: serde_json::Value = serde_json::from_str(&l.config.to_json()).unwrap();
+    assert_eq!(j["instances"][1]["notify_timeout"], 0.5);
+    for (text, want) in [
+        (
+            format!("{INST} notify_timeout 0\n}}\n"),
+            "k.conf:4:17: notify_timeout: '0' is out of range; expected seconds greater than 0, at most 1000000000",
+        ),
+        (
+            "global_defs {\n notify_timeout soon\n}\n".to_owned(),
+            "k.conf:2:17: notify_timeout: 'soon' is not a number of seconds (digits with at most 6 decimals, e.g. 1 or 0.5)",
+        ),
+        (
+            "global_defs {\n notify_timeout\n}\n".to_owned(),
+            "k.conf:2:2: notify_timeout: ",
+        ),
+    ] {
+        let got = first_error(&text);
+        assert!(got.starts_with(want), "{got:?} for:\n{text}");
+    }
+}

@@ -392,6 +392,7 @@ pub(super) fn instance(
         notify_fault: r.notify_fault,
         notify_stop: r.notify_stop,
         notify: r.notify,
+        notify_timeout: r.notify_timeout.map_or(g.notify_timeout, duration),
         garp_master_delay: r
             .garp_master_delay
             .map_or(g.vrrp_garp_master_delay, whole_secs),

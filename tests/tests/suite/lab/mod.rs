@@ -1,3 +1,4 @@
+mod hostile;
 mod keepalived;
 mod neighbours;
 mod recreate;
