@@ -170,7 +170,7 @@ impl Chaos {
         let taken = entries(&s, 1, Role::Master, start, to);
         eprintln!(
             "[chaos {}] {name}: fault {:.2} s; after it: one Master {}, primary Master {}, VIP on \
-             the primary only {}, longest overlap {:.3} s (bound {:.3} s{}); during it: both held \
+             the primary alone {}, longest overlap {:.3} s (bound {:.3} s{}); during it: both held \
              the VIP {:.2} s, the secondary became Master {taken}x, the primary {left}x",
             self.label,
             (end - start).as_secs_f64(),
@@ -196,11 +196,18 @@ impl Chaos {
                 self.l.logs()
             );
         }
+        let answering = self.watch.now().answering;
+        if answering != [true, true] {
+            self.problems.push(format!(
+                "{name}: an agent no longer answers status queries: {answering:?}\n{}",
+                timeline()
+            ));
+        }
         let limit = bound + grace;
         for (what, took) in [
             ("exactly one Master", single),
             ("the primary Master", primary),
-            ("the VIP on the primary only", vip),
+            ("the VIP on the primary alone", vip),
         ] {
             if took.is_none_or(|t| t > limit) {
                 self.problems.push(format!(
@@ -220,23 +227,24 @@ impl Chaos {
         self.reserved_ip_and_client(name, end);
     }
 
-    /// Once the pair has converged, the API double says the primary holds the reserved IP,
-    /// and the client reaches "Primary" at the LAN VIP; times printed from the fault's `end`.
+    /// Once the pair has converged: a client reaches "Primary" at the LAN VIP, and the API
+    /// double says the primary holds the reserved IP; times printed from the fault's `end`.
     fn reserved_ip_and_client(&mut self, name: &str, end: Instant) {
-        let limit = Duration::from_secs(u64::from(RECONCILE)) + Duration::from_secs(10);
-        let back = xvrrp_tests::wait_until(limit, || self.l.double.holder(cloud_ip()) == Some(A));
-        let holder = end.elapsed();
         let client = self
             .l
             .lab
             .wait_body(&self.l.client, self.vip, "Primary", Duration::from_secs(10))
             .map(|_| end.elapsed());
+        let limit = Duration::from_secs(u64::from(RECONCILE)) + Duration::from_secs(10);
+        let back = xvrrp_tests::wait_until(limit, || self.l.double.holder(cloud_ip()) == Some(A));
+        let holder = end.elapsed();
         eprintln!(
-            "[chaos {}] {name}: the double has the reserved IP on the primary {:.2} s after the \
-             fault (checked once converged), the client reads Primary at the VIP {} after it",
+            "[chaos {}] {name}: the client reads Primary at the VIP {} after the fault, the \
+             double has the reserved IP on the primary {:.2} s after it (both checked once \
+             converged)",
             self.label,
+            secs(client),
             holder.as_secs_f64(),
-            secs(client)
         );
         if !back {
             self.problems.push(format!(

@@ -62,17 +62,27 @@ pub enum Seen {
 }
 
 /// What the two nodes looked like at one instant (`None`: not observed yet).
+///
+/// `role` is the last role a node answered with: a query that got no answer carries no news
+/// about the role (a stopped Master is still a Master holding its VIP, and a slow answer on a
+/// loaded machine must not read as a role change); `answering` says whether the last query was
+/// answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Now {
     pub vip: [Option<bool>; 2],
     pub role: [Option<Role>; 2],
+    pub answering: [bool; 2],
 }
 
 impl Now {
     fn apply(&mut self, s: &Sample) {
         match s.seen {
             Seen::Vip(v) => self.vip[s.node] = Some(v),
-            Seen::Role(r) => self.role[s.node] = Some(r),
+            Seen::Role(Role::Silent) => self.answering[s.node] = false,
+            Seen::Role(r) => {
+                self.role[s.node] = Some(r);
+                self.answering[s.node] = true;
+            }
         }
     }
 
@@ -81,13 +91,12 @@ impl Now {
         self.vip == [Some(true), Some(true)]
     }
 
-    /// Exactly one node reports Master and the other answers with another role.
+    /// Exactly one node reports Master and the other another role.
     pub fn one_master(&self) -> bool {
         let [a, b] = self.role;
         matches!(
             (a, b),
-            (Some(Role::Master), Some(r)) | (Some(r), Some(Role::Master))
-                if r != Role::Master && r != Role::Silent
+            (Some(Role::Master), Some(r)) | (Some(r), Some(Role::Master)) if r != Role::Master
         )
     }
 
@@ -159,7 +168,8 @@ impl Watch {
             } else {
                 format!("-{:.3}", (origin - x.at).as_secs_f64())
             };
-            let _ = writeln!(s, "  {rel:>8}s node {} {:?}", x.node, x.seen);
+            let node = ["primary", "secondary"][x.node];
+            let _ = writeln!(s, "  {rel:>8}s {node:<9} {:?}", x.seen);
         }
         let _ = writeln!(
             s,
