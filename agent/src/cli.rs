@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     dataplane::{AttachMode, XdpDataplane},
-    state::{ProbeReport, RxCounters, Status, TrackerState},
+    state::{ProbeReport, RxCounters, Status, TrackerState, VipState},
 };
 
 /// Default configuration path. `-f /etc/keepalived/keepalived.conf` runs an existing keepalived
@@ -246,6 +246,9 @@ fn print_status(v: &Status) {
                 t.from, t.to, t.at, t.reason
             );
         }
+        for a in &i.addresses {
+            println!("  {}", address_line(a));
+        }
         for tr in &i.trackers {
             println!("  {}", tracker_line(tr));
         }
@@ -266,6 +269,36 @@ fn print_status(v: &Status) {
             v.logs_suppressed
         );
     }
+}
+
+/// One virtual address of `xvrrp status`: present or not (read back), and why not.
+fn address_line(a: &VipState) -> String {
+    let present = match a.present {
+        Some(true) => "present",
+        Some(false) => "absent",
+        None => "unreadable",
+    };
+    // What is wrong: wanted and absent, or unwanted and still there because we added it.
+    let wrong = match a.present {
+        Some(p) => p != a.wanted && (a.wanted || a.ours),
+        None => a.wanted,
+    };
+    let mut line = format!(
+        "address {} dev {}: {present}{}",
+        a.address,
+        a.dev,
+        if wrong { " (NOT AS WANTED)" } else { "" }
+    );
+    if a.failures > 0 {
+        line.push_str(&format!(", {} failed change(s)", a.failures));
+    }
+    if let Some(op) = &a.retrying {
+        line.push_str(&format!(", retrying {op}"));
+    }
+    if let Some(e) = &a.last_error {
+        line.push_str(&format!(": {e}"));
+    }
+    line
 }
 
 /// One tracker of `xvrrp status`: kind, name, state, last change, reason and counters.

@@ -224,6 +224,17 @@ impl Agent {
         out.status.success().then_some(out.stdout)
     }
 
+    /// `xvrrp status` as a person reads it (empty when it does not answer).
+    pub fn status_text(&self) -> String {
+        Command::new(xvrrp_bin())
+            .arg("status")
+            .arg("--control-socket")
+            .arg(self.socket())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     /// State of the first instance (`"Master"`, `"Backup"`, ...), if it answers.
     pub fn state(&self) -> Option<String> {
         self.instance()?.state()

@@ -43,7 +43,7 @@ pub(crate) trait AddressOps {
 }
 
 /// [`AddressOps`] over one `NETLINK_ROUTE` socket, opened on first use and again after an
-/// error that may have broken it.
+/// error that may have broken it (a timeout among them: see `addresses::REQUEST_TIMEOUT`).
 #[derive(Default)]
 pub(super) struct NetlinkAddresses {
     rtnl: Option<net::Rtnl>,
@@ -56,7 +56,7 @@ impl NetlinkAddresses {
     ) -> Result<T, net::NetError> {
         let rtnl = match self.rtnl.take() {
             Some(r) => r,
-            None => net::Rtnl::open()?,
+            None => net::Rtnl::open_with_timeout(super::addresses::REQUEST_TIMEOUT)?,
         };
         let res = f(&rtnl);
         let keep = match &res {

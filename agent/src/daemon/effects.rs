@@ -2,7 +2,7 @@
 //! netlink request each on a kept-open socket), announcements, notify scripts and the cloud
 //! takeover (queued to their own tasks).
 
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
 use super::{
     announce,
@@ -69,66 +69,6 @@ impl Daemon {
             Action::Notify(state) => {
                 let prio = inst.core.effective_priority();
                 inst.notify.push(state, prio);
-            }
-        }
-    }
-
-    fn add_addresses(&mut self, i: usize) {
-        let Some(inst) = self.instances.get_mut(i) else {
-            return;
-        };
-        inst.added.resize(inst.plan.vips.len(), false);
-        for (n, v) in inst.plan.vips.iter().enumerate() {
-            match self.addrs.add(v) {
-                Ok(()) => {
-                    inst.added[n] = true;
-                    info!(
-                        "{}: added {}/{} on {}",
-                        inst.plan.name, v.address, v.prefix_len, v.dev
-                    );
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => error!(
-                    "{}: cannot add {}/{} on {}: {e}",
-                    inst.plan.name, v.address, v.prefix_len, v.dev
-                ),
-            }
-        }
-    }
-
-    /// Removes the virtual addresses: on leaving Master only those this agent added; at start
-    /// every configured one (a killed agent cannot clean up after itself; keepalived does the
-    /// same at start).
-    pub(super) fn remove_addresses(&mut self, i: usize, at_start: bool) {
-        let Some(inst) = self.instances.get_mut(i) else {
-            return;
-        };
-        for (n, v) in inst.plan.vips.iter().enumerate() {
-            let ours = inst.added.get(n).copied().unwrap_or(false);
-            if !at_start && !ours {
-                continue;
-            }
-            if let Some(a) = inst.added.get_mut(n) {
-                *a = false;
-            }
-            match self.addrs.del(v) {
-                Ok(()) if at_start => warn!(
-                    "{}: removed {}/{} from {}, left behind by an earlier run",
-                    inst.plan.name, v.address, v.prefix_len, v.dev
-                ),
-                Ok(()) => info!(
-                    "{}: removed {}/{} from {}",
-                    inst.plan.name, v.address, v.prefix_len, v.dev
-                ),
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)
-                    ) => {}
-                Err(e) => error!(
-                    "{}: cannot remove {}/{} from {}: {e}",
-                    inst.plan.name, v.address, v.prefix_len, v.dev
-                ),
             }
         }
     }

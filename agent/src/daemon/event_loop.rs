@@ -17,6 +17,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use super::{
+    addresses::VipRt,
     announce::{AnnounceQueue, AnnounceTarget},
     counters::CounterTable,
     edges::{AddressOps, AdvertTx},
@@ -47,10 +48,9 @@ pub(super) struct InstanceRt {
     pub(super) trackers: Vec<TrackerStatus>,
     pub(super) last: Option<Transition>,
     pub(super) send_errors: u64,
-    /// The virtual addresses this agent added (index into `plan.vips`). Only these are removed
-    /// on leaving Master: an address that was already there (the owner's real address, or one
-    /// an operator added) is left alone, as keepalived does.
-    pub(super) added: Vec<bool>,
+    /// Per virtual address (index into `plan.vips`): added by us, refused changes being
+    /// retried (see `daemon::addresses`).
+    pub(super) vips: Vec<VipRt>,
     /// DigitalOcean reserved-IP takeover (`digitalocean { }`), see `daemon::takeover`.
     pub(super) cloud: Option<CloudTakeover>,
 }
@@ -159,7 +159,7 @@ impl Daemon {
                 trackers,
                 last: None,
                 send_errors: 0,
-                added: Vec::new(),
+                vips: Vec::new(),
             });
         }
         Ok(Self {
@@ -214,7 +214,13 @@ impl Daemon {
             let sleep_until = deadline
                 .map(|t| self.epoch + Duration::from_micros(t.as_micros()))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            let reopen_at = self.ifaces.iter().filter_map(|i| i.retry_at).min();
+            // Retries: interfaces being re-opened, refused address changes.
+            let retry_at = self
+                .ifaces
+                .iter()
+                .filter_map(|i| i.retry_at)
+                .chain(self.next_address_retry())
+                .min();
             tokio::select! {
                 biased;
                 s = inp.signals.recv() => match s {
@@ -271,8 +277,9 @@ impl Daemon {
                     self.answer(req.cmd, resp);
                 }
                 Some(ch) = inp.interfaces.recv() => self.interface_changed(ch),
-                _ = tokio::time::sleep_until(reopen_at.unwrap_or(sleep_until)), if reopen_at.is_some() => {
+                _ = tokio::time::sleep_until(retry_at.unwrap_or(sleep_until)), if retry_at.is_some() => {
                     self.retry_interfaces();
+                    self.retry_addresses();
                 }
             }
         }

@@ -14,6 +14,7 @@
 //! | `track/` | trackers: the registry (`mod.rs`), shared types (`types.rs`), one watcher per kind |
 //! | `announce`, `notify`, `command`, `security`, `counters`, `takeover` | GARP/NA schedule, notify queue, running commands, script users and security, socket-path counters, cloud glue |
 
+mod addresses;
 pub(crate) mod announce;
 pub(crate) mod command;
 pub(crate) mod counters;

@@ -25,7 +25,8 @@ impl Daemon {
         let instances = self
             .instances
             .iter()
-            .map(|inst| {
+            .enumerate()
+            .map(|(n, inst)| {
                 let st = inst.core.status();
                 let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
                 InstanceState {
@@ -54,6 +55,7 @@ impl Daemon {
                         .iter()
                         .map(|v| format!("{}/{} dev {}", v.address, v.prefix_len, v.dev))
                         .collect(),
+                    addresses: self.address_states(n),
                     notify: inst.notify.snapshot(),
                     cloud: inst.cloud.as_ref().map(|c| c.snapshot()),
                 }

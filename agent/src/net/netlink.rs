@@ -13,6 +13,7 @@ use std::{
     cell::Cell,
     net::IpAddr,
     os::fd::{AsFd, BorrowedFd},
+    time::{Duration, Instant},
 };
 
 use netlink_packet_core::{
@@ -128,28 +129,38 @@ impl LinkInfo {
 pub struct Rtnl {
     sock: Socket,
     seq: Cell<u32>,
+    timeout: Duration,
 }
 
 impl Rtnl {
-    /// Opens a request socket.
+    /// Opens a request socket (5 s send and receive timeout).
     pub fn open() -> Result<Self> {
+        Self::open_with_timeout(Duration::from_secs(5))
+    }
+
+    /// Opens a request socket whose requests give up after `timeout` (`ETIMEDOUT`): the send
+    /// (`SO_SNDTIMEO`), each receive (`SO_RCVTIMEO`) and the whole exchange are bounded by it.
+    /// (A send waits for the kernel to process the request; a wait for the RTNL lock inside the
+    /// kernel is not interruptible by a socket timeout.) After a timeout, drop the socket: a
+    /// late reply would be read by the next request (it skips replies of other sequence
+    /// numbers, but a new socket is cleaner).
+    pub fn open_with_timeout(timeout: Duration) -> Result<Self> {
         let sock = open_socket("NETLINK_ROUTE")?;
         let tv = libc::timeval {
-            tv_sec: 5,
-            tv_usec: 0,
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
         };
-        sys::setsockopt(
-            &sock,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv,
-            "setsockopt(SO_RCVTIMEO)",
-            "NETLINK_ROUTE",
-        )?;
+        for (opt, name) in [
+            (libc::SO_RCVTIMEO, "setsockopt(SO_RCVTIMEO)"),
+            (libc::SO_SNDTIMEO, "setsockopt(SO_SNDTIMEO)"),
+        ] {
+            sys::setsockopt(&sock, libc::SOL_SOCKET, opt, &tv, name, "NETLINK_ROUTE")?;
+        }
         let sock = bind(sock, 0, "NETLINK_ROUTE")?;
         Ok(Self {
             sock,
             seq: Cell::new(1),
+            timeout,
         })
     }
 
@@ -325,8 +336,20 @@ impl Rtnl {
         let mut buf = vec![0u8; RECV_BUF];
         let mut out = Vec::new();
         let mut interrupted = false;
+        let started = Instant::now();
         loop {
-            let n = recv_kernel(&self.sock, &mut buf, 0).map_err(sys_err)?;
+            if started.elapsed() > self.timeout {
+                return Err(sys_err(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)));
+            }
+            let n = recv_kernel(&self.sock, &mut buf, 0)
+                .map_err(|e| match e.kind() {
+                    // SO_RCVTIMEO expired.
+                    std::io::ErrorKind::WouldBlock => {
+                        std::io::Error::from_raw_os_error(libc::ETIMEDOUT)
+                    }
+                    _ => e,
+                })
+                .map_err(sys_err)?;
             for msg in split_messages(buf.get(..n).unwrap_or_default())? {
                 if msg.header.sequence_number != seq {
                     continue; // a stale reply to an earlier, timed-out request

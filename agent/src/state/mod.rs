@@ -19,7 +19,7 @@ pub use self::{
     counters::{InterfaceRx, PeerCounts, PeerRow, RxCounters},
     status::{
         InstanceState, LoopTiming, NotifyRecord, NotifyState, ProbeReport, RxKind, RxPath, Status,
-        Transition, VlanTags,
+        Transition, VipState, VlanTags,
     },
     tracker::{ListenerEvent, PortState, TrackerDetails, TrackerKind, TrackerState},
 };

@@ -144,10 +144,40 @@ pub struct InstanceState {
     pub trackers: Vec<TrackerState>,
     /// Virtual addresses, as `ADDRESS/PREFIX dev DEV`.
     pub virtual_addresses: Vec<String>,
+    /// Per virtual address: wanted by the role, present on the interface (read back at the
+    /// time of the query), failed changes.
+    #[serde(default)]
+    pub addresses: Vec<VipState>,
     /// Notify scripts.
     pub notify: NotifyState,
     /// DigitalOcean reserved-IP takeover, with a `digitalocean { }` block.
     pub cloud: Option<CloudState>,
+}
+
+/// One virtual address of an instance: what the role wants and what the interface has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipState {
+    /// `ADDRESS/PREFIX`.
+    pub address: String,
+    /// Its device.
+    pub dev: String,
+    /// The role wants it on the interface (Master); otherwise it should not be there, unless
+    /// it was there before the agent added it.
+    pub wanted: bool,
+    /// On the interface now, read back from the kernel at the time of the query; absent when
+    /// the interface's addresses cannot be read (the device is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+    /// This agent added it (so it removes it on leaving Master).
+    pub ours: bool,
+    /// Refused adds and removes since start.
+    pub failures: u64,
+    /// A refused change being retried (`add` or `remove`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<String>,
+    /// The last refusal's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl InstanceState {

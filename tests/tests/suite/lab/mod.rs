@@ -1,3 +1,4 @@
+mod addresses;
 mod hostile;
 mod keepalived;
 mod neighbours;
