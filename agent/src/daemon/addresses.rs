@@ -31,6 +31,9 @@ const LOUD_EVERY: u64 = 10;
 /// Kind of the rate-limited "still failing" lines.
 const ADDRESS_RETRY: loglimit::Kind = loglimit::Kind::new("address change retried", 3);
 
+/// Kind of the "added" / "removed" lines: one per transition, which a peer can provoke.
+const ADDRESS_CHANGED: loglimit::Kind = loglimit::Kind::new("address added or removed", 20);
+
 /// A change to one virtual address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Op {
@@ -146,7 +149,9 @@ impl Daemon {
         let outcome = match (op, res) {
             (Op::Add, Ok(())) => {
                 vip.added = true;
-                info!("{name}: added {}", show(v));
+                loglimit::log(Level::INFO, name, None, ADDRESS_CHANGED, || {
+                    format!("{name}: added {}", show(v))
+                });
                 Ok(())
             }
             // Already there (the owner's own address, or an operator's): not ours to remove.
@@ -156,7 +161,9 @@ impl Daemon {
                 if at_start {
                     warn!("{name}: removed {}, left behind by an earlier run", show(v));
                 } else {
-                    info!("{name}: removed {}", show(v));
+                    loglimit::log(Level::INFO, name, None, ADDRESS_CHANGED, || {
+                        format!("{name}: removed {}", show(v))
+                    });
                 }
                 Ok(())
             }
