@@ -477,7 +477,8 @@ pub enum Loss {
     All,
 }
 
-fn nft_apply(ns: &Netns, rules: &str) {
+/// Loads an nftables ruleset (`nft -f -`) in `ns`; panics with nft's error when it fails.
+pub fn nft_apply(ns: &Netns, rules: &str) {
     let mut child = ns
         .command("nft")
         .args(["-f", "-"])

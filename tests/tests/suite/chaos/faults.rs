@@ -7,9 +7,7 @@
 //! socket) never sees the dropped frames: the XDP path is partitioned as much as the socket
 //! path. Nothing is configured in the root namespace.
 
-use std::process::Stdio;
-
-use xvrrp_tests::{must, sh, Netns};
+use xvrrp_tests::{lab::nft_apply, must, sh, Netns};
 
 /// A bridge-family nftables table in the switch namespace, deleted on drop.
 pub struct SwitchTable<'a> {
@@ -25,22 +23,7 @@ impl<'a> SwitchTable<'a> {
             "table bridge {name} {{\n chain drops {{\n  type filter hook forward priority 0;\n{body} }}\n}}\n"
         );
         let _ = sh(ns.command("nft").args(["delete", "table", "bridge", name]));
-        let mut child = ns
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft -f in {}: {}\n{text}",
-            ns.name(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft_apply(ns, &text);
         Self { ns, name }
     }
 
