@@ -1,7 +1,16 @@
 //! The `xvrrp` command line.
 //!
-//! Exit codes scripts can rely on: 0 success, 1 the input was rejected (for example a config with
-//! errors), 2 usage errors (clap's own), 3 an operational failure (cannot attach, cannot load).
+//! Exit codes scripts can rely on (also in `xvrrp --help`):
+//! - `run`: 0 after a clean stop, 1 a configuration error (nothing applied), 3 the network could
+//!   not be set up (cannot attach, cannot bind);
+//! - `check`: 0 valid, 1 errors (printed as FILE:LINE:COLUMN);
+//! - `status`: 0 healthy, 1 unhealthy (see `state::health`), 2 the agent cannot be reached;
+//!   `counters`: 0 answered, 2 the agent cannot be reached;
+//! - 2 is also clap's code for a usage error (a wrong option). Reading: "2 cannot reach the
+//!   agent" (issue 13) and clap's usage code coincide; both mean "no answer was obtained", so
+//!   scripts can treat 2 as "unknown" either way, and 1 keeps meaning "the answer is bad".
+
+mod render;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -9,19 +18,107 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     dataplane::{AttachMode, XdpDataplane},
-    state::{ProbeReport, RxCounters, Status, TrackerState, VipState},
+    state::{ProbeReport, RxCounters, Status},
 };
 
 /// Default configuration path. `-f /etc/keepalived/keepalived.conf` runs an existing keepalived
 /// configuration as it is.
 pub const DEFAULT_CONFIG: &str = "/etc/xvrrp/xvrrp.conf";
 
+/// Exit code of `status` / `counters` when no agent answers on the control socket.
+const UNREACHABLE: u8 = 2;
+
+const MAIN_AFTER_HELP: &str = "\
+Examples:
+  xvrrp check -f /etc/keepalived/keepalived.conf    check a keepalived config
+  xvrrp run -f /etc/keepalived/keepalived.conf      run it in the foreground
+  systemctl enable --now xvrrp                      run it as a service (dist/xvrrp.service)
+  xvrrp status                                      what every instance is doing
+  xvrrp status --watch                              the same, redrawn every 2 s
+  xvrrp counters                                    adverts accepted/dropped per peer
+
+Files:
+  /etc/xvrrp/xvrrp.conf    default configuration (keepalived.conf syntax; -f to change)
+  /run/xvrrp/xvrrp.sock    control socket of the running agent, root only
+                           (--control-socket to change, e.g. for a second agent)
+
+Exit codes:
+  0  success; for `status`: every instance healthy
+  1  rejected input (config errors, printed as FILE:LINE:COLUMN); for `status`: a problem
+     (an instance in FAULT, a virtual address not as wanted, a blocked cloud takeover)
+  2  the agent cannot be reached (`status`, `counters`), or a usage error
+  3  `run` could not set up the network (cannot attach XDP, cannot bind a socket)
+
+`xvrrp COMMAND --help` explains each command.";
+
+const RUN_AFTER_HELP: &str = "\
+Examples:
+  xvrrp run                                       /etc/xvrrp/xvrrp.conf, XDP if it attaches
+  xvrrp run -f /etc/keepalived/keepalived.conf    an existing keepalived config as it is
+  xvrrp run --rx socket -v                        raw socket only, debug logging
+  xvrrp run --log-format json 2>>/var/log/xvrrp.json
+
+Signals: SIGTERM/SIGINT stop it (a Master sends priority 0 first, removes its addresses and
+runs notify_stop); SIGHUP reloads (see the README). Under systemd (Type=notify) it reports
+READY, STATUS (each instance's state), STOPPING and pings the watchdog (WATCHDOG_USEC).
+Logs go to stderr: `LEVEL message` lines (with a UTC timestamp unless journald stamps them),
+or JSON objects with --log-format json.
+
+Exit codes: 0 after a clean stop, 1 configuration errors (nothing applied), 3 the network could
+not be set up.";
+
+const STATUS_AFTER_HELP: &str = "\
+Examples:
+  xvrrp status                        every instance: state, priorities, master, addresses,
+                                      trackers, cloud takeover; then `health: ok` or the problems
+  xvrrp status --watch                redraw every 2 s until Ctrl-C (--watch 0.5: every 0.5 s)
+  xvrrp status --json | jq '.instances[] | {name, state}'
+  xvrrp status -q || alert            use the exit code only
+
+Healthy means: no instance in FAULT, every virtual address as the role wants it (present on a
+Master, absent elsewhere), no cloud takeover blocked (API token refused) or degraded while
+Master. A Backup, or a tracker down that only lowers the priority, is healthy.
+
+The JSON is the typed model of agent/src/state (`Status`), documented in the README.
+
+Exit codes: 0 healthy, 1 a problem (listed at the end), 2 the agent cannot be reached.";
+
+const COUNTERS_AFTER_HELP: &str = "\
+Examples:
+  xvrrp counters                      per interface, and per VRID and peer: accepted adverts
+                                      and drops by reason (keepalived's counter names)
+  xvrrp counters --watch 1            redraw every second until Ctrl-C
+  xvrrp counters --json | jq '.peers[] | select(.counters.auth_failure > 0)'
+
+Exit codes: 0 answered, 2 the agent cannot be reached.";
+
+const CHECK_AFTER_HELP: &str = "\
+Examples:
+  xvrrp check                                     /etc/xvrrp/xvrrp.conf
+  xvrrp check -f /etc/keepalived/keepalived.conf  a keepalived config: what xvrrp would run
+  xvrrp check -f xvrrp.conf --json | jq .instances
+
+Errors are printed one per line as FILE:LINE:COLUMN: keyword: message (with a suggestion for
+misspelled keywords); warnings (keywords xvrrp ignores) go to stderr too.
+
+Exit codes: 0 valid, 1 errors.";
+
 /// xvrrp: a VRRP router that runs keepalived.conf, with an XDP fast path.
+///
+/// Runs keepalived's vrrp_instance blocks (VRRPv2/v3, IPv4/IPv6, trackers, notify scripts),
+/// receives adverts through XDP (or a raw socket), and moves DigitalOcean reserved IPs. The
+/// other subcommands talk to the running agent through its control socket.
 #[derive(Debug, Parser)]
-#[command(name = "xvrrp", version, about, long_about = None)]
+#[command(name = "xvrrp", version, about, after_help = MAIN_AFTER_HELP)]
 pub struct Cli {
-    /// Control socket of the agent (so several agents can run on one host).
-    #[arg(long, global = true, default_value = crate::control::DEFAULT_SOCKET)]
+    /// Control socket of the agent: where `run` listens and `status`/`counters` ask (so
+    /// several agents can run on one host).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = crate::control::DEFAULT_SOCKET
+    )]
     pub control_socket: PathBuf,
     /// What to do.
     #[command(subcommand)]
@@ -32,10 +129,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the VRRP router: load the configuration, take part in elections, move the addresses.
+    ///
     /// Stops on SIGTERM/SIGINT, sending priority 0 first when Master.
+    #[command(after_help = RUN_AFTER_HELP)]
     Run {
         /// Configuration file (keepalived.conf syntax).
-        #[arg(short = 'f', long = "config-file", default_value = DEFAULT_CONFIG)]
+        #[arg(
+            short = 'f',
+            long = "config-file",
+            value_name = "FILE",
+            default_value = DEFAULT_CONFIG
+        )]
         config: PathBuf,
         /// How adverts are received: XDP (native, then generic) falling back to a raw socket,
         /// XDP only, or a raw socket only.
@@ -53,25 +157,58 @@ pub enum Command {
         /// Only warnings and errors.
         #[arg(short, long)]
         quiet: bool,
+        /// Log line format on stderr: `text` (LEVEL message) or `json` (one object per line:
+        /// timestamp, level, target, instance, message, fields).
+        #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormatArg::Text)]
+        log_format: LogFormatArg,
     },
     /// Show each instance of the running agent: state, priorities, master, last transition,
-    /// trackers.
+    /// addresses, trackers, cloud takeover, and whether all is healthy.
+    #[command(after_help = STATUS_AFTER_HELP)]
     Status {
-        /// JSON instead of a table.
+        /// JSON instead of text (with --watch: one JSON document per line).
         #[arg(long)]
         json: bool,
+        /// Redraw every SECS seconds (default 2) until Ctrl-C.
+        #[arg(
+            long,
+            value_name = "SECS",
+            num_args = 0..=1,
+            default_missing_value = "2",
+            value_parser = parse_secs
+        )]
+        watch: Option<f64>,
+        /// Print nothing: only the exit code (0 healthy, 1 a problem, 2 no agent).
+        #[arg(short, long, conflicts_with_all = ["json", "watch"])]
+        quiet: bool,
     },
     /// Show the running agent's receive counters per interface, VRID and peer.
+    #[command(after_help = COUNTERS_AFTER_HELP)]
     Counters {
-        /// JSON instead of a table.
+        /// JSON instead of text (with --watch: one JSON document per line).
         #[arg(long)]
         json: bool,
+        /// Redraw every SECS seconds (default 2) until Ctrl-C.
+        #[arg(
+            long,
+            value_name = "SECS",
+            num_args = 0..=1,
+            default_missing_value = "2",
+            value_parser = parse_secs
+        )]
+        watch: Option<f64>,
     },
     /// Check a configuration: print the effective configuration (defaults filled in) and exit 0,
     /// or print every error as FILE:LINE:COLUMN and exit 1.
+    #[command(after_help = CHECK_AFTER_HELP)]
     Check {
         /// Configuration file (keepalived.conf syntax).
-        #[arg(short = 'f', long = "config-file", default_value = DEFAULT_CONFIG)]
+        #[arg(
+            short = 'f',
+            long = "config-file",
+            value_name = "FILE",
+            default_value = DEFAULT_CONFIG
+        )]
         config: PathBuf,
         /// Print the effective configuration as JSON instead of keepalived syntax.
         #[arg(long)]
@@ -97,6 +234,15 @@ pub enum Command {
     },
 }
 
+/// Log format for `run`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// `LEVEL message`, one line per event (with a UTC timestamp unless under journald).
+    Text,
+    /// One JSON object per line: timestamp, level, target, instance, message, fields.
+    Json,
+}
+
 /// Receive path for `run`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum RxArg {
@@ -119,6 +265,16 @@ pub enum ProbeMode {
     Generic,
 }
 
+/// `--watch SECS`: a number of seconds from 0.1 to one day.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.1..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds from 0.1 to 86400"
+        )),
+    }
+}
+
 /// Entry point of the `xvrrp` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -129,8 +285,13 @@ pub fn main() -> ExitCode {
             xdp_pass,
             verbose,
             quiet,
+            log_format,
         } => {
-            let _flush = crate::logging::init(verbose, quiet);
+            let format = match log_format {
+                LogFormatArg::Text => crate::logging::LogFormat::Text,
+                LogFormatArg::Json => crate::logging::LogFormat::Json,
+            };
+            let _flush = crate::logging::init(verbose, quiet, format);
             let rx = match rx {
                 RxArg::Auto => crate::daemon::RxMode::Auto,
                 RxArg::Xdp => crate::daemon::RxMode::Xdp,
@@ -143,18 +304,28 @@ pub fn main() -> ExitCode {
                 xdp_pass,
             })
         }
-        Command::Status { json } => show(
-            &cli.control_socket,
-            crate::control::Command::Status,
-            json,
-            print_status,
-        ),
-        Command::Counters { json } => show(
-            &cli.control_socket,
-            crate::control::Command::Counters,
-            json,
-            print_counters,
-        ),
+        Command::Status { json, watch, quiet } => {
+            let view = View {
+                cmd: crate::control::Command::Status,
+                name: "status",
+                json,
+                quiet,
+                text: render::status,
+                verdict: status_verdict,
+            };
+            view.run(&cli.control_socket, watch)
+        }
+        Command::Counters { json, watch } => {
+            let view = View {
+                cmd: crate::control::Command::Counters,
+                name: "counters",
+                json,
+                quiet: false,
+                text: render::counters,
+                verdict: |_: &RxCounters| ExitCode::SUCCESS,
+            };
+            view.run(&cli.control_socket, watch)
+        }
         Command::Check { config, json } => check(&config, json),
         Command::XdpProbe {
             interface,
@@ -162,6 +333,92 @@ pub fn main() -> ExitCode {
             seconds,
             vrids,
         } => xdp_probe(&interface, mode, seconds, &vrids),
+    }
+}
+
+/// `status`: 0 healthy, 1 not (see `state::health`).
+fn status_verdict(s: &Status) -> ExitCode {
+    if s.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// A query of the agent shown as text or JSON, once or with `--watch`.
+struct View<T> {
+    cmd: crate::control::Command,
+    /// The subcommand's name, for the `--watch` header.
+    name: &'static str,
+    json: bool,
+    quiet: bool,
+    text: fn(&T) -> String,
+    verdict: fn(&T) -> ExitCode,
+}
+
+impl<T: serde::de::DeserializeOwned + serde::Serialize> View<T> {
+    /// Asks the agent once: what to print (stdout or stderr) and the exit code.
+    fn frame(&self, socket: &std::path::Path) -> (Result<String, String>, ExitCode) {
+        match crate::control::query::<T>(socket, self.cmd) {
+            Ok(v) => {
+                let code = (self.verdict)(&v);
+                let out = if self.json {
+                    serde_json::to_string(&v)
+                        .map(|t| t + "\n")
+                        .map_err(|e| format!("xvrrp: {e}\n"))
+                } else {
+                    Ok((self.text)(&v))
+                };
+                (out, code)
+            }
+            Err(e) => (Err(format!("xvrrp: {e}\n")), ExitCode::from(UNREACHABLE)),
+        }
+    }
+
+    fn run(&self, socket: &std::path::Path, watch: Option<f64>) -> ExitCode {
+        use std::io::Write as _;
+        let Some(secs) = watch else {
+            let (out, code) = self.frame(socket);
+            match out {
+                Ok(text) if !self.quiet => print!("{text}"),
+                Ok(_) => {}
+                Err(e) => eprint!("{e}"),
+            }
+            return code;
+        };
+        // Until Ctrl-C (SIGINT's default action ends the process). Text: clear the screen and
+        // redraw in one write; JSON: one document per line, nothing cleared (for pipes).
+        loop {
+            let (out, _) = self.frame(socket);
+            let body = out.unwrap_or_else(|e| e);
+            let frame = if self.json {
+                body
+            } else {
+                format!(
+                    "\x1b[H\x1b[2J{}\n{body}",
+                    render::wrap(
+                        &format!(
+                            "every {secs}s: xvrrp {}  {}  (Ctrl-C to stop)",
+                            self.name,
+                            crate::logging::utc_now()
+                        ),
+                        render::WIDTH
+                    )
+                    .join("\n")
+                )
+            };
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(frame.as_bytes())
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                // The reader went away (a closed pipe): stop.
+                return ExitCode::SUCCESS;
+            }
+            drop(stdout);
+            std::thread::sleep(Duration::from_secs_f64(secs));
+        }
     }
 }
 
@@ -191,206 +448,6 @@ fn check(path: &std::path::Path, json: bool) -> ExitCode {
             );
             ExitCode::from(1)
         }
-    }
-}
-
-fn show<T: serde::de::DeserializeOwned + serde::Serialize>(
-    socket: &std::path::Path,
-    cmd: crate::control::Command,
-    json: bool,
-    table: fn(&T),
-) -> ExitCode {
-    match crate::control::query::<T>(socket, cmd) {
-        Ok(v) if json => match serde_json::to_string(&v) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("xvrrp: {e}");
-                ExitCode::from(1)
-            }
-        },
-        Ok(v) => {
-            table(&v);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("xvrrp: {e}");
-            ExitCode::from(3)
-        }
-    }
-}
-
-/// `-` for a missing value.
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
-}
-
-fn print_status(v: &Status) {
-    for i in &v.instances {
-        println!(
-            "{} (VRID {} on {}, VRRPv{}): {:?}",
-            i.name, i.vrid, i.interface, i.version, i.state
-        );
-        println!(
-            "  priority {} (base {}), master {}, advert interval {} ms",
-            i.effective_priority,
-            i.base_priority,
-            opt(i.master_address),
-            i.master_adver_interval_ms
-        );
-        if let Some(t) = &i.last_transition {
-            println!(
-                "  last transition {:?} -> {:?} at {} ({})",
-                t.from, t.to, t.at, t.reason
-            );
-        }
-        for a in &i.addresses {
-            println!("  {}", address_line(a));
-        }
-        for tr in &i.trackers {
-            println!("  {}", tracker_line(tr));
-        }
-        let n = &i.notify;
-        if n.started > 0 || n.pending > 0 {
-            println!(
-                "  notify: running {}, waiting {}, {} started, {} replaced before running",
-                opt(n.running.as_deref()),
-                opt(n.waiting.as_deref()),
-                n.started,
-                n.replaced
-            );
-        }
-    }
-    if v.logs_suppressed > 0 {
-        println!(
-            "log messages suppressed by the rate limit: {}",
-            v.logs_suppressed
-        );
-    }
-}
-
-/// One virtual address of `xvrrp status`: present or not (read back), and why not.
-fn address_line(a: &VipState) -> String {
-    let present = match a.present {
-        Some(true) => "present",
-        Some(false) => "absent",
-        None => "unreadable",
-    };
-    // What is wrong: wanted and absent, or unwanted and still there because we added it.
-    let wrong = match a.present {
-        Some(p) => p != a.wanted && (a.wanted || a.ours),
-        None => a.wanted,
-    };
-    let mut line = format!(
-        "address {} dev {}: {present}{}",
-        a.address,
-        a.dev,
-        if wrong { " (NOT AS WANTED)" } else { "" }
-    );
-    if a.failures > 0 {
-        line.push_str(&format!(", {} failed change(s)", a.failures));
-    }
-    if let Some(op) = &a.retrying {
-        line.push_str(&format!(", retrying {op}"));
-    }
-    if let Some(e) = &a.last_error {
-        line.push_str(&format!(": {e}"));
-    }
-    line
-}
-
-/// One tracker of `xvrrp status`: kind, name, state, last change, reason and counters.
-fn tracker_line(tr: &TrackerState) -> String {
-    let state = if tr.disabled {
-        "DISABLED"
-    } else if tr.up {
-        "up"
-    } else {
-        "DOWN"
-    };
-    let mut line = format!("tracker {}: {state}", tr.label);
-    if let Some(v) = tr.value {
-        line.push_str(&format!(" value {v}"));
-    }
-    if tr.priority_change != 0 {
-        line.push_str(&format!(" priority {:+}", tr.priority_change));
-    }
-    if let Some(since) = &tr.since {
-        line.push_str(&format!(" since {since}"));
-    }
-    if let Some(r) = &tr.reason {
-        line.push_str(&format!(" ({r})"));
-    }
-    let d = &tr.details;
-    let counters: Vec<String> = [
-        ("processes", d.processes.map(|n| n.to_string())),
-        ("link", d.link.clone()),
-        ("runs", d.runs.map(|n| n.to_string())),
-        ("failures", d.failures.map(|n| n.to_string())),
-        ("timeouts", d.timeouts.map(|n| n.to_string())),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
-    .collect();
-    if !counters.is_empty() {
-        line.push_str(&format!(" [{}]", counters.join(", ")));
-    }
-    // vrrp_track_listen: per watched port.
-    for p in d.ports.as_deref().unwrap_or_default() {
-        line.push_str(&format!(
-            " [port {}: {} listener(s), {} established, {} SYN/s{}]",
-            p.port,
-            p.listeners,
-            opt(p.established),
-            p.syns_per_sec,
-            if p.stalled { ", STALLED" } else { "" }
-        ));
-    }
-    line
-}
-
-fn print_counters(v: &RxCounters) {
-    for i in &v.interfaces {
-        println!(
-            "{} ({}): {} VRRP frames passed, not ours (other VRIDs, families or VLANs)",
-            i.interface,
-            i.path,
-            opt(i.not_ours)
-        );
-        if i.other_destination > 0 || i.queue_full > 0 {
-            println!(
-                "  {} packets for other destinations discarded, {} adverts dropped on a full queue",
-                i.other_destination, i.queue_full
-            );
-        }
-    }
-    for p in &v.peers {
-        println!(
-            "{} VRID {} peer {}: last priority {}, last interval {} cs, last seen {}",
-            p.interface,
-            p.vrid,
-            p.peer,
-            opt(p.last_priority),
-            opt(p.last_interval_cs),
-            opt(p.last_seen.as_deref())
-        );
-        let nonzero: Vec<String> = p
-            .counters
-            .0
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{k}={n}"))
-            .collect();
-        println!(
-            "  {}",
-            if nonzero.is_empty() {
-                "(no packets)".to_owned()
-            } else {
-                nonzero.join(" ")
-            }
-        );
     }
 }
 

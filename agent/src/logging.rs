@@ -1,6 +1,7 @@
 //! Logging on `tracing`: `LEVEL message` on stderr, one line per event, with an optional UTC
 //! timestamp (off under systemd/journald, which stamps lines itself). `log` records (aya,
-//! reqwest) are forwarded and printed the same way.
+//! reqwest) are forwarded and printed the same way. `--log-format json` prints one JSON object
+//! per line instead (see `json`), through the same queue, filter and writer.
 //!
 //! Logging never blocks the event loop: events are formatted on the caller's thread and handed
 //! to a writer thread (`tracing-appender`, lossy). When stderr stalls (a full pipe, a slow
@@ -27,6 +28,20 @@ use tracing_subscriber::{
     Layer,
 };
 
+mod json;
+
+pub(crate) use self::json::set_instances;
+
+/// How log lines look (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// `[TIMESTAMP ]LEVEL message fields...` (the default).
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, instance, message, fields.
+    Json,
+}
+
 /// Lines that may wait for the writer thread before new ones are dropped.
 const QUEUE: usize = 4096;
 
@@ -46,7 +61,7 @@ impl Drop for FlushOnDrop {
 /// Installs the logger. `verbosity`: 0 info, 1 debug, 2+ trace; `quiet` lowers it to warnings.
 /// Timestamps are printed unless stderr goes to journald (`JOURNAL_STREAM` is set). Keep the
 /// returned value alive while the process logs: dropping it flushes the queue.
-pub(crate) fn init(verbosity: u8, quiet: bool) -> FlushOnDrop {
+pub(crate) fn init(verbosity: u8, quiet: bool, format: LogFormat) -> FlushOnDrop {
     let level = match (quiet, verbosity) {
         (true, _) => LevelFilter::WARN,
         (false, 0) => LevelFilter::INFO,
@@ -62,19 +77,26 @@ pub(crate) fn init(verbosity: u8, quiet: bool) -> FlushOnDrop {
         .finish(Stderr {
             dropped: counter.clone(),
             reported: 0,
+            format,
         });
     let _ = counter.set(writer.error_counter());
     if let Ok(mut g) = GUARD.lock() {
         *g = Some(guard);
     }
     let _ = tracing_subscriber::registry()
-        .with(layer(writer, timestamps, level))
+        .with(layer(writer, timestamps, level, format))
         .try_init();
     FlushOnDrop(())
 }
 
-/// The stderr layer: [`Line`]s, written by `writer`, filtered as the `log`-based logger was.
-fn layer<S, W>(writer: W, timestamps: bool, level: LevelFilter) -> impl Layer<S>
+/// The stderr layer: [`Line`]s (or JSON objects), written by `writer`, filtered as the
+/// `log`-based logger was.
+fn layer<S, W>(
+    writer: W,
+    timestamps: bool,
+    level: LevelFilter,
+    format: LogFormat,
+) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -86,12 +108,16 @@ where
             && (m.target().starts_with("xvrrp") || m.fields().field("log.target").is_some())
     })
     .with_max_level_hint(level);
-    // A `--log-format json` would swap `.event_format(..)` for `.json()` here.
-    tracing_subscriber::fmt::layer()
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(false)
-        .with_writer(writer)
-        .event_format(Line { timestamps })
-        .with_filter(ours)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => fmt
+            .event_format(Line { timestamps })
+            .with_filter(ours)
+            .boxed(),
+        LogFormat::Json => fmt.event_format(json::Json).with_filter(ours).boxed(),
+    }
 }
 
 /// One line: `[TIMESTAMP ]LEVEL message fields...`.
@@ -123,6 +149,7 @@ where
 struct Stderr {
     dropped: Arc<OnceLock<ErrorCounter>>,
     reported: usize,
+    format: LogFormat,
 }
 
 impl Write for Stderr {
@@ -136,11 +163,14 @@ impl Write for Stderr {
         if dropped > self.reported {
             let n = dropped - self.reported;
             self.reported = dropped;
-            let _ = writeln!(
-                out,
-                "{} {n} log line(s) dropped: stderr could not keep up",
-                Level::WARN
-            );
+            let _ = match self.format {
+                LogFormat::Text => writeln!(
+                    out,
+                    "{} {n} log line(s) dropped: stderr could not keep up",
+                    Level::WARN
+                ),
+                LogFormat::Json => writeln!(out, "{}", json::dropped_line(n)),
+            };
         }
         out.write_all(line)
     }
@@ -191,7 +221,7 @@ mod tests {
 
     use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt};
 
-    use super::{format_utc, layer, LevelFilter};
+    use super::{format_utc, layer, LevelFilter, LogFormat};
     use crate::config::Secret;
 
     #[test]
@@ -224,8 +254,14 @@ mod tests {
 
     /// What `f` logs through the daemon's layer (no timestamps).
     fn capture(level: LevelFilter, f: impl FnOnce()) -> String {
+        capture_as(LogFormat::Text, level, f)
+    }
+
+    /// What `f` logs through the daemon's layer in `format` (text without timestamps).
+    fn capture_as(format: LogFormat, level: LevelFilter, f: impl FnOnce()) -> String {
         let buf = Buf::default();
-        let subscriber = tracing_subscriber::registry().with(layer(buf.clone(), false, level));
+        let subscriber =
+            tracing_subscriber::registry().with(layer(buf.clone(), false, level, format));
         tracing::subscriber::with_default(subscriber, f);
         let out = buf.0.lock().unwrap().clone();
         String::from_utf8(out).unwrap()
@@ -258,5 +294,91 @@ mod tests {
         assert!(!out.contains("dop_v1"), "{out}");
         assert!(!out.contains("hunter22"), "{out}");
         assert_eq!(out.matches(crate::config::REDACTED).count(), 7, "{out}");
+    }
+
+    /// The JSON lines `f` logs, parsed.
+    fn capture_json(level: LevelFilter, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        capture_as(LogFormat::Json, level, f)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn json_is_one_object_per_line_with_level_target_instance_message_and_fields() {
+        super::set_instances(["VI_json", "VI_other"]);
+        let lines = capture_json(LevelFilter::INFO, || {
+            tracing::info!("VI_json: Backup -> Master ({})", "master down");
+            tracing::warn!(
+                peer = "10.0.0.2",
+                count = 3_u64,
+                ok = false,
+                "VI_other: dropped"
+            );
+            tracing::info!(instance = "VI_x", "explicit: field wins");
+            tracing::error!("SIGHUP: not an instance");
+            tracing::debug!("hidden at info");
+        });
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        let first = &lines[0];
+        assert_eq!(first["level"], "INFO");
+        assert_eq!(first["target"], "xvrrp::logging::tests");
+        assert_eq!(first["instance"], "VI_json");
+        assert_eq!(first["message"], "VI_json: Backup -> Master (master down)");
+        assert_eq!(first["fields"], serde_json::json!({}));
+        let ts = first["timestamp"].as_str().unwrap();
+        assert!(ts.len() == 24 && ts.ends_with('Z'), "{ts}");
+        assert_eq!(lines[1]["level"], "WARN");
+        assert_eq!(lines[1]["instance"], "VI_other");
+        assert_eq!(
+            lines[1]["fields"],
+            serde_json::json!({"peer": "10.0.0.2", "count": 3, "ok": false})
+        );
+        assert_eq!(lines[2]["instance"], "VI_x");
+        assert_eq!(lines[2]["fields"], serde_json::json!({}));
+        assert_eq!(lines[3]["instance"], serde_json::Value::Null);
+        assert_eq!(lines[3]["level"], "ERROR");
+    }
+
+    #[test]
+    fn json_escapes_and_keeps_secrets_redacted() {
+        let token = Secret::new("dop_v1_0123456789abcdef");
+        let out = capture_as(LogFormat::Json, LevelFilter::TRACE, || {
+            tracing::info!(token = ?token, "token {token}\nnext \"quoted\"");
+            tracing::debug!(%token);
+        });
+        assert!(!out.contains("dop_v1"), "{out}");
+        assert_eq!(out.lines().count(), 2, "one line per event: {out}");
+        let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            first["message"],
+            format!("token {}\nnext \"quoted\"", crate::config::REDACTED)
+        );
+        assert_eq!(first["fields"]["token"], crate::config::REDACTED);
+    }
+
+    #[test]
+    fn forwarded_log_records_keep_their_target() {
+        let buf = Buf::default();
+        // `log` records arrive as events with `log.target` (tracing-log); emulate one.
+        let subscriber = tracing_subscriber::registry().with(layer(
+            buf.clone(),
+            false,
+            LevelFilter::INFO,
+            LogFormat::Json,
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::event!(
+                target: "log",
+                tracing::Level::INFO,
+                log.target = "aya::bpf",
+                log.module_path = "aya::bpf",
+                "loaded"
+            );
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["target"], "aya::bpf", "{out}");
+        assert_eq!(v["fields"], serde_json::json!({}), "{out}");
     }
 }

@@ -212,7 +212,8 @@ impl Agent {
         (held, last)
     }
 
-    /// The `--json` answer of `xvrrp WHAT`, if it succeeded.
+    /// The `--json` answer of `xvrrp WHAT`, if the agent answered (exit 0, or 1 for a `status`
+    /// that found a problem; 2 is no answer).
     fn query(&self, what: &str) -> Option<Vec<u8>> {
         let out = Command::new(xvrrp_bin())
             .arg(what)
@@ -221,7 +222,21 @@ impl Agent {
             .arg(self.socket())
             .output()
             .ok()?;
-        out.status.success().then_some(out.stdout)
+        matches!(out.status.code(), Some(0 | 1)).then_some(out.stdout)
+    }
+
+    /// `xvrrp status` (text) as a person reads it, with its exit code (`None`: killed).
+    pub fn status_text_and_code(&self) -> (String, Option<i32>) {
+        let out = Command::new(xvrrp_bin())
+            .arg("status")
+            .arg("--control-socket")
+            .arg(self.socket())
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code(),
+        )
     }
 
     /// `xvrrp status` as a person reads it (empty when it does not answer).

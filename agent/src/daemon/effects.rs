@@ -15,6 +15,15 @@ use crate::{
 };
 
 impl Daemon {
+    /// The instances and their states in one line, for systemd's `STATUS=`.
+    pub(super) fn status_summary(&self) -> String {
+        super::service::summary(
+            self.instances
+                .iter()
+                .map(|i| (i.plan.name.as_str(), i.core.state())),
+        )
+    }
+
     pub(super) fn act(&mut self, i: usize, action: Action) {
         let Some(inst) = self.instances.get_mut(i) else {
             return;
@@ -48,6 +57,8 @@ impl Daemon {
                 if let Some(c) = inst.cloud.as_mut() {
                     c.on_transition(from, to);
                 }
+                // systemd's status line (rate limited by `service`).
+                super::service::status(self.status_summary());
             }
             Action::AddAddresses => self.add_addresses(i),
             Action::RemoveAddresses => {

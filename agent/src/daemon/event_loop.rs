@@ -206,6 +206,9 @@ impl Daemon {
     /// scripts, API calls, control replies) is queued to a task or thread.
     pub(super) async fn serve(&mut self, mut inp: Inputs) {
         loop {
+            // systemd's watchdog: pinged from the loop itself, so a stuck loop stops pinging.
+            super::service::watchdog();
+            let ping_at = super::service::next_ping().map(Instant::from_std);
             let deadline = self
                 .instances
                 .iter()
@@ -280,6 +283,9 @@ impl Daemon {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or(sleep_until)), if retry_at.is_some() => {
                     self.retry_interfaces();
                     self.retry_addresses();
+                }
+                _ = tokio::time::sleep_until(ping_at.unwrap_or(sleep_until)), if ping_at.is_some() => {
+                    super::service::watchdog();
                 }
             }
         }

@@ -11,6 +11,7 @@
 //! | `receive` | XDP ring buffer and raw-socket readers, bounded batches |
 //! | `effects` | the core's actions: adverts, addresses, announcements, notify, cloud |
 //! | `status` | snapshots in the typed model (`crate::state`) for the control socket |
+//! | `service` | systemd's sd_notify: READY, STATUS, RELOADING, STOPPING, the watchdog ping |
 //! | `track/` | trackers: the registry (`mod.rs`), shared types (`types.rs`), one watcher per kind |
 //! | `announce`, `notify`, `command`, `security`, `counters`, `takeover` | GARP/NA schedule, notify queue, running commands, script users and security, socket-path counters, cloud glue |
 
@@ -30,6 +31,7 @@ pub(crate) mod plan;
 mod receive;
 mod reopen;
 pub(crate) mod security;
+pub(crate) mod service;
 mod start;
 mod status;
 pub(crate) mod takeover;
@@ -63,6 +65,8 @@ pub(crate) fn run(opts: RunOptions) -> ExitCode {
         tracing::warn!("{w}");
     }
     let cfg = loaded.config;
+    // `--log-format json`: lines naming an instance carry it in `instance`.
+    crate::logging::set_instances(cfg.instances.iter().map(|i| i.name.clone()));
     let lookup = |ifname: &str, v6: bool| interface_address(ifname, v6);
     let plans = match plan::plan(&cfg, &lookup) {
         Ok(p) => p,
@@ -73,6 +77,8 @@ pub(crate) fn run(opts: RunOptions) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Under systemd (`Type=notify`): READY/STATUS/STOPPING/WATCHDOG from here on.
+    service::init();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,6 +97,7 @@ pub(crate) fn run(opts: RunOptions) -> ExitCode {
             ExitCode::from(3)
         }
     };
+    service::flush();
     crate::logging::flush();
     code
 }

@@ -86,6 +86,8 @@ pub(super) async fn run(
         control_path.display()
     );
 
+    super::service::ready(&d.status_summary());
+
     let (ctl_rx, ctl_task) = control.serve();
     d.serve(Inputs {
         signals,
@@ -95,6 +97,7 @@ pub(super) async fn run(
         interfaces: if_rx,
     })
     .await;
+    super::service::stopping();
     d.shutdown().await;
     flusher.abort();
     // Queued announcements of the last Masters are void by now; let the worker finish.

@@ -68,6 +68,8 @@ impl Daemon {
             announcements_dropped: self.announce.dropped(),
             logs_suppressed: super::loglimit::suppressed_total(),
             instances,
+            // Set by the metrics endpoint (issue 13, item 2) when it serves.
+            metrics: None,
         }
     }
 

@@ -11,6 +11,7 @@
 
 mod cloud;
 mod counters;
+mod health;
 mod status;
 mod tracker;
 
@@ -44,6 +45,7 @@ mod tests {
             announcements_dropped: 0,
             logs_suppressed: 0,
             instances: Vec::new(),
+            metrics: None,
         };
         let text = serde_json::to_string(&s).unwrap();
         assert!(text.contains(r#""path":"xdp-generic""#), "{text}");

@@ -26,6 +26,9 @@ pub struct Status {
     pub logs_suppressed: u64,
     /// Every `vrrp_instance`, in configuration order.
     pub instances: Vec<InstanceState>,
+    /// The Prometheus endpoint (`ADDR:PORT` of `--metrics`), when one is served.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 impl Status {
