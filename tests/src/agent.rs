@@ -72,6 +72,16 @@ impl std::fmt::Display for Rx {
     }
 }
 
+/// How [`Agent::start_with`] starts the agent besides its arguments.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// A command between `ip netns exec NS` and `xvrrp` that execs its arguments (so the
+    /// child's pid stays the agent's), e.g. `setpriv --bounding-set=...`.
+    pub wrapper: Vec<String>,
+    /// Environment variables set for the agent.
+    pub env: Vec<(String, String)>,
+}
+
 /// One running `xvrrp run` in a namespace.
 #[derive(Debug)]
 pub struct Agent {
@@ -79,11 +89,17 @@ pub struct Agent {
     dir: TempDir,
     child: Option<Child>,
     extra: Vec<String>,
+    launch: Launch,
 }
 
 impl Agent {
     /// Writes `config` and starts `xvrrp run -f CONFIG --control-socket SOCK EXTRA...` in `ns`.
     pub fn start(ns: &Netns, config: &str, extra: &[&str]) -> Self {
+        Self::start_with(ns, config, extra, Launch::default())
+    }
+
+    /// [`Agent::start`] through `launch` (a wrapper command, environment variables).
+    pub fn start_with(ns: &Netns, config: &str, extra: &[&str], launch: Launch) -> Self {
         let dir = TempDir::new("xagent");
         fs::write(dir.path().join("xvrrp.conf"), config).unwrap();
         let mut a = Self {
@@ -91,6 +107,7 @@ impl Agent {
             dir,
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            launch,
         };
         a.spawn();
         a
@@ -112,6 +129,8 @@ impl Agent {
             .unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns_name])
+            .args(&self.launch.wrapper)
+            .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
             .arg(xvrrp_bin())
             .arg("run")
             .arg("-f")

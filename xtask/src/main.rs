@@ -38,6 +38,8 @@ const APT_PACKAGES: &[&str] = &[
     "bpftool",
     // Switch ports that put VLAN tags in the frame data (tests/src/vlan.rs).
     "ethtool",
+    // `systemd-analyze verify` of dist/xvrrp.service (tests/tests/suite/lab/service.rs).
+    "systemd",
 ];
 
 /// bpf-linker version known to work with LLVM 22 and aya 0.14 (see shared/docs/toolchain.md).

@@ -7,4 +7,5 @@ mod root_files;
 mod run_basic;
 mod scale;
 mod selftest;
+mod service;
 mod xvrrp;
