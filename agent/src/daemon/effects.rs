@@ -58,7 +58,9 @@ impl Daemon {
                     c.on_transition(from, to);
                 }
                 // systemd's status line (rate limited by `service`).
-                super::service::status(self.status_summary());
+                if super::service::enabled() {
+                    super::service::status(self.status_summary());
+                }
             }
             Action::AddAddresses => self.add_addresses(i),
             Action::RemoveAddresses => {

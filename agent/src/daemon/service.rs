@@ -102,6 +102,12 @@ pub(crate) fn ready(status: &str) {
     queue(Msg::Ready(status.to_owned()));
 }
 
+/// Whether the agent runs under a service manager (`NOTIFY_SOCKET` was set at start): callers
+/// skip building a status line otherwise.
+pub(crate) fn enabled() -> bool {
+    notifier().is_some()
+}
+
 /// A new `STATUS=` line (see [`summary`]), rate limited to one a second, the latest winning.
 pub(crate) fn status(text: String) {
     queue(Msg::Status(text));
