@@ -1,9 +1,10 @@
 //! Issue 13, items 3 and 4: xvrrp as a service.
 //!
 //! - `dist/xvrrp.service` passes `systemd-analyze verify` (when systemd-analyze is installed);
-//! - the agent runs with exactly the unit's capability bounding set (XDP, the
-//!   `vrrp_track_listen` tracepoint program, scripts as another user killed at their timeout,
-//!   the virtual address), and without CAP_BPF / CAP_KILL what needs them fails;
+//! - the agent runs with exactly the unit's capability bounding set, no_new_privs and the
+//!   unit's read-only file system (XDP, the `vrrp_track_listen` tracepoint program, scripts as
+//!   another user killed at their timeout, the virtual address), and without CAP_BPF /
+//!   CAP_KILL what needs them fails;
 //! - sd_notify: READY=1 with STATUS, STATUS on transitions, WATCHDOG=1 at half of
 //!   WATCHDOG_USEC from the event loop, STOPPING=1 on SIGTERM, read from a `NOTIFY_SOCKET` the
 //!   test listens on;
@@ -60,6 +61,59 @@ fn capped(spec: &str) -> Launch {
         ],
         env: Vec::new(),
     }
+}
+
+/// As [`capped`], plus what of the unit's hardening can run without systemd: a private mount
+/// namespace where `/usr`, `/boot`, `/etc` (ProtectSystem=full), `/home`, `/root`
+/// (ProtectHome=read-only), `/sys` and `/proc/sys` (ProtectKernelTunables=yes) are read-only,
+/// and no_new_privs (NoNewPrivileges=yes). (PrivateTmp is left out: the test's files are in
+/// /tmp; the agent itself writes nothing there.)
+fn hardened(spec: &str) -> Launch {
+    let script = format!(
+        "set -e\n\
+         ro() {{ [ -e \"$1\" ] || return 0; mount --bind \"$1\" \"$1\"; mount -o remount,bind,ro \"$1\"; }}\n\
+         for d in /usr /boot /etc /home /root /sys /proc/sys; do ro \"$d\"; done\n\
+         exec setpriv --no-new-privs --inh-caps=-all --bounding-set={spec} \"$@\"\n"
+    );
+    Launch {
+        wrapper: vec![
+            "unshare".to_owned(),
+            "--mount".to_owned(),
+            "--propagation".to_owned(),
+            "private".to_owned(),
+            "sh".to_owned(),
+            "-c".to_owned(),
+            script,
+            "sh".to_owned(),
+        ],
+        env: Vec::new(),
+    }
+}
+
+/// The capability bounding set (hex) and NoNewPrivs of process `pid`, and whether `/usr` and
+/// `/etc` are mounted read-only in its mount namespace.
+fn confinement(pid: i32) -> (String, String, bool) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let mounts = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let ro = |at: &str| {
+        mounts.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(4) == Some(&at) && f.get(5).is_some_and(|o| o.split(',').any(|x| x == "ro"))
+        })
+    };
+    (
+        field("CapBnd:"),
+        field("NoNewPrivs:"),
+        ro("/usr") && ro("/etc"),
+    )
 }
 
 fn has_program(name: &str) -> bool {
@@ -143,7 +197,7 @@ fn capability_blocks(dir: &Path) -> (String, String) {
 }
 
 #[test]
-fn the_units_capabilities_run_xdp_the_listen_program_and_scripts_as_another_user() {
+fn the_units_confinement_runs_xdp_the_listen_program_and_scripts_as_another_user() {
     let site = Site::new(Timers::V3Fast);
     let _web = site.primary.start_nginx("<h1>Primary</h1>\n");
     let scripts = TempDir::new("xcaps");
@@ -153,9 +207,20 @@ fn the_units_capabilities_run_xdp_the_listen_program_and_scripts_as_another_user
         site.primary.ns(),
         &conf,
         &Rx::Xdp.args(),
-        capped(&unit_bounding_set(&[], &[])),
+        hardened(&unit_bounding_set(&[], &[])),
     );
     a.expect_state("Master", ELECTION);
+    // It really runs confined: the unit's 8 capabilities and nothing else (CAP_NET_ADMIN 12,
+    // CAP_NET_RAW 13, CAP_BPF 39, CAP_PERFMON 38, CAP_SYS_PTRACE 19, CAP_SETUID 7,
+    // CAP_SETGID 6, CAP_KILL 5), no_new_privs, /usr and /etc read-only.
+    let want: u64 = [12, 13, 39, 38, 19, 7, 6, 5]
+        .iter()
+        .map(|b| 1u64 << b)
+        .sum();
+    let (bnd, nnp, ro) = confinement(a.pid().unwrap());
+    assert_eq!(bnd, format!("{want:016x}"), "bounding set");
+    assert_eq!(nnp, "1", "no_new_privs");
+    assert!(ro, "/usr and /etc read-only");
     let st = a.status().unwrap();
     assert!(
         st.rx_text().contains("xdp"),
