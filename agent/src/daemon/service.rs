@@ -66,7 +66,7 @@ pub(crate) fn init() {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let spawned = std::thread::Builder::new()
             .name("xvrrp-notify".to_owned())
-            .spawn(move || writer(&rx));
+            .spawn(move || writer(&rx, notify));
         if let Err(e) = spawned {
             tracing::warn!("NOTIFY_SOCKET is set but the notify thread cannot start: {e}");
             return None;
@@ -197,19 +197,21 @@ pub(crate) fn summary<'a>(instances: impl IntoIterator<Item = (&'a str, State)>)
     format!("{} instances: {}", all.len(), counts.join(", "))
 }
 
-/// The notify thread: writes each message as one datagram, `STATUS=` lines rate limited.
-fn writer(rx: &mpsc::Receiver<Msg>) {
+/// Sends one datagram to `NOTIFY_SOCKET`; the first failure is logged.
+fn notify(states: &[NotifyState<'_>]) {
+    static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Err(e) = sd_notify::notify(states) {
+        if !FAILED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!("cannot notify the service manager (NOTIFY_SOCKET): {e}");
+        }
+    }
+}
+
+/// The notify thread: each message becomes one datagram (`send`), `STATUS=` lines rate limited
+/// (at most one per [`STATUS_EVERY`], the latest wins).
+fn writer(rx: &mpsc::Receiver<Msg>, mut send: impl FnMut(&[NotifyState<'_>])) {
     let mut pending: Option<String> = None;
     let mut last_status: Option<Instant> = None;
-    let mut failed = false;
-    let mut send = |states: &[NotifyState<'_>]| {
-        if let Err(e) = sd_notify::notify(states) {
-            if !failed {
-                tracing::warn!("cannot notify the service manager (NOTIFY_SOCKET): {e}");
-                failed = true;
-            }
-        }
-    };
     loop {
         let msg = match (&pending, last_status) {
             (Some(_), Some(t)) => {
@@ -272,8 +274,80 @@ fn writer(rx: &mpsc::Receiver<Msg>) {
 
 #[cfg(test)]
 mod tests {
-    use super::summary;
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::{
+        sync::{mpsc, Arc, Mutex},
+        time::{Duration, Instant},
+    };
+
+    use super::{summary, writer, Msg, STATUS_EVERY};
     use crate::vrrp::State;
+
+    /// Runs the notify thread on `msgs` (sent `gap` apart) and returns the datagrams it wrote,
+    /// with when, after the queue closes.
+    fn written(msgs: Vec<Msg>, gap: Duration) -> Vec<(Duration, String)> {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::sync_channel(64);
+        let t0 = Instant::now();
+        let o = out.clone();
+        let th = std::thread::spawn(move || {
+            writer(&rx, |states| {
+                let text: String = states.iter().map(|s| format!("{s}\n")).collect();
+                o.lock().unwrap().push((t0.elapsed(), text));
+            });
+        });
+        for m in msgs {
+            tx.send(m).unwrap();
+            std::thread::sleep(gap);
+        }
+        // Let a pending status go out, then close.
+        std::thread::sleep(STATUS_EVERY + Duration::from_millis(200));
+        drop(tx);
+        th.join().unwrap();
+        let v = out.lock().unwrap().clone();
+        v
+    }
+
+    #[test]
+    fn status_lines_are_rate_limited_and_the_latest_wins() {
+        let msgs = (1..=5)
+            .map(|i| Msg::Status(format!("VI_1 flap {i}")))
+            .chain([Msg::Watchdog])
+            .collect();
+        let out = written(msgs, Duration::from_millis(50));
+        let texts: Vec<&str> = out.iter().map(|(_, t)| t.as_str()).collect();
+        // The first at once, the pings at once, then the latest one second after the first.
+        assert_eq!(
+            texts,
+            [
+                "STATUS=VI_1 flap 1\n",
+                "WATCHDOG=1\n",
+                "STATUS=VI_1 flap 5\n"
+            ],
+            "{out:?}"
+        );
+        assert!(out[2].0 >= STATUS_EVERY, "{out:?}");
+    }
+
+    #[test]
+    fn ready_reloading_and_stopping_are_sent_at_once_in_order() {
+        let msgs = vec![
+            Msg::Ready("VI_1 Backup".to_owned()),
+            Msg::Reloading,
+            Msg::Ready("VI_1 Backup (reloaded)".to_owned()),
+            Msg::Stopping,
+        ];
+        let out = written(msgs, Duration::from_millis(10));
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0].1, "READY=1\nSTATUS=VI_1 Backup\n");
+        assert!(
+            out[1].1.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+            "{out:?}"
+        );
+        assert_eq!(out[2].1, "READY=1\nSTATUS=VI_1 Backup (reloaded)\n");
+        assert!(out[3].1.starts_with("STOPPING=1\n"), "{out:?}");
+        assert!(out.iter().all(|(t, _)| *t < Duration::from_millis(500)));
+    }
 
     #[test]
     fn few_instances_are_named() {
