@@ -17,7 +17,10 @@
 //! that stops reading cannot stall the adverts. The watchdog ping is *triggered by the loop
 //! itself* (each turn, and a wake-up of its own when idle, see `event_loop::serve`): a loop
 //! that hangs stops pinging and systemd restarts the agent (`WatchdogSec=` in the unit), while
-//! a hung notify thread only loses pings (same outcome).
+//! a hung notify thread only loses pings (same outcome). systemd stops enforcing the watchdog
+//! once `STOPPING=1` moved the unit to its stop states, so the bounded shutdown (notify scripts
+//! drained) is not cut short; during a reload it still runs, so a reload must not hold the loop
+//! for `WatchdogSec=`.
 //!
 //! Child processes (notify and track scripts) inherit `NOTIFY_SOCKET`; the unit's default
 //! `NotifyAccess=main` makes systemd ignore anything they send there.
@@ -71,7 +74,10 @@ pub(crate) fn init() {
             tracing::warn!("NOTIFY_SOCKET is set but the notify thread cannot start: {e}");
             return None;
         }
-        let ping_every = sd_notify::watchdog_enabled().map(|d| d / 2);
+        // WATCHDOG_USEC=0 would make the loop spin: ignored (systemd never sets it).
+        let ping_every = sd_notify::watchdog_enabled()
+            .filter(|d| !d.is_zero())
+            .map(|d| d / 2);
         if let Some(every) = ping_every {
             tracing::info!(
                 "systemd watchdog: the event loop pings every {} ms",
