@@ -316,7 +316,10 @@ impl<T: serde::de::DeserializeOwned + serde::Serialize> View<T> {
         let Some(secs) = watch else {
             let (out, code) = self.frame(socket);
             match out {
-                Ok(text) if !self.quiet => print!("{text}"),
+                // A closed pipe (`| head`) is not an error worth a panic.
+                Ok(text) if !self.quiet => {
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                }
                 Ok(_) => {}
                 Err(e) => eprint!("{e}"),
             }
