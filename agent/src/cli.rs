@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     dataplane::{AttachMode, XdpDataplane},
-    state::{ProbeReport, RxCounters, Status, TrackerState, VipState},
+    state::{ProbeReport, ReloadReport, RxCounters, Status, TrackerState, VipState},
 };
 
 /// Default configuration path. `-f /etc/keepalived/keepalived.conf` runs an existing keepalived
@@ -64,6 +64,16 @@ pub enum Command {
     /// Show the running agent's receive counters per interface, VRID and peer.
     Counters {
         /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running agent read its configuration file again and apply it without a flap
+    /// (as SIGHUP does): unchanged instances keep their state and advert rhythm, changed ones
+    /// are changed in place, instances whose interface, VRID or version changed are rebuilt,
+    /// removed ones leave as on shutdown, new ones start. With an error in the file nothing
+    /// changes: the errors are printed (FILE:LINE:COLUMN) and the exit code is 1.
+    Reload {
+        /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -155,6 +165,7 @@ pub fn main() -> ExitCode {
             json,
             print_counters,
         ),
+        Command::Reload { json } => reload(&cli.control_socket, json),
         Command::Check { config, json } => check(&config, json),
         Command::XdpProbe {
             interface,
@@ -219,6 +230,49 @@ fn show<T: serde::de::DeserializeOwned + serde::Serialize>(
             eprintln!("xvrrp: {e}");
             ExitCode::from(3)
         }
+    }
+}
+
+/// `xvrrp reload`: 0 when applied, 1 when the configuration was rejected, 3 when no agent
+/// answers.
+fn reload(socket: &std::path::Path, json: bool) -> ExitCode {
+    let r = match crate::control::query::<ReloadReport>(socket, crate::control::Command::Reload) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xvrrp: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    } else if r.applied {
+        let list = |what: &str, v: &[String]| {
+            if !v.is_empty() {
+                println!("{what}: {}", v.join(", "));
+            }
+        };
+        println!("configuration reloaded");
+        list("unchanged", &r.unchanged);
+        list("changed in place", &r.changed);
+        list("rebuilt", &r.rebuilt);
+        list("removed", &r.removed);
+        list("added", &r.added);
+        for e in &r.errors {
+            eprintln!("{e}");
+        }
+    } else {
+        for e in &r.errors {
+            eprintln!("{e}");
+        }
+        eprintln!(
+            "xvrrp: reload rejected ({} error(s)); the agent keeps its running configuration",
+            r.errors.len()
+        );
+    }
+    if r.applied && r.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{
     addresses::VipRt,
@@ -53,6 +53,61 @@ pub(super) struct InstanceRt {
     pub(super) vips: Vec<VipRt>,
     /// DigitalOcean reserved-IP takeover (`digitalocean { }`), see `daemon::takeover`.
     pub(super) cloud: Option<CloudTakeover>,
+}
+
+impl InstanceRt {
+    /// Builds one instance (core, notify queue, trackers' status, cloud takeover); no I/O
+    /// beyond spawning its tasks on the current `LocalSet`.
+    pub(super) fn new(
+        plan: InstancePlan,
+        sock: Rc<dyn AdvertTx>,
+        registry: &Registry,
+    ) -> Result<Self, StartError> {
+        let core = Instance::new(plan.params.clone())
+            .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
+        let notify = NotifyQueue::spawn(plan.name.clone(), plan.notify.clone());
+        let trackers = tracker_statuses(&plan, registry);
+        // Cloud takeover: created here, driven from `Daemon::act` (StateChanged), the advert
+        // branch, SIGHUP / reload and shutdown.
+        let cloud = plan
+            .digitalocean
+            .clone()
+            .map(|c| CloudTakeover::start(&plan.name, c));
+        let announce = announce_target(&plan);
+        Ok(InstanceRt {
+            cloud,
+            sock,
+            plan,
+            core,
+            notify,
+            garp: None,
+            announce,
+            trackers,
+            last: None,
+            send_errors: 0,
+            vips: Vec::new(),
+        })
+    }
+}
+
+/// The trackers' status of `plan`, sharing the live details of `registry`'s watchers.
+pub(super) fn tracker_statuses(plan: &InstancePlan, registry: &Registry) -> Vec<TrackerStatus> {
+    plan.trackers
+        .iter()
+        .zip(plan.params.trackers.iter())
+        .map(|(t, p)| registry.tracker_status(t, p))
+        .collect()
+}
+
+/// What the announcer sends for `plan`: every virtual address on its device.
+pub(super) fn announce_target(plan: &InstancePlan) -> Arc<AnnounceTarget> {
+    AnnounceTarget::new(
+        &plan.name,
+        plan.vips
+            .iter()
+            .map(|v| (v.dev.clone(), v.address))
+            .collect(),
+    )
 }
 
 /// What the signal handlers ask of the loop.
@@ -105,6 +160,12 @@ pub(super) struct Daemon {
     pub(super) xdp_pass: bool,
     /// The receivers' queue into the loop (kept to start receivers of a re-opened interface).
     pub(super) adv_tx: Option<mpsc::Sender<RxAdvert>>,
+    /// The trackers' queue into the loop (kept to start the watchers again on reload).
+    pub(super) trk_tx: Option<mpsc::UnboundedSender<TrackerUpdate>>,
+    /// The configuration file, read again on reload.
+    pub(super) config_path: Option<std::path::PathBuf>,
+    /// Notify queues of instances a reload removed or changed, until their scripts are done.
+    pub(super) retired: Vec<NotifyQueue>,
     pub(super) instances: Vec<InstanceRt>,
     pub(super) counters: Rc<RefCell<CounterTable>>,
     pub(super) registry: Registry,
@@ -126,41 +187,7 @@ impl Daemon {
         let registry = Registry::build(&plans);
         let mut instances = Vec::with_capacity(plans.len());
         for (plan, sock) in plans.into_iter().zip(senders) {
-            let core = Instance::new(plan.params.clone())
-                .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
-            let notify = NotifyQueue::spawn(plan.name.clone(), plan.notify.clone());
-            let trackers = plan
-                .trackers
-                .iter()
-                .zip(plan.params.trackers.iter())
-                .map(|(t, p)| registry.tracker_status(t, p))
-                .collect();
-            // Cloud takeover: created here, driven from `Daemon::act` (StateChanged), the
-            // advert branch, SIGHUP and shutdown.
-            let cloud = plan
-                .digitalocean
-                .clone()
-                .map(|c| CloudTakeover::start(&plan.name, c));
-            let target = AnnounceTarget::new(
-                &plan.name,
-                plan.vips
-                    .iter()
-                    .map(|v| (v.dev.clone(), v.address))
-                    .collect(),
-            );
-            instances.push(InstanceRt {
-                cloud,
-                sock,
-                plan,
-                core,
-                notify,
-                garp: None,
-                announce: target,
-                trackers,
-                last: None,
-                send_errors: 0,
-                vips: Vec::new(),
-            });
+            instances.push(InstanceRt::new(plan, sock, &registry)?);
         }
         Ok(Self {
             xdp: Vec::new(),
@@ -169,6 +196,9 @@ impl Daemon {
             rx_mode: RxMode::Auto,
             xdp_pass: false,
             adv_tx: None,
+            trk_tx: None,
+            config_path: None,
+            retired: Vec::new(),
             instances,
             counters: Rc::new(RefCell::new(CounterTable::default())),
             registry,
@@ -226,12 +256,8 @@ impl Daemon {
                 s = inp.signals.recv() => match s {
                     Some(Signal::Stop(name)) => { info!("{name}: shutting down"); return; }
                     Some(Signal::Reload) => {
-                        warn!("SIGHUP: configuration reload is not supported yet; restart xvrrp to apply changes");
-                        // Cloud takeover: re-read the token, clear a 401/403 block, probe again.
-                        for inst in &mut self.instances {
-                            let state = inst.core.state();
-                            if let Some(c) = inst.cloud.as_mut() { c.reload(state); }
-                        }
+                        info!("SIGHUP: reloading the configuration");
+                        self.reload_now(&mut inp);
                     }
                     None => return,
                 },
@@ -274,7 +300,12 @@ impl Daemon {
                     }
                 }
                 Some((req, resp)) = inp.control.recv() => {
-                    self.answer(req.cmd, resp);
+                    if req.cmd == crate::control::Command::Reload {
+                        let report = self.reload_now(&mut inp);
+                        tokio::task::spawn_local(async move { resp.reply(&report).await });
+                    } else {
+                        self.answer(req.cmd, resp);
+                    }
                 }
                 Some(ch) = inp.interfaces.recv() => self.interface_changed(ch),
                 _ = tokio::time::sleep_until(retry_at.unwrap_or(sleep_until)), if retry_at.is_some() => {
@@ -308,8 +339,26 @@ impl Daemon {
             .max()
             .unwrap_or_default();
         let until = Instant::now() + bound + Duration::from_millis(500);
-        while self.instances.iter().any(|i| i.notify.busy() > 0) && Instant::now() < until {
+        let busy = |d: &Self| {
+            d.instances.iter().any(|i| i.notify.busy() > 0)
+                || d.retired.iter().any(|q| q.busy() > 0)
+        };
+        while busy(self) && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reloads the configuration (see `daemon::reload`). What the receivers and watchers queued
+    /// before is dropped first: it names instances and tracked objects by their old positions.
+    fn reload_now(&mut self, inp: &mut Inputs) -> crate::state::ReloadReport {
+        while inp.adverts.try_recv().is_ok() {}
+        while inp.trackers.try_recv().is_ok() {}
+        match self.config_path.clone() {
+            Some(path) => self.reload(&path),
+            None => crate::state::ReloadReport {
+                errors: vec!["no configuration file to reload".to_owned()],
+                ..Default::default()
+            },
         }
     }
 

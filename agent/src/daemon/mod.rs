@@ -28,6 +28,7 @@ pub(crate) mod notify;
 mod options;
 pub(crate) mod plan;
 mod receive;
+mod reload;
 mod reopen;
 pub(crate) mod security;
 mod start;

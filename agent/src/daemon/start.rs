@@ -59,6 +59,7 @@ pub(super) async fn run(
         announcer.queue(),
     )?;
     d.rx_mode = opts.rx;
+    d.config_path = Some(opts.config.clone());
     d.xdp_pass = opts.xdp_pass;
     let (adv_tx, adv_rx) = mpsc::channel::<RxAdvert>(ADVERT_QUEUE);
     d.adv_tx = Some(adv_tx);
@@ -75,6 +76,7 @@ pub(super) async fn run(
     let (trk_tx, trk_rx) = mpsc::unbounded_channel::<TrackerUpdate>();
     let syn_counters: Vec<_> = d.xdp.iter().map(|x| x.dp.clone()).collect();
     d.registry.spawn_all(&trk_tx, &syn_counters);
+    d.trk_tx = Some(trk_tx);
 
     // Summaries of rate-limited log messages, as their windows end (idle otherwise).
     let flusher = tokio::task::spawn_local(super::loglimit::run_flusher());

@@ -181,6 +181,13 @@ impl Daemon {
                 let v = self.counters();
                 tokio::task::spawn_local(async move { resp.reply(&v).await });
             }
+            // Answered by the loop itself (`Daemon::serve`), which owns the input queues.
+            Command::Reload => {
+                let v = crate::control::ErrorReply {
+                    error: "reload is handled by the event loop".to_owned(),
+                };
+                tokio::task::spawn_local(async move { resp.reply(&v).await });
+            }
         }
     }
 }

@@ -18,8 +18,8 @@ pub use self::{
     cloud::{CloudState, CloudStatus, Role},
     counters::{InterfaceRx, PeerCounts, PeerRow, RxCounters},
     status::{
-        InstanceState, LoopTiming, NotifyRecord, NotifyState, ProbeReport, RxKind, RxPath, Status,
-        Transition, VipState, VlanTags,
+        InstanceState, LoopTiming, NotifyRecord, NotifyState, ProbeReport, ReloadReport, RxKind,
+        RxPath, Status, Transition, VipState, VlanTags,
     },
     tracker::{ListenerEvent, PortState, TrackerDetails, TrackerKind, TrackerState},
 };

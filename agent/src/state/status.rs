@@ -254,3 +254,31 @@ pub struct NotifyRecord {
     /// Sequence number of the transition (1 = first).
     pub seq: u64,
 }
+
+/// The answer to `reload`: whether the new configuration was applied and what it changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// The configuration was read, checked and applied. When false nothing changed and
+    /// `errors` says why.
+    pub applied: bool,
+    /// Errors, as `FILE:LINE:COLUMN: keyword: message` for configuration errors.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Instances left exactly as they were (state, timers, sockets).
+    #[serde(default)]
+    pub unchanged: Vec<String>,
+    /// Instances changed in place (priority, trackers, addresses, scripts, cloud block...),
+    /// keeping their state.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// Instances rebuilt (interface, VRID, version or family changed): they left as on
+    /// shutdown and started again.
+    #[serde(default)]
+    pub rebuilt: Vec<String>,
+    /// Instances removed (left as on shutdown: priority 0, addresses removed).
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Instances added (started).
+    #[serde(default)]
+    pub added: Vec<String>,
+}

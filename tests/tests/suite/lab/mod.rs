@@ -3,6 +3,7 @@ mod hostile;
 mod keepalived;
 mod neighbours;
 mod recreate;
+mod reload;
 mod root_files;
 mod run_basic;
 mod scale;
