@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use tracing::warn;
 
-use super::event_loop::Daemon;
+use super::{addresses::AddressDumps, event_loop::Daemon};
 use crate::{
     control::{Command, Responder},
     dataplane::PeerSlot,
@@ -22,6 +22,7 @@ fn utc(t: Option<SystemTime>) -> Option<String> {
 impl Daemon {
     /// The answer to `status`.
     pub(super) fn status(&self) -> Status {
+        let mut dumps = AddressDumps::default();
         let instances = self
             .instances
             .iter()
@@ -55,7 +56,7 @@ impl Daemon {
                         .iter()
                         .map(|v| format!("{}/{} dev {}", v.address, v.prefix_len, v.dev))
                         .collect(),
-                    addresses: self.address_states(n),
+                    addresses: self.address_states(n, &mut dumps),
                     notify: inst.notify.snapshot(),
                     cloud: inst.cloud.as_ref().map(|c| c.snapshot()),
                 }
