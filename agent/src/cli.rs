@@ -7,6 +7,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
+
 use crate::{
     dataplane::{AttachMode, XdpDataplane},
     state::{ProbeReport, ReloadReport, RxCounters, Status, TrackerState, VipState},
@@ -18,7 +20,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/xvrrp/xvrrp.conf";
 
 /// xvrrp: a VRRP router that runs keepalived.conf, with an XDP fast path.
 #[derive(Debug, Parser)]
-#[command(name = "xvrrp", version, about, long_about = None)]
+#[command(name = "xvrrp", version = generate::VERSION, about, long_about = None)]
 pub struct Cli {
     /// Control socket of the agent (so several agents can run on one host).
     #[arg(long, global = true, default_value = crate::control::DEFAULT_SOCKET)]
@@ -105,6 +107,13 @@ pub enum Command {
         #[arg(long = "vrid")]
         vrids: Vec<u8>,
     },
+    /// Shell completions and man pages, for packagers (`cargo xtask dist` uses it).
+    #[command(hide = true)]
+    Generate {
+        /// What to generate.
+        #[command(subcommand)]
+        what: generate::What,
+    },
 }
 
 /// Receive path for `run`.
@@ -173,6 +182,7 @@ pub fn main() -> ExitCode {
             seconds,
             vrids,
         } => xdp_probe(&interface, mode, seconds, &vrids),
+        Command::Generate { what } => generate::run(what),
     }
 }
 
