@@ -46,6 +46,7 @@ impl Daemon {
                     master_adver_interval_ms: ms(st.master_adver_interval),
                     master_down_interval_ms: ms(st.master_down_interval),
                     last_transition: inst.last.clone(),
+                    transitions: inst.transitions.clone(),
                     counters: st.counters,
                     advert_send_errors: inst.send_errors,
                     trackers: inst.trackers.iter().map(|t| t.snapshot()).collect(),
@@ -68,6 +69,7 @@ impl Daemon {
             announcements_dropped: self.announce.dropped(),
             logs_suppressed: super::loglimit::suppressed_total(),
             instances,
+            metrics: self.metrics_address.map(|a| a.to_string()),
         }
     }
 
@@ -166,6 +168,14 @@ impl Daemon {
             rx: self.rx_paths.clone(),
             interfaces,
             peers,
+        }
+    }
+
+    /// What a scrape of the metrics sees: status and counters at once.
+    pub(super) fn snapshot(&self) -> crate::metrics::Snapshot {
+        crate::metrics::Snapshot {
+            status: self.status(),
+            counters: self.counters(),
         }
     }
 

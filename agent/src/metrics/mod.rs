@@ -1,0 +1,38 @@
+//! Prometheus metrics: `xvrrp run --metrics ADDR:PORT` (or `metrics_address` in `global_defs`)
+//! serves `GET /metrics` in the Prometheus text format (version 0.0.4).
+//!
+//! The metrics are the typed model that `xvrrp status` and `xvrrp counters` answer with
+//! ([`Status`], [`RxCounters`]), rendered by `render` (plus the cloud requests' latency table,
+//! `cloud::calls`): no separate bookkeeping.
+//!
+//! A scrape never holds up the advert loop: HTTP is served on its own thread (`http`), which
+//! asks the loop for a [`Snapshot`] through a channel the loop polls like its control requests;
+//! the loop builds it (the same bounded work as one `xvrrp status` plus one `xvrrp counters`)
+//! and hands it over without waiting, and the rendering happens on the metrics thread. Snapshots
+//! are asked for at most once per [`http::MIN_REFRESH`] whatever the scrape rate (concurrent and
+//! rapid scrapes share one), so the loop's cost is bounded too.
+
+mod families;
+mod http;
+mod render;
+
+pub(crate) use self::http::{MetricsError, MetricsServer};
+
+use crate::state::{RxCounters, Status};
+
+/// What the event loop hands over for a scrape.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Snapshot {
+    /// What `xvrrp status` would answer.
+    pub status: Status,
+    /// What `xvrrp counters` would answer.
+    pub counters: RxCounters,
+}
+
+/// A request for a [`Snapshot`]: the loop answers on it.
+pub(crate) type SnapshotRequest = tokio::sync::oneshot::Sender<Snapshot>;
+
+/// The `/metrics` text of a snapshot (with the cloud requests recorded so far).
+pub(crate) fn text(s: &Snapshot) -> String {
+    families::encode(render::families(s, &crate::cloud::calls::snapshot()).fams)
+}
