@@ -118,6 +118,8 @@ pub(super) struct Daemon {
     pub(super) epoch: Instant,
     /// Where `/metrics` is served, if anywhere (shown in status).
     pub(super) metrics_address: Option<std::net::SocketAddr>,
+    /// What building snapshots for scrapes has cost the loop.
+    pub(super) metrics_cost: crate::metrics::LoopCost,
 }
 
 impl Daemon {
@@ -184,6 +186,7 @@ impl Daemon {
             timing: LoopTiming::default(),
             epoch: Instant::now(),
             metrics_address: None,
+            metrics_cost: Default::default(),
         })
     }
 

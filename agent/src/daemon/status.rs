@@ -171,12 +171,17 @@ impl Daemon {
         }
     }
 
-    /// What a scrape of the metrics sees: status and counters at once.
-    pub(super) fn snapshot(&self) -> crate::metrics::Snapshot {
-        crate::metrics::Snapshot {
+    /// What a scrape of the metrics sees: status and counters at once, and what building
+    /// such snapshots has cost the loop so far.
+    pub(super) fn snapshot(&mut self) -> crate::metrics::Snapshot {
+        let t0 = std::time::Instant::now();
+        let snap = crate::metrics::Snapshot {
             status: self.status(),
             counters: self.counters(),
-        }
+            cost: self.metrics_cost,
+        };
+        self.metrics_cost.add(t0.elapsed());
+        snap
     }
 
     /// Builds the answer here (a snapshot, no I/O) and writes it from its own task, so a slow

@@ -27,6 +27,30 @@ pub(crate) struct Snapshot {
     pub status: Status,
     /// What `xvrrp counters` would answer.
     pub counters: RxCounters,
+    /// What the snapshots cost the event loop so far (before this one).
+    pub cost: LoopCost,
+}
+
+/// The event loop's time spent building snapshots for scrapes (the only cost a scrape has
+/// there): the loop keeps it, each snapshot carries the figures up to the previous one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LoopCost {
+    /// Snapshots built.
+    pub snapshots: u64,
+    /// Time the last one took (µs).
+    pub last_us: u64,
+    /// The longest one took (µs).
+    pub max_us: u64,
+}
+
+impl LoopCost {
+    /// Adds a snapshot that took `took`.
+    pub(crate) fn add(&mut self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.snapshots += 1;
+        self.last_us = us;
+        self.max_us = self.max_us.max(us);
+    }
 }
 
 /// A request for a [`Snapshot`]: the loop answers on it.

@@ -102,6 +102,24 @@ fn agent(o: &mut Out, s: &Snapshot) {
         vec![],
         st.logs_suppressed,
     );
+    o.counter(
+        "xvrrp_metrics_snapshots",
+        "Snapshots the event loop built for scrapes (at most 2 a second, whatever the scrape rate).",
+        vec![],
+        s.cost.snapshots,
+    );
+    o.gauge(
+        "xvrrp_metrics_snapshot_last_seconds",
+        "Event-loop time the previous snapshot took to build.",
+        vec![],
+        s.cost.last_us as f64 / 1e6,
+    );
+    o.gauge(
+        "xvrrp_metrics_snapshot_max_seconds",
+        "Event-loop time the longest snapshot took to build.",
+        vec![],
+        s.cost.max_us as f64 / 1e6,
+    );
 }
 
 fn instance(o: &mut Out, i: &InstanceState) {

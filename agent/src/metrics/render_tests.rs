@@ -163,6 +163,11 @@ fn snapshot() -> Snapshot {
                 peer_row(0, "unknown", &[(Counter::PacketLenErr, 2)]),
             ],
         },
+        cost: crate::metrics::LoopCost {
+            snapshots: 3,
+            last_us: 150,
+            max_us: 400,
+        },
     }
 }
 
@@ -234,6 +239,11 @@ fn instance_state_priorities_and_counters() {
     );
     assert_eq!(value(&t, "xvrrp_uptime_seconds"), Some(61.5));
     assert_eq!(value(&t, "xvrrp_loop_timer_late_max_seconds"), Some(0.0025));
+    assert_eq!(value(&t, "xvrrp_metrics_snapshots_total"), Some(3.0));
+    assert_eq!(
+        value(&t, "xvrrp_metrics_snapshot_max_seconds"),
+        Some(0.0004)
+    );
     assert!(t.contains("# TYPE xvrrp_vrrp_state gauge\n"), "{t}");
     assert!(
         t.contains("# TYPE xvrrp_advertisements_sent_total counter\n"),
