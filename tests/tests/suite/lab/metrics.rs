@@ -388,3 +388,96 @@ fn unbindable_metrics_address_stops_the_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not ADDR:PORT"), "{err}");
 }
+
+/// The tutorial with a DigitalOcean reserved IP (the API double): the takeover's state, the
+/// tracker, and the API requests' latency histogram, whose count of assign requests equals the
+/// POSTs the double received. Scraped inside each server's namespace on 127.0.0.1.
+#[test]
+fn cloud_takeover_and_api_latency_with_the_do_double() {
+    use xvrrp_tests::site::cloud::{DoLab, Opts, IP};
+    let mut l = DoLab::new(Opts {
+        start: false,
+        ..Opts::default()
+    });
+    let local = SocketAddr::from(([127, 0, 0, 1], PORT));
+    for c in &mut l.configs {
+        *c = format!("global_defs {{\n    metrics_address {local}\n}}\n{c}");
+    }
+    l.start_agents();
+    l.expect(Duration::from_secs(30), || l.cloud_state(0) == "ok");
+    let cloud = format!(r#"iname="VI_1",intf="eth1",vrid="33",reserved_ip="{IP}""#);
+    let t = wait_value(
+        l.servers[0].ns(),
+        local,
+        &format!("xvrrp_cloud_takeover_state{{{cloud},state=\"verified\"}}"),
+        1.0,
+    );
+    assert_eq!(
+        get(&t, &format!("xvrrp_cloud_reserved_ip_held{{{cloud}}}")),
+        1.0
+    );
+    assert_eq!(get(&t, &format!("xvrrp_cloud_degraded{{{cloud}}}")), 0.0);
+    let chk =
+        r#"xvrrp_tracker_up{iname="VI_1",intf="eth1",vrid="33",tracker="chk_nginx",kind="script"}"#;
+    assert_eq!(get(&t, chk), 1.0);
+    let h = "xvrrp_cloud_api_request_duration_seconds_count";
+    assert!(
+        get(
+            &t,
+            &format!("{h}{{operation=\"get_reserved_ip\",target=\"{IP}\",outcome=\"ok\"}}")
+        ) >= 1.0,
+        "{t}"
+    );
+    assert!(
+        get(
+            &t,
+            &format!("{h}{{operation=\"metadata_droplet_id\",target=\"metadata\",outcome=\"ok\"}}")
+        ) >= 1.0,
+        "{t}"
+    );
+    promtool(&t);
+
+    // nginx stops on the primary: the secondary takes over and moves the IP with the API.
+    l.web[0].stop();
+    l.expect_state(1, "Master", Duration::from_secs(30));
+    l.expect(Duration::from_secs(30), || l.cloud_state(1) == "ok");
+    let s = l.servers[1].ns();
+    let t = wait_value(
+        s,
+        local,
+        &format!("xvrrp_cloud_moves_total{{{cloud}}}"),
+        1.0,
+    );
+    assert_eq!(
+        get(&t, &format!("xvrrp_cloud_reserved_ip_held{{{cloud}}}")),
+        1.0
+    );
+    assert!(get(&t, &format!("xvrrp_cloud_last_takeover_seconds{{{cloud}}}")) > 0.0);
+    let assigns: f64 = t
+        .lines()
+        .filter(|line| line.starts_with(&format!("{h}{{operation=\"assign\",")))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        assigns,
+        l.posts(1) as f64,
+        "assign requests in the histogram = POSTs the double saw:\n{t}"
+    );
+    assert!(assigns >= 1.0);
+    let t0 = wait_value(l.servers[0].ns(), local, chk, 0.0);
+    assert_eq!(
+        get(&t0, &format!("xvrrp_vrrp_state{SERIES}")),
+        3.0,
+        "FAULT:\n{t0}"
+    );
+    promtool(&t);
+    promtool(&t0);
+    l.assert_no_token();
+    for i in 0..2 {
+        let t = scrape(l.servers[i].ns(), local);
+        assert!(
+            !t.contains(&l.tokens[i]),
+            "the token never appears in the metrics"
+        );
+    }
+}
