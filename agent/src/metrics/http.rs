@@ -220,3 +220,111 @@ async fn answer(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::{
+        io::{Read, Write},
+        net::TcpStream,
+        sync::atomic::{AtomicU64, Ordering},
+    };
+
+    use super::*;
+    use crate::{metrics::Snapshot, state::Status};
+
+    /// One request, read to the end (the server closes: no keep-alive): status and text.
+    fn get(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "{method} {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+        (status, text)
+    }
+
+    /// A server whose "loop" runs on a thread: it answers snapshot requests (each with an
+    /// uptime of as many seconds as requests so far) when `answer`, never otherwise.
+    fn server(answer: bool) -> (SocketAddr, Arc<AtomicU64>) {
+        let s = MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = s.local_addr();
+        let (tx, mut rx) = mpsc::channel::<SnapshotRequest>(1);
+        s.spawn(tx).unwrap();
+        let asked = Arc::new(AtomicU64::new(0));
+        let n = asked.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while let Some(reply) = rx.blocking_recv() {
+                let k = n.fetch_add(1, Ordering::SeqCst) + 1;
+                if !answer {
+                    held.push(reply);
+                    continue;
+                }
+                let _ = reply.send(Snapshot {
+                    status: Status {
+                        uptime_ms: k * 1000,
+                        ..Status::default()
+                    },
+                    ..Snapshot::default()
+                });
+            }
+        });
+        (addr, asked)
+    }
+
+    #[test]
+    fn scrapes_in_quick_succession_share_one_snapshot() {
+        let (addr, asked) = server(true);
+        let (code, a) = get(addr, "GET", "/metrics");
+        assert_eq!(code, 200, "{a}");
+        assert!(
+            a.contains("content-type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+            "{a}"
+        );
+        assert!(a.contains("\nxvrrp_uptime_seconds 1.0\n"), "{a}");
+        let (_, b) = get(addr, "GET", "/metrics");
+        assert!(b.contains("\nxvrrp_uptime_seconds 1.0\n"), "{b}");
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "one snapshot for two scrapes"
+        );
+        std::thread::sleep(MIN_REFRESH + Duration::from_millis(100));
+        let (_, c) = get(addr, "GET", "/metrics");
+        assert!(c.contains("\nxvrrp_uptime_seconds 2.0\n"), "{c}");
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        let (code, head) = get(addr, "HEAD", "/metrics");
+        assert_eq!(code, 200);
+        assert!(!head.contains("xvrrp_up"), "no body for HEAD: {head}");
+        assert_eq!(get(addr, "GET", "/").0, 200);
+        assert_eq!(get(addr, "GET", "/metrics/x").0, 404);
+        let (code, text) = get(addr, "DELETE", "/metrics");
+        assert_eq!(code, 405);
+        assert!(text.contains("allow: GET, HEAD\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_loop_that_does_not_answer_gives_503_not_a_hang() {
+        let (addr, asked) = server(false);
+        let t = Instant::now();
+        let (code, text) = get(addr, "GET", "/metrics");
+        assert_eq!(code, 503, "{text}");
+        assert!(text.contains("did not answer in time"), "{text}");
+        assert!(t.elapsed() < SNAPSHOT_TIMEOUT + Duration::from_secs(2));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_taken_address_is_a_clear_error() {
+        let s = MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let e = MetricsServer::bind(s.local_addr()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "metrics: cannot listen on {}: Address already in use (os error 98)",
+                s.local_addr()
+            )
+        );
+    }
+}
