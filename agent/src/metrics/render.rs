@@ -122,6 +122,10 @@ fn agent(o: &mut Out, s: &Snapshot) {
     );
 }
 
+// keepalived_vrrp_state (mehdy/keepalived-exporter) has one series per virtual address, with
+// an `ip_address` label; xvrrp reports the state once per instance (what `iname`, `intf`,
+// `vrid` identify) and each address's presence in `xvrrp_vip_present{ip_address}`: a
+// dashboard's `max by (iname) (keepalived_vrrp_state)` reads the same with the xvrrp name.
 fn instance(o: &mut Out, i: &InstanceState) {
     let l = inst_labels(i);
     o.gauge(
