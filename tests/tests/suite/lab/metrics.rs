@@ -481,3 +481,69 @@ fn cloud_takeover_and_api_latency_with_the_do_double() {
         );
     }
 }
+
+/// `vrrp_track_listen` on port 80 (nginx on the primary, default receive path so XDP counts
+/// SYNs): listeners, SYNs and connections as status shows them; nginx stops: no listener, the
+/// tracker down, the instance in FAULT (3).
+#[test]
+fn listen_tracker_ports_follow_nginx() {
+    use xvrrp_tests::site::listen::{listen_block, wait_kernel_source};
+    let site = Site::new(Timers::Tutorial);
+    let mut web = site.start_web();
+    let (block, reference) = listen_block(None);
+    let local = SocketAddr::from(([127, 0, 0, 1], PORT));
+    let top = format!("global_defs {{\n    metrics_address {local}\n}}\n{block}");
+    let agents = site.start(&top, &reference);
+    site.expect_client("Primary", Duration::from_secs(20), &agents);
+    let (kernel, t) = wait_kernel_source(&agents[0]);
+    assert!(kernel, "{t}");
+    let ns = site.primary.ns();
+    let port = r#"{tracker="chk_http",kind="listen",port="80"}"#;
+    let m = wait_value(ns, local, &format!("xvrrp_listen_listeners{port}"), 2.0);
+    assert_eq!(t.listeners(0), Some(2), "status agrees: {t}");
+    let up =
+        r#"xvrrp_tracker_up{iname="VI_1",intf="eth1",vrid="33",tracker="chk_http",kind="listen"}"#;
+    assert_eq!(get(&m, up), 1.0);
+    let syns0 = get(&m, &format!("xvrrp_listen_syns_total{port}"));
+    let est0 = get(
+        &m,
+        &format!("xvrrp_listen_connections_established_total{port}"),
+    );
+    for _ in 0..5 {
+        assert!(site.lab.get(&site.client, site.vip).is_some());
+    }
+    // The tracker refreshes its counts once a second.
+    let mut m = String::new();
+    let counted = wait_until(Duration::from_secs(5), || {
+        m = scrape(ns, local);
+        get(&m, &format!("xvrrp_listen_syns_total{port}")) >= syns0 + 5.0
+            && get(
+                &m,
+                &format!("xvrrp_listen_connections_established_total{port}"),
+            ) >= est0 + 5.0
+    });
+    let syns = get(&m, &format!("xvrrp_listen_syns_total{port}"));
+    let est = get(
+        &m,
+        &format!("xvrrp_listen_connections_established_total{port}"),
+    );
+    assert!(
+        counted,
+        "SYNs {syns0} -> {syns}, established {est0} -> {est}"
+    );
+    let status_syns = agents[0]
+        .tracker("listen chk_http")
+        .and_then(|t| t.syns(0))
+        .unwrap();
+    assert!(
+        status_syns as f64 >= syns,
+        "status {status_syns} >= metrics {syns}"
+    );
+    promtool(&m);
+
+    web[0].stop();
+    wait_value(ns, local, &format!("xvrrp_listen_listeners{port}"), 0.0);
+    wait_value(ns, local, up, 0.0);
+    let m = wait_value(ns, local, &format!("xvrrp_vrrp_state{SERIES}"), 3.0);
+    promtool(&m);
+}
