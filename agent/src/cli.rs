@@ -49,6 +49,10 @@ pub enum Command {
         /// families or VLANs) are always passed, with or without this flag.
         #[arg(long)]
         xdp_pass: bool,
+        /// Serve Prometheus metrics on http://ADDR:PORT/metrics (e.g. 127.0.0.1:9650);
+        /// overrides `metrics_address` in `global_defs`.
+        #[arg(long, value_name = "ADDR:PORT", value_parser = crate::config::parse_metrics_address)]
+        metrics: Option<std::net::SocketAddr>,
         /// More logging (-v debug, -vv trace).
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
@@ -146,6 +150,7 @@ pub fn main() -> ExitCode {
             config,
             rx,
             xdp_pass,
+            metrics,
             verbose,
             quiet,
         } => {
@@ -160,6 +165,7 @@ pub fn main() -> ExitCode {
                 rx,
                 control_socket: cli.control_socket,
                 xdp_pass,
+                metrics,
             })
         }
         Command::Status { json } => show(
@@ -326,6 +332,9 @@ fn print_status(v: &Status) {
                 n.replaced
             );
         }
+    }
+    if let Some(m) = &v.metrics {
+        println!("metrics: http://{m}/metrics");
     }
     if v.logs_suppressed > 0 {
         println!(

@@ -40,6 +40,9 @@ const APT_PACKAGES: &[&str] = &[
     "bpftool",
     // Switch ports that put VLAN tags in the frame data (tests/src/vlan.rs).
     "ethtool",
+    // `promtool check metrics` on the agent's /metrics (tests lab::metrics); the server it
+    // also installs is not started (see apt_packages).
+    "prometheus",
 ];
 
 /// bpf-linker version known to work with LLVM 22 and aya 0.14 (see shared/docs/toolchain.md).

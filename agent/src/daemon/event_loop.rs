@@ -47,6 +47,8 @@ pub(super) struct InstanceRt {
     pub(super) announce: Arc<AnnounceTarget>,
     pub(super) trackers: Vec<TrackerStatus>,
     pub(super) last: Option<Transition>,
+    /// Transitions since start by reason name (status' `transitions`).
+    pub(super) transitions: std::collections::BTreeMap<String, u64>,
     pub(super) send_errors: u64,
     /// Per virtual address (index into `plan.vips`): added by us, refused changes being
     /// retried (see `daemon::addresses`).
@@ -84,6 +86,7 @@ impl InstanceRt {
             announce,
             trackers,
             last: None,
+            transitions: Default::default(),
             send_errors: 0,
             vips: Vec::new(),
         })
@@ -147,6 +150,8 @@ pub(super) struct Inputs {
     pub(super) control: mpsc::Receiver<(crate::control::Request, Responder)>,
     /// Devices behind the instances' interface names (see `daemon::iface`).
     pub(super) interfaces: mpsc::UnboundedReceiver<IfaceChange>,
+    /// Snapshot requests of the metrics server (see `crate::metrics`).
+    pub(super) metrics: mpsc::Receiver<crate::metrics::SnapshotRequest>,
 }
 
 /// Every instance and the loop's shared state.
@@ -173,6 +178,10 @@ pub(super) struct Daemon {
     pub(super) announce: AnnounceQueue,
     pub(super) timing: LoopTiming,
     pub(super) epoch: Instant,
+    /// Where `/metrics` is served, if anywhere (shown in status).
+    pub(super) metrics_address: Option<std::net::SocketAddr>,
+    /// What building snapshots for scrapes has cost the loop.
+    pub(super) metrics_cost: crate::metrics::LoopCost,
 }
 
 impl Daemon {
@@ -206,6 +215,8 @@ impl Daemon {
             announce,
             timing: LoopTiming::default(),
             epoch: Instant::now(),
+            metrics_address: None,
+            metrics_cost: Default::default(),
         })
     }
 
@@ -306,6 +317,11 @@ impl Daemon {
                     } else {
                         self.answer(req.cmd, resp);
                     }
+                }
+                // A scrape: the snapshot is built here (bounded, as a status request) and
+                // handed over without waiting; the metrics thread renders it.
+                Some(reply) = inp.metrics.recv() => {
+                    let _ = reply.send(self.snapshot());
                 }
                 Some(ch) = inp.interfaces.recv() => self.interface_changed(ch),
                 _ = tokio::time::sleep_until(retry_at.unwrap_or(sleep_until)), if retry_at.is_some() => {
@@ -471,6 +487,7 @@ mod tests {
             let (_trk_tx, trackers) = mpsc::unbounded_channel();
             let (_ctl_tx, control) = mpsc::channel(1);
             let (_if_tx, interfaces) = mpsc::unbounded_channel();
+            let (_m_tx, metrics) = mpsc::channel(1);
             tokio::task::spawn_local(async move {
                 let mut tick = tokio::time::interval(interval);
                 loop {
@@ -499,6 +516,7 @@ mod tests {
                 trackers,
                 control,
                 interfaces,
+                metrics,
             })
             .await;
             assert!(

@@ -47,6 +47,7 @@ impl Daemon {
                     master_adver_interval_ms: ms(st.master_adver_interval),
                     master_down_interval_ms: ms(st.master_down_interval),
                     last_transition: inst.last.clone(),
+                    transitions: inst.transitions.clone(),
                     counters: st.counters,
                     advert_send_errors: inst.send_errors,
                     trackers: inst.trackers.iter().map(|t| t.snapshot()).collect(),
@@ -69,6 +70,7 @@ impl Daemon {
             announcements_dropped: self.announce.dropped(),
             logs_suppressed: super::loglimit::suppressed_total(),
             instances,
+            metrics: self.metrics_address.map(|a| a.to_string()),
         }
     }
 
@@ -168,6 +170,19 @@ impl Daemon {
             interfaces,
             peers,
         }
+    }
+
+    /// What a scrape of the metrics sees: status and counters at once, and what building
+    /// such snapshots has cost the loop so far.
+    pub(super) fn snapshot(&mut self) -> crate::metrics::Snapshot {
+        let t0 = std::time::Instant::now();
+        let snap = crate::metrics::Snapshot {
+            status: self.status(),
+            counters: self.counters(),
+            cost: self.metrics_cost,
+        };
+        self.metrics_cost.add(t0.elapsed());
+        snap
     }
 
     /// Builds the answer here (a snapshot, no I/O) and writes it from its own task, so a slow

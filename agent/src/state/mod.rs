@@ -44,6 +44,7 @@ mod tests {
             announcements_dropped: 0,
             logs_suppressed: 0,
             instances: Vec::new(),
+            metrics: Some("127.0.0.1:9650".to_owned()),
         };
         let text = serde_json::to_string(&s).unwrap();
         assert!(text.contains(r#""path":"xdp-generic""#), "{text}");

@@ -26,6 +26,10 @@ pub struct Status {
     pub logs_suppressed: u64,
     /// Every `vrrp_instance`, in configuration order.
     pub instances: Vec<InstanceState>,
+    /// Where `/metrics` is served (`ADDR:PORT`, from `--metrics` or `metrics_address`), if
+    /// anywhere.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 impl Status {
@@ -136,6 +140,10 @@ pub struct InstanceState {
     pub master_down_interval_ms: u64,
     /// The last transition, if any since start.
     pub last_transition: Option<Transition>,
+    /// Transitions since start, by reason ([`crate::vrrp::Reason::name`], e.g.
+    /// `master_no_response`).
+    #[serde(default)]
+    pub transitions: std::collections::BTreeMap<String, u64>,
     /// The core's counters.
     pub counters: InstanceCounters,
     /// Adverts that could not be encoded or sent.
@@ -240,6 +248,12 @@ pub struct NotifyState {
     /// `notify_timeout`, per script, in milliseconds.
     #[serde(default)]
     pub timeout_ms: u64,
+    /// Scripts that finished (each `notify_STATE` and `notify` run counts once).
+    #[serde(default)]
+    pub scripts_run: u64,
+    /// Of those, the ones that failed (non-zero exit, killed, timed out, not started).
+    #[serde(default)]
+    pub scripts_failed: u64,
 }
 
 /// One finished notify run.

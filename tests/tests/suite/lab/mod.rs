@@ -1,6 +1,7 @@
 mod addresses;
 mod hostile;
 mod keepalived;
+mod metrics;
 mod neighbours;
 mod recreate;
 mod reload;
