@@ -468,7 +468,12 @@ mod tests {
             assert!(d.address_states(0, &mut AddressDumps::default())[0].ours);
             b.borrow_mut().refuse_dels = 8;
             to_backup(&mut d);
-            assert_eq!(d.address_states(0, &mut AddressDumps::default())[0].retrying.as_deref(), Some("remove"));
+            assert_eq!(
+                d.address_states(0, &mut AddressDumps::default())[0]
+                    .retrying
+                    .as_deref(),
+                Some("remove")
+            );
             let mut gaps = Vec::new();
             while d.next_address_retry().is_some() {
                 gaps.push(next_retry(&mut d).await);
