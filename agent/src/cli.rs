@@ -18,12 +18,15 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 
 use self::help::{
-    CHECK_AFTER_HELP, COUNTERS_AFTER_HELP, MAIN_AFTER_HELP, RUN_AFTER_HELP, STATUS_AFTER_HELP,
+    CHECK_AFTER_HELP, COUNTERS_AFTER_HELP, MAIN_AFTER_HELP, RELOAD_AFTER_HELP, RUN_AFTER_HELP,
+    STATUS_AFTER_HELP,
 };
+
+pub mod generate;
 
 use crate::{
     dataplane::{AttachMode, XdpDataplane},
-    state::{ProbeReport, RxCounters, Status},
+    state::{ProbeReport, ReloadReport, RxCounters, Status},
 };
 
 /// Default configuration path. `-f /etc/keepalived/keepalived.conf` runs an existing keepalived
@@ -41,7 +44,7 @@ const UNREACHABLE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(
     name = "xvrrp",
-    version,
+    version = generate::VERSION,
     about,
     after_help = MAIN_AFTER_HELP,
     max_term_width = 80
@@ -87,6 +90,10 @@ pub enum Command {
         /// families or VLANs) are always passed, with or without this flag.
         #[arg(long)]
         xdp_pass: bool,
+        /// Serve Prometheus metrics on http://ADDR:PORT/metrics (e.g. 127.0.0.1:9650);
+        /// overrides `metrics_address` in `global_defs`.
+        #[arg(long, value_name = "ADDR:PORT", value_parser = crate::config::parse_metrics_address)]
+        metrics: Option<std::net::SocketAddr>,
         /// More logging (-v debug, -vv trace).
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
@@ -134,6 +141,17 @@ pub enum Command {
         )]
         watch: Option<f64>,
     },
+    /// Make the running agent read its configuration file again and apply it without a flap
+    /// (as SIGHUP does): unchanged instances keep their state and advert rhythm, changed ones
+    /// are changed in place, instances whose interface, VRID or version changed are rebuilt,
+    /// removed ones leave as on shutdown, new ones start. With an error in the file nothing
+    /// changes: the errors are printed (FILE:LINE:COLUMN) and the exit code is 1.
+    #[command(after_help = RELOAD_AFTER_HELP)]
+    Reload {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a configuration: print the effective configuration (defaults filled in) and exit 0,
     /// or print every error as FILE:LINE:COLUMN and exit 1.
     #[command(after_help = CHECK_AFTER_HELP)]
@@ -167,6 +185,13 @@ pub enum Command {
         /// A VRID to own (VRRPv3, IPv4, multicast); repeatable.
         #[arg(long = "vrid")]
         vrids: Vec<u8>,
+    },
+    /// Shell completions and man pages, for packagers (`cargo xtask dist` uses it).
+    #[command(hide = true)]
+    Generate {
+        /// What to generate.
+        #[command(subcommand)]
+        what: generate::What,
     },
 }
 
@@ -219,6 +244,7 @@ pub fn main() -> ExitCode {
             config,
             rx,
             xdp_pass,
+            metrics,
             verbose,
             quiet,
             log_format,
@@ -238,6 +264,7 @@ pub fn main() -> ExitCode {
                 rx,
                 control_socket: cli.control_socket,
                 xdp_pass,
+                metrics,
             })
         }
         Command::Status { json, watch, quiet } => {
@@ -262,6 +289,7 @@ pub fn main() -> ExitCode {
             };
             view.run(&cli.control_socket, watch)
         }
+        Command::Reload { json } => reload(&cli.control_socket, json),
         Command::Check { config, json } => check(&config, json),
         Command::XdpProbe {
             interface,
@@ -269,6 +297,7 @@ pub fn main() -> ExitCode {
             seconds,
             vrids,
         } => xdp_probe(&interface, mode, seconds, &vrids),
+        Command::Generate { what } => generate::run(what),
     }
 }
 
@@ -387,6 +416,49 @@ fn check(path: &std::path::Path, json: bool) -> ExitCode {
             );
             ExitCode::from(1)
         }
+    }
+}
+
+/// `xvrrp reload`: 0 when applied, 1 when the configuration was rejected, 2 when no agent
+/// answers.
+fn reload(socket: &std::path::Path, json: bool) -> ExitCode {
+    let r = match crate::control::query::<ReloadReport>(socket, crate::control::Command::Reload) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xvrrp: {e}");
+            return ExitCode::from(UNREACHABLE);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    } else if r.applied {
+        let list = |what: &str, v: &[String]| {
+            if !v.is_empty() {
+                println!("{what}: {}", v.join(", "));
+            }
+        };
+        println!("configuration reloaded");
+        list("unchanged", &r.unchanged);
+        list("changed in place", &r.changed);
+        list("rebuilt", &r.rebuilt);
+        list("removed", &r.removed);
+        list("added", &r.added);
+        for e in &r.errors {
+            eprintln!("{e}");
+        }
+    } else {
+        for e in &r.errors {
+            eprintln!("{e}");
+        }
+        eprintln!(
+            "xvrrp: reload rejected ({} error(s)); the agent keeps its running configuration",
+            r.errors.len()
+        );
+    }
+    if r.applied && r.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

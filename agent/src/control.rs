@@ -92,6 +92,8 @@ pub(crate) enum Command {
     Status,
     /// Receive counters per interface and peer: [`crate::state::RxCounters`].
     Counters,
+    /// Read the configuration again and apply it: [`crate::state::ReloadReport`].
+    Reload,
 }
 
 /// The answer to a request the agent could not serve.

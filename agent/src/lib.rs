@@ -10,6 +10,7 @@
 //! - [`state`]: one typed model of the agent's state (status, counters, trackers, cloud).
 //! - [`daemon`]: the running agent (`xvrrp run`).
 //! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
+//! - `metrics`: Prometheus metrics over HTTP (`xvrrp run --metrics`), from the same model.
 //! - [`logging`]: the stderr logger.
 //! - [`cli`]: the `xvrrp` command line.
 //! - [`cloud`]: DigitalOcean reserved-IP takeover (API client, retry policy, takeover task).
@@ -24,6 +25,7 @@ mod control;
 mod daemon;
 pub mod dataplane;
 mod logging;
+mod metrics;
 pub mod net;
 pub mod packet;
 #[cfg(any(test, feature = "testing"))]

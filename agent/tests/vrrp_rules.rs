@@ -1040,3 +1040,82 @@ fn the_primary_address_changes_only_while_out_of_the_election() {
     assert!(i.set_primary_address(v4(50)));
     assert_eq!(i.params().primary_address, v4(50));
 }
+
+// ---- reconfiguration (reload) ----------------------------------------------------------------
+
+#[test]
+fn a_reconfigured_master_keeps_its_state_and_timer_and_advertises_the_new_priority() {
+    let (mut i, at) = master(params(Version::V2, 100, 1));
+    let deadline = i.deadline();
+    let mut p = params(Version::V2, 150, 1);
+    p.trackers = vec![tracker(1, -20, false)];
+    let a = i.reconfigure(at + Duration::from_millis(10), p).unwrap();
+    assert!(
+        a.is_empty(),
+        "no transition, no advert, no timer change: {a:?}"
+    );
+    assert_eq!(i.state(), State::Master);
+    assert_eq!(i.deadline(), deadline);
+    assert_eq!(i.effective_priority(), 150);
+    let a = i.handle(deadline.unwrap(), Event::TimerFired);
+    assert_eq!(sent(&a), vec![150]);
+    assert_eq!(i.counters().become_master, 1, "counters kept");
+}
+
+#[test]
+fn reconfigure_keeps_known_trackers_and_starts_new_ones_from_their_initial_status() {
+    let mut p = params(Version::V3, 100, 1);
+    p.trackers = vec![tracker(1, -30, false)];
+    let mut i = start(p);
+    i.handle(
+        t(1),
+        Event::TrackerChanged {
+            id: TrackerId(1),
+            up: false,
+        },
+    );
+    assert_eq!(i.effective_priority(), 70);
+    let mut p = params(Version::V3, 100, 1);
+    let mut new = tracker(2, -10, false);
+    new.initially_up = false;
+    p.trackers = vec![tracker(1, -30, false), new];
+    i.reconfigure(t(2), p).unwrap();
+    assert_eq!(
+        i.effective_priority(),
+        60,
+        "tracker 1 still down, tracker 2 starts down"
+    );
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
+fn reconfigure_with_a_new_fault_tracker_down_faults_a_master_and_removing_it_recovers() {
+    let (mut i, at) = master(params(Version::V2, 100, 1));
+    let mut p = params(Version::V2, 100, 1);
+    let mut t0 = tracker(1, 0, false);
+    t0.initially_up = false;
+    p.trackers = vec![t0];
+    let a = i.reconfigure(at, p).unwrap();
+    assert_eq!(i.state(), State::Fault);
+    assert_eq!(sent(&a), vec![0]);
+    assert!(a.contains(&Action::RemoveAddresses));
+    i.reconfigure(at + Duration::from_secs(1), params(Version::V2, 100, 1))
+        .unwrap();
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
+fn reconfigure_refuses_another_vrid_version_or_family() {
+    let mut i = start(params(Version::V2, 100, 1));
+    let mut other = params(Version::V2, 100, 1);
+    other.vrid = 8;
+    assert_eq!(
+        i.reconfigure(t(1), other),
+        Err(xvrrp::vrrp::ReconfigureError::Identity)
+    );
+    assert_eq!(
+        i.reconfigure(t(1), params(Version::V3, 100, 1)),
+        Err(xvrrp::vrrp::ReconfigureError::Identity)
+    );
+    assert_eq!(i.state(), State::Backup);
+}

@@ -258,6 +258,33 @@ impl Agent {
         )
     }
 
+    /// `xvrrp reload --json`: its exit code, the typed report (if it printed one) and stderr.
+    pub fn reload(&self) -> (Option<i32>, Option<xvrrp::state::ReloadReport>, String) {
+        let out = Command::new(xvrrp_bin())
+            .args(["reload", "--json", "--control-socket"])
+            .arg(self.socket())
+            .output()
+            .expect("run xvrrp reload");
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).ok(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `xvrrp reload` as a person runs it: exit code and stderr.
+    pub fn reload_text(&self) -> (Option<i32>, String) {
+        let out = Command::new(xvrrp_bin())
+            .args(["reload", "--control-socket"])
+            .arg(self.socket())
+            .output()
+            .expect("run xvrrp reload");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `xvrrp status` as a person reads it (empty when it does not answer).
     pub fn status_text(&self) -> String {
         Command::new(xvrrp_bin())

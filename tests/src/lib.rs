@@ -23,7 +23,7 @@ use std::{
     os::fd::AsRawFd,
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -243,14 +243,28 @@ impl Drop for Proc {
     }
 }
 
-/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+static ABORTED: AtomicBool = AtomicBool::new(false);
+
+/// From now on every [`wait_until`] gives up at once. The demo's Ctrl-C handler calls it: the
+/// step in progress then fails fast and the guards tear the lab down, as after a failed test.
+pub fn abort_waits() {
+    ABORTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`abort_waits`] was called.
+pub fn waits_aborted() -> bool {
+    ABORTED.load(Ordering::SeqCst)
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held (false
+/// at once after [`abort_waits`]).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
             return true;
         }
-        if Instant::now() > deadline {
+        if Instant::now() > deadline || waits_aborted() {
             return false;
         }
         thread::sleep(Duration::from_millis(20));

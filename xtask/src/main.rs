@@ -1,5 +1,5 @@
 //! Developer and CI entry points: `cargo xtask setup | build-ebpf | build | test | lint | fuzz |
-//! bench`.
+//! bench | dist | demo`.
 //!
 //! Everything the build and the test suite need on a fresh Debian 12 machine is installed by
 //! `setup`, idempotently: a second run only checks and returns in about a second.
@@ -16,6 +16,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo;
+mod dist;
 
 /// Debian packages the build and the full test suite need.
 const APT_PACKAGES: &[&str] = &[
@@ -40,6 +42,9 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     // `systemd-analyze verify` of dist/xvrrp.service (tests/tests/suite/lab/service.rs).
     "systemd",
+    // `promtool check metrics` on the agent's /metrics (tests lab::metrics); the server it
+    // also installs is not started (see apt_packages).
+    "prometheus",
 ];
 
 /// bpf-linker version known to work with LLVM 22 and aya 0.14 (see shared/docs/toolchain.md).
@@ -86,6 +91,25 @@ enum Cmd {
     },
     /// Rewrite bench/RESULTS.md from bench/results.json (no benchmark runs).
     BenchReport,
+    /// Build a release a person can install: the release binary (eBPF programs embedded), man
+    /// pages, shell completions and a .deb (binary, systemd unit, man pages, completions, an
+    /// example config; starts nothing), in target/dist/.
+    Dist {
+        /// Output directory.
+        #[arg(long, default_value = "target/dist")]
+        out_dir: PathBuf,
+    },
+    /// The tutorial, replayed locally (root): two "droplets" with nginx and xvrrp moving a
+    /// DigitalOcean reserved IP (API double), a client, nginx stopped, an agent killed, a
+    /// forged-advert flood; a live timeline and a summary. Sets up and builds first if needed.
+    Demo {
+        /// Leave the lab running afterwards and print how to look at it.
+        #[arg(long, conflicts_with = "clean")]
+        keep: bool,
+        /// Tear down a lab left by `--keep` (or by an interrupted run).
+        #[arg(long)]
+        clean: bool,
+    },
     /// Run the packet decoder fuzz target for a while (installs cargo-fuzz if missing).
     Fuzz {
         /// How long to fuzz, in seconds.
@@ -163,6 +187,8 @@ fn main() -> Result<()> {
         Cmd::Fuzz { seconds } => fuzz(&root, seconds),
         Cmd::Bench { what } => bench_cmd(&root, what.as_ref()),
         Cmd::BenchReport => bench::rewrite_markdown(&root),
+        Cmd::Dist { out_dir } => dist_cmd(&root, &out_dir),
+        Cmd::Demo { keep, clean } => demo::demo(&root, keep, clean),
     }
 }
 
@@ -537,5 +563,30 @@ fn bench_cmd(root: &Path, what: Option<&Bench>) -> Result<()> {
     if !failed.is_empty() {
         bail!("benchmarks failed: {}", failed.join(", "));
     }
+    Ok(())
+}
+
+/// `cargo xtask dist`: the release agent, packaged (see [`dist`]).
+fn dist_cmd(root: &Path, out_dir: &Path) -> Result<()> {
+    // Fail before the long release build when the unit is not there.
+    if !root.join(dist::UNIT).is_file() {
+        bail!(
+            "{} is missing: the package ships the systemd unit from there",
+            dist::UNIT
+        );
+    }
+    let bin = release_agent(root)?;
+    let out = root.join(out_dir);
+    let pkg = dist::package(root, &bin, &out, dist::Compression::Best)?;
+    eprintln!(
+        "xtask: built {}\n  binary {} (installs as {}), man pages in {}, completions in {}\n  \
+         install: dpkg -i {}  (starts nothing; see /usr/share/doc/xvrrp/examples/xvrrp.conf)",
+        pkg.deb.display(),
+        bin.display(),
+        pkg.installed_bin,
+        out.join("man").display(),
+        out.join("completions").display(),
+        pkg.deb.display()
+    );
     Ok(())
 }

@@ -79,6 +79,20 @@ Examples:
 
 Exit codes: 0 answered, 2 the agent cannot be reached.";
 
+pub(super) const RELOAD_AFTER_HELP: &str = "\
+Examples:
+  xvrrp reload                  re-read the running agent's configuration file
+  systemctl reload xvrrp        the same through systemd (SIGHUP)
+  xvrrp reload --json           which instances were kept, changed, rebuilt,
+                                removed or added
+
+Unchanged instances keep their state and advert rhythm; a configuration with
+errors is rejected (printed as FILE:LINE:COLUMN) and the agent keeps running
+the previous one.
+
+Exit codes: 0 applied, 1 rejected (or applied with errors), 2 the agent
+cannot be reached.";
+
 pub(super) const CHECK_AFTER_HELP: &str = "\
 Examples:
   xvrrp check                   /etc/xvrrp/xvrrp.conf

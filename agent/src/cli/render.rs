@@ -86,9 +86,12 @@ fn uptime(ms: u64) -> String {
 pub(crate) fn status(v: &Status) -> String {
     let mut o = Out::default();
     o.line(&format!(
-        "xvrrp up {}, {} instance(s), metrics {}",
+        "xvrrp up {}, {} instance(s)",
         uptime(v.uptime_ms),
-        v.instances.len(),
+        v.instances.len()
+    ));
+    o.line(&format!(
+        "metrics: {}",
         v.metrics
             .as_deref()
             .map_or_else(|| "off".to_owned(), |m| format!("http://{m}/metrics"))

@@ -49,6 +49,7 @@ fn long_instance(state: State) -> InstanceState {
             reason: "MasterNoResponseWithAVeryLongReasonName".to_owned(),
             at: "2026-12-05T01:02:03.456Z".to_owned(),
         }),
+        transitions: [("master_no_response".to_owned(), 3)].into(),
         counters: Default::default(),
         advert_send_errors: 0,
         trackers: vec![TrackerState {
@@ -174,7 +175,7 @@ fn status_fits_80_columns_with_long_names_and_ipv6_addresses() {
     // What it must show: presence per VIP, the cloud state, the metrics address, the verdict.
     let flat = words(&text);
     for want in [
-        "metrics http://[2001:db8:ffff:1234:5678:9abc:def0:1234]:9650/metrics",
+        "metrics: http://[2001:db8:ffff:1234:5678:9abc:def0:1234]:9650/metrics",
         "rx enp129s0f1np1.4093: xdp-generic",
         &format!("address {V6}/64 dev {LONG_IF}: absent (NOT AS WANTED), 42 failed change(s)"),
         &format!("address 198.51.100.200/32 dev {LONG_IF}: present tracker"),
@@ -206,7 +207,7 @@ fn healthy_status_says_so_and_metrics_off_when_not_served() {
     let text = status(&st);
     assert_fits(&text);
     assert!(
-        text.starts_with("xvrrp up 0s, 1 instance(s), metrics off\n"),
+        text.starts_with("xvrrp up 0s, 1 instance(s)\nmetrics: off\n"),
         "{text}"
     );
     assert!(text.ends_with("health: ok\n"), "{text}");
@@ -283,7 +284,9 @@ fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
             let peer_row = m.contains_key("peer");
             for (k, child) in m {
                 out.insert(k.clone());
-                if !(peer_row && k == "counters") {
+                // Maps keyed by data (counter names, transition reasons): their keys are not
+                // fields.
+                if !(peer_row && k == "counters") && k != "transitions" {
                     keys(child, out);
                 }
             }

@@ -281,7 +281,27 @@ impl DoClient {
         })
     }
 
+    /// One request, its latency and outcome recorded for the metrics ([`super::calls`]).
     async fn call(
+        &self,
+        what: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let t0 = std::time::Instant::now();
+        let r = self.request(what, method, path, body).await;
+        let op = super::calls::operation(what);
+        super::calls::record(
+            op,
+            self.ip.to_string(),
+            super::calls::outcome(&r),
+            t0.elapsed(),
+        );
+        r
+    }
+
+    async fn request(
         &self,
         what: &'static str,
         method: Method,
@@ -385,6 +405,9 @@ impl Api for DoClient {
     }
 }
 
+/// What the metadata request is called in errors and metrics.
+const METADATA_ID: &str = "metadata droplet id";
+
 /// Client of the droplet metadata service (no auth, plain text).
 #[derive(Debug, Clone)]
 pub struct Metadata {
@@ -408,9 +431,23 @@ impl Metadata {
         })
     }
 
-    /// `GET /metadata/v1/id`: this droplet's id.
+    /// `GET /metadata/v1/id`: this droplet's id (its latency and outcome recorded for the
+    /// metrics).
     pub async fn droplet_id(&self) -> Result<u64, ApiError> {
-        const WHAT: &str = "metadata droplet id";
+        let t0 = std::time::Instant::now();
+        let r = self.read_droplet_id().await;
+        let op = super::calls::operation(METADATA_ID);
+        super::calls::record(
+            op,
+            "metadata".to_owned(),
+            super::calls::outcome(&r),
+            t0.elapsed(),
+        );
+        r
+    }
+
+    async fn read_droplet_id(&self) -> Result<u64, ApiError> {
+        const WHAT: &str = METADATA_ID;
         let resp = self
             .http
             .get(format!("{}/metadata/v1/id", self.base))

@@ -1,6 +1,7 @@
 //! Cloud address takeover: moving a DigitalOcean reserved IP to this droplet while an instance
 //! is Master (the `digitalocean { }` block of a `vrrp_instance`).
 //!
+//! - [`calls`]: latency and outcome of every request, for the metrics.
 //! - [`client`]: the HTTPS client of the reserved-IP API and of the metadata service (every
 //!   request with a timeout, no proxies, the token only in a sensitive `Authorization` header).
 //! - [`error`]: [`ApiError`] and how each error is treated ([`Class`]).
@@ -10,6 +11,7 @@
 //! The daemon side (`daemon::takeover`) runs one task per Master term and aborts it the moment
 //! the instance leaves Master; no request starts after that.
 
+pub mod calls;
 pub mod client;
 pub mod error;
 pub mod policy;

@@ -60,6 +60,7 @@ pub const GLOBAL: &[&str] = &[
     "vrrp_notify_fifo",
     "vrrp_notify_fifo_script",
     "notify_timeout",
+    "metrics_address",
 ];
 
 /// `global_defs` keywords accepted and ignored (with a warning): e-mail alerts, scheduling and

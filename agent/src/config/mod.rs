@@ -49,6 +49,20 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// An `ADDR:PORT` to serve metrics on (`metrics_address`, `xvrrp run --metrics`): an IPv4
+/// address or a bracketed IPv6 address, and a port other than 0 (`127.0.0.1:9650`,
+/// `[::1]:9650`, `0.0.0.0:9650` for every IPv4 address). Host names are refused: the agent
+/// binds before anything else and must not depend on name resolution.
+pub fn parse_metrics_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    match text.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() == 0 => Err(format!("'{text}': the port must not be 0")),
+        Ok(a) => Ok(a),
+        Err(_) => Err(format!(
+            "'{text}' is not ADDR:PORT (e.g. 127.0.0.1:9650, [::1]:9650 or 0.0.0.0:9650)"
+        )),
+    }
+}
+
 fn real_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }

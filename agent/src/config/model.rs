@@ -199,6 +199,9 @@ pub struct GlobalDefs {
     /// notify script may run before its process group is killed; default 30.
     #[serde(serialize_with = "ser_secs_f64")]
     pub notify_timeout: Duration,
+    /// `metrics_address ADDR:PORT` (xvrrp extension): serve Prometheus metrics on
+    /// `http://ADDR:PORT/metrics`; `xvrrp run --metrics` overrides it; default none.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Default `notify_timeout`.
@@ -229,6 +232,7 @@ impl Default for GlobalDefs {
             notify_fifo: None,
             vrrp_notify_fifo: None,
             notify_timeout: DEFAULT_NOTIFY_TIMEOUT,
+            metrics_address: None,
         }
     }
 }

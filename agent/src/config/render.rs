@@ -320,6 +320,10 @@ pub(crate) fn render(c: &Config, secrets: bool) -> String {
         format!("vrrp_startup_delay {}", Secs(g.vrrp_startup_delay)),
     );
     w.line(1, format!("notify_timeout {}", Secs(g.notify_timeout)));
+    match g.metrics_address {
+        Some(a) => w.line(1, format!("metrics_address {a}")),
+        None => w.line(1, "# metrics_address (default: no metrics served)"),
+    }
     if let Some(f) = &g.notify_fifo {
         w.fifo("notify_fifo", f);
     }

@@ -220,30 +220,17 @@ impl Daemon {
     }
 
     /// Per virtual address of instance `i`: what the role wants and what the interface has,
-    /// read back from the kernel now (`present` is `None` when that cannot be read).
-    pub(super) fn address_states(&self, i: usize) -> Vec<VipState> {
+    /// read back from the kernel (`present` is `None` when that cannot be read). `seen` caches
+    /// one address dump per device for the whole status answer (255 instances on one interface
+    /// cost one dump, not 255).
+    pub(super) fn address_states(&self, i: usize, seen: &mut AddressDumps) -> Vec<VipState> {
         let Some(inst) = self.instances.get(i) else {
             return Vec::new();
         };
         let master = inst.core.state() == State::Master;
-        // One dump per device.
-        let mut seen: Vec<(&str, Option<Vec<std::net::IpAddr>>)> = Vec::new();
         let mut out = Vec::with_capacity(inst.plan.vips.len());
         for (k, v) in inst.plan.vips.iter().enumerate() {
-            let present = match seen.iter().find(|(d, _)| *d == v.dev) {
-                Some((_, a)) => a.clone(),
-                None => {
-                    let a = net::ifindex(&v.dev)
-                        .and_then(|idx| {
-                            net::Rtnl::open_with_timeout(REQUEST_TIMEOUT)?.list_addresses(idx)
-                        })
-                        .ok()
-                        .map(|l| l.into_iter().map(|x| x.addr).collect::<Vec<_>>());
-                    seen.push((v.dev.as_str(), a.clone()));
-                    a
-                }
-            }
-            .map(|addrs| addrs.contains(&v.address));
+            let present = seen.of(&v.dev).map(|addrs| addrs.contains(&v.address));
             let rt = inst.vips.get(k);
             out.push(VipState {
                 address: format!("{}/{}", v.address, v.prefix_len),
@@ -260,6 +247,37 @@ impl Daemon {
             });
         }
         out
+    }
+}
+
+/// The addresses of each device, dumped once per status answer (see
+/// [`Daemon::address_states`]).
+#[derive(Default)]
+pub(super) struct AddressDumps {
+    rtnl: Option<net::Rtnl>,
+    devices: Vec<(String, Option<Vec<std::net::IpAddr>>)>,
+}
+
+impl AddressDumps {
+    fn of(&mut self, dev: &str) -> Option<&[std::net::IpAddr]> {
+        let k = match self.devices.iter().position(|(d, _)| d == dev) {
+            Some(k) => k,
+            None => {
+                if self.rtnl.is_none() {
+                    self.rtnl = net::Rtnl::open_with_timeout(REQUEST_TIMEOUT).ok();
+                }
+                let addrs = match (&self.rtnl, net::ifindex(dev)) {
+                    (Some(r), Ok(idx)) => r
+                        .list_addresses(idx)
+                        .ok()
+                        .map(|l| l.into_iter().map(|x| x.addr).collect()),
+                    _ => None,
+                };
+                self.devices.push((dev.to_owned(), addrs));
+                self.devices.len() - 1
+            }
+        };
+        self.devices.get(k).and_then(|(_, a)| a.as_deref())
     }
 }
 
@@ -388,7 +406,7 @@ mod tests {
             d.start();
             b.borrow_mut().dels = 0; // the clean-up at start
             to_master(&mut d);
-            let s = &d.address_states(0)[0];
+            let s = &d.address_states(0, &mut AddressDumps::default())[0];
             assert!(s.wanted);
             assert_eq!(s.failures, 1);
             assert_eq!(s.retrying.as_deref(), Some("add"));
@@ -405,7 +423,7 @@ mod tests {
             assert_eq!(gaps, [FIRST_RETRY, FIRST_RETRY * 2, FIRST_RETRY * 4]);
             assert_eq!(b.borrow().adds, 4);
             assert_eq!(d.next_address_retry(), None, "added at the 4th attempt");
-            let s = &d.address_states(0)[0];
+            let s = &d.address_states(0, &mut AddressDumps::default())[0];
             assert!(s.ours);
             assert_eq!((s.failures, s.retrying.clone()), (3, None));
         });
@@ -434,7 +452,7 @@ mod tests {
             tokio::time::advance(MAX_RETRY * 2).await;
             d.retry_addresses();
             assert_eq!(b.borrow().adds, adds, "no add after leaving Master");
-            assert!(!d.address_states(0)[0].wanted);
+            assert!(!d.address_states(0, &mut AddressDumps::default())[0].wanted);
         });
         announcer.stop();
     }
@@ -447,17 +465,22 @@ mod tests {
             let mut d = daemon(b.clone(), &announcer);
             d.start();
             to_master(&mut d);
-            assert!(d.address_states(0)[0].ours);
+            assert!(d.address_states(0, &mut AddressDumps::default())[0].ours);
             b.borrow_mut().refuse_dels = 8;
             to_backup(&mut d);
-            assert_eq!(d.address_states(0)[0].retrying.as_deref(), Some("remove"));
+            assert_eq!(
+                d.address_states(0, &mut AddressDumps::default())[0]
+                    .retrying
+                    .as_deref(),
+                Some("remove")
+            );
             let mut gaps = Vec::new();
             while d.next_address_retry().is_some() {
                 gaps.push(next_retry(&mut d).await);
             }
             assert_eq!(gaps.len(), 8);
             assert_eq!(gaps.iter().copied().max(), Some(MAX_RETRY));
-            let s = &d.address_states(0)[0];
+            let s = &d.address_states(0, &mut AddressDumps::default())[0];
             assert!(!s.ours);
             assert_eq!(s.failures, 8);
         });

@@ -40,6 +40,10 @@ impl Daemon {
                     super::loglimit::TRANSITION,
                     || format!("{}: {from:?} -> {to:?} ({reason:?})", inst.plan.name),
                 );
+                *inst
+                    .transitions
+                    .entry(reason.name().to_owned())
+                    .or_default() += 1;
                 inst.last = Some(Transition {
                     from,
                     to,

@@ -14,7 +14,7 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{
     addresses::VipRt,
@@ -47,12 +47,70 @@ pub(super) struct InstanceRt {
     pub(super) announce: Arc<AnnounceTarget>,
     pub(super) trackers: Vec<TrackerStatus>,
     pub(super) last: Option<Transition>,
+    /// Transitions since start by reason name (status' `transitions`).
+    pub(super) transitions: std::collections::BTreeMap<String, u64>,
     pub(super) send_errors: u64,
     /// Per virtual address (index into `plan.vips`): added by us, refused changes being
     /// retried (see `daemon::addresses`).
     pub(super) vips: Vec<VipRt>,
     /// DigitalOcean reserved-IP takeover (`digitalocean { }`), see `daemon::takeover`.
     pub(super) cloud: Option<CloudTakeover>,
+}
+
+impl InstanceRt {
+    /// Builds one instance (core, notify queue, trackers' status, cloud takeover); no I/O
+    /// beyond spawning its tasks on the current `LocalSet`.
+    pub(super) fn new(
+        plan: InstancePlan,
+        sock: Rc<dyn AdvertTx>,
+        registry: &Registry,
+    ) -> Result<Self, StartError> {
+        let core = Instance::new(plan.params.clone())
+            .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
+        let notify = NotifyQueue::spawn(plan.name.clone(), plan.notify.clone());
+        let trackers = tracker_statuses(&plan, registry);
+        // Cloud takeover: created here, driven from `Daemon::act` (StateChanged), the advert
+        // branch, SIGHUP / reload and shutdown.
+        let cloud = plan
+            .digitalocean
+            .clone()
+            .map(|c| CloudTakeover::start(&plan.name, c));
+        let announce = announce_target(&plan);
+        Ok(InstanceRt {
+            cloud,
+            sock,
+            plan,
+            core,
+            notify,
+            garp: None,
+            announce,
+            trackers,
+            last: None,
+            transitions: Default::default(),
+            send_errors: 0,
+            vips: Vec::new(),
+        })
+    }
+}
+
+/// The trackers' status of `plan`, sharing the live details of `registry`'s watchers.
+pub(super) fn tracker_statuses(plan: &InstancePlan, registry: &Registry) -> Vec<TrackerStatus> {
+    plan.trackers
+        .iter()
+        .zip(plan.params.trackers.iter())
+        .map(|(t, p)| registry.tracker_status(t, p))
+        .collect()
+}
+
+/// What the announcer sends for `plan`: every virtual address on its device.
+pub(super) fn announce_target(plan: &InstancePlan) -> Arc<AnnounceTarget> {
+    AnnounceTarget::new(
+        &plan.name,
+        plan.vips
+            .iter()
+            .map(|v| (v.dev.clone(), v.address))
+            .collect(),
+    )
 }
 
 /// What the signal handlers ask of the loop.
@@ -92,6 +150,8 @@ pub(super) struct Inputs {
     pub(super) control: mpsc::Receiver<(crate::control::Request, Responder)>,
     /// Devices behind the instances' interface names (see `daemon::iface`).
     pub(super) interfaces: mpsc::UnboundedReceiver<IfaceChange>,
+    /// Snapshot requests of the metrics server (see `crate::metrics`).
+    pub(super) metrics: mpsc::Receiver<crate::metrics::SnapshotRequest>,
 }
 
 /// Every instance and the loop's shared state.
@@ -105,6 +165,12 @@ pub(super) struct Daemon {
     pub(super) xdp_pass: bool,
     /// The receivers' queue into the loop (kept to start receivers of a re-opened interface).
     pub(super) adv_tx: Option<mpsc::Sender<RxAdvert>>,
+    /// The trackers' queue into the loop (kept to start the watchers again on reload).
+    pub(super) trk_tx: Option<mpsc::UnboundedSender<TrackerUpdate>>,
+    /// The configuration file, read again on reload.
+    pub(super) config_path: Option<std::path::PathBuf>,
+    /// Notify queues of instances a reload removed or changed, until their scripts are done.
+    pub(super) retired: Vec<NotifyQueue>,
     pub(super) instances: Vec<InstanceRt>,
     pub(super) counters: Rc<RefCell<CounterTable>>,
     pub(super) registry: Registry,
@@ -112,6 +178,10 @@ pub(super) struct Daemon {
     pub(super) announce: AnnounceQueue,
     pub(super) timing: LoopTiming,
     pub(super) epoch: Instant,
+    /// Where `/metrics` is served, if anywhere (shown in status).
+    pub(super) metrics_address: Option<std::net::SocketAddr>,
+    /// What building snapshots for scrapes has cost the loop.
+    pub(super) metrics_cost: crate::metrics::LoopCost,
 }
 
 impl Daemon {
@@ -126,41 +196,7 @@ impl Daemon {
         let registry = Registry::build(&plans);
         let mut instances = Vec::with_capacity(plans.len());
         for (plan, sock) in plans.into_iter().zip(senders) {
-            let core = Instance::new(plan.params.clone())
-                .map_err(|e| StartError::Plan(format!("{}: {e}", plan.name)))?;
-            let notify = NotifyQueue::spawn(plan.name.clone(), plan.notify.clone());
-            let trackers = plan
-                .trackers
-                .iter()
-                .zip(plan.params.trackers.iter())
-                .map(|(t, p)| registry.tracker_status(t, p))
-                .collect();
-            // Cloud takeover: created here, driven from `Daemon::act` (StateChanged), the
-            // advert branch, SIGHUP and shutdown.
-            let cloud = plan
-                .digitalocean
-                .clone()
-                .map(|c| CloudTakeover::start(&plan.name, c));
-            let target = AnnounceTarget::new(
-                &plan.name,
-                plan.vips
-                    .iter()
-                    .map(|v| (v.dev.clone(), v.address))
-                    .collect(),
-            );
-            instances.push(InstanceRt {
-                cloud,
-                sock,
-                plan,
-                core,
-                notify,
-                garp: None,
-                announce: target,
-                trackers,
-                last: None,
-                send_errors: 0,
-                vips: Vec::new(),
-            });
+            instances.push(InstanceRt::new(plan, sock, &registry)?);
         }
         Ok(Self {
             xdp: Vec::new(),
@@ -169,6 +205,9 @@ impl Daemon {
             rx_mode: RxMode::Auto,
             xdp_pass: false,
             adv_tx: None,
+            trk_tx: None,
+            config_path: None,
+            retired: Vec::new(),
             instances,
             counters: Rc::new(RefCell::new(CounterTable::default())),
             registry,
@@ -176,6 +215,8 @@ impl Daemon {
             announce,
             timing: LoopTiming::default(),
             epoch: Instant::now(),
+            metrics_address: None,
+            metrics_cost: Default::default(),
         })
     }
 
@@ -229,12 +270,8 @@ impl Daemon {
                 s = inp.signals.recv() => match s {
                     Some(Signal::Stop(name)) => { info!("{name}: shutting down"); return; }
                     Some(Signal::Reload) => {
-                        warn!("SIGHUP: configuration reload is not supported yet; restart xvrrp to apply changes");
-                        // Cloud takeover: re-read the token, clear a 401/403 block, probe again.
-                        for inst in &mut self.instances {
-                            let state = inst.core.state();
-                            if let Some(c) = inst.cloud.as_mut() { c.reload(state); }
-                        }
+                        info!("SIGHUP: reloading the configuration");
+                        self.reload_now(&mut inp);
                     }
                     None => return,
                 },
@@ -277,7 +314,17 @@ impl Daemon {
                     }
                 }
                 Some((req, resp)) = inp.control.recv() => {
-                    self.answer(req.cmd, resp);
+                    if req.cmd == crate::control::Command::Reload {
+                        let report = self.reload_now(&mut inp);
+                        tokio::task::spawn_local(async move { resp.reply(&report).await });
+                    } else {
+                        self.answer(req.cmd, resp);
+                    }
+                }
+                // A scrape: the snapshot is built here (bounded, as a status request) and
+                // handed over without waiting; the metrics thread renders it.
+                Some(reply) = inp.metrics.recv() => {
+                    let _ = reply.send(self.snapshot());
                 }
                 Some(ch) = inp.interfaces.recv() => self.interface_changed(ch),
                 _ = tokio::time::sleep_until(retry_at.unwrap_or(sleep_until)), if retry_at.is_some() => {
@@ -314,9 +361,38 @@ impl Daemon {
             .max()
             .unwrap_or_default();
         let until = Instant::now() + bound + Duration::from_millis(500);
-        while self.instances.iter().any(|i| i.notify.busy() > 0) && Instant::now() < until {
+        let busy = |d: &Self| {
+            d.instances.iter().any(|i| i.notify.busy() > 0)
+                || d.retired.iter().any(|q| q.busy() > 0)
+        };
+        while busy(self) && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Reloads the configuration (see `daemon::reload`). What the receivers and watchers queued
+    /// before is dropped first: it names instances and tracked objects by their old positions.
+    fn reload_now(&mut self, inp: &mut Inputs) -> crate::state::ReloadReport {
+        // systemd: RELOADING=1 now, READY=1 when done, whatever the outcome.
+        super::service::reloading();
+        while inp.adverts.try_recv().is_ok() {}
+        while inp.trackers.try_recv().is_ok() {}
+        let report = match self.config_path.clone() {
+            Some(path) => self.reload(&path),
+            None => crate::state::ReloadReport {
+                errors: vec!["no configuration file to reload".to_owned()],
+                ..Default::default()
+            },
+        };
+        let mut summary = self.status_summary();
+        if report.applied {
+            // `--log-format json`: the `instance` of lines about the new instances.
+            crate::logging::set_instances(self.instances.iter().map(|i| i.plan.name.clone()));
+        } else {
+            summary.push_str(" (reload rejected: running configuration kept)");
+        }
+        super::service::reloaded(&summary);
+        report
     }
 
     pub(super) fn handle(&mut self, i: usize, now: Time, ev: Event) {
@@ -428,6 +504,7 @@ mod tests {
             let (_trk_tx, trackers) = mpsc::unbounded_channel();
             let (_ctl_tx, control) = mpsc::channel(1);
             let (_if_tx, interfaces) = mpsc::unbounded_channel();
+            let (_m_tx, metrics) = mpsc::channel(1);
             tokio::task::spawn_local(async move {
                 let mut tick = tokio::time::interval(interval);
                 loop {
@@ -456,6 +533,7 @@ mod tests {
                 trackers,
                 control,
                 interfaces,
+                metrics,
             })
             .await;
             assert!(

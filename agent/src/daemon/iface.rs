@@ -24,7 +24,7 @@ use super::{
     links,
     options::{RxMode, StartError},
     plan::InstancePlan,
-    receive::{Receiver, XdpRx},
+    receive::{Receiver, SharedMembers, XdpMembers, XdpRx},
 };
 use crate::{
     dataplane::{AttachMode, XdpDataplane},
@@ -96,6 +96,10 @@ pub(super) struct IfaceRt {
     pub(super) ifindex: Option<u32>,
     /// Its receive tasks (XDP ring reader, socket readers), stopped when it goes.
     pub(super) tasks: Vec<JoinHandle<()>>,
+    /// Its sockets (receiving or send-only) and who each serves.
+    pub(super) sockets: Vec<(Rc<VrrpSocket>, SharedMembers)>,
+    /// Who its XDP ring reader serves, when XDP is attached.
+    pub(super) xdp_members: Option<XdpMembers>,
     /// A re-open that failed: when to try again.
     pub(super) retry_at: Option<Instant>,
     /// Why the last re-open failed (logged once per cause).
@@ -108,6 +112,8 @@ impl IfaceRt {
             name: name.to_owned(),
             ifindex: None,
             tasks: Vec::new(),
+            sockets: Vec::new(),
+            xdp_members: None,
             retry_at: None,
             last_error: None,
         }
@@ -117,6 +123,8 @@ impl IfaceRt {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+        self.sockets.clear();
+        self.xdp_members = None;
     }
 }
 
@@ -235,7 +243,7 @@ pub(super) fn open(
                 receivers.push(Receiver {
                     sock: Rc::new(sock),
                     interface: iface.to_owned(),
-                    members: Vec::new(),
+                    members: Rc::default(),
                     multicast: mode == Mode::Multicast,
                 });
                 receivers.len() - 1
@@ -244,7 +252,7 @@ pub(super) fn open(
         let Some(rcv) = receivers.get_mut(r) else {
             continue;
         };
-        rcv.members.push((idx, plan.rx.clone()));
+        rcv.members.borrow_mut().push(idx, plan.rx.clone());
         // A multicast instance without `mcast_src_ip` sends from the interface's primary
         // address, which the socket read at open time.
         let src = if plan.tx.src_from_interface && !plan.tx.unicast {

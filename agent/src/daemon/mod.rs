@@ -29,6 +29,7 @@ pub(crate) mod notify;
 mod options;
 pub(crate) mod plan;
 mod receive;
+mod reload;
 mod reopen;
 pub(crate) mod security;
 pub(crate) mod service;

@@ -58,6 +58,9 @@ pub(crate) struct Slots {
     started: u64,
     /// Finished runs (most recent last, bounded).
     done: Vec<NotifyRecord>,
+    /// Scripts finished since start, and of those the failed ones.
+    scripts_run: u64,
+    scripts_failed: u64,
 }
 
 impl Slots {
@@ -87,9 +90,11 @@ impl Slots {
         Some(job)
     }
 
-    /// The running job finished with these runs.
-    pub(crate) fn finish(&mut self, records: Vec<NotifyRecord>) {
+    /// The running job finished with these runs, `failed` of them failed.
+    pub(crate) fn finish(&mut self, records: Vec<NotifyRecord>, failed: u64) {
         self.running = None;
+        self.scripts_run += records.len() as u64;
+        self.scripts_failed += failed;
         for r in records {
             if self.done.len() >= RECENT {
                 self.done.remove(0);
@@ -113,6 +118,8 @@ impl Slots {
             replaced: self.replaced,
             started: self.started,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            scripts_run: self.scripts_run,
+            scripts_failed: self.scripts_failed,
         }
     }
 }
@@ -146,8 +153,8 @@ impl NotifyQueue {
                     wake2.notified().await;
                     continue;
                 };
-                let records = run_job(&name, &plan, job).await;
-                slots2.borrow_mut().finish(records);
+                let (records, failed) = run_job(&name, &plan, job).await;
+                slots2.borrow_mut().finish(records, failed);
             }
         });
         Self {
@@ -226,7 +233,8 @@ impl NotifyQueue {
 }
 
 /// Runs the scripts of one job: `notify_STATE`, then `notify` with keepalived's arguments.
-async fn run_job(instance: &str, plan: &NotifyPlan, job: Job) -> Vec<NotifyRecord> {
+/// Returns their records and how many failed.
+async fn run_job(instance: &str, plan: &NotifyPlan, job: Job) -> (Vec<NotifyRecord>, u64) {
     let specific = match job.state {
         State::Master => plan.master.as_deref(),
         State::Backup => plan.backup.as_deref(),
@@ -248,6 +256,7 @@ async fn run_job(instance: &str, plan: &NotifyPlan, job: Job) -> Vec<NotifyRecor
         runs.push((s, args));
     }
     let mut records = Vec::new();
+    let mut failed = 0;
     for (script, args) in runs {
         let outcome = match command::split_words(script) {
             Some(words) => {
@@ -273,6 +282,7 @@ async fn run_job(instance: &str, plan: &NotifyPlan, job: Job) -> Vec<NotifyRecor
         let (level, kind) = if outcome.success() {
             (Level::INFO, loglimit::NOTIFY_RUN)
         } else {
+            failed += 1;
             (Level::WARN, loglimit::NOTIFY_FAILED)
         };
         loglimit::log(level, instance, None, kind, || {
@@ -289,7 +299,7 @@ async fn run_job(instance: &str, plan: &NotifyPlan, job: Job) -> Vec<NotifyRecor
             seq: job.seq,
         });
     }
-    records
+    (records, failed)
 }
 
 #[cfg(test)]
@@ -319,10 +329,10 @@ mod tests {
         assert_eq!(s.push(job(State::Master, 4)), Some(job(State::Fault, 3)));
         assert_eq!(s.busy(), 2);
         assert_eq!(s.start(), None, "still running");
-        s.finish(Vec::new());
+        s.finish(Vec::new(), 0);
         assert_eq!(s.busy(), 1);
         assert_eq!(s.start(), Some(job(State::Master, 4)), "the last one runs");
-        s.finish(Vec::new());
+        s.finish(Vec::new(), 0);
         assert_eq!(s.busy(), 0);
         assert_eq!(s.start(), None);
         let st = s.snapshot(NOTIFY_TIMEOUT);
@@ -350,7 +360,7 @@ mod tests {
         assert_eq!(st.running.as_deref(), Some("MASTER"));
         assert_eq!(st.waiting.as_deref(), Some("STOP"));
         assert_eq!(st.replaced, 2);
-        s.finish(Vec::new());
+        s.finish(Vec::new(), 0);
         assert_eq!(s.start(), Some(job(State::Initialize, 3)));
     }
 
@@ -365,13 +375,13 @@ mod tests {
             s.push(job(states[(seq * 7 % 3) as usize], seq));
             assert!(s.busy() <= 2);
             if seq % 97 == 0 {
-                s.finish(Vec::new());
+                s.finish(Vec::new(), 0);
             }
             if let Some(j) = s.start() {
                 last_started = Some(j.seq);
             }
         }
-        s.finish(Vec::new());
+        s.finish(Vec::new(), 0);
         if let Some(j) = s.start() {
             last_started = Some(j.seq);
         }
@@ -463,6 +473,7 @@ mod tests {
             assert_eq!(seqs, [1, 1, 5, 5]);
             let st = q.snapshot();
             assert_eq!((st.replaced, st.started), (3, 2));
+            assert_eq!((st.scripts_run, st.scripts_failed), (4, 0));
         });
         let text = std::fs::read_to_string(&log).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -506,6 +517,8 @@ mod tests {
                 done.iter().all(|r| r.outcome.contains("timed out")),
                 "{done:?}"
             );
+            let st = q.snapshot();
+            assert_eq!((st.scripts_run, st.scripts_failed), (4, 4));
         });
         let _ = std::fs::remove_dir_all(&dir);
     }

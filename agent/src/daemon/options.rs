@@ -27,6 +27,8 @@ pub(crate) struct RunOptions {
     pub control_socket: PathBuf,
     /// XDP: pass valid adverts on to the stack after handling them (so tcpdump sees them).
     pub xdp_pass: bool,
+    /// `--metrics ADDR:PORT`: serve `/metrics` there (overrides `metrics_address`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Errors that stop the agent at start-up.
@@ -53,6 +55,9 @@ pub(crate) enum StartError {
     /// `--rx xdp` was asked for but XDP is not available yet for this configuration.
     #[error("{0}")]
     Rx(String),
+    /// The metrics endpoint could not be bound or started.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// A worker thread could not be started.
     #[error("starting a worker thread: {0}")]
     Thread(std::io::Error),

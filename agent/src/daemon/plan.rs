@@ -157,7 +157,7 @@ impl Default for NotifyPlan {
 }
 
 /// Everything the runtime needs for one `vrrp_instance`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct InstancePlan {
     /// Instance name.
     pub name: String,

@@ -26,12 +26,38 @@ pub(super) struct RxAdvert {
     pub(super) interval: Duration,
 }
 
-/// A receive socket shared by the instances on one interface, family and mode.
+/// The instances a receiver serves, replaced in place by a reload (see `daemon::reload`).
+#[derive(Debug, Default)]
+pub(super) struct Members {
+    /// (instance index, its receive checks)
+    list: Vec<(usize, RxPolicy)>,
+    /// The checks alone, in the same order (what the codec takes).
+    policies: Vec<RxPolicy>,
+}
+
+impl Members {
+    pub(super) fn new(list: Vec<(usize, RxPolicy)>) -> Self {
+        let policies = list.iter().map(|(_, p)| p.clone()).collect();
+        Self { list, policies }
+    }
+
+    pub(super) fn push(&mut self, index: usize, policy: RxPolicy) {
+        self.policies.push(policy.clone());
+        self.list.push((index, policy));
+    }
+}
+
+/// [`Members`] shared between a receiver task and the loop.
+pub(super) type SharedMembers = Rc<RefCell<Members>>;
+
+/// The instances an XDP ring reader serves: (instance index, VRID, family).
+pub(super) type XdpMembers = Rc<RefCell<Vec<(usize, u8, packet::Family)>>>;
+
+/// A socket shared by the instances on one interface, family and mode.
 pub(super) struct Receiver {
     pub(super) sock: Rc<VrrpSocket>,
     pub(super) interface: String,
-    /// (instance index, its policy)
-    pub(super) members: Vec<(usize, RxPolicy)>,
+    pub(super) members: SharedMembers,
     pub(super) multicast: bool,
 }
 
@@ -62,7 +88,7 @@ const XDP_BATCH: usize = 256;
 
 pub(super) fn spawn_xdp_reader(
     x: &XdpRx,
-    members: Vec<(usize, u8, packet::Family)>,
+    members: XdpMembers,
     counters: Rc<RefCell<CounterTable>>,
     tx: mpsc::Sender<RxAdvert>,
 ) -> Result<JoinHandle<()>, StartError> {
@@ -89,9 +115,12 @@ pub(super) fn spawn_xdp_reader(
             }
             for e in events {
                 let fam = packet::Family::of(&e.src);
-                let Some(&(instance, _, _)) =
-                    members.iter().find(|(_, v, f)| *v == e.vrid && *f == fam)
-                else {
+                let found = members
+                    .borrow()
+                    .iter()
+                    .find(|(_, v, f)| *v == e.vrid && *f == fam)
+                    .map(|m| m.0);
+                let Some(instance) = found else {
                     continue;
                 };
                 let interval_cs = u32::from(e.interval_cs);
@@ -142,7 +171,6 @@ pub(super) fn spawn_receiver(
                 },
             })?;
     Ok(tokio::task::spawn_local(async move {
-        let policies: Vec<RxPolicy> = r.members.iter().map(|(_, p)| p.clone()).collect();
         let mut errors: u64 = 0;
         loop {
             let Ok(mut guard) = fd.readable().await else {
@@ -151,124 +179,129 @@ pub(super) fn spawn_receiver(
             // At most SOCKET_BATCH packets per wake-up, then yield: a flood of junk must never
             // keep the (single-threaded) loop from firing timers and sending adverts.
             let mut drained = false;
-            for _ in 0..SOCKET_BATCH {
-                match r.sock.recv() {
-                    // An IPv6 group packet on a bound unicast socket: consumed, counted, and
-                    // counted against this batch like any other packet.
-                    Ok(Recv::OtherDestination { .. }) => {
-                        counters.borrow_mut().other_destination(&r.interface);
-                    }
-                    Ok(Recv::Packet(pkt)) => {
-                        if r.multicast && !pkt.dst.is_multicast() {
-                            // A unicast advert for a unicast instance; that instance's own
-                            // (bound) socket receives it.
-                            continue;
+            // The member list a reload may replace; borrowed for this batch only.
+            {
+                let members = r.members.borrow();
+                let policies = &members.policies;
+                for _ in 0..SOCKET_BATCH {
+                    match r.sock.recv() {
+                        // An IPv6 group packet on a bound unicast socket: consumed, counted, and
+                        // counted against this batch like any other packet.
+                        Ok(Recv::OtherDestination { .. }) => {
+                            counters.borrow_mut().other_destination(&r.interface);
                         }
-                        let meta = packet::IpMeta {
-                            src: pkt.src,
-                            dst: pkt.dst,
-                            ttl_or_hop_limit: pkt.ttl,
-                        };
-                        if packet::message_owner(&pkt.payload, pkt.dst, &policies)
-                            != packet::Owner::Ours
-                        {
-                            counters.borrow_mut().not_ours(&r.interface);
-                            continue;
-                        }
-                        let vrid = pkt.payload.get(1).copied().unwrap_or(0);
-                        let known = policies.iter().any(|p| match &p.source {
-                            packet::SourcePolicy::Unicast { peers } => {
-                                peers.iter().any(|x| x.addr == pkt.src)
+                        Ok(Recv::Packet(pkt)) => {
+                            if r.multicast && !pkt.dst.is_multicast() {
+                                // A unicast advert for a unicast instance; that instance's own
+                                // (bound) socket receives it.
+                                continue;
                             }
-                            packet::SourcePolicy::Multicast { .. } => false,
-                        });
-                        match packet::receive_vrrp(&pkt.payload, &meta, &policies) {
-                            Ok(rx) => {
-                                let a = &rx.advert;
-                                let Some(&(instance, _)) =
-                                    r.members.iter().find(|(_, p)| p.vrid == a.vrid)
-                                else {
-                                    continue;
-                                };
-                                let interval = Duration::from_micros(a.interval_us());
-                                counters.borrow_mut().accept(
-                                    &r.interface,
-                                    a.vrid,
-                                    pkt.src,
-                                    a.priority,
-                                    (a.interval_us() / 10_000) as u32,
-                                );
-                                let msg = RxAdvert {
-                                    instance,
-                                    src: pkt.src,
-                                    priority: a.priority,
-                                    interval,
-                                };
-                                if tx.try_send(msg).is_err() {
-                                    counters.borrow_mut().queue_full(&r.interface);
-                                    loglimit::log(
-                                        Level::DEBUG,
-                                        &r.interface,
-                                        None,
-                                        loglimit::QUEUE_FULL,
-                                        || {
-                                            format!(
-                                                "{}: event queue full, advert dropped",
-                                                r.interface
-                                            )
-                                        },
-                                    );
+                            let meta = packet::IpMeta {
+                                src: pkt.src,
+                                dst: pkt.dst,
+                                ttl_or_hop_limit: pkt.ttl,
+                            };
+                            if packet::message_owner(&pkt.payload, pkt.dst, policies)
+                                != packet::Owner::Ours
+                            {
+                                counters.borrow_mut().not_ours(&r.interface);
+                                continue;
+                            }
+                            let vrid = pkt.payload.get(1).copied().unwrap_or(0);
+                            let known = policies.iter().any(|p| match &p.source {
+                                packet::SourcePolicy::Unicast { peers } => {
+                                    peers.iter().any(|x| x.addr == pkt.src)
                                 }
-                            }
-                            Err(e) => {
-                                let c = e.counter();
-                                if c != Counter::NotVrrp {
-                                    counters.borrow_mut().drop_packet(
+                                packet::SourcePolicy::Multicast { .. } => false,
+                            });
+                            match packet::receive_vrrp(&pkt.payload, &meta, policies) {
+                                Ok(rx) => {
+                                    let a = &rx.advert;
+                                    let Some(&(instance, _)) =
+                                        members.list.iter().find(|(_, p)| p.vrid == a.vrid)
+                                    else {
+                                        continue;
+                                    };
+                                    let interval = Duration::from_micros(a.interval_us());
+                                    counters.borrow_mut().accept(
                                         &r.interface,
-                                        vrid,
+                                        a.vrid,
                                         pkt.src,
-                                        known,
-                                        c,
+                                        a.priority,
+                                        (a.interval_us() / 10_000) as u32,
                                     );
-                                    loglimit::log(
-                                        Level::DEBUG,
-                                        &r.interface,
-                                        Some(pkt.src),
-                                        loglimit::Kind::new(c.as_str(), 5),
-                                        || {
-                                            format!(
-                                                "{}: dropped advert from {}: {e}",
-                                                r.interface, pkt.src
-                                            )
-                                        },
-                                    );
+                                    let msg = RxAdvert {
+                                        instance,
+                                        src: pkt.src,
+                                        priority: a.priority,
+                                        interval,
+                                    };
+                                    if tx.try_send(msg).is_err() {
+                                        counters.borrow_mut().queue_full(&r.interface);
+                                        loglimit::log(
+                                            Level::DEBUG,
+                                            &r.interface,
+                                            None,
+                                            loglimit::QUEUE_FULL,
+                                            || {
+                                                format!(
+                                                    "{}: event queue full, advert dropped",
+                                                    r.interface
+                                                )
+                                            },
+                                        );
+                                    }
+                                }
+                                Err(e) => {
+                                    let c = e.counter();
+                                    if c != Counter::NotVrrp {
+                                        counters.borrow_mut().drop_packet(
+                                            &r.interface,
+                                            vrid,
+                                            pkt.src,
+                                            known,
+                                            c,
+                                        );
+                                        loglimit::log(
+                                            Level::DEBUG,
+                                            &r.interface,
+                                            Some(pkt.src),
+                                            loglimit::Kind::new(c.as_str(), 5),
+                                            || {
+                                                format!(
+                                                    "{}: dropped advert from {}: {e}",
+                                                    r.interface, pkt.src
+                                                )
+                                            },
+                                        );
+                                    }
                                 }
                             }
                         }
-                    }
-                    Err(e) if e.is_would_block() => {
-                        drained = true;
-                        break;
-                    }
-                    Err(e) => {
-                        // An oversized or malformed datagram (or a transient socket error):
-                        // count it, keep reading what is queued behind it.
-                        let unspecified = IpAddr::from([0u8, 0, 0, 0]);
-                        counters.borrow_mut().drop_packet(
-                            &r.interface,
-                            0,
-                            unspecified,
-                            false,
-                            Counter::PacketLenErr,
-                        );
-                        errors += 1;
-                        loglimit::log(
-                            Level::WARN,
-                            &r.interface,
-                            None,
-                            loglimit::RECEIVE_ERROR,
-                            || format!("{}: receive error ({errors} so far): {e}", r.interface),
-                        );
+                        Err(e) if e.is_would_block() => {
+                            drained = true;
+                            break;
+                        }
+                        Err(e) => {
+                            // An oversized or malformed datagram (or a transient socket error):
+                            // count it, keep reading what is queued behind it.
+                            let unspecified = IpAddr::from([0u8, 0, 0, 0]);
+                            counters.borrow_mut().drop_packet(
+                                &r.interface,
+                                0,
+                                unspecified,
+                                false,
+                                Counter::PacketLenErr,
+                            );
+                            errors += 1;
+                            loglimit::log(
+                                Level::WARN,
+                                &r.interface,
+                                None,
+                                loglimit::RECEIVE_ERROR,
+                                || format!("{}: receive error ({errors} so far): {e}", r.interface),
+                            );
+                        }
                     }
                 }
             }

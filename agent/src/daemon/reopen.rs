@@ -2,6 +2,8 @@
 //! instances, taking it down when its device goes, re-opening it when a device of that name
 //! comes back.
 
+use std::{cell::RefCell, rc::Rc};
+
 use tracing::{error, info, warn};
 
 use super::{
@@ -61,6 +63,8 @@ impl Daemon {
                 .filter(|(_, i)| i.plan.interface == rt.name)
                 .map(|(n, i)| (n, i.plan.rx.vrid, i.plan.rx.family))
                 .collect();
+            let members = Rc::new(RefCell::new(members));
+            rt.xdp_members = Some(members.clone());
             rt.tasks.push(spawn_xdp_reader(
                 &x,
                 members,
@@ -70,6 +74,7 @@ impl Daemon {
             self.xdp.push(x);
         }
         for r in o.receivers {
+            rt.sockets.push((r.sock.clone(), r.members.clone()));
             if r.sock.is_receiving() {
                 rt.tasks
                     .push(spawn_receiver(r, self.counters.clone(), adv_tx.clone())?);
@@ -123,7 +128,7 @@ impl Daemon {
     /// Opens interface `k` again (its device was re-created): source addresses read again,
     /// XDP attached again (or the socket path, saying why), sockets opened and the group
     /// joined; then its instances rejoin the election. On failure, retried after [`RETRY`].
-    fn reopen(&mut self, k: usize) {
+    pub(super) fn reopen(&mut self, k: usize) {
         let Some(name) = self.ifaces.get(k).map(|r| r.name.clone()) else {
             return;
         };

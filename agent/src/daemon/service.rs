@@ -5,8 +5,8 @@
 //! | --- | --- | --- |
 //! | the agent serves (sockets open, instances started) | `READY=1` + `STATUS=` | `start::run` → [`ready`] |
 //! | an instance changes state | `STATUS=` (at most once a second, the latest wins) | `effects` → [`status`] |
-//! | a reload starts | `RELOADING=1` + `MONOTONIC_USEC=` + `STATUS=` | the reload code → [`reloading`] |
-//! | a reload ended (applied or rejected) | `READY=1` + `STATUS=` | the reload code → [`reloaded`] |
+//! | a reload starts | `RELOADING=1` + `MONOTONIC_USEC=` + `STATUS=` | `event_loop::reload_now` → [`reloading`] |
+//! | a reload ended (applied or rejected) | `READY=1` + `STATUS=` | `event_loop::reload_now` → [`reloaded`] |
 //! | SIGTERM/SIGINT, before priority 0 is sent | `STOPPING=1` + `STATUS=` | `start::run` → [`stopping`] |
 //! | every `WATCHDOG_USEC / 2` | `WATCHDOG=1` | the event loop → [`watchdog`] |
 //!
@@ -122,14 +122,12 @@ pub(crate) fn status(text: String) {
 /// `RELOADING=1` (with `MONOTONIC_USEC=`, which systemd 253+ requires for `Type=notify-reload`
 /// and older versions ignore): the configuration is being re-read. Follow it with [`reloaded`]
 /// whatever the outcome (a rejected config keeps the running one, so the agent is ready again).
-#[allow(dead_code, reason = "called by the reload code (issue 13, item 5)")]
 pub(crate) fn reloading() {
     queue(Msg::Reloading);
 }
 
 /// `READY=1` with a `STATUS=` line: a reload ended (applied, or rejected with the running
 /// configuration kept; say which in `status`).
-#[allow(dead_code, reason = "called by the reload code (issue 13, item 5)")]
 pub(crate) fn reloaded(status: &str) {
     queue(Msg::Ready(status.to_owned()));
 }

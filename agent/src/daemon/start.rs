@@ -27,6 +27,12 @@ pub(super) async fn run(
     let control = ControlServer::bind(&opts.control_socket)?;
     let control_path = control.path().to_owned();
     let signals = spawn_signals()?;
+    // Metrics: bound now, so a taken port stops the start before anything is changed.
+    let metrics = opts
+        .metrics
+        .or(cfg.global_defs.metrics_address)
+        .map(crate::metrics::MetricsServer::bind)
+        .transpose()?;
 
     // Per interface: its receive path and sockets (see `iface::open`).
     let mut ifaces: Vec<&str> = plans.iter().map(|p| p.interface.as_str()).collect();
@@ -59,6 +65,7 @@ pub(super) async fn run(
         announcer.queue(),
     )?;
     d.rx_mode = opts.rx;
+    d.config_path = Some(opts.config.clone());
     d.xdp_pass = opts.xdp_pass;
     let (adv_tx, adv_rx) = mpsc::channel::<RxAdvert>(ADVERT_QUEUE);
     d.adv_tx = Some(adv_tx);
@@ -75,6 +82,18 @@ pub(super) async fn run(
     let (trk_tx, trk_rx) = mpsc::unbounded_channel::<TrackerUpdate>();
     let syn_counters: Vec<_> = d.xdp.iter().map(|x| x.dp.clone()).collect();
     d.registry.spawn_all(&trk_tx, &syn_counters);
+    d.trk_tx = Some(trk_tx);
+
+    // Scrapes ask the loop for snapshots through this channel (kept open without a server).
+    let (metrics_tx, metrics_rx) = mpsc::channel(1);
+    let mut idle_metrics = Some(metrics_tx);
+    if let Some(m) = metrics {
+        d.metrics_address = Some(m.local_addr());
+        info!("metrics on http://{}/metrics", m.local_addr());
+        if let Some(tx) = idle_metrics.take() {
+            m.spawn(tx)?;
+        }
+    }
 
     // Summaries of rate-limited log messages, as their windows end (idle otherwise).
     let flusher = tokio::task::spawn_local(super::loglimit::run_flusher());
@@ -95,8 +114,10 @@ pub(super) async fn run(
         trackers: trk_rx,
         control: ctl_rx,
         interfaces: if_rx,
+        metrics: metrics_rx,
     })
     .await;
+    drop(idle_metrics);
     super::service::stopping();
     d.shutdown().await;
     flusher.abort();

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use tracing::warn;
 
-use super::event_loop::Daemon;
+use super::{addresses::AddressDumps, event_loop::Daemon};
 use crate::{
     control::{Command, Responder},
     dataplane::PeerSlot,
@@ -22,6 +22,7 @@ fn utc(t: Option<SystemTime>) -> Option<String> {
 impl Daemon {
     /// The answer to `status`.
     pub(super) fn status(&self) -> Status {
+        let mut dumps = AddressDumps::default();
         let instances = self
             .instances
             .iter()
@@ -46,6 +47,7 @@ impl Daemon {
                     master_adver_interval_ms: ms(st.master_adver_interval),
                     master_down_interval_ms: ms(st.master_down_interval),
                     last_transition: inst.last.clone(),
+                    transitions: inst.transitions.clone(),
                     counters: st.counters,
                     advert_send_errors: inst.send_errors,
                     trackers: inst.trackers.iter().map(|t| t.snapshot()).collect(),
@@ -55,7 +57,7 @@ impl Daemon {
                         .iter()
                         .map(|v| format!("{}/{} dev {}", v.address, v.prefix_len, v.dev))
                         .collect(),
-                    addresses: self.address_states(n),
+                    addresses: self.address_states(n, &mut dumps),
                     notify: inst.notify.snapshot(),
                     cloud: inst.cloud.as_ref().map(|c| c.snapshot()),
                 }
@@ -68,8 +70,7 @@ impl Daemon {
             announcements_dropped: self.announce.dropped(),
             logs_suppressed: super::loglimit::suppressed_total(),
             instances,
-            // Set by the metrics endpoint (issue 13, item 2) when it serves.
-            metrics: None,
+            metrics: self.metrics_address.map(|a| a.to_string()),
         }
     }
 
@@ -171,6 +172,19 @@ impl Daemon {
         }
     }
 
+    /// What a scrape of the metrics sees: status and counters at once, and what building
+    /// such snapshots has cost the loop so far.
+    pub(super) fn snapshot(&mut self) -> crate::metrics::Snapshot {
+        let t0 = std::time::Instant::now();
+        let snap = crate::metrics::Snapshot {
+            status: self.status(),
+            counters: self.counters(),
+            cost: self.metrics_cost,
+        };
+        self.metrics_cost.add(t0.elapsed());
+        snap
+    }
+
     /// Builds the answer here (a snapshot, no I/O) and writes it from its own task, so a slow
     /// client never holds up the loop.
     pub(super) fn answer(&self, cmd: Command, resp: Responder) {
@@ -181,6 +195,13 @@ impl Daemon {
             }
             Command::Counters => {
                 let v = self.counters();
+                tokio::task::spawn_local(async move { resp.reply(&v).await });
+            }
+            // Answered by the loop itself (`Daemon::serve`), which owns the input queues.
+            Command::Reload => {
+                let v = crate::control::ErrorReply {
+                    error: "reload is handled by the event loop".to_owned(),
+                };
                 tokio::task::spawn_local(async move { resp.reply(&v).await });
             }
         }

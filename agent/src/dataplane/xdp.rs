@@ -331,6 +331,8 @@ pub struct XdpDataplane {
     fallback: Option<String>,
     /// The program's log records, forwarded to the agent's log.
     klog: KernelLog,
+    /// The attachment, until [`XdpDataplane::detach`] (or drop).
+    link: Option<aya::programs::xdp::XdpLinkId>,
 }
 
 /// The name used by earlier versions of this module.
@@ -402,19 +404,19 @@ impl XdpDataplane {
             source,
         })?;
         let mut fallback = None;
-        let used = match mode {
-            AttachMode::Native => {
+        let (used, link) = match mode {
+            AttachMode::Native => (
+                AttachMode::Native,
                 prog.attach_to_if_index(ifindex, XdpMode::Driver)
-                    .map_err(|e| attach_err(mode, e))?;
-                AttachMode::Native
-            }
-            AttachMode::Generic => {
+                    .map_err(|e| attach_err(mode, e))?,
+            ),
+            AttachMode::Generic => (
+                AttachMode::Generic,
                 prog.attach_to_if_index(ifindex, XdpMode::Skb)
-                    .map_err(|e| attach_err(mode, e))?;
-                AttachMode::Generic
-            }
+                    .map_err(|e| attach_err(mode, e))?,
+            ),
             AttachMode::Auto => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
-                Ok(_) => AttachMode::Native,
+                Ok(link) => (AttachMode::Native, link),
                 Err(native) if is_busy(&native) => {
                     return Err(attach_err(AttachMode::Native, native));
                 }
@@ -422,9 +424,10 @@ impl XdpDataplane {
                     fallback = Some(format!(
                         "native XDP on {iface} refused ({native}); attached in generic mode"
                     ));
-                    prog.attach_to_if_index(ifindex, XdpMode::Skb)
+                    let link = prog
+                        .attach_to_if_index(ifindex, XdpMode::Skb)
                         .map_err(|e| attach_err(AttachMode::Generic, e))?;
-                    AttachMode::Generic
+                    (AttachMode::Generic, link)
                 }
             },
         };
@@ -438,7 +441,20 @@ impl XdpDataplane {
             mode: used,
             fallback,
             klog,
+            link: Some(link),
         })
+    }
+
+    /// Detaches the program from the interface now (dropping the dataplane does it too, but
+    /// other holders of it may keep it alive a while): the interface can be attached again at
+    /// once. Maps stay readable. Errors (the device is gone, say) are ignored: then nothing is
+    /// attached anyway.
+    pub fn detach(&mut self) {
+        if let Some(link) = self.link.take() {
+            if let Ok(prog) = xdp_program(&mut self.ebpf, XDP_PROGRAM) {
+                let _ = prog.detach(link);
+            }
+        }
     }
 
     /// The interface the program is attached to.

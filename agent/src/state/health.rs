@@ -83,6 +83,7 @@ mod tests {
             master_adver_interval_ms: 1000,
             master_down_interval_ms: 3609,
             last_transition: None,
+            transitions: Default::default(),
             counters: Default::default(),
             advert_send_errors: 0,
             trackers: Vec::new(),

@@ -19,8 +19,8 @@ pub use self::{
     cloud::{CloudState, CloudStatus, Role},
     counters::{InterfaceRx, PeerCounts, PeerRow, RxCounters},
     status::{
-        InstanceState, LoopTiming, NotifyRecord, NotifyState, ProbeReport, RxKind, RxPath, Status,
-        Transition, VipState, VlanTags,
+        InstanceState, LoopTiming, NotifyRecord, NotifyState, ProbeReport, ReloadReport, RxKind,
+        RxPath, Status, Transition, VipState, VlanTags,
     },
     tracker::{ListenerEvent, PortState, TrackerDetails, TrackerKind, TrackerState},
 };
@@ -45,7 +45,7 @@ mod tests {
             announcements_dropped: 0,
             logs_suppressed: 0,
             instances: Vec::new(),
-            metrics: None,
+            metrics: Some("127.0.0.1:9650".to_owned()),
         };
         let text = serde_json::to_string(&s).unwrap();
         assert!(text.contains(r#""path":"xdp-generic""#), "{text}");

@@ -26,7 +26,8 @@ pub struct Status {
     pub logs_suppressed: u64,
     /// Every `vrrp_instance`, in configuration order.
     pub instances: Vec<InstanceState>,
-    /// The Prometheus endpoint (`ADDR:PORT` of `--metrics`), when one is served.
+    /// Where `/metrics` is served (`ADDR:PORT`, from `--metrics` or `metrics_address`), if
+    /// anywhere.
     #[serde(default)]
     pub metrics: Option<String>,
 }
@@ -139,6 +140,10 @@ pub struct InstanceState {
     pub master_down_interval_ms: u64,
     /// The last transition, if any since start.
     pub last_transition: Option<Transition>,
+    /// Transitions since start, by reason ([`crate::vrrp::Reason::name`], e.g.
+    /// `master_no_response`).
+    #[serde(default)]
+    pub transitions: std::collections::BTreeMap<String, u64>,
     /// The core's counters.
     pub counters: InstanceCounters,
     /// Adverts that could not be encoded or sent.
@@ -243,6 +248,12 @@ pub struct NotifyState {
     /// `notify_timeout`, per script, in milliseconds.
     #[serde(default)]
     pub timeout_ms: u64,
+    /// Scripts that finished (each `notify_STATE` and `notify` run counts once).
+    #[serde(default)]
+    pub scripts_run: u64,
+    /// Of those, the ones that failed (non-zero exit, killed, timed out, not started).
+    #[serde(default)]
+    pub scripts_failed: u64,
 }
 
 /// One finished notify run.
@@ -256,4 +267,32 @@ pub struct NotifyRecord {
     pub outcome: String,
     /// Sequence number of the transition (1 = first).
     pub seq: u64,
+}
+
+/// The answer to `reload`: whether the new configuration was applied and what it changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// The configuration was read, checked and applied. When false nothing changed and
+    /// `errors` says why.
+    pub applied: bool,
+    /// Errors, as `FILE:LINE:COLUMN: keyword: message` for configuration errors.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Instances left exactly as they were (state, timers, sockets).
+    #[serde(default)]
+    pub unchanged: Vec<String>,
+    /// Instances changed in place (priority, trackers, addresses, scripts, cloud block...),
+    /// keeping their state.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// Instances rebuilt (interface, VRID, version or family changed): they left as on
+    /// shutdown and started again.
+    #[serde(default)]
+    pub rebuilt: Vec<String>,
+    /// Instances removed (left as on shutdown: priority 0, addresses removed).
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Instances added (started).
+    #[serde(default)]
+    pub added: Vec<String>,
 }

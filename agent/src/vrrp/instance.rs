@@ -76,6 +76,17 @@ pub struct Instance {
     interface_usable: bool,
 }
 
+/// Why [`Instance::reconfigure`] refused new parameters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigureError {
+    /// The new parameters are invalid.
+    #[error(transparent)]
+    Params(ParamsError),
+    /// VRID, version or family changed: another virtual router, not a change of this one.
+    #[error("the VRID, version or address family changed: a new instance is needed")]
+    Identity,
+}
+
 /// A tracker report, as [`Event::TrackerChanged`] or [`Event::TrackerValue`] carry it.
 #[derive(Clone, Copy, Debug)]
 enum TrackerInput {
@@ -220,6 +231,62 @@ impl Instance {
             }
         }
         out
+    }
+
+    /// Applies new parameters in place (a configuration reload), keeping the state, the timer,
+    /// the learned Master and the counters. `vrid`, `version` and `family` cannot change (that
+    /// is another virtual router: [`ReconfigureError::Identity`]).
+    ///
+    /// Choice (RFC 5798 says nothing about reconfiguration; keepalived rebuilds everything on
+    /// reload, which makes a Master flap): a change is treated like a tracker changing the
+    /// priority. Trackers are matched by id: one kept keeps its status (or value), a new one
+    /// starts from its initial status. The effective priority is recomputed and carried by the
+    /// next advert sent (Master) or used for the next Master_Down_Timer computed (Backup); a
+    /// running timer is not re-armed, and a new advert interval applies from the next advert.
+    /// If a Fault cause appears or disappears, the state follows as for a tracker.
+    pub fn reconfigure(
+        &mut self,
+        now: Time,
+        params: Params,
+    ) -> Result<Vec<Action>, ReconfigureError> {
+        params.validate().map_err(ReconfigureError::Params)?;
+        if (params.vrid, params.version, params.family)
+            != (self.params.vrid, self.params.version, self.params.family)
+        {
+            return Err(ReconfigureError::Identity);
+        }
+        let was_faulted = self.fault_reason().is_some();
+        let old: Vec<(TrackerId, bool, i32)> = self
+            .params
+            .trackers
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                (
+                    t.id,
+                    self.tracker_up.get(k).copied().unwrap_or(true),
+                    self.tracker_value.get(k).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        let kept = |id: TrackerId| old.iter().find(|(i, _, _)| *i == id);
+        self.tracker_up = params
+            .trackers
+            .iter()
+            .map(|t| kept(t.id).map_or(t.initially_up, |k| k.1))
+            .collect();
+        self.tracker_value = params
+            .trackers
+            .iter()
+            .map(|t| kept(t.id).map_or(t.initial_value.unwrap_or(0), |k| k.2))
+            .collect();
+        self.params = params;
+        self.effective_priority = self.compute_priority();
+        let mut out = Vec::new();
+        if matches!(self.state, State::Master | State::Backup | State::Fault) {
+            self.fault_changed(now, was_faulted, Reason::TrackersRecovered, &mut out);
+        }
+        Ok(out)
     }
 
     /// Changes the primary address (the source of our adverts and the equal-priority

@@ -21,7 +21,7 @@ pub mod params;
 pub mod time;
 mod types;
 
-pub use instance::{Instance, PRIORITY_OWNER, PRIORITY_STOP};
+pub use instance::{Instance, ReconfigureError, PRIORITY_OWNER, PRIORITY_STOP};
 pub use params::{
     Contribution, Family, InitialState, Params, ParamsError, Tracker, TrackerId, Version,
     TRACK_VALUE_MAX,

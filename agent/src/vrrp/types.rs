@@ -57,6 +57,26 @@ pub enum Reason {
     Shutdown,
 }
 
+impl Reason {
+    /// A stable snake_case name of the kind of reason, without its details (the `reason` label
+    /// of the metrics, the keys of a status' `transitions`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::Startup => "startup",
+            Reason::AddressOwner => "address_owner",
+            Reason::MasterNoResponse => "master_no_response",
+            Reason::MasterLeft => "master_left",
+            Reason::Preempted => "preempted",
+            Reason::HigherPriorityAdvert { .. } => "higher_priority_advert",
+            Reason::TrackerFault(_) => "tracker_fault",
+            Reason::TrackersRecovered => "trackers_recovered",
+            Reason::InterfaceGone => "interface_gone",
+            Reason::InterfaceBack => "interface_back",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// Input to [`Instance::handle`](super::Instance::handle).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Event {

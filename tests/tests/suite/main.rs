@@ -3,15 +3,16 @@
 //! sockets, XDP) and the benchmarks' smoke runs. `cargo xtask test` runs it one test at a time;
 //! `cargo xtask bench NAME` runs one `bench::` module with full figures.
 //!
-//! Areas: `lab` (VRRP between peers, keepalived interop, scale), `chaos` (the tutorial pair
-//! through partitions, link flaps, a frozen agent, loss and a flapping nginx), `track`
-//! (trackers), `listen` (vrrp_track_listen), `do_` (DigitalOcean reserved IP and its API
-//! double), `net` (netlink, sockets, announcements), `xdp` (the XDP program), `bench`
-//! (benchmarks).
+//! Areas: `demo` (`cargo xtask demo` end to end), `lab` (VRRP between peers, keepalived interop,
+//! scale), `chaos` (the tutorial pair through partitions, link flaps, a frozen agent, loss and a
+//! flapping nginx), `track` (trackers), `listen` (vrrp_track_listen), `do_` (DigitalOcean
+//! reserved IP and its API double), `net` (netlink, sockets, announcements), `xdp` (the XDP
+//! program), `bench` (benchmarks).
 #![allow(clippy::unwrap_used, reason = "tests panic on failed steps")]
 
 mod bench;
 mod chaos;
+mod demo;
 mod do_;
 mod lab;
 mod listen;

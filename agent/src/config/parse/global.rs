@@ -80,6 +80,15 @@ impl Parser<'_> {
                 "vrrp_startup_delay" => put(&mut g.startup_delay, self.secs(s, 0)),
                 // xvrrp extension (keepalived runs notify scripts without a time limit).
                 "notify_timeout" => put(&mut g.notify_timeout, self.secs(s, 1)),
+                // xvrrp extension: where `/metrics` is served (see `crate::metrics`).
+                "metrics_address" => {
+                    if let Some(t) = self.one(s) {
+                        match super::super::parse_metrics_address(&t.text) {
+                            Ok(a) => g.metrics_address = Some(a),
+                            Err(e) => self.d.error(&t.pos, s.name(), e),
+                        }
+                    }
+                }
                 "notify_fifo" => put(&mut g.notify_fifo, self.fifo(s)),
                 "vrrp_notify_fifo" => put(&mut g.vrrp_notify_fifo, self.fifo(s)),
                 "notify_fifo_script" => {

@@ -38,6 +38,7 @@ pub(crate) struct RawGlobal {
     pub vrrp_notify_fifo: Option<(String, Option<ScriptUser>)>,
     pub vrrp_notify_fifo_script: Sp<String>,
     pub notify_timeout: Option<u64>,
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// A reference to a tracker from an instance.

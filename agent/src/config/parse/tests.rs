@@ -245,3 +245,46 @@ fn notify_timeout_global_default_and_instance_override() {
         assert!(got.starts_with(want), "{got:?} for:\n{text}");
     }
 }
+
+/// `metrics_address ADDR:PORT` (xvrrp extension): none by default; printed back; bad values are
+/// errors at the value's position.
+#[test]
+fn metrics_address_in_global_defs() {
+    let l = load(&format!("{INST}}}\n"));
+    assert_eq!(l.config.global_defs.metrics_address, None);
+    assert!(l.config.render().contains("# metrics_address"));
+    let l = load(&format!(
+        "global_defs {{\n metrics_address [::1]:9650\n}}\n{INST}}}\n"
+    ));
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    let want: std::net::SocketAddr = "[::1]:9650".parse().unwrap();
+    assert_eq!(l.config.global_defs.metrics_address, Some(want));
+    let r = l.config.render_with_secrets();
+    assert!(r.contains(" metrics_address [::1]:9650\n"), "{r}");
+    assert_eq!(
+        load(&r).config,
+        l.config,
+        "the rendered config loads back the same"
+    );
+    for (text, want) in [
+        (
+            "global_defs {\n metrics_address localhost:9650\n}\n",
+            "k.conf:2:18: metrics_address: 'localhost:9650' is not ADDR:PORT",
+        ),
+        (
+            "global_defs {\n metrics_address 127.0.0.1\n}\n",
+            "k.conf:2:18: metrics_address: '127.0.0.1' is not ADDR:PORT",
+        ),
+        (
+            "global_defs {\n metrics_address 127.0.0.1:0\n}\n",
+            "k.conf:2:18: metrics_address: '127.0.0.1:0': the port must not be 0",
+        ),
+        (
+            "global_defs {\n metrics_address\n}\n",
+            "k.conf:2:2: metrics_address: 'metrics_address' needs a value",
+        ),
+    ] {
+        let got = first_error(text);
+        assert!(got.starts_with(want), "{got:?} for:\n{text}");
+    }
+}

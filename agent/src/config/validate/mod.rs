@@ -91,6 +91,7 @@ pub(crate) fn finish(raw: Raw, d: &mut Diags, env: EnvLookup<'_>) -> Config {
             "vrrp_notify_fifo",
         ),
         notify_timeout: g.notify_timeout.map_or(defaults.notify_timeout, duration),
+        metrics_address: g.metrics_address,
     };
 
     let scripts = dedup(raw.scripts, "vrrp_script", d, |s| &s.name);

@@ -280,7 +280,10 @@ fn report(e: &mut Entry, v: i32, reason: String, tx: &mpsc::UnboundedSender<Trac
 }
 
 /// Starts the watcher of `watched` on the current `LocalSet`.
-pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
+pub(crate) fn spawn(
+    watched: Vec<Watched>,
+    tx: mpsc::UnboundedSender<TrackerUpdate>,
+) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let specs: Vec<TrackFile> = watched.iter().map(|w| w.spec.clone()).collect();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -438,7 +441,7 @@ pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpda
                 return;
             }
         }
-    });
+    })
 }
 
 #[cfg(test)]

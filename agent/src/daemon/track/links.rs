@@ -18,7 +18,10 @@ pub(crate) struct Watched {
 }
 
 /// Starts the watcher of `watched` on the current `LocalSet`.
-pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
+pub(crate) fn spawn(
+    watched: Vec<Watched>,
+    tx: mpsc::UnboundedSender<TrackerUpdate>,
+) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let names: Vec<String> = watched.iter().map(|w| w.name.clone()).collect();
         // None until the first report, so the first state is always reported.
@@ -45,5 +48,5 @@ pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpda
             true
         })
         .await;
-    });
+    })
 }

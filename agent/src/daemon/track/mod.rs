@@ -17,7 +17,7 @@
 
 use std::{cell::RefCell, rc::Rc};
 
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, task::JoinHandle};
 
 pub(crate) mod files;
 pub(crate) mod links;
@@ -45,6 +45,16 @@ pub(crate) struct Registry {
     objects: Vec<(ObjectKey, TrackerSource)>,
     users: Vec<Vec<(usize, TrackerId)>>,
     stats: Vec<SharedStats>,
+    /// The watchers' tasks, stopped when the registry is dropped (a reload builds a new one).
+    tasks: RefCell<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        for t in self.tasks.get_mut().drain(..) {
+            t.abort();
+        }
+    }
 }
 
 impl Registry {
@@ -101,10 +111,11 @@ impl Registry {
         let mut tracked_files = Vec::new();
         let mut procs = Vec::new();
         let mut listens = Vec::new();
+        let mut tasks = self.tasks.borrow_mut();
         for (idx, ((_, source), stats)) in self.objects.iter().zip(&self.stats).enumerate() {
             match source {
                 TrackerSource::Script(s) => {
-                    scripts::spawn(idx, s.clone(), stats.clone(), tx.clone())
+                    tasks.push(scripts::spawn(idx, s.clone(), stats.clone(), tx.clone()))
                 }
                 TrackerSource::Interface(name) => ifaces.push(links::Watched {
                     object: idx,
@@ -129,16 +140,16 @@ impl Registry {
             }
         }
         if !ifaces.is_empty() {
-            links::spawn(ifaces, tx.clone());
+            tasks.push(links::spawn(ifaces, tx.clone()));
         }
         if !tracked_files.is_empty() {
-            files::spawn(tracked_files, tx.clone());
+            tasks.push(files::spawn(tracked_files, tx.clone()));
         }
         if !procs.is_empty() {
-            process::spawn(procs, tx.clone());
+            tasks.extend(process::spawn(procs, tx.clone()));
         }
         if !listens.is_empty() {
-            listen::spawn(listens, xdp.to_vec(), tx.clone());
+            tasks.push(listen::spawn(listens, xdp.to_vec(), tx.clone()));
         }
     }
 }

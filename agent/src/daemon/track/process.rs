@@ -426,7 +426,10 @@ impl Quorum {
 
 /// Starts the process tracker for `watched`: the event thread, and on the current `LocalSet`
 /// the task that applies quorum and delays and reports.
-pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpdate>) {
+pub(crate) fn spawn(
+    watched: Vec<Watched>,
+    tx: mpsc::UnboundedSender<TrackerUpdate>,
+) -> Option<tokio::task::JoinHandle<()>> {
     let matchers: Vec<Matcher> = watched.iter().map(|w| Matcher::new(&w.spec)).collect();
     let (mtx, mut mrx) = mpsc::unbounded_channel::<Msg>();
     let started = std::thread::Builder::new()
@@ -441,9 +444,9 @@ pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpda
                 format!("process events unavailable: {e}"),
             ));
         }
-        return;
+        return None;
     }
-    tokio::task::spawn_local(async move {
+    Some(tokio::task::spawn_local(async move {
         let mut quorums: Vec<Quorum> = watched.iter().map(|w| Quorum::new(&w.spec)).collect();
         let mut counts: Vec<usize> = vec![0; watched.len()];
         let mut why: Vec<String> = vec![String::new(); watched.len()];
@@ -488,7 +491,7 @@ pub(crate) fn spawn(watched: Vec<Watched>, tx: mpsc::UnboundedSender<TrackerUpda
                 return;
             }
         }
-    });
+    }))
 }
 
 fn report(tx: &mpsc::UnboundedSender<TrackerUpdate>, w: &Watched, up: bool, why: &str) {

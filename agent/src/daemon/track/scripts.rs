@@ -103,7 +103,7 @@ pub(crate) fn spawn(
     spec: ScriptSpec,
     stats: SharedStats,
     tx: mpsc::UnboundedSender<TrackerUpdate>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let script = &spec.script;
         let name = script.name.clone();
@@ -196,7 +196,7 @@ pub(crate) fn spawn(
                 }
             }
         }
-    });
+    })
 }
 
 #[cfg(test)]

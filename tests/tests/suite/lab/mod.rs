@@ -1,8 +1,10 @@
 mod addresses;
 mod hostile;
 mod keepalived;
+mod metrics;
 mod neighbours;
 mod recreate;
+mod reload;
 mod root_files;
 mod run_basic;
 mod scale;

@@ -165,7 +165,7 @@ fn the_unit_passes_systemd_analyze_verify() {
         "Type=notify",
         "Restart=on-failure",
         "ExecReload=/bin/kill -HUP $MAINPID",
-        "ExecStart=/usr/bin/xvrrp run -f ${XVRRP_CONFIG}",
+        "ExecStart=/usr/sbin/xvrrp run -f ${XVRRP_CONFIG}",
         "WatchdogSec=",
         "RuntimeDirectory=xvrrp",
         "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON",
@@ -177,9 +177,9 @@ fn the_unit_passes_systemd_analyze_verify() {
         return;
     }
     // verify checks that ExecStart's program exists: the binary under test stands in for the
-    // installed /usr/bin/xvrrp. The man page comes with the package (`cargo xtask dist`).
+    // installed /usr/sbin/xvrrp. The man page comes with the package (`cargo xtask dist`).
     let bin = xvrrp_bin().canonicalize().unwrap();
-    let unit = UNIT.replace("/usr/bin/xvrrp", &bin.display().to_string());
+    let unit = UNIT.replace("/usr/sbin/xvrrp", &bin.display().to_string());
     let (code, out) = verify(&unit);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(out.trim(), "", "no warnings either");
@@ -530,7 +530,7 @@ fn status_exits_0_healthy_1_with_a_problem_2_without_an_agent_and_watch_redraws(
     let t = text(&o);
     assert_80_columns(&t);
     assert!(t.starts_with("xvrrp up "), "{t}");
-    assert!(t.contains("metrics off"), "{t}");
+    assert!(t.contains("\nmetrics: off\n"), "{t}");
     assert!(
         t.contains(&format!("address {}/24 dev eth1: present", site.vip)),
         "{t}"

@@ -242,7 +242,7 @@ pub(crate) fn spawn(
     watched: Vec<Watched>,
     xdp: Vec<Rc<RefCell<XdpDataplane>>>,
     tx: mpsc::UnboundedSender<TrackerUpdate>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let mut ports: Vec<u16> = watched
             .iter()
@@ -271,7 +271,7 @@ pub(crate) fn spawn(
             TcpTracker::start_with(off, &watch).map_err(|e| e.to_string())
         });
         run(watched, &ports, xdp, start, listeners, tx).await;
-    });
+    })
 }
 
 /// The kernel program being started on a blocking thread.

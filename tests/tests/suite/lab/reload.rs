@@ -1,0 +1,248 @@
+//! Reload without a flap (issue 13, item 5): `xvrrp reload` (and SIGHUP) on the running Master
+//! of the tutorial pair, asserting on the adverts captured on the switch and on status.
+
+use std::time::{Duration, Instant};
+
+use xvrrp_tests::{
+    agent::{has_addr, Agent},
+    lab::{Advert, Capture},
+    site::{expect_state, Site, Timers, ELECTION},
+};
+
+/// The primary's adverts for `vrid` captured since `since` (capture time, seconds).
+fn adverts_of(cap: &Capture, src: &str, vrid: u8, since: f64) -> Vec<(f64, Advert)> {
+    cap.timed_adverts()
+        .into_iter()
+        .filter(|(t, a)| *t >= since && a.src.to_string() == src && a.vrid == vrid)
+        .collect()
+}
+
+fn largest_gap(adverts: &[(f64, Advert)]) -> Duration {
+    adverts
+        .windows(2)
+        .map(|w| Duration::from_secs_f64(w[1].0 - w[0].0))
+        .max()
+        .unwrap_or_default()
+}
+
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn transitions(a: &Agent) -> (u64, u64, Option<String>) {
+    let i = a.instance().expect("status");
+    let c = i.counters().expect("counters");
+    (
+        c.become_master,
+        c.release_master,
+        i.last_transition_at_text().into(),
+    )
+}
+
+#[test]
+fn reload_keeps_unchanged_instances_and_changes_others_in_place() {
+    let site = Site::new(Timers::Tutorial);
+    let agents = site.start("", "");
+    expect_state(&agents, 0, "Master", ELECTION);
+    let primary = &agents[0];
+    let src = site.primary.ip4().to_string();
+    let cap = site.lab.capture_switch("ip proto 112");
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = transitions(primary);
+
+    // 1. The same configuration (a comment added): nothing changes.
+    let t0 = now_epoch();
+    let conf = site.conf(&site.primary, "MASTER", 200, "", "");
+    primary.set_config(&format!("# reloaded\n{conf}"));
+    let (code, report, err) = primary.reload();
+    assert_eq!(code, Some(0), "{err}");
+    let report = report.expect("a report");
+    assert_eq!(report.unchanged, ["VI_1"], "{report:?}");
+    assert!(
+        report.changed.is_empty() && report.rebuilt.is_empty(),
+        "{report:?}"
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let seen = adverts_of(&cap, &src, 33, t0 - 1.5);
+    assert!(seen.len() >= 4, "adverts kept flowing: {seen:?}");
+    assert!(seen.iter().all(|(_, a)| a.prio == 200), "{seen:?}");
+    let gap = largest_gap(&seen);
+    eprintln!("[reload] unchanged: largest advert gap {gap:?}");
+    assert!(gap <= Duration::from_millis(1150), "gap {gap:?}");
+    assert_eq!(transitions(primary), before, "no transition");
+
+    // 2. Priority 200 -> 180 and one more address: changed in place, no transition.
+    let extra = "    virtual_ipaddress_excluded {\n        10.88.0.101/24 dev eth1\n    }\n";
+    let t1 = now_epoch();
+    primary.set_config(&site.conf(&site.primary, "MASTER", 180, "", extra));
+    let (code, report, err) = primary.reload();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report.expect("a report").changed, ["VI_1"]);
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(2), || has_addr(
+            site.primary.ns(),
+            "eth1",
+            "10.88.0.101"
+        )),
+        "the new address is added at once"
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let seen = adverts_of(&cap, &src, 33, t1 - 1.5);
+    assert!(
+        seen.iter().all(|(_, a)| a.prio != 0),
+        "no priority 0: {seen:?}"
+    );
+    assert!(
+        seen.iter().rev().take(2).all(|(_, a)| a.prio == 180),
+        "the new priority is advertised: {seen:?}"
+    );
+    let gap = largest_gap(&seen);
+    eprintln!("[reload] priority and address changed: largest advert gap {gap:?}");
+    assert!(gap <= Duration::from_millis(1150), "gap {gap:?}");
+    assert_eq!(transitions(primary), before, "no transition");
+    let i = primary.instance().expect("status");
+    assert_eq!(i.0.as_ref().map(|i| i.base_priority), Some(180));
+    assert_eq!(agents[1].state().as_deref(), Some("Backup"));
+
+    // 3. A broken file: rejected with FILE:LINE:COLUMN, exit 1, nothing changes.
+    primary.set_config(&format!(
+        "{}\nvrrp_instance VI_9 {{\n    priority 300\n}}\n",
+        site.conf(&site.primary, "MASTER", 180, "", extra)
+    ));
+    let (code, report, err) = primary.reload();
+    assert_eq!(code, Some(1), "{err} {report:?}");
+    let report = report.expect("a report");
+    assert!(!report.applied);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains("xvrrp.conf:") && e.contains("priority")),
+        "{report:?}"
+    );
+    let (code, err) = primary.reload_text();
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("xvrrp.conf:") && err.contains("reload rejected"),
+        "{err}"
+    );
+    assert_eq!(primary.state().as_deref(), Some("Master"));
+    assert!(has_addr(site.primary.ns(), "eth1", "10.88.0.101"));
+
+    // 4. The address removed again (by SIGHUP this time): it leaves the interface.
+    primary.set_config(&site.conf(&site.primary, "MASTER", 180, "", ""));
+    let pid = primary.pid().expect("pid");
+    // SAFETY: kill(2) on the agent we started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(3), || !has_addr(
+            site.primary.ns(),
+            "eth1",
+            "10.88.0.101"
+        )),
+        "removed on reload:\n{}",
+        primary.log()
+    );
+    assert!(has_addr(site.primary.ns(), "eth1", &site.vip.to_string()));
+    assert_eq!(transitions(primary), before, "no transition");
+}
+
+#[test]
+fn reload_rebuilds_removes_and_adds_instances() {
+    let site = Site::new(Timers::V3Fast);
+    let agents = site.start("", "");
+    expect_state(&agents, 0, "Master", ELECTION);
+    let primary = &agents[0];
+    let src = site.primary.ip4().to_string();
+    let cap = site.lab.capture_switch("ip proto 112");
+    std::thread::sleep(Duration::from_millis(500));
+    let second = "vrrp_instance VI_2 {
+    interface eth1
+    state BACKUP
+    priority 150
+    virtual_router_id 35
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {
+        10.88.0.102/24 dev eth1
+    }
+}
+";
+
+    // A new instance starts; the running one is left alone.
+    let t0 = Instant::now();
+    primary.set_config(&site.conf(&site.primary, "MASTER", 200, second, ""));
+    let (code, report, err) = primary.reload();
+    assert_eq!(code, Some(0), "{err}");
+    let report = report.expect("a report");
+    assert_eq!(
+        (report.unchanged.clone(), report.added.clone()),
+        (vec!["VI_1".to_owned()], vec!["VI_2".to_owned()]),
+        "{report:?}"
+    );
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(3), || has_addr(
+            site.primary.ns(),
+            "eth1",
+            "10.88.0.102"
+        )),
+        "VI_2 becomes Master and adds its address:\n{}",
+        primary.log()
+    );
+    eprintln!("[reload] VI_2 Master {:?} after the reload", t0.elapsed());
+    assert_eq!(
+        agents[1].state().as_deref(),
+        Some("Backup"),
+        "VI_1 undisturbed"
+    );
+
+    // VI_2 removed: it leaves as on shutdown (priority 0, address removed).
+    let t1 = now_epoch();
+    primary.set_config(&site.conf(&site.primary, "MASTER", 200, "", ""));
+    let (code, report, err) = primary.reload();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report.expect("a report").removed, ["VI_2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!has_addr(site.primary.ns(), "eth1", "10.88.0.102"));
+    let left = adverts_of(&cap, &src, 35, t1 - 0.05);
+    assert!(
+        left.iter().any(|(_, a)| a.prio == 0),
+        "VI_2 sent priority 0 when removed: {left:?}\n{}\n{}",
+        cap.text()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        primary.log()
+    );
+    assert_eq!(
+        agents[1].state().as_deref(),
+        Some("Backup"),
+        "VI_1 undisturbed"
+    );
+
+    // VI_1's VRID changed: rebuilt. The old router leaves with priority 0, the new one starts.
+    let t2 = now_epoch();
+    let conf = site
+        .conf(&site.primary, "MASTER", 200, "", "")
+        .replace("virtual_router_id 33", "virtual_router_id 34");
+    primary.set_config(&conf);
+    let (code, report, err) = primary.reload();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report.expect("a report").rebuilt, ["VI_1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let old = adverts_of(&cap, &src, 33, t2 - 0.05);
+    let new = adverts_of(&cap, &src, 34, t2 - 0.05);
+    assert!(
+        old.iter().any(|(_, a)| a.prio == 0),
+        "VRID 33 left: {old:?}"
+    );
+    assert!(new.len() >= 3, "VRID 34 advertised: {new:?}");
+    // The secondary (still VRID 33) takes over 33, as it would on a shutdown.
+    expect_state(&agents, 1, "Master", Duration::from_secs(5));
+    assert_eq!(primary.state().as_deref(), Some("Master"));
+}
