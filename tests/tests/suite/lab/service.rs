@@ -6,8 +6,8 @@
 //!   another user killed at their timeout, the virtual address), and without CAP_BPF /
 //!   CAP_KILL what needs them fails;
 //! - sd_notify: READY=1 with STATUS, STATUS on transitions, WATCHDOG=1 at half of
-//!   WATCHDOG_USEC from the event loop, STOPPING=1 on SIGTERM, read from a `NOTIFY_SOCKET` the
-//!   test listens on;
+//!   WATCHDOG_USEC from the event loop, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on
+//!   SIGTERM, read from a `NOTIFY_SOCKET` the test listens on;
 //! - `--log-format json`: one object per line with level, target, instance, message, fields;
 //! - `xvrrp status` exit codes (0 healthy, 1 a problem, 2 no agent), 80 columns, `--watch`.
 
@@ -394,8 +394,27 @@ fn notify_socket_gets_ready_status_watchdog_and_stopping() {
         got.len(),
         pings.len()
     );
-    // SIGTERM: STOPPING=1 before it exits.
+    // SIGHUP (`systemctl reload`): RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
     let pid = a.pid().unwrap();
+    let before = got.len();
+    // SAFETY: kill(2) on the agent this test started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let reloaded = collect(&sock, Duration::from_secs(10), &mut got, |g| {
+        g[before..].iter().any(|(_, m)| m.contains("READY=1"))
+    });
+    assert!(reloaded, "READY=1 after the reload: {:?}", &got[before..]);
+    let reloading = got[before..]
+        .iter()
+        .position(|(_, m)| m.starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    let ready = got[before..]
+        .iter()
+        .position(|(_, m)| m.contains("READY=1"));
+    assert!(
+        reloading.is_some() && reloading < ready,
+        "RELOADING=1 then READY=1: {:?}",
+        &got[before..]
+    );
+    // SIGTERM: STOPPING=1 before it exits.
     // SAFETY: kill(2) on the agent this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let stopping = collect(&sock, Duration::from_secs(10), &mut got, |g| {
