@@ -164,7 +164,7 @@ fn the_unit_passes_systemd_analyze_verify() {
     for want in [
         "Type=notify",
         "Restart=on-failure",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/usr/sbin/xvrrp reload",
         "ExecStart=/usr/sbin/xvrrp run -f ${XVRRP_CONFIG}",
         "WatchdogSec=",
         "RuntimeDirectory=xvrrp",
