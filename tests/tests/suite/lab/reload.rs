@@ -246,3 +246,61 @@ fn reload_rebuilds_removes_and_adds_instances() {
     expect_state(&agents, 1, "Master", Duration::from_secs(5));
     assert_eq!(primary.state().as_deref(), Some("Master"));
 }
+
+#[test]
+fn reload_changes_trackers_and_notify_scripts_in_place() {
+    let site = Site::new(Timers::Tutorial);
+    let h = &site.primary;
+    let log_a = h.dir().join("a.log");
+    let log_b = h.dir().join("b.log");
+    let a = h.script("a.sh", &format!("echo \"$3\" >> {}\n", log_a.display()));
+    let b = h.script("b.sh", &format!("echo \"$3\" >> {}\n", log_b.display()));
+    let notify = |p: &std::path::Path| format!("    notify \"{}\"\n", p.display());
+    let agents = site.start_each(None, [("", &notify(&a)), ("", "")]);
+    expect_state(&agents, 0, "Master", ELECTION);
+    let primary = &agents[0];
+    assert!(xvrrp_tests::wait_until(Duration::from_secs(3), || {
+        std::fs::read_to_string(&log_a).is_ok_and(|s| s.contains("MASTER"))
+    }));
+    let src = site.primary.ip4().to_string();
+    let cap = site.lab.capture_switch("ip proto 112");
+    let a_before = std::fs::read_to_string(&log_a).unwrap_or_default();
+
+    // A failing tracker with weight -150 and another notify script, in place.
+    let top =
+        "vrrp_script chk_down {\n    script \"/bin/false\"\n    interval 1\n    weight -150\n}\n";
+    let extra = format!(
+        "{}    track_script {{\n        chk_down\n    }}\n",
+        notify(&b)
+    );
+    let t0 = now_epoch();
+    primary.set_config(&site.conf(&site.primary, "MASTER", 200, top, &extra));
+    let (code, report, err) = primary.reload();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report.expect("a report").changed, ["VI_1"]);
+    // The tracker runs and fails: 200 - 150 = 50 < 100, the secondary preempts (the RFC's
+    // election, not a flap of the reload itself).
+    expect_state(&agents, 1, "Master", Duration::from_secs(10));
+    expect_state(&agents, 0, "Backup", Duration::from_secs(5));
+    let i = primary.instance().expect("status");
+    assert_eq!(i.effective_priority(), Some(50));
+    assert!(i.tracker("script chk_down").is_some(), "{i:?}");
+    assert!(
+        xvrrp_tests::wait_until(Duration::from_secs(3), || {
+            std::fs::read_to_string(&log_b).is_ok_and(|s| s.contains("BACKUP"))
+        }),
+        "the new notify script ran for the new role:\n{}",
+        primary.log()
+    );
+    let a_after = std::fs::read_to_string(&log_a).unwrap_or_default();
+    assert_eq!(a_after, a_before, "the old script ran no more");
+    let seen = adverts_of(&cap, &src, 33, t0 - 1.5);
+    assert!(
+        seen.iter().all(|(_, a)| a.prio != 0),
+        "no priority 0: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, a)| a.prio == 50),
+        "priority 50 advertised: {seen:?}"
+    );
+}
