@@ -4,4 +4,5 @@ mod double_drop;
 mod double_tutorial;
 mod faults;
 mod log_flood;
+mod reload;
 mod tutorial;
