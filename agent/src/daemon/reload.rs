@@ -6,7 +6,7 @@
 //!
 //! | change | what happens |
 //! | --- | --- |
-//! | none | nothing: state, timers, sockets, scripts and cloud task untouched |
+//! | none | nothing: state, timers, sockets and scripts untouched; a cloud takeover re-reads its token file, clears a 401/403 block and checks again (what SIGHUP always did) |
 //! | priority, timers, preempt, trackers, addresses, notify scripts, cloud block, unicast peers... | in place ([`vrrp::Instance::reconfigure`]): no transition unless the new priority or a tracker makes one (as the RFC's election would); addresses added / removed while Master; a new notify queue and cloud task where those changed |
 //! | interface, VRID, version or family | rebuilt: the old one leaves as on shutdown (priority 0, addresses removed, `notify_stop`), a new one starts |
 //! | gone from the file | leaves as on shutdown |
@@ -145,7 +145,20 @@ impl Daemon {
             }
         }
 
-        // 3. Changed ones, in place.
+        // 3a. Unchanged ones with a cloud block: as SIGHUP always did, re-read the token, clear
+        // a 401/403 block and check again (the reserved IP may have been fixed meanwhile).
+        for (i, fate) in fates.iter().enumerate() {
+            if matches!(fate, Fate::Keep) {
+                if let Some(inst) = self.instances.get_mut(i) {
+                    let state = inst.core.state();
+                    if let Some(c) = inst.cloud.as_mut() {
+                        c.reload(state);
+                    }
+                }
+            }
+        }
+
+        // 3b. Changed ones, in place.
         for (i, fate) in fates.iter_mut().enumerate() {
             if let Fate::Change(p) = fate {
                 let p = std::mem::replace(p.as_mut(), self.instances[i].plan.clone());
