@@ -42,8 +42,11 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// Lines that may wait for the writer thread before new ones are dropped.
-const QUEUE: usize = 4096;
+/// Lines that may wait for the writer thread before new ones are dropped. The queue is an
+/// array allocated in full at start (32 bytes a line: 128 KiB at 4096); the rate limits
+/// (`daemon::loglimit`) keep floods far below this, and a start or reload of many instances
+/// writes a few lines each.
+const QUEUE: usize = 1024;
 
 /// The writer thread's guard: dropping it writes what is queued (waiting at most one second).
 static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);

@@ -86,8 +86,9 @@ pub(crate) struct Announcer {
 
 /// Jobs queued at most. Each lower-priority advert a Master hears queues a burst (keepalived's
 /// behaviour), so a peer flooding them could otherwise grow the queue without bound; past this,
-/// jobs are dropped and counted.
-pub(crate) const QUEUE_BOUND: usize = 4096;
+/// jobs are dropped and counted. The queue's slots are allocated at start (24 bytes each); 1024
+/// is twice the most instances a node can have (255 VRIDs per family) becoming Master at once.
+pub(crate) const QUEUE_BOUND: usize = 1024;
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -82,6 +82,8 @@ pub struct DiagSocket {
 pub struct SockDiag {
     fd: OwnedFd,
     seq: u32,
+    /// The receive buffer, only during a dump ([`RECV_BUF`]; empty between dumps, which are
+    /// rare: a 64 KiB buffer held for the agent's life would be most of a tracker's memory).
     buf: Vec<u8>,
     /// Whether the kernel accepts the port filter (set to false after it refused one).
     filter: bool,
@@ -100,7 +102,7 @@ impl SockDiag {
         Ok(Self {
             fd,
             seq: 1,
-            buf: vec![0u8; RECV_BUF],
+            buf: Vec::new(),
             filter: true,
         })
     }
@@ -116,6 +118,7 @@ impl SockDiag {
     /// fresh one (a dump left half-read would make the next request fail with `EBUSY`).
     pub fn tcp(&mut self, states: u32, ports: &[u16]) -> Result<Vec<DiagSocket>> {
         let mut out = Vec::new();
+        self.buf.resize(RECV_BUF, 0);
         let r = self
             .dump(libc::AF_INET as u8, states, ports, &mut out)
             .and_then(
@@ -129,6 +132,7 @@ impl SockDiag {
                     r => r,
                 },
             );
+        self.buf = Vec::new();
         match r {
             Ok(()) => {
                 if !ports.is_empty() {
