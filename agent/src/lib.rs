@@ -10,6 +10,7 @@
 //! - [`state`]: one typed model of the agent's state (status, counters, trackers, cloud).
 //! - [`daemon`]: the running agent (`xvrrp run`).
 //! - [`control`]: the control socket (`xvrrp status`, `xvrrp counters`).
+//! - `memory`: handing back what only start-up needed (heap, pages of the executable).
 //! - `metrics`: Prometheus metrics over HTTP (`xvrrp run --metrics`), from the same model.
 //! - [`logging`]: the stderr logger.
 //! - [`cli`]: the `xvrrp` command line.
@@ -25,6 +26,7 @@ mod control;
 mod daemon;
 pub mod dataplane;
 mod logging;
+mod memory;
 mod metrics;
 pub mod net;
 pub mod packet;

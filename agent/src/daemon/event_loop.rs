@@ -182,6 +182,8 @@ pub(super) struct Daemon {
     pub(super) metrics_address: Option<std::net::SocketAddr>,
     /// What building snapshots for scrapes has cost the loop.
     pub(super) metrics_cost: crate::metrics::LoopCost,
+    /// Hands back the start-up's memory once the agent has settled (after start and reloads).
+    pub(super) release: crate::memory::Releaser,
 }
 
 impl Daemon {
@@ -216,6 +218,7 @@ impl Daemon {
             timing: LoopTiming::default(),
             epoch: Instant::now(),
             metrics_address: None,
+            release: crate::memory::Releaser::default(),
             metrics_cost: Default::default(),
         })
     }
@@ -392,6 +395,8 @@ impl Daemon {
             summary.push_str(" (reload rejected: running configuration kept)");
         }
         super::service::reloaded(&summary);
+        // A reload parses, validates and may load programs: the same one-off work as start-up.
+        self.release.schedule();
         report
     }
 

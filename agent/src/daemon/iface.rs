@@ -134,6 +134,15 @@ impl Drop for IfaceRt {
     }
 }
 
+/// The XDP advert ring for an interface shared by `plans`: sized for their adverts
+/// (`dataplane::events_ring_bytes`).
+pub(super) fn advert_ring<'a>(plans: impl Iterator<Item = &'a InstancePlan>) -> u32 {
+    let per_second: f64 = plans
+        .map(|p| 1.0 / p.params.advert_interval.as_secs_f64().max(0.01))
+        .sum();
+    crate::dataplane::events_ring_bytes(per_second)
+}
+
 /// Opens `iface` for the instances `members` (index, plan): its receive path (XDP where it
 /// attaches; in [`RxMode::Auto`] a raw socket where it does not; in [`RxMode::Xdp`] failing to
 /// attach is fatal when `strict`, else the socket path is used and the log says why) and one
@@ -170,7 +179,8 @@ pub(super) fn open(
         // Before attaching, so that no tag is stripped once the program runs; restored (dropped)
         // when XDP does not attach.
         let tags = vlan_tags_visible(iface);
-        match XdpDataplane::attach(iface, AttachMode::Auto, &policies, xdp_pass) {
+        let ring = advert_ring(members.iter().map(|(_, p)| *p));
+        match XdpDataplane::attach_with_ring(iface, AttachMode::Auto, &policies, xdp_pass, ring) {
             Ok(dp) => {
                 if let Some(why) = dp.fallback_reason() {
                     warn!("{iface}: {why}");

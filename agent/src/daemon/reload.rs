@@ -306,6 +306,16 @@ impl Daemon {
         let members: Vec<usize> = (0..self.instances.len())
             .filter(|&i| self.instances[i].plan.interface == name)
             .collect();
+        // The advert ring was sized for the instances at attach time: when the new ones advertise
+        // faster than it holds, load the program again with a larger ring.
+        let ring = super::iface::advert_ring(members.iter().map(|&i| &self.instances[i].plan));
+        if let Some(x) = self.xdp.iter().find(|x| x.iface == name) {
+            let has = x.dp.borrow().events_ring_bytes();
+            if has < ring {
+                info!("{name}: reload: the advert ring ({has} bytes) is too small for the new instances ({ring}): attaching XDP again");
+                return false;
+            }
+        }
         let mut socket_of = Vec::with_capacity(members.len());
         for &i in &members {
             let plan = &self.instances[i].plan;

@@ -106,6 +106,7 @@ pub(super) async fn run(
     );
 
     super::service::ready(&d.status_summary());
+    d.release.schedule();
 
     let (ctl_rx, ctl_task) = control.serve();
     d.serve(Inputs {

@@ -16,7 +16,22 @@ pub fn has_embedded_object() -> bool {
     !EBPF_OBJECT.is_empty()
 }
 
-pub(super) fn load_object() -> Result<Ebpf, DataplaneError> {
+/// What a load of the object is for. The object holds every program and every map, and each
+/// load creates all of its maps; the ring buffers the load's programs do not use are made as
+/// small as the kernel allows ([`UNUSED_RING_BYTES`]) instead of their full size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LoadFor {
+    /// The XDP filter (or its test run), with an advert event ring of this many bytes (a power
+    /// of two multiple of the page size).
+    Xdp { events_ring: u32 },
+    /// The TCP listener tracker.
+    Tcp,
+}
+
+/// Size of a ring buffer no program of a load uses: one page, the kernel's minimum.
+const UNUSED_RING_BYTES: u32 = 4096;
+
+pub(super) fn load_object(what: LoadFor) -> Result<Ebpf, DataplaneError> {
     if !has_embedded_object() {
         return Err(DataplaneError::NoObject);
     }
@@ -32,11 +47,17 @@ pub(super) fn load_object() -> Result<Ebpf, DataplaneError> {
         // One load at a time: the loader is shared, and two loads at once (the XDP filter on the
         // event loop, the TCP tracker on a blocking thread) would add up their transient heaps.
         let mut loader = loader().lock().unwrap_or_else(PoisonError::into_inner);
+        let (xdp_ring, tcp_ring) = match what {
+            LoadFor::Xdp { events_ring } => (events_ring, UNUSED_RING_BYTES),
+            LoadFor::Tcp => (UNUSED_RING_BYTES, agent_common::tcp::EVENTS_RING_BYTES),
+        };
+        loader.map_max_entries(agent_common::XDP_EVENTS_MAP, xdp_ring);
+        loader.map_max_entries(agent_common::tcp::EVENTS_MAP, tcp_ring);
         loader.load(EBPF_OBJECT)
     };
     // Loading leaves freed heap behind (the object's parse, the tracker's BTF offsets computed
     // just before); hand it back to the kernel now rather than keep it for the daemon's life.
-    release_free_heap();
+    crate::memory::trim_heap();
     Ok(loaded?)
 }
 
@@ -55,7 +76,7 @@ fn loader() -> &'static Mutex<EbpfLoader<'static>> {
     LOADER.get_or_init(|| {
         if object_has_btf_ext(EBPF_OBJECT) {
             // CO-RE relocations need the kernel's types: keep aya's default.
-            return Mutex::new(EbpfLoader::new());
+            return Mutex::new(with_log_ring(EbpfLoader::new()));
         }
         let isolated = std::thread::Builder::new()
             .name("xvrrp-loader".to_owned())
@@ -66,8 +87,23 @@ fn loader() -> &'static Mutex<EbpfLoader<'static>> {
         // Not isolated: `EbpfLoader::default()` is `new()`, which parses; dropped right here.
         let mut loader = isolated.unwrap_or_default();
         loader.btf(None);
-        Mutex::new(loader)
+        Mutex::new(with_log_ring(loader))
     })
+}
+
+/// Size of each object's aya-log record ring (`AYA_LOGS`), instead of aya-log's 128 KiB.
+///
+/// The programs log only on rare error paths, and only when a per-CPU error count reaches a power
+/// of two (see [`super::klog`]); a record takes 256-512 bytes, so 16 KiB holds dozens, more than
+/// a burst produces before the agent reads the ring. The agent maps the ring's data twice (aya's
+/// consumer view), so each object's ring cost 260 KiB of resident memory for the agent's life at
+/// the default size, 36 KiB at this one.
+pub(super) const LOG_RING_BYTES: u32 = 16 * 1024;
+
+/// `loader` with the log ring set to [`LOG_RING_BYTES`] (an object without the map ignores it).
+fn with_log_ring(mut loader: EbpfLoader<'static>) -> EbpfLoader<'static> {
+    loader.map_max_entries("AYA_LOGS", LOG_RING_BYTES);
+    loader
 }
 
 /// Whether an ELF object has a `.BTF.ext` section (where CO-RE relocations live), by its name in
@@ -91,16 +127,6 @@ fn hide_kernel_btf() -> bool {
     // chroot(2) changes this thread's root alone.
     // SAFETY: a valid NUL-terminated path.
     unsafe { libc::chroot(c"/proc/self/fdinfo".as_ptr()) == 0 }
-}
-
-/// Returns the heap's free memory to the kernel (glibc keeps freed memory mapped; other libcs
-/// need nothing here).
-fn release_free_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 pub(super) fn xdp_program<'a>(

@@ -42,7 +42,7 @@ pub use self::{
     load::has_embedded_object,
     peers::{PeerCounterRow, PeerSlot},
     test_run::{TestVerdict, XdpTestProgram},
-    xdp::{XdpAttachment, XdpDataplane},
+    xdp::{events_ring_bytes, XdpAttachment, XdpDataplane},
 };
 use crate::packet::{ChecksumForm, Counter, Family, Version};
 

@@ -12,7 +12,7 @@ use aya::{
 
 use super::{
     klog::{GlobalLog, KernelLog, Sink},
-    load::{load_object, xdp_program},
+    load::{load_object, xdp_program, LoadFor},
     peers::Maps,
     peers::PeerCounterRow,
     xdp::{drain, pass_flags},
@@ -52,7 +52,9 @@ impl XdpTestProgram {
 
     /// [`XdpTestProgram::load`], with the programs' log records going to `sink`.
     pub fn load_logging_to(sink: Sink) -> Result<Self, DataplaneError> {
-        let mut ebpf = load_object()?;
+        let mut ebpf = load_object(LoadFor::Xdp {
+            events_ring: agent_common::EVENTS_RING_BYTES,
+        })?;
         for name in [XDP_PROGRAM, XDP_PASS_PROGRAM] {
             xdp_program(&mut ebpf, name)?
                 .load()

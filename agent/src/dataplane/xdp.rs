@@ -9,8 +9,8 @@ use std::{
 
 use agent_common::{
     iface_flags, policy_slot, unicast_mode, xdp_stats, IfaceConfig, PeerCounters, PeerKey,
-    PeerPolicy, Policy, PolicyTable, MAX_INLINE_PEERS, XDP_COUNTERS_MAP, XDP_EVENTS_MAP,
-    XDP_IFACE_MAP, XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_STATS_MAP,
+    PeerPolicy, Policy, PolicyTable, EVENTS_RING_BYTES, MAX_INLINE_PEERS, XDP_COUNTERS_MAP,
+    XDP_EVENTS_MAP, XDP_IFACE_MAP, XDP_PEERS_MAP, XDP_POLICY_MAP, XDP_PROGRAM, XDP_STATS_MAP,
 };
 use aya::{
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
@@ -21,7 +21,7 @@ use aya::{
 use super::{
     addr_bytes, counter_index, family_code,
     klog::KernelLog,
-    load::{load_object, xdp_program},
+    load::{load_object, xdp_program, LoadFor},
     map_err,
     peers::{give_peer_rows, Maps, PeerCounterRow, PolicyEntry},
     AttachMode, DataplaneError, XdpAdvert, XdpStats,
@@ -30,6 +30,36 @@ use crate::packet::{Family, RxAuth, RxPolicy, SourcePolicy, VersionPolicy};
 
 /// `BPF_NOEXIST` map update flag: create only.
 const BPF_NOEXIST: u64 = 1;
+
+/// Smallest advert event ring [`events_ring_bytes`] gives: 64 KiB, about 900 events.
+pub(crate) const MIN_EVENTS_RING_BYTES: u32 = 64 * 1024;
+/// Largest advert event ring: 4 MiB, about 58,000 events.
+pub(crate) const MAX_EVENTS_RING_BYTES: u32 = 4 * 1024 * 1024;
+/// Bytes one advert takes in the ring: the 64-byte event and the ring's 8-byte record header.
+const EVENT_RECORD_BYTES: f64 = 72.0;
+/// Seconds of adverts the ring holds: the agent drains it at every wake-up of its loop, so this
+/// is the loop stall the interface survives without losing an advert.
+const RING_SECONDS: f64 = 1.0;
+
+/// The advert event ring for an interface whose instances advertise `adverts_per_second` in
+/// total (the sum of `1 / advert_int` over them). Each instance is counted twice, for a second
+/// Master during an election or a split (Backups send nothing). Room for [`RING_SECONDS`] of
+/// that, as a power of two between [`MIN_EVENTS_RING_BYTES`] and [`MAX_EVENTS_RING_BYTES`].
+///
+/// The ring is mapped into the agent (its data twice, as aya reads it), so its size is resident
+/// memory for the agent's life: the tutorial's one instance at 1 s needs a few hundred bytes
+/// and gets the 64 KiB floor (instead of a fixed 256 KiB); 50 instances at 0.1 s get 128 KiB;
+/// 510 at 10 ms the 4 MiB ceiling.
+pub fn events_ring_bytes(adverts_per_second: f64) -> u32 {
+    let want = (2.0 * adverts_per_second.max(0.0) * RING_SECONDS * EVENT_RECORD_BYTES).ceil();
+    if !want.is_finite() || want >= f64::from(MAX_EVENTS_RING_BYTES) {
+        return MAX_EVENTS_RING_BYTES;
+    }
+    // `want` is in 0..4 MiB here: the cast is exact.
+    (want as u32)
+        .next_power_of_two()
+        .clamp(MIN_EVENTS_RING_BYTES, MAX_EVENTS_RING_BYTES)
+}
 
 impl Maps {
     /// Replaces the policies (and unicast peers) of `ifindex` with `policies`. New entries are
@@ -333,6 +363,8 @@ pub struct XdpDataplane {
     klog: KernelLog,
     /// The attachment, until [`XdpDataplane::detach`] (or drop).
     link: Option<aya::programs::xdp::XdpLinkId>,
+    /// Size of the advert event ring.
+    events_ring: u32,
 }
 
 /// The name used by earlier versions of this module.
@@ -365,6 +397,24 @@ impl XdpDataplane {
         policies: &[RxPolicy],
         pass_to_stack: bool,
     ) -> Result<Self, DataplaneError> {
+        Self::attach_with_ring(iface, mode, policies, pass_to_stack, EVENTS_RING_BYTES)
+    }
+
+    /// [`XdpDataplane::attach`] with an advert event ring of `events_ring` bytes (see
+    /// [`events_ring_bytes`]) instead of the default [`EVENTS_RING_BYTES`].
+    pub fn attach_with_ring(
+        iface: &str,
+        mode: AttachMode,
+        policies: &[RxPolicy],
+        pass_to_stack: bool,
+        events_ring: u32,
+    ) -> Result<Self, DataplaneError> {
+        let events_ring = events_ring.clamp(MIN_EVENTS_RING_BYTES, MAX_EVENTS_RING_BYTES);
+        if !events_ring.is_power_of_two() {
+            return Err(DataplaneError::Missing(
+                "an advert ring size that is a power of two",
+            ));
+        }
         if iface.is_empty()
             || iface.len() >= libc::IFNAMSIZ
             || iface.contains('\0')
@@ -379,7 +429,7 @@ impl XdpDataplane {
         if ifindex == 0 {
             return Err(DataplaneError::NoSuchInterface(iface.to_owned()));
         }
-        let mut ebpf = load_object()?;
+        let mut ebpf = load_object(LoadFor::Xdp { events_ring })?;
         let mut slots = BTreeSet::new();
         Maps::set_policies(&mut ebpf, ifindex, policies, &mut slots)?;
         Maps::set_iface_flags(&mut ebpf, pass_flags(pass_to_stack))?;
@@ -442,6 +492,7 @@ impl XdpDataplane {
             fallback,
             klog,
             link: Some(link),
+            events_ring,
         })
     }
 
@@ -455,6 +506,11 @@ impl XdpDataplane {
                 let _ = prog.detach(link);
             }
         }
+    }
+
+    /// Size of the advert event ring, bytes.
+    pub fn events_ring_bytes(&self) -> u32 {
+        self.events_ring
     }
 
     /// The interface the program is attached to.
@@ -542,5 +598,37 @@ pub(super) fn pass_flags(pass: bool) -> u32 {
         iface_flags::PASS_TO_STACK
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advert_ring_is_sized_for_the_instances_adverts() {
+        // The tutorial: one instance at 1 s (and nothing at all) gets the floor.
+        assert_eq!(events_ring_bytes(0.0), MIN_EVENTS_RING_BYTES);
+        assert_eq!(events_ring_bytes(1.0), MIN_EVENTS_RING_BYTES);
+        // 50 instances at 0.1 s: 500/s, twice, 72 bytes each, one second: 72,000 bytes.
+        assert_eq!(events_ring_bytes(500.0), 128 * 1024);
+        // 255 instances at 1 s: 36,720 bytes.
+        assert_eq!(events_ring_bytes(255.0), MIN_EVENTS_RING_BYTES);
+        // 510 instances at 10 ms: past the ceiling.
+        assert_eq!(events_ring_bytes(51_000.0), MAX_EVENTS_RING_BYTES);
+        assert_eq!(events_ring_bytes(f64::INFINITY), MAX_EVENTS_RING_BYTES);
+        assert_eq!(events_ring_bytes(f64::NAN), MIN_EVENTS_RING_BYTES);
+        assert_eq!(events_ring_bytes(-3.0), MIN_EVENTS_RING_BYTES);
+        // Always a power of two multiple of the page size, and it holds what it promises.
+        for rate in [0.5, 10.0, 455.0, 456.0, 3000.0, 20_000.0] {
+            let b = events_ring_bytes(rate);
+            assert!(b.is_power_of_two() && b % 4096 == 0, "{rate}: {b}");
+            if b < MAX_EVENTS_RING_BYTES {
+                assert!(
+                    f64::from(b) >= 2.0 * rate * EVENT_RECORD_BYTES,
+                    "{rate}: {b}"
+                );
+            }
+        }
     }
 }

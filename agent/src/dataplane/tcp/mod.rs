@@ -56,7 +56,7 @@ pub use self::{
     seed::{parse_proc_tcp, proc_sockets, ProcSocket, PROC_ESTABLISHED, PROC_LISTEN},
     syn::{set_syn_ports, syn_counts},
 };
-use super::{klog::KernelLog, load_object, DataplaneError};
+use super::{klog::KernelLog, load::LoadFor, load_object, DataplaneError};
 use crate::net::diag::SockDiag;
 
 const AF_INET: u16 = 2;
@@ -280,7 +280,7 @@ impl TcpTracker {
             return Err(TcpError::TooManyPorts(ports.len()));
         }
         let netns_id = own_netns(off.netns_kind)?;
-        let mut ebpf = load_object()?;
+        let mut ebpf = load_object(LoadFor::Tcp)?;
         {
             let mut watch: HashMap<_, u16, u8> = HashMap::try_from(
                 ebpf.map_mut(WATCH_MAP)

@@ -187,7 +187,7 @@ fn the_tcp_program_logs_its_error_paths_and_nothing_else() {
         return;
     }
     runtime().block_on(async {
-        let mut ebpf = load_object().unwrap();
+        let mut ebpf = load_object(super::super::load::LoadFor::Tcp).unwrap();
         let prog: &mut RawTracePoint = ebpf.program_mut(PROGRAM).unwrap().try_into().unwrap();
         prog.load().unwrap();
         let cap = Capture::default();

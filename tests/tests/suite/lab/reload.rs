@@ -304,3 +304,82 @@ fn reload_changes_trackers_and_notify_scripts_in_place() {
         "priority 50 advertised: {seen:?}"
     );
 }
+
+/// VRID 33's adverts from `peer` that the node's receive path counted as valid.
+fn adverts_heard(a: &Agent, peer: &str) -> u64 {
+    let Some(c) = a.counters() else { return 0 };
+    c.0.peers
+        .iter()
+        .filter(|r| r.vrid == 33 && r.peer == peer)
+        .filter_map(|r| {
+            r.counters
+                .0
+                .get(&xvrrp::packet::Counter::AdvertRcvd)
+                .copied()
+        })
+        .sum()
+}
+
+/// The XDP advert ring is sized for the interface's instances at attach time (the tutorial's
+/// one instance at 1 s: the 64 KiB floor). A reload that adds instances advertising faster than
+/// it holds (six at 10 ms: 600 adverts/s, 128 KiB) attaches XDP again with a larger ring: the
+/// receive path stays XDP and the Backup keeps hearing its Master through it, with no transition.
+#[test]
+fn reload_that_outgrows_the_advert_ring_attaches_again() {
+    let site = Site::new(Timers::Tutorial);
+    let agents = site.start("", "");
+    expect_state(&agents, 0, "Master", ELECTION);
+    let backup = &agents[1];
+    let master_ip = site.primary.ip4().to_string();
+    let rx = backup.status().map(|s| s.rx_text()).unwrap_or_default();
+    if !rx.contains("xdp") {
+        eprintln!("SKIP: XDP does not attach here ({rx})");
+        return;
+    }
+    let before = transitions(backup);
+    let fast: String = (40..46)
+        .map(|v| {
+            format!(
+                "vrrp_instance F_{v} {{\n    interface eth1\n    state BACKUP\n    priority 100\n    \
+                 virtual_router_id {v}\n    version 3\n    advert_int 0.01\n    \
+                 virtual_ipaddress {{\n        10.88.0.{v}/32 dev eth1\n    }}\n}}\n"
+            )
+        })
+        .collect();
+    backup.set_config(&site.conf(&site.secondary, "BACKUP", 100, &fast, ""));
+    let (code, report, err) = backup.reload();
+    assert_eq!(code, Some(0), "{err}");
+    let report = report.expect("a report");
+    assert_eq!(report.added.len(), 6, "{report:?}");
+    assert_eq!(report.unchanged, ["VI_1"], "{report:?}");
+    assert!(
+        backup.log().contains("advert ring"),
+        "the ring was found too small and XDP attached again:\n{}",
+        backup.log()
+    );
+    // Through the new program: the Master's adverts are counted again (the new program's
+    // counters start from zero) and keep coming.
+    let heard = |n: u64| {
+        xvrrp_tests::wait_until(Duration::from_secs(5), || {
+            adverts_heard(backup, &master_ip) >= n
+        })
+    };
+    assert!(
+        heard(1),
+        "the Backup hears its Master again:\n{}",
+        backup.log()
+    );
+    let now = adverts_heard(backup, &master_ip);
+    assert!(heard(now + 2), "and keeps hearing it:\n{}", backup.log());
+    let rx = backup.status().map(|s| s.rx_text()).unwrap_or_default();
+    assert!(rx.contains("xdp"), "still received by XDP: {rx}");
+    // VI_1 (VRID 33; the new instances come first in the file).
+    let vi_1 = backup
+        .status()
+        .and_then(|s| s.instances().into_iter().find(|i| i.vrid() == Some(33)))
+        .expect("VI_1 in status");
+    assert_eq!(vi_1.state().as_deref(), Some("Backup"));
+    let become_master = vi_1.counters().map(|c| c.become_master);
+    assert_eq!(become_master, Some(before.0), "VI_1 never became Master");
+    assert_eq!(agents[0].state().as_deref(), Some("Master"));
+}
