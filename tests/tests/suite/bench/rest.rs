@@ -308,6 +308,11 @@ fn cost_at_rest() {
             (f.cpu_s_per_hour * 1000.0).round() / 1000.0,
         );
         result_line(s, "rss_kib", f.rss_kib as f64);
+        // The split of RSS: private memory (heap, stacks) and mapped files (the binary's and
+        // libraries' pages, BPF ring buffers). xvrrp unmaps the start-up's code pages once it has
+        // settled (agent/src/memory.rs): this shows what that changes and what it does not.
+        result_line(s, "rss_anon_kib", f.anon_kib as f64);
+        result_line(s, "rss_file_kib", f.file_kib as f64);
         result_line(s, "hwm_kib", f.hwm_kib as f64);
     }
 
