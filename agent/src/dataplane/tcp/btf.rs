@@ -5,7 +5,9 @@
 //! public API only finds a type id by name and kind: `type_by_id`, `string_at`, the members of a
 //! `Struct` and their offsets are `pub(crate)`, so member offsets cannot be read through it. The
 //! other BTF reader crate, btf-rs, is LGPL-2.1, statically linked into an MIT/Apache-2.0 binary.
-//! This reader is ~230 lines for the few kinds `struct sock` needs; malformed input is tested.
+//! This reader is ~300 lines for the few kinds `struct sock` needs; malformed input is tested. It
+//! reads the kernel's file in pieces (an index of the types, then the few types and names a
+//! lookup needs), so the agent's peak memory does not hold the whole 5 MB blob.
 
 use std::fs;
 
@@ -29,13 +31,49 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
-/// A parsed BTF blob: just enough to find struct member offsets.
+/// Where a BTF blob is read from: a byte slice (the tests' blobs) or the kernel's file, read
+/// in pieces at offsets (`pread`), so that the kernel's 5 MB are never in memory at once.
+pub trait Blob {
+    /// Fills `buf` with the bytes at `off`; false when the blob ends before (or cannot be read).
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> bool;
+}
+
+impl Blob for &[u8] {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
+        let Ok(start) = usize::try_from(off) else {
+            return false;
+        };
+        let Some(src) = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+        else {
+            return false;
+        };
+        buf.copy_from_slice(src);
+        true
+    }
+}
+
+impl Blob for fs::File {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, off).is_ok()
+    }
+}
+
+/// A parsed BTF blob: just enough to find struct member offsets. Holds an index of where each
+/// type starts (4 bytes a type: about 0.5 MB for a kernel's 130k types) and the structs' names'
+/// offsets; types, members and names are read from the blob when a lookup needs them.
 #[derive(Debug)]
-pub struct Btf<'a> {
-    types: &'a [u8],
-    strings: &'a [u8],
-    /// Byte offset of each type in `types`; index = type id - 1.
-    index: Vec<usize>,
+pub struct Btf<B> {
+    blob: B,
+    /// Offset of the types section in the blob, and its length.
+    types: (u64, u64),
+    /// Offset of the strings section in the blob, and its length.
+    strings: (u64, u64),
+    /// Offset of each type in the types section; index = type id - 1.
+    index: Vec<u32>,
+    /// (name offset, id) of each struct with members, in id order.
+    structs: Vec<(u32, u32)>,
 }
 
 /// A struct member found by [`Btf::member`].
@@ -54,84 +92,145 @@ fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-impl<'a> Btf<'a> {
-    /// Parses a little-endian BTF blob (the format of `/sys/kernel/btf/vmlinux`).
+/// Bytes read at a time while indexing the types section.
+const CHUNK: usize = 64 * 1024;
+
+/// A type's fixed part: (name_off, kind, vlen, kind_flag, size_or_type).
+type TypeHeader = (u32, u32, usize, bool, u32);
+
+fn type_header(h: &[u8]) -> Option<TypeHeader> {
+    let name = u32_at(h, 0)?;
+    let info = u32_at(h, 4)?;
+    let st = u32_at(h, 8)?;
+    Some((
+        name,
+        (info >> 24) & 0x1f,
+        (info & 0xffff) as usize,
+        info >> 31 == 1,
+        st,
+    ))
+}
+
+impl<'a> Btf<&'a [u8]> {
+    /// Parses a little-endian BTF blob in memory (the format of `/sys/kernel/btf/vmlinux`).
     pub fn parse(data: &'a [u8]) -> Result<Self, String> {
-        let magic = data
-            .get(0..2)
-            .map(|m| u16::from_le_bytes([m[0], m[1]]))
-            .ok_or("too short")?;
+        Self::read(data)
+    }
+}
+
+impl<B: Blob> Btf<B> {
+    /// Indexes the BTF blob `blob` (little-endian, the format of `/sys/kernel/btf/vmlinux`).
+    pub fn read(blob: B) -> Result<Self, String> {
+        let mut head = [0u8; 24];
+        let mut magic = [0u8; 2];
+        if !blob.read_at(0, &mut magic) {
+            return Err("too short".to_owned());
+        }
+        let magic = u16::from_le_bytes(magic);
         if magic != BTF_MAGIC {
             return Err(format!("bad magic {magic:#x}"));
         }
-        let field = |i: usize| u32_at(data, 4 + 4 * i).ok_or("header truncated");
-        let hdr_len = field(0)? as usize;
+        if !blob.read_at(0, &mut head) {
+            return Err("header truncated".to_owned());
+        }
+        let field = |i: usize| u32_at(&head, 4 + 4 * i).ok_or("header truncated");
+        let hdr_len = u64::from(field(0)?);
         let (type_off, type_len, str_off, str_len) = (field(1)?, field(2)?, field(3)?, field(4)?);
-        let section = |off: u32, len: u32| -> Result<&'a [u8], String> {
-            let start = hdr_len
-                .checked_add(off as usize)
-                .ok_or("section offset overflows")?;
-            let end = start
-                .checked_add(len as usize)
-                .ok_or("section length overflows")?;
-            data.get(start..end)
-                .ok_or_else(|| "section outside the blob".to_owned())
+        let section = |off: u32, len: u32| -> Result<(u64, u64), String> {
+            let start = hdr_len + u64::from(off);
+            let len = u64::from(len);
+            // The section's last byte must be there (an empty section needs nothing).
+            let mut last = [0u8; 1];
+            if len > 0 && !blob.read_at(start + len - 1, &mut last) {
+                return Err("section outside the blob".to_owned());
+            }
+            Ok((start, len))
         };
         let types = section(type_off, type_len)?;
         let strings = section(str_off, str_len)?;
-        let mut index = Vec::new();
-        let mut pos = 0usize;
-        while pos < types.len() {
-            let info = u32_at(types, pos + 4).ok_or("type truncated")?;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
+        let mut index = Vec::with_capacity(usize::try_from(types.1 / 40).unwrap_or(0));
+        let mut structs = Vec::new();
+        // The types section, read sequentially in chunks.
+        let mut chunk = Vec::new();
+        let mut chunk_at = 0u64;
+        let mut pos = 0u64;
+        while pos < types.1 {
+            if pos + 12 > chunk_at + chunk.len() as u64 {
+                chunk_at = pos;
+                let n = usize::try_from((types.1 - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
+                chunk.resize(n, 0);
+                if !blob.read_at(types.0 + pos, &mut chunk) {
+                    return Err("types unreadable".to_owned());
+                }
+            }
+            let at = usize::try_from(pos - chunk_at).map_err(|_| "type offset overflows")?;
+            let (name, kind, vlen, _, _) = chunk
+                .get(at..)
+                .and_then(type_header)
+                .ok_or("type truncated")?;
             let extra = match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
                 KIND_ARRAY => 12,
-                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
-                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as u64,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as u64,
                 0..=19 => 0,
                 k => return Err(format!("unknown type kind {k}")),
             };
-            index.push(pos);
-            pos = pos.checked_add(12 + extra).ok_or("type size overflows")?;
-            if pos > types.len() {
+            index.push(u32::try_from(pos).map_err(|_| "types section too large")?);
+            let id = u32::try_from(index.len()).map_err(|_| "too many types")?;
+            if kind == KIND_STRUCT && vlen > 0 {
+                structs.push((name, id));
+            }
+            pos = pos + 12 + extra;
+            if pos > types.1 {
                 return Err("type truncated".to_owned());
             }
         }
+        index.shrink_to_fit();
+        structs.shrink_to_fit();
         Ok(Self {
+            blob,
             types,
             strings,
             index,
+            structs,
         })
     }
 
-    fn name(&self, off: u32) -> Option<&'a str> {
-        let rest = self.strings.get(off as usize..)?;
-        let end = rest.iter().position(|b| *b == 0)?;
-        std::str::from_utf8(&rest[..end]).ok()
+    /// `len` bytes at `pos` of the types section.
+    fn type_bytes(&self, pos: u64, len: usize) -> Option<Vec<u8>> {
+        if pos.checked_add(len as u64)? > self.types.1 {
+            return None;
+        }
+        let mut b = vec![0u8; len];
+        self.blob.read_at(self.types.0 + pos, &mut b).then_some(b)
     }
 
-    /// (name_off, kind, vlen, kind_flag, size_or_type, offset of the trailing data).
-    fn ty(&self, id: u32) -> Option<(u32, u32, usize, bool, u32, usize)> {
-        let pos = *self.index.get((id as usize).checked_sub(1)?)?;
-        let name = u32_at(self.types, pos)?;
-        let info = u32_at(self.types, pos + 4)?;
-        let st = u32_at(self.types, pos + 8)?;
-        Some((
-            name,
-            (info >> 24) & 0x1f,
-            (info & 0xffff) as usize,
-            info >> 31 == 1,
-            st,
-            pos + 12,
-        ))
+    fn type_u32(&self, pos: u64) -> Option<u32> {
+        u32_at(&self.type_bytes(pos, 4)?, 0)
+    }
+
+    /// Whether the string at `off` is `name`.
+    fn name_is(&self, off: u32, name: &str) -> bool {
+        let len = name.len() + 1;
+        if u64::from(off) + len as u64 > self.strings.1 {
+            return false;
+        }
+        let mut b = vec![0u8; len];
+        self.blob.read_at(self.strings.0 + u64::from(off), &mut b)
+            && b.strip_suffix(&[0]) == Some(name.as_bytes())
+    }
+
+    /// The type's fixed part and the position of its trailing data in the types section.
+    fn ty(&self, id: u32) -> Option<(TypeHeader, u64)> {
+        let pos = u64::from(*self.index.get((id as usize).checked_sub(1)?)?);
+        Some((type_header(&self.type_bytes(pos, 12)?)?, pos + 12))
     }
 
     /// Follows typedefs and qualifiers.
     fn resolve(&self, mut id: u32) -> Option<u32> {
         for _ in 0..32 {
-            let (_, kind, _, _, st, _) = self.ty(id)?;
+            let ((_, kind, _, _, st), _) = self.ty(id)?;
             match kind {
                 KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
                     id = st
@@ -142,22 +241,21 @@ impl<'a> Btf<'a> {
         None
     }
 
-    fn size_of(&self, id: u32) -> u32 {
+    fn size_of(&self, id: u32, depth: u32) -> u32 {
+        if depth > 8 {
+            return 0;
+        }
         let Some(id) = self.resolve(id) else { return 0 };
         match self.ty(id) {
             Some((
-                _,
-                KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64,
-                _,
-                _,
-                st,
+                (_, KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64, _, _, st),
                 _,
             )) => st,
-            Some((_, KIND_PTR, ..)) => 8,
-            Some((_, KIND_ARRAY, _, _, _, data)) => {
-                let elem = u32_at(self.types, data).unwrap_or(0);
-                let n = u32_at(self.types, data + 8).unwrap_or(0);
-                self.size_of(elem).saturating_mul(n)
+            Some(((_, KIND_PTR, ..), _)) => 8,
+            Some(((_, KIND_ARRAY, ..), data)) => {
+                let elem = self.type_u32(data).unwrap_or(0);
+                let n = self.type_u32(data + 8).unwrap_or(0);
+                self.size_of(elem, depth + 1).saturating_mul(n)
             }
             _ => 0,
         }
@@ -165,11 +263,10 @@ impl<'a> Btf<'a> {
 
     /// The id of the struct named `name` (the first one with members).
     pub fn struct_id(&self, name: &str) -> Option<u32> {
-        (1..=self.index.len() as u32).find(|&id| {
-            self.ty(id).is_some_and(|(n, kind, vlen, ..)| {
-                kind == KIND_STRUCT && vlen > 0 && self.name(n) == Some(name)
-            })
-        })
+        self.structs
+            .iter()
+            .find(|(n, _)| self.name_is(*n, name))
+            .map(|(_, id)| *id)
     }
 
     /// Finds the member `name` of struct/union `id`, looking inside anonymous members; its
@@ -179,17 +276,13 @@ impl<'a> Btf<'a> {
             return None;
         }
         let id = self.resolve(id)?;
-        let (_, kind, vlen, kind_flag, _, data) = self.ty(id)?;
+        let ((_, kind, vlen, kind_flag, _), data) = self.ty(id)?;
         if kind != KIND_STRUCT && kind != KIND_UNION {
             return None;
         }
-        for i in 0..vlen {
-            let m = data.checked_add(i.checked_mul(12)?)?;
-            let (mname, mtype, moff) = (
-                u32_at(self.types, m)?,
-                u32_at(self.types, m + 4)?,
-                u32_at(self.types, m + 8)?,
-            );
+        let members = self.type_bytes(data, vlen.checked_mul(12)?)?;
+        for m in members.chunks_exact(12) {
+            let (mname, mtype, moff) = (u32_at(m, 0)?, u32_at(m, 4)?, u32_at(m, 8)?);
             let (bit_off, bit_size) = if kind_flag {
                 (moff & 0x00ff_ffff, moff >> 24)
             } else {
@@ -207,14 +300,14 @@ impl<'a> Btf<'a> {
                 }
                 continue;
             }
-            if self.name(mname) == Some(name) {
+            if self.name_is(mname, name) {
                 if bit_size != 0 || bit_off % 8 != 0 {
                     return None;
                 }
                 let ty = self.resolve(mtype)?;
                 return Some(Member {
                     offset: bit_off / 8,
-                    size: self.size_of(ty),
+                    size: self.size_of(ty, 0),
                     type_id: ty,
                 });
             }
@@ -286,7 +379,7 @@ impl SockOffsets {
     }
 
     /// Computes the offsets from a parsed BTF.
-    pub fn from_btf(btf: &Btf<'_>) -> Result<Self, String> {
+    pub fn from_btf<B: Blob>(btf: &Btf<B>) -> Result<Self, String> {
         let sc = |f: &str| btf.member("sock", &["__sk_common", f]);
         let net = sc("skc_net")?;
         let check = |m: Member, size: u32, what: &str| {
@@ -320,10 +413,11 @@ impl SockOffsets {
         })
     }
 
-    /// Reads and parses the running kernel's BTF.
+    /// Reads the running kernel's BTF (in pieces: the file is 5 MB and more, and the agent's
+    /// peak memory would be that much higher if it were read whole).
     pub fn from_kernel() -> Result<Self, String> {
-        let data = fs::read("/sys/kernel/btf/vmlinux").map_err(|e| e.to_string())?;
-        let btf = Btf::parse(&data)?;
+        let file = fs::File::open("/sys/kernel/btf/vmlinux").map_err(|e| e.to_string())?;
+        let btf = Btf::read(file)?;
         Self::from_btf(&btf)
     }
 }
