@@ -184,6 +184,8 @@ pub(super) struct Daemon {
     pub(super) metrics_cost: crate::metrics::LoopCost,
     /// Hands back the start-up's memory once the agent has settled (after start and reloads).
     pub(super) release: crate::memory::Releaser,
+    /// The watch on the instances' interface names (device deleted, re-created).
+    pub(super) devices: super::iface::DeviceWatch,
 }
 
 impl Daemon {
@@ -219,6 +221,7 @@ impl Daemon {
             epoch: Instant::now(),
             metrics_address: None,
             release: crate::memory::Releaser::default(),
+            devices: super::iface::DeviceWatch::default(),
             metrics_cost: Default::default(),
         })
     }

@@ -51,7 +51,10 @@ pub(super) struct IfaceChange {
 
 /// Watches the devices behind `names` on the current `LocalSet`; reports the state of each
 /// name once at start, then every change.
-pub(super) fn spawn_watcher(names: Vec<String>, tx: mpsc::UnboundedSender<IfaceChange>) {
+pub(super) fn spawn_watcher(
+    names: Vec<String>,
+    tx: mpsc::UnboundedSender<IfaceChange>,
+) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_local(async move {
         // None until the first report.
         let mut reported: Vec<(String, Option<Option<u32>>)> =
@@ -74,7 +77,49 @@ pub(super) fn spawn_watcher(names: Vec<String>, tx: mpsc::UnboundedSender<IfaceC
             true
         })
         .await;
-    });
+    })
+}
+
+/// The running [`spawn_watcher`] task, with what it watches: a reload that changes the set of
+/// interfaces starts a new one ([`DeviceWatch::watch`]).
+#[derive(Default)]
+pub(super) struct DeviceWatch {
+    tx: Option<mpsc::UnboundedSender<IfaceChange>>,
+    names: Vec<String>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl DeviceWatch {
+    /// Watches `names` (sorted, deduplicated), reporting on `tx` from now on.
+    pub(super) fn start(&mut self, names: Vec<String>, tx: mpsc::UnboundedSender<IfaceChange>) {
+        self.tx = Some(tx);
+        self.watch(names);
+    }
+
+    /// Watches `names` instead of the names watched so far (nothing happens when they are the
+    /// same). The new watcher reports every name once at start: the loop ignores a report of the
+    /// device it has open already.
+    pub(super) fn watch(&mut self, mut names: Vec<String>) {
+        names.sort();
+        names.dedup();
+        if self.task.is_some() && names == self.names {
+            return;
+        }
+        let Some(tx) = self.tx.clone() else { return };
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.task = Some(spawn_watcher(names.clone(), tx));
+        self.names = names;
+    }
+}
+
+impl Drop for DeviceWatch {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
 }
 
 /// One interface's receive path and sockets, as opened by [`open`].

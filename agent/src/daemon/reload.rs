@@ -269,6 +269,10 @@ impl Daemon {
             }
         }
 
+        // Interfaces added or no longer used: the device watch follows.
+        self.devices
+            .watch(self.ifaces.iter().map(|r| r.name.clone()).collect());
+
         // 7. New instances start (in Fault if their interface could not be opened).
         for i in starting {
             let usable = self

@@ -76,7 +76,8 @@ pub(super) async fn run(
     }
     // Devices deleted and re-created under the same name (see `daemon::iface`).
     let (if_tx, if_rx) = mpsc::unbounded_channel::<IfaceChange>();
-    iface::spawn_watcher(d.ifaces.iter().map(|i| i.name.clone()).collect(), if_tx);
+    let names = d.ifaces.iter().map(|i| i.name.clone()).collect();
+    d.devices.start(names, if_tx);
 
     // Trackers: one watcher per tracked object, shared by the instances that track it.
     let (trk_tx, trk_rx) = mpsc::unbounded_channel::<TrackerUpdate>();

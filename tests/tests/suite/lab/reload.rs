@@ -383,3 +383,90 @@ fn reload_that_outgrows_the_advert_ring_attaches_again() {
     assert_eq!(become_master, Some(before.0), "VI_1 never became Master");
     assert_eq!(agents[0].state().as_deref(), Some("Master"));
 }
+
+/// An instance a reload adds on an interface the agent did not use before is watched like the
+/// others: when its device is deleted the instance goes to Fault at once, also as a Backup (which
+/// sends nothing, so no send error would tell it) with `dont_track_primary` (so the link state
+/// of its own interface does not either), and when a device of that name is back it is opened
+/// again and the instance rejoins.
+#[test]
+fn reload_added_interface_is_watched_for_deletion() {
+    let site = Site::new(Timers::Tutorial);
+    let agents = site.start("", "");
+    expect_state(&agents, 0, "Master", ELECTION);
+    let (primary, secondary) = (&agents[0], &agents[1]);
+    let (ns, ns2) = (site.primary.ns(), site.secondary.ns());
+    // A second link between the two servers: eth9 on the primary, eth9p on the secondary.
+    let make = || {
+        ns.ip(&[
+            "link", "add", "eth9", "type", "veth", "peer", "name", "eth9p",
+        ]);
+        ns.ip(&["link", "set", "eth9p", "netns", ns2.name()]);
+        ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "eth9"]);
+        ns2.ip(&["addr", "add", "10.99.0.2/24", "dev", "eth9p"]);
+        ns.ip(&["link", "set", "eth9", "up"]);
+        ns2.ip(&["link", "set", "eth9p", "up"]);
+    };
+    make();
+    let vi_9 = |dev: &str, prio: u8| {
+        format!(
+            "vrrp_instance VI_9 {{\n    interface {dev}\n    state BACKUP\n    priority {prio}\n    \
+             dont_track_primary\n    virtual_router_id 9\n    \
+             virtual_ipaddress {{\n        10.99.0.100/24 dev {dev}\n    }}\n}}\n"
+        )
+    };
+    secondary.set_config(&site.conf(&site.secondary, "BACKUP", 100, &vi_9("eth9p", 200), ""));
+    primary.set_config(&site.conf(&site.primary, "MASTER", 200, &vi_9("eth9", 150), ""));
+    for a in [secondary, primary] {
+        let (code, report, err) = a.reload();
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(report.expect("a report").added, ["VI_9"]);
+    }
+    let state_of = |a: &Agent, vrid: u8| {
+        a.status()
+            .and_then(|s| s.instances().into_iter().find(|i| i.vrid() == Some(vrid)))
+            .and_then(|i| i.state())
+    };
+    let wait = |a: &Agent, state: &str, secs: u64| {
+        xvrrp_tests::wait_until(Duration::from_secs(secs), || {
+            state_of(a, 9).as_deref() == Some(state)
+        })
+    };
+    assert!(wait(secondary, "Master", 8), "{}", secondary.log());
+    assert!(
+        wait(primary, "Backup", 3),
+        "the primary's VI_9 hears the secondary's: Backup, was {:?}\n{}",
+        state_of(primary, 9),
+        primary.log()
+    );
+
+    // The link is deleted (both ends). A Backup sends nothing: only the device watch tells it,
+    // well before its Master_Down_Interval (3.4 s) would make it try to become Master.
+    ns.ip(&["link", "del", "eth9"]);
+    let t = Instant::now();
+    assert!(
+        wait(primary, "Fault", 1),
+        "VI_9 in Fault once eth9 is gone, was {:?}\n{}",
+        state_of(primary, 9),
+        primary.log()
+    );
+    eprintln!(
+        "[reload] VI_9 in Fault {:?} after its device was deleted",
+        t.elapsed()
+    );
+    assert_eq!(
+        state_of(primary, 33).as_deref(),
+        Some("Master"),
+        "VI_1 undisturbed"
+    );
+
+    make();
+    assert!(
+        wait(primary, "Backup", 10),
+        "VI_9 rejoins once eth9 is re-created, was {:?}\n{}",
+        state_of(primary, 9),
+        primary.log()
+    );
+    assert!(wait(secondary, "Master", 10), "{}", secondary.log());
+    assert!(!has_addr(ns, "eth9", "10.99.0.100"));
+}
