@@ -18,9 +18,9 @@
 //! the bytes that were there. The relocated read-only data (RELRO, written at load time) and any
 //! page changed by a debugger or a uprobe are private pages, so their mapping is left alone.
 //!
-//! [`Releaser::schedule`] runs [`release`] once the agent has settled ([`SETTLE`] after start
-//! and after each reload; the listen tracker loads its kernel program on a blocking thread in
-//! that time). It costs about a millisecond of the loop, once.
+//! [`Releaser::schedule`] runs [`trim_heap`] and [`release_code`] once the agent has settled
+//! ([`SETTLE`] after start and after each reload; the listen tracker loads its kernel program on
+//! a blocking thread in that time). It costs about a millisecond of the loop, once.
 
 use std::{os::unix::fs::MetadataExt, time::Duration};
 
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 /// How long after start or a reload the start-up memory is released.
 pub(crate) const SETTLE: Duration = Duration::from_secs(5);
 
-/// What [`release`] handed back.
+/// What [`release_code`] handed back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Released {
     /// Resident bytes of the executable's read-only mappings that were unmapped.
