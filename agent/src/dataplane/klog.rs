@@ -4,7 +4,7 @@
 //! read at the BTF offsets, the TCP program running unconfigured, its counts map full), and on
 //! each only when the per-CPU count of that error reaches a power of two, so a flood costs a
 //! handful of records. Each loaded object has its own record ring (`AYA_LOGS`, 16 KiB:
-//! [`super::load::LOG_RING_BYTES`]).
+//! `load::LOG_RING_BYTES`).
 //!
 //! [`KernelLog::start`] takes that ring from a loaded object and, on the tokio runtime the
 //! caller runs in (the agent's current-thread loop, also from a blocking thread of it), spawns

@@ -43,8 +43,9 @@ const RING_SECONDS: f64 = 1.0;
 
 /// The advert event ring for an interface whose instances advertise `adverts_per_second` in
 /// total (the sum of `1 / advert_int` over them). Each instance is counted twice, for a second
-/// Master during an election or a split (Backups send nothing). Room for [`RING_SECONDS`] of
-/// that, as a power of two between [`MIN_EVENTS_RING_BYTES`] and [`MAX_EVENTS_RING_BYTES`].
+/// Master during an election or a split (Backups send nothing). Room for one second of that
+/// (`RING_SECONDS`), as a power of two from 64 KiB to 4 MiB (`MIN_EVENTS_RING_BYTES`,
+/// `MAX_EVENTS_RING_BYTES`).
 ///
 /// The ring is mapped into the agent (its data twice, as aya reads it), so its size is resident
 /// memory for the agent's life: the tutorial's one instance at 1 s needs a few hundred bytes
