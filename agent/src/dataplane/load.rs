@@ -18,7 +18,7 @@ pub fn has_embedded_object() -> bool {
 
 /// What a load of the object is for. The object holds every program and every map, and each
 /// load creates all of its maps; the ring buffers the load's programs do not use are made as
-/// small as the kernel allows ([`UNUSED_RING_BYTES`]) instead of their full size.
+/// small as the kernel allows (one page, [`ring_bytes`]) instead of their full size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LoadFor {
     /// The XDP filter (or its test run), with an advert event ring of this many bytes (a power
@@ -28,8 +28,18 @@ pub(super) enum LoadFor {
     Tcp,
 }
 
-/// Size of a ring buffer no program of a load uses: one page, the kernel's minimum.
-const UNUSED_RING_BYTES: u32 = 4096;
+/// A ring buffer size the kernel accepts for `wanted` bytes (a power of two): a ring must be a
+/// power of two multiple of the page size, so at least one page (4 KiB here; 16 or 64 KiB on
+/// some arm64 kernels).
+pub(super) fn ring_bytes(wanted: u32) -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = u32::try_from(page)
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    wanted.max(page)
+}
 
 pub(super) fn load_object(what: LoadFor) -> Result<Ebpf, DataplaneError> {
     if !has_embedded_object() {
@@ -48,8 +58,11 @@ pub(super) fn load_object(what: LoadFor) -> Result<Ebpf, DataplaneError> {
         // event loop, the TCP tracker on a blocking thread) would add up their transient heaps.
         let mut loader = loader().lock().unwrap_or_else(PoisonError::into_inner);
         let (xdp_ring, tcp_ring) = match what {
-            LoadFor::Xdp { events_ring } => (events_ring, UNUSED_RING_BYTES),
-            LoadFor::Tcp => (UNUSED_RING_BYTES, agent_common::tcp::EVENTS_RING_BYTES),
+            LoadFor::Xdp { events_ring } => (ring_bytes(events_ring), ring_bytes(0)),
+            LoadFor::Tcp => (
+                ring_bytes(0),
+                ring_bytes(agent_common::tcp::EVENTS_RING_BYTES),
+            ),
         };
         loader.map_max_entries(agent_common::XDP_EVENTS_MAP, xdp_ring);
         loader.map_max_entries(agent_common::tcp::EVENTS_MAP, tcp_ring);
@@ -102,7 +115,7 @@ pub(super) const LOG_RING_BYTES: u32 = 16 * 1024;
 
 /// `loader` with the log ring set to [`LOG_RING_BYTES`] (an object without the map ignores it).
 fn with_log_ring(mut loader: EbpfLoader<'static>) -> EbpfLoader<'static> {
-    loader.map_max_entries("AYA_LOGS", LOG_RING_BYTES);
+    loader.map_max_entries("AYA_LOGS", ring_bytes(LOG_RING_BYTES));
     loader
 }
 
@@ -142,6 +155,20 @@ pub(super) fn xdp_program<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_sizes_are_whole_pages() {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        assert_eq!(i64::from(ring_bytes(0)), page as i64);
+        for wanted in [0, 4096, LOG_RING_BYTES, 64 * 1024, 256 * 1024] {
+            let b = ring_bytes(wanted);
+            assert!(
+                b >= wanted && b.is_power_of_two() && i64::from(b) % page as i64 == 0,
+                "{wanted}: {b}"
+            );
+        }
+    }
 
     #[test]
     fn btf_ext_is_found_by_its_section_name() {
